@@ -1,0 +1,247 @@
+// Implementation of the shared plumbing: handles, argument conversion, error guard.
+#include "common.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace emlab {
+
+namespace {
+std::atomic<std::int64_t> live_handles{0};
+Napi::Error makeError(Napi::Env env, const char* code, const char* op, const std::string& message,
+                      const std::string& torchMessage);
+
+void finalizeBox(Napi::Env, TensorBox* box) {
+  if (box->tensor.defined()) live_handles.fetch_sub(1, std::memory_order_relaxed);
+  delete box;
+}
+
+std::string argName(const char* op, int index) {
+  return std::string(op) + ": argument " + std::to_string(index);
+}
+}  // namespace
+
+std::int64_t liveHandleCount() { return live_handles.load(std::memory_order_relaxed); }
+
+Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
+  auto* box = new TensorBox{std::move(tensor)};
+  if (box->tensor.defined()) live_handles.fetch_add(1, std::memory_order_relaxed);
+  return Napi::External<TensorBox>::New(env, box, finalizeBox);
+}
+
+Napi::Value wrapOrNull(Napi::Env env, const at::Tensor& tensor) {
+  if (!tensor.defined()) return env.Null();
+  return wrap(env, tensor);
+}
+
+Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
+  auto array = Napi::Array::New(env, tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) array.Set(static_cast<uint32_t>(i), wrapOrNull(env, tensors[i]));
+  return array;
+}
+
+namespace {
+// Builds the JS error for `code` through the factory registered by the TS layer
+// (setErrorFactory), so typed error classes come straight out of the addon.
+Napi::Error makeError(Napi::Env env, const char* code, const char* op, const std::string& message,
+                      const std::string& torchMessage) {
+  std::string full = std::string(op) + ": " + message;
+  auto* factory = env.GetInstanceData<Napi::FunctionReference>();
+  if (factory != nullptr && !factory->IsEmpty()) {
+    Napi::Value made = factory->Call({Napi::String::New(env, code), Napi::String::New(env, op), Napi::String::New(env, full),
+                                      Napi::String::New(env, torchMessage)});
+    if (made.IsObject()) return Napi::Error(env, made);
+  }
+  auto error = std::string(code) == "TYPE" ? Napi::TypeError::New(env, full) : Napi::Error::New(env, full);
+  error.Set("op", Napi::String::New(env, op));
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("torchMessage", Napi::String::New(env, torchMessage));
+  return error;
+}
+
+}  // namespace
+
+void throwType(Napi::Env env, const char* op, int index, const char* expected) {
+  throw makeError(env, "TYPE", op, argName(op, index) + " must be " + expected, "");
+}
+
+static TensorBox* boxOf(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsExternal()) throwType(value.Env(), op, index, "a tensor handle");
+  return value.As<Napi::External<TensorBox>>().Data();
+}
+
+at::Tensor& unwrap(const Napi::Value& value, const char* op, int index) {
+  TensorBox* box = boxOf(value, op, index);
+  if (!box->tensor.defined()) {
+    throw makeError(value.Env(), "DISPOSED", op, argName(op, index) + " is a disposed tensor", "");
+  }
+  return box->tensor;
+}
+
+at::Tensor unwrapOptional(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNull() || value.IsUndefined()) return at::Tensor();
+  return unwrap(value, op, index);
+}
+
+std::vector<at::Tensor> unwrapList(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsArray()) throwType(value.Env(), op, index, "an array of tensor handles");
+  auto array = value.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(unwrapOptional(array.Get(i), op, index));
+  return out;
+}
+
+bool disposeHandle(const Napi::Value& value) {
+  TensorBox* box = boxOf(value, "dispose", 0);
+  if (!box->tensor.defined()) return false;
+  box->tensor.reset();
+  live_handles.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool isDisposed(const Napi::Value& value) { return !boxOf(value, "isDisposed", 0)->tensor.defined(); }
+
+// Dtype codes shared with src/native/dtype.ts.
+static const at::ScalarType kDtypes[] = {at::kFloat, at::kHalf,  at::kBFloat16, at::kDouble, at::kLong,
+                                         at::kInt,   at::kByte,  at::kBool,     at::kChar,   at::kShort};
+static constexpr int kDtypeCount = sizeof(kDtypes) / sizeof(kDtypes[0]);
+
+at::ScalarType toDtype(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsNumber()) throwType(value.Env(), op, index, "a dtype code");
+  int code = value.As<Napi::Number>().Int32Value();
+  if (code < 0 || code >= kDtypeCount) throwType(value.Env(), op, index, "a known dtype code");
+  return kDtypes[code];
+}
+
+int dtypeCode(at::ScalarType type) {
+  for (int i = 0; i < kDtypeCount; ++i)
+    if (kDtypes[i] == type) return i;
+  return -1;
+}
+
+c10::Device toDevice(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsString()) throwType(value.Env(), op, index, "a device string such as \"cpu\" or \"cuda:0\"");
+  return c10::Device(value.As<Napi::String>().Utf8Value());
+}
+
+std::string deviceString(const c10::Device& device) {
+  if (device.is_cpu()) return "cpu";
+  return device.str().find(':') == std::string::npos ? device.str() + ":" + std::to_string(std::max<int>(0, device.index()))
+                                                       : device.str();
+}
+
+std::int64_t toInt(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNumber()) {
+    double d = value.As<Napi::Number>().DoubleValue();
+    if (std::floor(d) != d || !std::isfinite(d)) throwType(value.Env(), op, index, "an integer");
+    return static_cast<std::int64_t>(d);
+  }
+  if (value.IsBigInt()) {
+    bool lossless = true;
+    return value.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  throwType(value.Env(), op, index, "an integer");
+}
+
+c10::optional<std::int64_t> toOptionalInt(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNull() || value.IsUndefined()) return c10::nullopt;
+  return toInt(value, op, index);
+}
+
+std::vector<std::int64_t> toIntList(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsArray()) throwType(value.Env(), op, index, "an array of integers");
+  auto array = value.As<Napi::Array>();
+  std::vector<std::int64_t> out(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) out[i] = toInt(array.Get(i), op, index);
+  return out;
+}
+
+c10::optional<std::vector<std::int64_t>> toOptionalIntList(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNull() || value.IsUndefined()) return c10::nullopt;
+  return toIntList(value, op, index);
+}
+
+double toDouble(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsNumber()) throwType(value.Env(), op, index, "a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+c10::optional<double> toOptionalDouble(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNull() || value.IsUndefined()) return c10::nullopt;
+  return toDouble(value, op, index);
+}
+
+bool toBool(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsBoolean()) throwType(value.Env(), op, index, "a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::string toString(const Napi::Value& value, const char* op, int index) {
+  if (!value.IsString()) throwType(value.Env(), op, index, "a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+at::Scalar toScalar(const Napi::Value& value, const char* op, int index) {
+  if (value.IsNumber()) {
+    double d = value.As<Napi::Number>().DoubleValue();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9007199254740992.0)
+      return at::Scalar(static_cast<int64_t>(d));
+    return at::Scalar(d);
+  }
+  if (value.IsBoolean()) return at::Scalar(value.As<Napi::Boolean>().Value());
+  if (value.IsBigInt()) {
+    bool lossless = true;
+    return at::Scalar(static_cast<int64_t>(value.As<Napi::BigInt>().Int64Value(&lossless)));
+  }
+  throwType(value.Env(), op, index, "a number, bigint or boolean");
+}
+
+Napi::Value intListToJs(Napi::Env env, c10::IntArrayRef values) {
+  auto array = Napi::Array::New(env, values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(values[i])));
+  return array;
+}
+
+namespace {
+const char* classify(const std::string& message) {
+  auto has = [&](const char* needle) { return message.find(needle) != std::string::npos; };
+  if (has("out of memory") || has("DefaultCPUAllocator: can't allocate")) return "OUT_OF_MEMORY";
+  if (has("not compiled with CUDA") || has("Torch not compiled") || has("no CUDA GPUs") || has("CUDA driver") ||
+      has("invalid device ordinal") || has("CUDA error: invalid device") || (has("Could not run") && has("CUDA")))
+    return "DEVICE_UNAVAILABLE";
+  if (has("INTERNAL ASSERT FAILED")) return "INTERNAL";
+  return "INVALID_ARGUMENT";
+}
+
+Napi::Error torchError(Napi::Env env, const char* op, const std::string& message, const char* code) {
+  return makeError(env, code, op, message, message);
+}
+}  // namespace
+
+Napi::Value guard(const Napi::CallbackInfo& info, const char* op, const std::function<Napi::Value()>& body) {
+  Napi::Env env = info.Env();
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;  // already a JS error (TypeError, disposed use); node-addon-api rethrows it into JS
+  } catch (const c10::OutOfMemoryError& e) {
+    throw torchError(env, op, e.what_without_backtrace(), "OUT_OF_MEMORY");
+  } catch (const c10::NotImplementedError& e) {
+    std::string message = e.what_without_backtrace();
+    const char* code = classify(message);
+    throw torchError(env, op, message, std::string(code) == "INVALID_ARGUMENT" ? "NOT_IMPLEMENTED" : code);
+  } catch (const c10::Error& e) {
+    std::string message = e.what_without_backtrace();
+    throw torchError(env, op, message, classify(message));
+  } catch (const std::bad_alloc&) {
+    throw torchError(env, op, "host allocation failed (std::bad_alloc)", "OUT_OF_MEMORY");
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    throw torchError(env, op, message, classify(message) == std::string("INVALID_ARGUMENT") ? "INTERNAL" : classify(message));
+  } catch (...) {
+    throw torchError(env, op, "unknown C++ exception", "INTERNAL");
+  }
+}
+
+}  // namespace emlab

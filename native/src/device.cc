@@ -1,0 +1,68 @@
+// Runtime facts and device control: libtorch version, threads, BLAS config, CUDA
+// availability, synchronisation and caching-allocator statistics.
+#include "common.h"
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#ifdef EMLAB_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace emlab {
+
+void registerDevice(Napi::Env env, Napi::Object exports) {
+  exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+#ifdef EMLAB_WITH_CUDA
+  exports.Set("builtWithCuda", Napi::Boolean::New(env, true));
+#else
+  exports.Set("builtWithCuda", Napi::Boolean::New(env, false));
+#endif
+  EMLAB_FN(exports, "numThreads", { return Napi::Number::New(info.Env(), at::get_num_threads()); });
+  EMLAB_FN(exports, "setNumThreads", {
+    at::set_num_threads(static_cast<int>(toInt(info[0], "setNumThreads", 0)));
+    return info.Env().Undefined();
+  });
+  EMLAB_FN(exports, "parallelInfo", { return Napi::String::New(info.Env(), at::get_parallel_info()); });
+  EMLAB_FN(exports, "buildConfig", { return Napi::String::New(info.Env(), at::show_config()); });
+  EMLAB_FN(exports, "cudaIsAvailable", { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
+  EMLAB_FN(exports, "cudaDeviceCount", { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); });
+  EMLAB_FN(exports, "cudaSynchronize", {
+    torch::cuda::synchronize(toInt(info[0], "cudaSynchronize", 0));
+    return info.Env().Undefined();
+  });
+  // cudaMemory(device) -> [allocated, reserved, peakAllocated] bytes.
+  EMLAB_FN(exports, "cudaMemory", {
+    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], "cudaMemory", 0));
+#ifdef EMLAB_WITH_CUDA
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+    constexpr auto all = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    auto out = Napi::Array::New(info.Env(), 3);
+    out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(stats.allocated_bytes[all].current)));
+    out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(stats.reserved_bytes[all].current)));
+    out.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(stats.allocated_bytes[all].peak)));
+    return out;
+#else
+    (void)device;
+    TORCH_CHECK(false, "Torch not compiled with CUDA enabled (emlab was built against a CPU-only libtorch)");
+#endif
+  });
+  EMLAB_FN(exports, "cudaEmptyCache", {
+#ifdef EMLAB_WITH_CUDA
+    c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+    return info.Env().Undefined();
+  });
+  EMLAB_FN(exports, "cudaResetPeak", {
+    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], "cudaResetPeak", 0));
+#ifdef EMLAB_WITH_CUDA
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+#else
+    (void)device;
+#endif
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace emlab

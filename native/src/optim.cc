@@ -1,0 +1,88 @@
+// Fused multi-tensor optimizer steps (AdamW, SGD) and gradient clipping, bound as ops:
+// the optimizer state lives in TS as tensors; one native call updates every parameter.
+#include "common.h"
+
+#include <cmath>
+
+namespace emlab {
+
+void registerOptim(Napi::Env env, Napi::Object exports) {
+  // adamwStep(params[], expAvg[], expAvgSq[], step, lr, beta1, beta2, eps, weightDecay, maximize)
+  // Same arithmetic as torch.optim.AdamW (single-tensor path). Params without grad are skipped.
+  EMLAB_FN(exports, "adamwStep", {
+    const char* op = "adamwStep";
+    auto params = unwrapList(info[0], op, 0);
+    auto expAvg = unwrapList(info[1], op, 1);
+    auto expAvgSq = unwrapList(info[2], op, 2);
+    TORCH_CHECK_VALUE(params.size() == expAvg.size() && params.size() == expAvgSq.size(), "state lists must match params");
+    const double step = toDouble(info[3], op, 3), lr = toDouble(info[4], op, 4), beta1 = toDouble(info[5], op, 5),
+                 beta2 = toDouble(info[6], op, 6), eps = toDouble(info[7], op, 7), weightDecay = toDouble(info[8], op, 8);
+    const bool maximize = toBool(info[9], op, 9);
+    at::NoGradGuard noGrad;
+    const double biasCorrection1 = 1 - std::pow(beta1, step);
+    const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(beta2, step));
+    const double stepSize = lr / biasCorrection1;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      at::Tensor& param = params[i];
+      at::Tensor grad = param.grad();
+      if (!grad.defined()) continue;
+      if (maximize) grad = grad.neg();
+      param.mul_(1 - lr * weightDecay);
+      expAvg[i].lerp_(grad, 1 - beta1);
+      expAvgSq[i].mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+      at::Tensor denom = (expAvgSq[i].sqrt() / biasCorrection2Sqrt).add_(eps);
+      param.addcdiv_(expAvg[i], denom, -stepSize);
+    }
+    return info.Env().Undefined();
+  });
+  // sgdStep(params[], buffers[] (null entries allowed), lr, momentum, dampening, weightDecay, nesterov, maximize)
+  // Returns an array with a new handle where a momentum buffer was created, null elsewhere.
+  EMLAB_FN(exports, "sgdStep", {
+    const char* op = "sgdStep";
+    auto params = unwrapList(info[0], op, 0);
+    auto buffers = unwrapList(info[1], op, 1);
+    TORCH_CHECK_VALUE(params.size() == buffers.size(), "buffer list must match params");
+    const double lr = toDouble(info[2], op, 2), momentum = toDouble(info[3], op, 3), dampening = toDouble(info[4], op, 4),
+                 weightDecay = toDouble(info[5], op, 5);
+    const bool nesterov = toBool(info[6], op, 6), maximize = toBool(info[7], op, 7);
+    at::NoGradGuard noGrad;
+    std::vector<at::Tensor> created(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      at::Tensor& param = params[i];
+      at::Tensor d = param.grad();
+      if (!d.defined()) continue;
+      if (maximize) d = d.neg();
+      if (weightDecay != 0) d = d.add(param, weightDecay);
+      if (momentum != 0) {
+        at::Tensor buffer = buffers[i];
+        if (!buffer.defined()) {
+          buffer = d.clone().detach();
+          created[i] = buffer;
+        } else {
+          buffer.mul_(momentum).add_(d, 1 - dampening);
+        }
+        d = nesterov ? d.add(buffer, momentum) : buffer;
+      }
+      param.add_(d, -lr);
+    }
+    return wrapList(info.Env(), created);
+  });
+  // clipGradNorm(params[], maxNorm, normType) -> total norm before clipping (like torch.nn.utils.clip_grad_norm_).
+  EMLAB_FN(exports, "clipGradNorm", {
+    auto params = unwrapList(info[0], "clipGradNorm", 0);
+    const double maxNorm = toDouble(info[1], "clipGradNorm", 1), normType = toDouble(info[2], "clipGradNorm", 2);
+    at::NoGradGuard noGrad;
+    std::vector<at::Tensor> grads, norms;
+    for (auto& p : params)
+      if (p.grad().defined()) grads.push_back(p.grad());
+    if (grads.empty()) return Napi::Number::New(info.Env(), 0.0);
+    for (auto& g : grads) norms.push_back(at::linalg_vector_norm(g, normType, c10::nullopt, false, c10::nullopt));
+    at::Tensor stacked = at::stack(norms);
+    at::Tensor total = std::isinf(normType) ? stacked.amax() : at::linalg_vector_norm(stacked, normType, c10::nullopt, false, c10::nullopt);
+    at::Tensor coefficient = at::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0);
+    for (auto& g : grads) g.mul_(coefficient.to(g.device()));
+    return Napi::Number::New(info.Env(), total.item<double>());
+  });
+}
+
+}  // namespace emlab

@@ -1,0 +1,99 @@
+/**
+ * SGD with momentum, dampening, Nesterov and (coupled) weight decay: torch.optim.SGD's update,
+ * one fused native call per group per step. State: a momentum buffer per parameter.
+ */
+import { native } from "../native/addon.js";
+import { Tensor, zerosLike } from "../tensor/index.js";
+import {
+  checkLayout,
+  longLived,
+  makeGroups,
+  type Optimizer,
+  type OptimizerState,
+  type ParamGroup,
+  type ParamGroupSpec,
+  zeroGrads,
+} from "./optimizer.js";
+
+export interface SGDOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+const defaults: SGDOptions = { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false };
+
+export class SGD implements Optimizer<SGDOptions> {
+  readonly groups: ParamGroup<SGDOptions>[];
+  private readonly buffers = new Map<Tensor, Tensor>();
+
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<SGDOptions>[], options: Partial<SGDOptions> = {}) {
+    this.groups = makeGroups(params, { ...defaults, ...options });
+    for (const g of this.groups) {
+      if (g.options.nesterov && (g.options.momentum <= 0 || g.options.dampening !== 0)) {
+        throw new TypeError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0");
+      }
+    }
+  }
+
+  step(): void {
+    for (const group of this.groups) {
+      const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group.options;
+      const created = native.sgdStep(
+        group.params.map((p) => p.handle),
+        group.params.map((p) => this.buffers.get(p)?.handle ?? null),
+        lr,
+        momentum,
+        dampening,
+        weightDecay,
+        nesterov,
+        maximize,
+      );
+      created.forEach((handle, i) => {
+        if (handle !== null) this.buffers.set(group.params[i]!, longLived(() => new Tensor(handle)));
+      });
+    }
+  }
+
+  zeroGrad(): void {
+    zeroGrads(this.groups);
+  }
+
+  stateDict(): OptimizerState {
+    const tensors: Record<string, Tensor> = {};
+    const steps: (number | null)[] = [];
+    let index = 0;
+    for (const group of this.groups) {
+      for (const p of group.params) {
+        const buffer = this.buffers.get(p);
+        steps.push(buffer ? 1 : null);
+        if (buffer) tensors[`state.${index}.momentum_buffer`] = buffer.clone();
+        index++;
+      }
+    }
+    return { kind: "sgd", groups: this.groups.map((g) => ({ options: { ...g.options }, size: g.params.length })), steps, tensors };
+  }
+
+  loadStateDict(state: OptimizerState): void {
+    checkLayout(state, "sgd", this.groups);
+    this.dispose();
+    let index = 0;
+    state.groups.forEach((saved, g) => {
+      const group = this.groups[g]!;
+      group.options = { ...group.options, ...(saved.options as Partial<SGDOptions>) };
+      for (const p of group.params) {
+        const buffer = state.tensors[`state.${index}.momentum_buffer`];
+        if (buffer) this.buffers.set(p, longLived(() => zerosLike(p).copy_(buffer)));
+        index++;
+      }
+    });
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Deterministic tensor lifetimes. A TensorScope tracks every tensor created while it is current and
+ * disposes them on close, except the ones returned from `tidy` (handed to the enclosing scope) and
+ * the ones passed to `keep` (untracked from then on). Scopes are synchronous: do not await inside
+ * `tidy`/`run`. The GC finalizer of a handle is only a safety net.
+ */
+import { Effect, type Scope } from "effect";
+import { native } from "../native/addon.js";
+
+/** The minimal view of a tensor a scope needs (avoids an import cycle with tensor.ts). */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+  /** Set by `keep`: a kept tensor is never disposed by a scope. */
+  kept: boolean;
+}
+
+let current: TensorScope | null = null;
+
+export class TensorScope {
+  private tensors: Disposable[] = [];
+  private closed = false;
+
+  constructor(private readonly parent: TensorScope | null = null) {}
+
+  /** The scope new tensors are registered in, or null outside any scope. */
+  static get current(): TensorScope | null {
+    return current;
+  }
+
+  /** Registers a tensor; called by the Tensor constructor for the current scope. */
+  track(tensor: Disposable): void {
+    if (this.closed) throw new Error("emlab: tensor created in a scope that is already closed");
+    this.tensors.push(tensor);
+  }
+
+  /** Runs `fn` with this scope current (synchronously) and returns its result untouched. */
+  run<T>(fn: () => T): T {
+    const previous = current;
+    current = this;
+    try {
+      const result = fn();
+      rejectPromise(result);
+      return result;
+    } finally {
+      current = previous;
+    }
+  }
+
+  /** Number of tensors this scope would dispose now. */
+  get size(): number {
+    return this.tensors.length;
+  }
+
+  /** Disposes every tracked tensor except `survivors` (which move to the parent scope) and kept ones. */
+  close(survivors: ReadonlySet<Disposable> = new Set()): void {
+    if (this.closed) return;
+    this.closed = true;
+    const tensors = this.tensors;
+    this.tensors = [];
+    for (const tensor of tensors) {
+      if (tensor.kept || tensor.isDisposed) continue;
+      if (survivors.has(tensor)) this.parent?.track(tensor);
+      else tensor.dispose();
+    }
+  }
+}
+
+function rejectPromise(value: unknown): void {
+  if (value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function") {
+    throw new TypeError("emlab: tensor scopes are synchronous; do not return a Promise from tidy()/run()");
+  }
+}
+
+/** Collects the tensors inside a returned value (a tensor, arrays, plain objects, Maps). */
+function collect(value: unknown, into: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (isDisposable(value)) {
+    into.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) collect(item, into, seen);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) collect(item, into, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const item of Object.values(value)) collect(item, into, seen);
+  }
+}
+
+function isDisposable(value: object): value is Disposable {
+  return typeof (value as Disposable).dispose === "function" && "kept" in value;
+}
+
+/**
+ * Runs `fn` in a new scope: tensors created inside are disposed when it returns, except those in
+ * the returned value, which belong to the enclosing scope. On a throw every tensor created inside
+ * is disposed.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new TensorScope(current);
+  let result: T;
+  try {
+    result = scope.run(fn);
+  } catch (error) {
+    scope.close();
+    throw error;
+  }
+  const survivors = new Set<Disposable>();
+  collect(result, survivors, new Set());
+  scope.close(survivors);
+  return result;
+}
+
+/** Marks tensors as escaping every scope: no scope will dispose them; the caller owns them. */
+export function keep<T extends Disposable>(tensor: T): T {
+  tensor.kept = true;
+  return tensor;
+}
+
+/** Live native tensor handles (created and neither disposed nor garbage-collected). */
+export function liveTensorCount(): number {
+  return native.liveCount();
+}
+
+/**
+ * A tensor scope as an Effect resource: tensors created through `scope.run(...)` are disposed when
+ * the enclosing Effect `Scope` closes (success, failure or interruption).
+ */
+export const tensorScope: Effect.Effect<TensorScope, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() => new TensorScope(null)),
+  (scope) => Effect.sync(() => scope.close()),
+);
