@@ -238,7 +238,8 @@ Napi::Value guard(const Napi::CallbackInfo& info, const char* op, const std::fun
     throw torchError(env, op, "host allocation failed (std::bad_alloc)", "OUT_OF_MEMORY");
   } catch (const std::exception& e) {
     std::string message = e.what();
-    throw torchError(env, op, message, classify(message) == std::string("INVALID_ARGUMENT") ? "INTERNAL" : classify(message));
+    // Some user-facing checks in libtorch throw std::runtime_error rather than c10::Error.
+    throw torchError(env, op, message, classify(message));
   } catch (...) {
     throw torchError(env, op, "unknown C++ exception", "INTERNAL");
   }

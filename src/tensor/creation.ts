@@ -91,7 +91,15 @@ export function tensor(
   if (options.shape && options.shape.reduce((a, b) => a * b, 1) !== values.length) {
     throw new TypeError(`tensor(): shape [${options.shape.join(", ")}] does not hold ${values.length} values`);
   }
-  return new Tensor(native.fromBytes(pack(values, dtype), dtypeCode(dtype), options.shape ?? shape, device));
+  const shapeOut = options.shape ?? shape;
+  if (dtype === "f16" || dtype === "bf16") {
+    // JS has no half-precision arrays: upload as f32 and let libtorch round.
+    const wide = new Tensor(native.fromBytes(pack(values, "f32"), dtypeCode("f32"), shapeOut, device));
+    const narrow = wide.to(dtype);
+    wide.dispose();
+    return narrow;
+  }
+  return new Tensor(native.fromBytes(pack(values, dtype), dtypeCode(dtype), shapeOut, device));
 }
 
 function inferDtype(values: readonly (number | bigint | boolean)[]): DType {

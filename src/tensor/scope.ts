@@ -30,12 +30,16 @@ export class TensorScope {
 
   /** Registers a tensor; called by the Tensor constructor for the current scope. */
   track(tensor: Disposable): void {
-    if (this.closed) throw new Error("emlab: tensor created in a scope that is already closed");
+    if (this.closed) {
+      tensor.dispose();
+      throw new Error("emlab: tensor created in a scope that is already closed");
+    }
     this.tensors.push(tensor);
   }
 
   /** Runs `fn` with this scope current (synchronously) and returns its result untouched. */
   run<T>(fn: () => T): T {
+    if (this.closed) throw new Error("emlab: run() on a tensor scope that is already closed");
     const previous = current;
     current = this;
     try {
