@@ -35,6 +35,8 @@ function describe(source, torchDir, extra = {}) {
   return {
     source,
     torchDir,
+    linkFlags: libraries.map((name) => `-l${name}`),
+    cudaDefine: cuda ? "EMLAB_WITH_CUDA" : "EMLAB_CPU_ONLY",
     prefix,
     version,
     includeDirs: [join(prefix, "include"), join(prefix, "include/torch/csrc/api/include")],

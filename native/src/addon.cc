@@ -15,6 +15,7 @@ void registerAutograd(Napi::Env, Napi::Object);
 void registerOptim(Napi::Env, Napi::Object);
 void registerDevice(Napi::Env, Napi::Object);
 void registerFiles(Napi::Env, Napi::Object);
+void registerBench(Napi::Env, Napi::Object);
 }  // namespace emlab
 
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
@@ -34,6 +35,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   emlab::registerOptim(env, exports);
   emlab::registerDevice(env, exports);
   emlab::registerFiles(env, exports);
+  emlab::registerBench(env, exports);
   return exports;
 }
 

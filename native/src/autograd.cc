@@ -11,8 +11,15 @@ thread_local std::vector<std::unique_ptr<c10::InferenceMode>> inferenceGuards;
 
 void registerAutograd(Napi::Env env, Napi::Object exports) {
   EMLAB_FN(exports, "requiresGrad", { return Napi::Boolean::New(info.Env(), unwrap(info[0], "requiresGrad", 0).requires_grad()); });
+  // Like torch's requires_grad_: a non-leaf may only be asked to keep requiring grad.
   EMLAB_FN(exports, "setRequiresGrad", {
-    unwrap(info[0], "setRequiresGrad", 0).set_requires_grad(toBool(info[1], "setRequiresGrad", 1));
+    at::Tensor& x = unwrap(info[0], "setRequiresGrad", 0);
+    const bool value = toBool(info[1], "setRequiresGrad", 1);
+    if (!x.is_leaf()) {
+      TORCH_CHECK_VALUE(value, "you can only change requires_grad flags of leaf variables; use detach() for a non-differentiable copy");
+      return info.Env().Undefined();
+    }
+    x.set_requires_grad(value);
     return info.Env().Undefined();
   });
   // backward(x, grad|null, retainGraph, createGraph)

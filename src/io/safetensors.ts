@@ -67,7 +67,9 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     return fail(file, `cannot open (${(error as Error).message})`);
   }
   try {
-    const size = fstatSync(fd).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) fail(file, "not a regular file");
+    const size = stat.size;
     if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length`);
     const lengthBytes = Buffer.alloc(8);
     readSync(fd, lengthBytes, 0, 8, 0);
@@ -79,6 +81,9 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     if (readSync(fd, headerBytes, 0, n, 8) !== n) fail(file, "short read of the header");
     const dataStart = 8 + n;
     return parseHeader(file, headerBytes.toString("utf8"), dataStart, size - dataStart);
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw error;
+    return fail(file, `cannot read (${(error as Error).message})`);
   } finally {
     closeSync(fd);
   }
@@ -105,13 +110,14 @@ function parseHeader(file: string, text: string, dataStart: number, dataLength: 
     }
     entries.set(name, parseEntry(file, name, value, dataLength));
   }
-  const sorted = [...entries.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < sorted.length; i++) {
-    const previous = sorted[i - 1]!;
-    const entry = sorted[i]!;
-    if (entry.begin < previous.end && entry.end > entry.begin) {
-      fail(file, `tensor ${entry.name} [${entry.begin}, ${entry.end}) overlaps ${previous.name} [${previous.begin}, ${previous.end})`);
+  // Empty tensors occupy no bytes; among the others, each must start at or after the furthest end so far.
+  const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let furthest: TensorEntry | undefined;
+  for (const entry of sorted) {
+    if (furthest && entry.begin < furthest.end) {
+      fail(file, `tensor ${entry.name} [${entry.begin}, ${entry.end}) overlaps ${furthest.name} [${furthest.begin}, ${furthest.end})`);
     }
+    if (!furthest || entry.end > furthest.end) furthest = entry;
   }
   return { file, entries, metadata, dataStart };
 }

@@ -195,6 +195,9 @@ export interface NativeAddon {
   cudaEmptyCache(): void;
   cudaResetPeak(device: number): void;
 
+  // benchmark baseline
+  benchTinyAdd(iterations: number, requiresGrad: boolean): number;
+
   // files
   readTensors(path: string, entries: readonly [offset: number, dtype: number, shape: readonly number[]][], device: string): Handle[];
   writeTensors(path: string, header: Uint8Array, tensors: readonly Handle[]): void;

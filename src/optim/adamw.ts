@@ -7,6 +7,7 @@ import { zerosLike, type Tensor } from "../tensor/index.js";
 import {
   checkLayout,
   longLived,
+  restoreFor,
   makeGroups,
   type Optimizer,
   type OptimizerState,
@@ -103,26 +104,40 @@ export class AdamW implements Optimizer<AdamWOptions> {
 
   loadStateDict(state: OptimizerState): void {
     checkLayout(state, "adamw", this.groups);
-    this.dispose();
-    let index = 0;
-    state.groups.forEach((saved, g) => {
-      const group = this.groups[g]!;
-      group.options = { ...group.options, ...(saved.options as Partial<AdamWOptions>) };
-      for (const p of group.params) {
-        const step = state.steps[index];
-        const expAvg = state.tensors[`state.${index}.exp_avg`];
-        const expAvgSq = state.tensors[`state.${index}.exp_avg_sq`];
-        if (step !== null && step !== undefined) {
-          if (!expAvg || !expAvgSq) throw new TypeError(`loadStateDict: missing moments for parameter ${index}`);
-          this.state.set(p, {
-            step,
-            expAvg: longLived(() => zerosLike(p).copy_(expAvg)),
-            expAvgSq: longLived(() => zerosLike(p).copy_(expAvgSq)),
-          });
+    // Build the whole new state first: a bad entry leaves the current state untouched.
+    const restored = new Map<Tensor, ParamState>();
+    const options: AdamWOptions[] = [];
+    try {
+      let index = 0;
+      state.groups.forEach((saved, g) => {
+        const group = this.groups[g]!;
+        options.push({ ...group.options, ...(saved.options as Partial<AdamWOptions>) });
+        for (const p of group.params) {
+          const step = state.steps[index];
+          if (step !== null && step !== undefined) {
+            const expAvg = state.tensors[`state.${index}.exp_avg`];
+            const expAvgSq = state.tensors[`state.${index}.exp_avg_sq`];
+            if (!expAvg || !expAvgSq) throw new TypeError(`loadStateDict: missing moments for parameter ${index}`);
+            const entry: Partial<ParamState> = { step };
+            restored.set(p, entry as ParamState);
+            entry.expAvg = restoreFor(p, expAvg, `state.${index}.exp_avg`);
+            entry.expAvgSq = restoreFor(p, expAvgSq, `state.${index}.exp_avg_sq`);
+          }
+          index++;
         }
-        index++;
+      });
+    } catch (error) {
+      for (const s of restored.values()) {
+        s.expAvg?.dispose();
+        s.expAvgSq?.dispose();
       }
+      throw error;
+    }
+    this.dispose();
+    options.forEach((o, g) => {
+      this.groups[g]!.options = o;
     });
+    for (const [p, s] of restored) this.state.set(p, s);
   }
 
   dispose(): void {

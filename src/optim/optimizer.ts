@@ -3,7 +3,7 @@
  * hyper-parameters, zeroing gradients, and state dicts (tensors + JSON) for exact resume.
  */
 import { native } from "../native/addon.js";
-import { keep, type Tensor, TensorScope } from "../tensor/index.js";
+import { keep, type Tensor, TensorScope, zerosLike } from "../tensor/index.js";
 
 /** Parameters with optional per-group overrides of the optimizer's options. */
 export interface ParamGroupSpec<O> {
@@ -50,9 +50,28 @@ export function zeroGrads(groups: readonly ParamGroup<unknown>[]): void {
   for (const group of groups) for (const p of group.params) native.setGrad(p.handle, null);
 }
 
-/** Runs `fn` outside any tensor scope and keeps what it creates (optimizer state is long-lived). */
+/**
+ * Runs `fn` outside any tensor scope and keeps its result (optimizer state is long-lived); anything
+ * else it creates, and everything on a throw, is disposed.
+ */
 export function longLived(fn: () => Tensor): Tensor {
-  return keep(new TensorScope(null).run(fn));
+  const scope = new TensorScope(null);
+  try {
+    const result = keep(scope.run(fn));
+    return result;
+  } finally {
+    scope.close();
+  }
+}
+
+/** A long-lived copy of saved state `saved` for parameter `param`; shapes must match exactly. */
+export function restoreFor(param: Tensor, saved: Tensor, name: string): Tensor {
+  const want = param.shape;
+  const got = saved.shape;
+  if (want.length !== got.length || want.some((n, i) => n !== got[i])) {
+    throw new TypeError(`loadStateDict: ${name} has shape [${got.join(", ")}] but its parameter has [${want.join(", ")}]`);
+  }
+  return longLived(() => zerosLike(param).copy_(saved));
 }
 
 export function checkLayout(state: OptimizerState, kind: string, groups: readonly ParamGroup<unknown>[]): void {

@@ -3,10 +3,11 @@
  * one fused native call per group per step. State: a momentum buffer per parameter.
  */
 import { native } from "../native/addon.js";
-import { Tensor, zerosLike } from "../tensor/index.js";
+import { Tensor } from "../tensor/index.js";
 import {
   checkLayout,
   longLived,
+  restoreFor,
   makeGroups,
   type Optimizer,
   type OptimizerState,
@@ -79,17 +80,29 @@ export class SGD implements Optimizer<SGDOptions> {
 
   loadStateDict(state: OptimizerState): void {
     checkLayout(state, "sgd", this.groups);
+    // Build the whole new state first: a bad entry leaves the current state untouched.
+    const restored = new Map<Tensor, Tensor>();
+    const options: SGDOptions[] = [];
+    try {
+      let index = 0;
+      state.groups.forEach((saved, g) => {
+        const group = this.groups[g]!;
+        options.push({ ...group.options, ...(saved.options as Partial<SGDOptions>) });
+        for (const p of group.params) {
+          const buffer = state.tensors[`state.${index}.momentum_buffer`];
+          if (buffer) restored.set(p, restoreFor(p, buffer, `state.${index}.momentum_buffer`));
+          index++;
+        }
+      });
+    } catch (error) {
+      for (const b of restored.values()) b.dispose();
+      throw error;
+    }
     this.dispose();
-    let index = 0;
-    state.groups.forEach((saved, g) => {
-      const group = this.groups[g]!;
-      group.options = { ...group.options, ...(saved.options as Partial<SGDOptions>) };
-      for (const p of group.params) {
-        const buffer = state.tensors[`state.${index}.momentum_buffer`];
-        if (buffer) this.buffers.set(p, longLived(() => zerosLike(p).copy_(buffer)));
-        index++;
-      }
+    options.forEach((o, g) => {
+      this.groups[g]!.options = o;
     });
+    for (const [p, b] of restored) this.buffers.set(p, b);
   }
 
   dispose(): void {

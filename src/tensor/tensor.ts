@@ -517,7 +517,7 @@ export class Tensor implements Disposable {
   get requiresGrad(): boolean {
     return native.requiresGrad(this.handle);
   }
-  /** Sets requires_grad on a leaf tensor; returns this. */
+  /** Sets requires_grad on a leaf tensor (a non-leaf may only keep `true`, like torch); returns this. */
   requiresGrad_(value = true): this {
     native.setRequiresGrad(this.handle, value);
     return this;
