@@ -15,7 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const threads = numThreads();
 
 function perCallMicros(iterations: number, fn: () => void): number {
-  for (let i = 0; i < 10_000; i++) fn();
+  for (let i = 0; i < Math.min(10_000, iterations); i++) fn();
   const start = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) fn();
   return Number(process.hrtime.bigint() - start) / 1000 / iterations;
@@ -26,6 +26,21 @@ function tinyAdd(requiresGrad: boolean): number {
   if (requiresGrad) a.requiresGrad_();
   const b = ones([4]);
   const micros = perCallMicros(200_000, () => a.add(b).dispose());
+  a.dispose();
+  b.dispose();
+  return micros;
+}
+
+/** The same add inside tidy() scopes of 1,000 ops, the usual way emlab code runs (no GC finalizers). */
+function tinyAddScoped(requiresGrad: boolean): number {
+  const a = tensor([1, 2, 3, 4]);
+  if (requiresGrad) a.requiresGrad_();
+  const b = ones([4]);
+  const batch = () =>
+    tidy(() => {
+      for (let i = 0; i < 1000; i++) a.add(b);
+    });
+  const micros = perCallMicros(200, batch) / 1000;
   a.dispose();
   b.dispose();
   return micros;
@@ -97,6 +112,8 @@ const cppAdd = cppTinyAddMicros(200_000, false);
 const cppAddGrad = cppTinyAddMicros(200_000, true);
 const jsAdd = tinyAdd(false);
 const jsAddGrad = tinyAdd(true);
+const jsAddScoped = tinyAddScoped(false);
+const jsAddGradScoped = tinyAddScoped(true);
 const mm = matmul512();
 const mlp = mlpStep();
 const py = python();
@@ -113,8 +130,11 @@ const row = (name: string, ours: number, cpp: number | undefined, pyValue: numbe
   );
 row("tiny add [4] + [4]", jsAdd, cppAdd, pyNum("tinyAddUs"), "us/call");
 row("tiny add, requires_grad", jsAddGrad, cppAddGrad, pyNum("tinyAddGradUs"), "us/call");
+row("tiny add in tidy()", jsAddScoped, cppAdd, pyNum("tinyAddUs"), "us/call");
+row("tiny add in tidy(), requires_grad", jsAddGradScoped, cppAddGrad, pyNum("tinyAddGradUs"), "us/call");
 row("matmul 512x512", mm, undefined, pyNum("matmul512Ms"), "ms");
 row("MLP 256-1024-256 b64 fwd+bwd+AdamW", mlp, undefined, pyNum("mlpStepMs"), "ms/step");
 console.log(
-  `per-call overhead over the C++ loop: ${(jsAdd - cppAdd).toFixed(2)} us (plain), ${(jsAddGrad - cppAddGrad).toFixed(2)} us (autograd)`,
+  `per-call overhead over the C++ loop: ${(jsAdd - cppAdd).toFixed(2)} us unscoped, ${(jsAddScoped - cppAdd).toFixed(2)} us in tidy(); ` +
+    `python's: ${pyNum("tinyAddUs") === undefined ? "n/a" : `${(pyNum("tinyAddUs")! - cppAdd).toFixed(2)} us`}`,
 );

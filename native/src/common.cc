@@ -3,30 +3,95 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 namespace emlab {
 
 namespace {
-std::atomic<std::int64_t> live_handles{0};
 Napi::Error makeError(Napi::Env env, const char* code, const char* op, const std::string& message,
                       const std::string& torchMessage);
 
-void finalizeBox(Napi::Env, TensorBox* box) {
-  if (box->tensor.defined()) live_handles.fetch_sub(1, std::memory_order_relaxed);
-  delete box;
+// Handles are JS Externals whose pointer value encodes (generation << 32 | slot index) into a
+// per-thread slot table; nothing is heap-allocated per handle. A disposed slot bumps its generation,
+// so a stale handle is detected (DISPOSED) instead of reaching a tensor that reused the slot.
+// New handles have no GC finalizer (V8 weak handles cost more than the op itself): the TS layer
+// frees them through scopes or dispose(), and calls adoptByGc for the ones that outlive that.
+struct Slot {
+  at::Tensor tensor;
+  std::uint32_t generation = 1;
+  bool gcOwned = false;  // a handle with a GC finalizer exists for this slot (at most one may)
+};
+#define EMLAB_TLS thread_local __attribute__((tls_model("initial-exec")))
+EMLAB_TLS std::deque<Slot> slots;  // deque: references stay valid while the table grows
+EMLAB_TLS std::vector<std::uint32_t> freeSlots;
+EMLAB_TLS std::int64_t liveSlots = 0;
+
+inline void* encode(std::uint32_t index, std::uint32_t generation) {
+  return reinterpret_cast<void*>((static_cast<std::uint64_t>(generation) << 32) | index);
 }
+
+inline Slot* slotOf(void* data) {
+  const auto bits = reinterpret_cast<std::uint64_t>(data);
+  const auto index = static_cast<std::uint32_t>(bits & 0xffffffffu);
+  const auto generation = static_cast<std::uint32_t>(bits >> 32);
+  if (index >= slots.size()) return nullptr;
+  Slot& slot = slots[index];
+  return slot.generation == generation && slot.tensor.defined() ? &slot : nullptr;
+}
+
+bool release(void* data) {
+  Slot* slot = slotOf(data);
+  if (slot == nullptr) return false;
+  slot->tensor.reset();
+  slot->gcOwned = false;
+  slot->generation = slot->generation == 0xffffffffu ? 1 : slot->generation + 1;
+  const auto index = static_cast<std::uint32_t>(reinterpret_cast<std::uint64_t>(data) & 0xffffffffu);
+  freeSlots.push_back(index);
+  --liveSlots;
+  return true;
+}
+
+void finalizeHandle(napi_env, void* data, void*) { release(data); }
+
+Napi::Value makeHandle(Napi::Env env, void* data, bool withFinalizer) {
+  napi_value result;
+  napi_status status = napi_create_external(env, data, withFinalizer ? finalizeHandle : nullptr, nullptr, &result);
+  NAPI_THROW_IF_FAILED(env, status, Napi::Value());
+  return Napi::Value(env, result);
+}
+
+void* dataOf(const Napi::Value& value, const char* op, int index);
 
 std::string argName(const char* op, int index) {
   return std::string(op) + ": argument " + std::to_string(index);
 }
 }  // namespace
 
-std::int64_t liveHandleCount() { return live_handles.load(std::memory_order_relaxed); }
+std::int64_t liveHandleCount() { return liveSlots; }
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
-  auto* box = new TensorBox{std::move(tensor)};
-  if (box->tensor.defined()) live_handles.fetch_add(1, std::memory_order_relaxed);
-  return Napi::External<TensorBox>::New(env, box, finalizeBox);
+  if (!tensor.defined()) return env.Null();
+  std::uint32_t index;
+  if (!freeSlots.empty()) {
+    index = freeSlots.back();
+    freeSlots.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(slots.size());
+    slots.emplace_back();
+  }
+  Slot& slot = slots[index];
+  slot.tensor = std::move(tensor);
+  slot.gcOwned = false;
+  ++liveSlots;
+  return makeHandle(env, encode(index, slot.generation), false);
+}
+
+Napi::Value adoptByGc(const Napi::Value& value) {
+  void* data = dataOf(value, "adoptByGc", 0);
+  Slot* slot = slotOf(data);
+  if (slot == nullptr || slot->gcOwned) return value;
+  slot->gcOwned = true;
+  return makeHandle(value.Env(), data, true);
 }
 
 Napi::Value wrapOrNull(Napi::Env env, const at::Tensor& tensor) {
@@ -65,17 +130,19 @@ void throwType(Napi::Env env, const char* op, int index, const char* expected) {
   throw makeError(env, "TYPE", op, argName(op, index) + " must be " + expected, "");
 }
 
-static TensorBox* boxOf(const Napi::Value& value, const char* op, int index) {
-  if (!value.IsExternal()) throwType(value.Env(), op, index, "a tensor handle");
-  return value.As<Napi::External<TensorBox>>().Data();
+namespace {
+// One N-API call: napi_get_value_external itself rejects non-externals.
+void* dataOf(const Napi::Value& value, const char* op, int index) {
+  void* data = nullptr;
+  if (napi_get_value_external(value.Env(), value, &data) != napi_ok) throwType(value.Env(), op, index, "a tensor handle");
+  return data;
 }
+}  // namespace
 
 at::Tensor& unwrap(const Napi::Value& value, const char* op, int index) {
-  TensorBox* box = boxOf(value, op, index);
-  if (!box->tensor.defined()) {
-    throw makeError(value.Env(), "DISPOSED", op, argName(op, index) + " is a disposed tensor", "");
-  }
-  return box->tensor;
+  Slot* slot = slotOf(dataOf(value, op, index));
+  if (slot == nullptr) throw makeError(value.Env(), "DISPOSED", op, argName(op, index) + " is a disposed tensor", "");
+  return slot->tensor;
 }
 
 at::Tensor unwrapOptional(const Napi::Value& value, const char* op, int index) {
@@ -92,15 +159,9 @@ std::vector<at::Tensor> unwrapList(const Napi::Value& value, const char* op, int
   return out;
 }
 
-bool disposeHandle(const Napi::Value& value) {
-  TensorBox* box = boxOf(value, "dispose", 0);
-  if (!box->tensor.defined()) return false;
-  box->tensor.reset();
-  live_handles.fetch_sub(1, std::memory_order_relaxed);
-  return true;
-}
+bool disposeHandle(const Napi::Value& value) { return release(dataOf(value, "dispose", 0)); }
 
-bool isDisposed(const Napi::Value& value) { return !boxOf(value, "isDisposed", 0)->tensor.defined(); }
+bool isDisposed(const Napi::Value& value) { return slotOf(dataOf(value, "isDisposed", 0)) == nullptr; }
 
 // Dtype codes shared with src/native/dtype.ts.
 static const at::ScalarType kDtypes[] = {at::kFloat, at::kHalf,  at::kBFloat16, at::kDouble, at::kLong,
@@ -132,8 +193,8 @@ std::string deviceString(const c10::Device& device) {
 }
 
 std::int64_t toInt(const Napi::Value& value, const char* op, int index) {
-  if (value.IsNumber()) {
-    double d = value.As<Napi::Number>().DoubleValue();
+  double d = 0;
+  if (napi_get_value_double(value.Env(), value, &d) == napi_ok) {
     if (std::floor(d) != d || !std::isfinite(d)) throwType(value.Env(), op, index, "an integer");
     return static_cast<std::int64_t>(d);
   }
@@ -173,8 +234,9 @@ c10::optional<double> toOptionalDouble(const Napi::Value& value, const char* op,
 }
 
 bool toBool(const Napi::Value& value, const char* op, int index) {
-  if (!value.IsBoolean()) throwType(value.Env(), op, index, "a boolean");
-  return value.As<Napi::Boolean>().Value();
+  bool result = false;
+  if (napi_get_value_bool(value.Env(), value, &result) != napi_ok) throwType(value.Env(), op, index, "a boolean");
+  return result;
 }
 
 std::string toString(const Napi::Value& value, const char* op, int index) {
@@ -219,12 +281,9 @@ Napi::Error torchError(Napi::Env env, const char* op, const std::string& message
 }
 }  // namespace
 
-Napi::Value guard(const Napi::CallbackInfo& info, const char* op, const std::function<Napi::Value()>& body) {
-  Napi::Env env = info.Env();
+void rethrowAsJs(Napi::Env env, const char* op) {
   try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;  // already a JS error (TypeError, disposed use); node-addon-api rethrows it into JS
+    throw;
   } catch (const c10::OutOfMemoryError& e) {
     throw torchError(env, op, e.what_without_backtrace(), "OUT_OF_MEMORY");
   } catch (const c10::NotImplementedError& e) {

@@ -11,23 +11,18 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace emlab {
 
-// One libtorch tensor owned by one JS External. dispose() resets `tensor`; the
-// External's finalizer deletes the box (and the tensor if still alive).
-struct TensorBox {
-  at::Tensor tensor;
-};
-
-// Number of boxes whose tensor is still defined (created and not yet disposed or collected).
+// Number of live handles on this thread (created and not yet disposed or collected).
 std::int64_t liveHandleCount();
+// A new handle on the same slot, with a GC finalizer (for tensors leaving their scope).
+Napi::Value adoptByGc(const Napi::Value& value);
 
-// Wraps a tensor into a new JS handle (an External with a finalizer).
+// Wraps a tensor into a new JS handle (undefined tensors become null).
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 // Wraps an optional tensor: undefined tensors become null.
 Napi::Value wrapOrNull(Napi::Env env, const at::Tensor& tensor);
@@ -61,10 +56,23 @@ Napi::Value intListToJs(Napi::Env env, c10::IntArrayRef values);
 
 [[noreturn]] void throwType(Napi::Env env, const char* op, int index, const char* expected);
 
-// Runs `body`; converts libtorch and std exceptions into JS errors carrying `op`, a `code`
-// (INVALID_ARGUMENT, OUT_OF_MEMORY, DEVICE_UNAVAILABLE, NOT_IMPLEMENTED, INTERNAL) and the
-// libtorch message. Nothing escapes into N-API.
-Napi::Value guard(const Napi::CallbackInfo& info, const char* op, const std::function<Napi::Value()>& body);
+// Converts the exception in flight (called from a catch block) into a JS error carrying `op`, a
+// `code` (INVALID_ARGUMENT, OUT_OF_MEMORY, DEVICE_UNAVAILABLE, NOT_IMPLEMENTED, INTERNAL) and the
+// libtorch message, and throws it as a Napi::Error.
+[[noreturn]] void rethrowAsJs(Napi::Env env, const char* op);
+
+// Runs `body`; nothing thrown by libtorch or the standard library escapes into N-API. A template
+// (not std::function) so the happy path is a direct, inlinable call.
+template <typename Body>
+inline Napi::Value guard(const Napi::CallbackInfo& info, const char* op, Body&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;  // already a JS error (TypeError, disposed use); node-addon-api rethrows it into JS
+  } catch (...) {
+    rethrowAsJs(info.Env(), op);
+  }
+}
 
 using Registrar = void (*)(Napi::Env, Napi::Object);
 

@@ -3,6 +3,8 @@
 // the TS side derives its op codes from here (one source of truth).
 #include "common.h"
 
+#include <cstring>
+
 namespace emlab {
 namespace {
 
@@ -63,8 +65,40 @@ const BinaryEntry kBinary[] = {
     {"atan2", [](const at::Tensor& a, const at::Tensor& b) { return at::atan2(a, b); }},
 };
 
+// Scalar right-hand sides take libtorch's Scalar overloads where they exist (faster kernels and
+// the same autograd formulas as Python, e.g. pow(x, 2)); null = fall back to a wrapped number.
+using BinaryScalar = at::Tensor (*)(const at::Tensor&, const at::Scalar&);
+const BinaryScalar kBinaryScalar[] = {
+    [](const at::Tensor& a, const at::Scalar& s) { return at::add(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::sub(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::mul(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::div(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::pow(a, s); },
+    nullptr,  // maximum
+    nullptr,  // minimum
+    [](const at::Tensor& a, const at::Scalar& s) { return at::eq(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::ne(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::lt(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::le(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::gt(a, s); },
+    [](const at::Tensor& a, const at::Scalar& s) { return at::ge(a, s); },
+    nullptr,  // logicalAnd
+    nullptr,  // logicalOr
+    nullptr,  // logicalXor
+    [](const at::Tensor& a, const at::Scalar& s) { return at::remainder(a, s); },
+    nullptr,  // floorDivide
+    nullptr,  // atan2
+};
+// Reversed scalar forms s (op) a with a Scalar overload.
+at::Tensor reversedScalar(const char* name, const at::Scalar& s, const at::Tensor& a) {
+  if (std::strcmp(name, "sub") == 0) return at::rsub(a, s);
+  if (std::strcmp(name, "pow") == 0) return at::pow(s, a);
+  return at::Tensor();
+}
+
 constexpr int kUnaryCount = sizeof(kUnary) / sizeof(kUnary[0]);
 constexpr int kBinaryCount = sizeof(kBinary) / sizeof(kBinary[0]);
+static_assert(sizeof(kBinaryScalar) / sizeof(kBinaryScalar[0]) == kBinaryCount, "one scalar entry per binary op");
 
 template <typename Entry, int N>
 Napi::Value names(Napi::Env env, const Entry (&table)[N]) {
@@ -74,9 +108,16 @@ Napi::Value names(Napi::Env env, const Entry (&table)[N]) {
 }
 
 int opCode(const Napi::Value& value, int count, const char* op) {
-  int code = value.IsNumber() ? value.As<Napi::Number>().Int32Value() : -1;
-  if (code < 0 || code >= count) throwType(value.Env(), op, 0, "a known op code");
+  int32_t code = -1;
+  if (napi_get_value_int32(value.Env(), value, &code) != napi_ok || code < 0 || code >= count) {
+    throwType(value.Env(), op, 0, "a known op code");
+  }
   return code;
+}
+
+bool isHandle(const Napi::Value& value) {
+  napi_valuetype type;
+  return napi_typeof(value.Env(), value, &type) == napi_ok && type == napi_external;
 }
 
 }  // namespace
@@ -107,8 +148,17 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
     int code = opCode(info[0], kBinaryCount, "binary");
     const char* name = kBinary[code].name;
     const at::Tensor& a = unwrap(info[1], name, 1);
+    bool reversed = false;
+    napi_get_value_bool(info.Env(), info[3], &reversed);  // absent or not a boolean: false
+    if (!isHandle(info[2])) {
+      at::Scalar s = toScalar(info[2], name, 2);
+      if (!reversed && kBinaryScalar[code] != nullptr) return wrap(info.Env(), kBinaryScalar[code](a, s));
+      if (reversed) {
+        at::Tensor out = reversedScalar(name, s, a);
+        if (out.defined()) return wrap(info.Env(), out);
+      }
+    }
     at::Tensor b = operand(info[2], name, 2);
-    bool reversed = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
     return wrap(info.Env(), reversed ? kBinary[code].fn(b, a) : kBinary[code].fn(a, b));
   });
   EMLAB_FN(exports, "addScaled", {

@@ -33,6 +33,7 @@ void registerTensor(Napi::Env env, Napi::Object exports) {
   EMLAB_FN(exports, "share", { return wrap(info.Env(), unwrap(info[0], "share", 0)); });
   EMLAB_FN(exports, "dispose", { return Napi::Boolean::New(info.Env(), disposeHandle(info[0])); });
   EMLAB_FN(exports, "isDisposed", { return Napi::Boolean::New(info.Env(), isDisposed(info[0])); });
+  EMLAB_FN(exports, "adoptByGc", { return adoptByGc(info[0]); });
   EMLAB_FN(exports, "liveCount", { return Napi::Number::New(info.Env(), static_cast<double>(liveHandleCount())); });
   // toBytes(x) -> ArrayBuffer with the contiguous CPU data; f16/bf16 widened to f32.
   EMLAB_FN(exports, "toBytes", {

@@ -52,6 +52,11 @@ export interface NativeAddon {
   clone(x: Handle): Handle;
   share(x: Handle): Handle;
   dispose(x: Handle): boolean;
+  /**
+   * New handles have no GC finalizer. This returns a handle on the same tensor that has one (the
+   * same handle when it already has one); the old handle must not be used afterwards.
+   */
+  adoptByGc(x: Handle): Handle;
   isDisposed(x: Handle): boolean;
   liveCount(): number;
   toBytes(x: Handle): ArrayBuffer;

@@ -55,7 +55,7 @@ export function zeroGrads(groups: readonly ParamGroup<unknown>[]): void {
  * else it creates, and everything on a throw, is disposed.
  */
 export function longLived(fn: () => Tensor): Tensor {
-  const scope = new TensorScope(null);
+  const scope = new TensorScope(null, true);
   try {
     const result = keep(scope.run(fn));
     return result;

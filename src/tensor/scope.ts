@@ -13,15 +13,62 @@ export interface Disposable {
   readonly isDisposed: boolean;
   /** Set by `keep`: a kept tensor is never disposed by a scope. */
   kept: boolean;
+  /** Gives the tensor a GC finalizer once no scope owns it any more. */
+  adoptByGc(): void;
+  /** True once dispose() was called on this object (a JS-side mirror, no native call). */
+  readonly released: boolean;
 }
 
 let current: TensorScope | null = null;
 
+function setCurrent(scope: TensorScope | null): void {
+  current = scope;
+}
+
+/**
+ * Tensors created outside any scope. Native handles are born without a GC finalizer; those still
+ * alive when the current job ends (a microtask), or when many have piled up in a synchronous loop,
+ * get one. Tensors disposed before then never pay for it.
+ */
+let unowned: Disposable[] = [];
+const FLUSH_AT = 256;
+
+function flushUnowned(): void {
+  const pending = unowned;
+  unowned = [];
+  for (const tensor of pending) if (!tensor.kept && !tensor.released) tensor.adoptByGc();
+}
+
+/** Registers a tensor created outside any scope (called by the Tensor constructor). */
+export function trackUnowned(tensor: Disposable): void {
+  if (unowned.length === 0) queueMicrotask(flushUnowned);
+  unowned.push(tensor);
+  if (unowned.length >= FLUSH_AT) flushUnowned();
+}
+
+/** Frees the tensors of scopes that were dropped without close() (a safety net, like the handles'). */
+const unclosedScopes = new FinalizationRegistry<{ tensors: Disposable[] }>((held) => {
+  for (const tensor of held.tensors) if (!tensor.kept) tensor.dispose();
+});
+
 export class TensorScope {
-  private tensors: Disposable[] = [];
+  private held: { tensors: Disposable[] } = { tensors: [] };
   private closed = false;
 
-  constructor(private readonly parent: TensorScope | null = null) {}
+  /**
+   * @param parent scope that receives the survivors of close(); null hands them to the caller.
+   * @param guaranteedClose internal: the creator closes it in a finally block (tidy), so no GC net.
+   */
+  constructor(
+    private readonly parent: TensorScope | null = null,
+    guaranteedClose = false,
+  ) {
+    if (!guaranteedClose) unclosedScopes.register(this, this.held, this);
+  }
+
+  private get tensors(): Disposable[] {
+    return this.held.tensors;
+  }
 
   /** The scope new tensors are registered in, or null outside any scope. */
   static get current(): TensorScope | null {
@@ -41,13 +88,13 @@ export class TensorScope {
   run<T>(fn: () => T): T {
     if (this.closed) throw new Error("emlab: run() on a tensor scope that is already closed");
     const previous = current;
-    current = this;
+    setCurrent(this);
     try {
       const result = fn();
       rejectPromise(result);
       return result;
     } finally {
-      current = previous;
+      setCurrent(previous);
     }
   }
 
@@ -60,12 +107,14 @@ export class TensorScope {
   close(survivors: ReadonlySet<Disposable> = new Set()): void {
     if (this.closed) return;
     this.closed = true;
+    unclosedScopes.unregister(this);
     const tensors = this.tensors;
-    this.tensors = [];
+    this.held.tensors = [];
     for (const tensor of tensors) {
-      if (tensor.kept || tensor.isDisposed) continue;
-      if (survivors.has(tensor)) this.parent?.track(tensor);
-      else tensor.dispose();
+      if (tensor.kept) continue;
+      if (!survivors.has(tensor)) tensor.dispose();
+      else if (this.parent) this.parent.track(tensor);
+      else tensor.adoptByGc();
     }
   }
 }
@@ -103,7 +152,7 @@ function isDisposable(value: object): value is Disposable {
  * is disposed.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new TensorScope(current);
+  const scope = new TensorScope(current, true);
   let result: T;
   try {
     result = scope.run(fn);
@@ -119,7 +168,10 @@ export function tidy<T>(fn: () => T): T {
 
 /** Marks tensors as escaping every scope: no scope will dispose them; the caller owns them. */
 export function keep<T extends Disposable>(tensor: T): T {
-  tensor.kept = true;
+  if (!tensor.kept) {
+    tensor.kept = true;
+    tensor.adoptByGc();
+  }
   return tensor;
 }
 
@@ -133,6 +185,6 @@ export function liveTensorCount(): number {
  * the enclosing Effect `Scope` closes (success, failure or interruption).
  */
 export const tensorScope: Effect.Effect<TensorScope, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.sync(() => new TensorScope(null)),
+  Effect.sync(() => new TensorScope(null, true)),
   (scope) => Effect.sync(() => scope.close()),
 );

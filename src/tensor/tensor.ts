@@ -6,7 +6,7 @@
 import { type Handle, native, type Operand } from "../native/addon.js";
 import { type Device, type DType, dtypeCode, dtypeFromCode, type HostArray, hostArray, normalizeDevice } from "./dtype.js";
 import { makeTorchError } from "./errors.js";
-import { type Disposable, TensorScope } from "./scope.js";
+import { type Disposable, TensorScope, trackUnowned } from "./scope.js";
 
 // Failing ops throw the typed errors of errors.ts, built by the addon through this factory.
 native.setErrorFactory(makeTorchError);
@@ -40,9 +40,21 @@ export class Tensor implements Disposable {
   /** Set by `keep()`: no scope disposes this tensor. */
   kept = false;
 
-  /** Wraps a native handle; the tensor joins the current scope. */
-  constructor(readonly handle: Handle) {
-    TensorScope.current?.track(this);
+  /**
+   * The native handle (internal). Replaced, never reused, when the tensor leaves its scope and
+   * gets a GC finalizer (adoptByGc).
+   */
+  handle: Handle;
+
+  /** Set by dispose(). */
+  released = false;
+
+  /** Wraps a native handle; the tensor joins the current scope (or the GC's care outside scopes). */
+  constructor(handle: Handle) {
+    this.handle = handle;
+    const scope = TensorScope.current;
+    if (scope !== null) scope.track(this);
+    else trackUnowned(this);
   }
 
   // ---- metadata -------------------------------------------------------------------------------
@@ -76,10 +88,15 @@ export class Tensor implements Disposable {
   // ---- lifetime -------------------------------------------------------------------------------
   /** Frees the native tensor now. Idempotent. */
   dispose(): void {
+    this.released = true;
     native.dispose(this.handle);
   }
   get isDisposed(): boolean {
     return native.isDisposed(this.handle);
+  }
+  /** Gives this tensor a GC finalizer (called when no scope owns it any more). */
+  adoptByGc(): void {
+    this.handle = native.adoptByGc(this.handle);
   }
 
   // ---- conversion -----------------------------------------------------------------------------
