@@ -9,37 +9,12 @@ import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { AdamW, type AdamWOptions, type OptimizerState, SGD } from "../../src/optim/index.js";
 import { liveTensorCount, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
+import { backwardQuadratic, bytes, gradOf, param, read, useOwnedParams } from "../helpers/params.js";
 import { expectClose } from "../helpers/numeric.js";
 
 useLeakCheck();
-
-// Parameters made by `param` are disposed after each test (this hook runs before the leak check).
-const owned: Tensor[] = [];
-afterEach(() => {
-  for (const t of owned.splice(0)) t.dispose();
-});
-
-/** A float64 leaf parameter. */
-function param(data: readonly number[], shape: readonly number[] = [data.length]): Tensor {
-  const p = tensor(Float64Array.from(data), { shape }).requiresGrad_();
-  owned.push(p);
-  return p;
-}
-
-const read = (t: Tensor): number[] => Array.from(t.toArray() as Float64Array);
-const gradOf = (p: Tensor): number[] | null =>
-  tidy(() => {
-    const g = p.grad;
-    return g === null ? null : read(g);
-  });
-const bytes = (t: Tensor): Buffer => Buffer.from((t.toArray() as Float64Array).buffer);
-
-/** Accumulates the gradient of loss = sum(c * p^2) into p.grad, i.e. 2 c p. */
-function backwardQuadratic(p: Tensor, c: readonly number[]): void {
-  tidy(() => {
-    p.square().mul(tensor(Float64Array.from(c), { shape: p.shape })).sum().backward();
-  });
-}
+// Registered after the leak check so that it runs before it (vitest runs afterEach hooks in reverse).
+useOwnedParams();
 
 // ---- the reference, in float64 JS --------------------------------------------------------------
 
