@@ -1,0 +1,62 @@
+/**
+ * The contract of a model family folder, and the config fields all families read the same way.
+ */
+import type { HfConfig } from "./hf-config.js";
+import { ropeForLayerType, tokenIds } from "./hf-config.js";
+import type { DecoderSpec, FamilyName, LayerSpec } from "./spec.js";
+
+export interface ModelFamily {
+  readonly name: FamilyName;
+  /** `architectures[0]` values of config.json this family loads. */
+  readonly architectures: readonly string[];
+  /** `model_type` values, used when `architectures` is absent. */
+  readonly modelTypes: readonly string[];
+  /** Turns a config.json into the decoder description. */
+  toSpec(config: HfConfig, file: string): DecoderSpec;
+}
+
+export type LayerType = "full_attention" | "sliding_attention";
+
+/** Layer specs from per-layer types: sliding layers get the config's window. */
+export function layersFromTypes(config: HfConfig, types: readonly string[], file: string): LayerSpec[] {
+  return types.map((type) => ({
+    slidingWindow: type === "sliding_attention" ? (config.sliding_window ?? null) : null,
+    rope: ropeForLayerType(config, type, file),
+  }));
+}
+
+/** Fields whose defaults are common to every family (overridden per family as needed). */
+export function commonSpec(config: HfConfig, family: FamilyName): Omit<DecoderSpec, "layers"> {
+  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  return {
+    family,
+    vocabSize: config.vocab_size,
+    hiddenSize: config.hidden_size,
+    intermediateSize: config.intermediate_size,
+    numHeads: config.num_attention_heads,
+    numKvHeads: config.num_key_value_heads ?? config.num_attention_heads,
+    headDim,
+    rmsNormEps: config.rms_norm_eps ?? 1e-6,
+    normStyle: "weight",
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    qkNorm: false,
+    sandwichNorms: false,
+    embeddingScale: null,
+    activation: "silu",
+    attentionScale: 1 / Math.sqrt(headDim),
+    attnSoftcap: null,
+    finalSoftcap: null,
+    tieEmbeddings: config.tie_word_embeddings ?? false,
+    bosTokenId: tokenIds(config.bos_token_id)[0] ?? null,
+    eosTokenIds: tokenIds(config.eos_token_id),
+    padTokenId: tokenIds(config.pad_token_id)[0] ?? null,
+  };
+}
+
+/** `layer_types` when the config lists them (transformers >= 4.5x), else `fallback(i)`. */
+export function layerTypes(config: HfConfig, fallback: (layer: number) => LayerType): string[] {
+  if (config.layer_types && config.layer_types.length === config.num_hidden_layers) return [...config.layer_types];
+  return Array.from({ length: config.num_hidden_layers }, (_, i) => fallback(i));
+}
