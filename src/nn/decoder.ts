@@ -62,6 +62,8 @@ export class Decoder {
     readonly weights: DecoderWeights,
   ) {
     this.hooks = new HookRegistry((point) => isHookPoint(point, spec.layers.length));
+    // RoPE frequencies are computed once, up front, so forward passes leave the tensor count unchanged.
+    for (const layer of spec.layers) this.inverseFrequencies(layer.rope);
   }
 
   get numLayers(): number {
