@@ -12,7 +12,7 @@ if (!existsSync(entry)) {
 }
 try {
   const { main } = await import(pathToFileURL(entry).href);
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   process.stderr.write(`emlab: ${error && error.message ? error.message : String(error)}\n`);
   process.exitCode = 1;

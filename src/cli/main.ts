@@ -2,17 +2,49 @@
  * The `emlab` command line. Thin: parses arguments and calls one library function per command.
  */
 import { parseArgs } from "node:util";
+import { UsageError } from "./args.js";
+import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
+import { runForward } from "./forward.js";
+import { runGenerate } from "./generate.js";
 
 const usage = `usage: emlab <command> [options]
 
 commands:
-  doctor [--json]    libtorch version and origin, CUDA devices, threads, BLAS, and a self-check
+  doctor [--json]      libtorch version and origin, CUDA devices, threads, BLAS, and a self-check
+  forward --model DIR --ids JSON [--attention-mask JSON] --out FILE.safetensors [--dtype f32|bf16] [--device cpu|cuda:N]
+                       logits and hidden states (float32) of a Hugging Face model
+  generate --model DIR (--ids JSON [--attention-mask JSON] | --prompt TEXT [--system TEXT]) --max-new-tokens N
+           [--greedy | --temperature T --top-p P --top-k K --seed S] [--samples K] [--json]
+                       batched generation with a KV cache
+  chat --model DIR [--system TEXT] [--max-new-tokens N] [sampling flags]
+                       interactive conversation on the model's chat template
 `;
 
-export function main(argv: readonly string[]): number {
+/** Runs a command; usage errors print a message and return 2, other typed errors 1. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`emlab: ${(error as Error).message}\n`);
+      return 2;
+    }
+    const tag = (error as { _tag?: string })._tag;
+    process.stderr.write(`emlab: ${tag ? `${tag}: ` : ""}${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function dispatch(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case "forward":
+      return runForward(rest);
+    case "generate":
+      return runGenerate(rest);
+    case "chat":
+      return runChat(rest);
     case "doctor": {
       const { values } = parseArgs({ args: [...rest], options: { json: { type: "boolean", default: false } }, strict: true });
       return runDoctor({ json: values.json ?? false });

@@ -1,0 +1,27 @@
+/** The options every model command shares: --model, --adapter, --dtype, --device. */
+import { loadModel, type LoadedModel } from "../models/load.js";
+import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/index.js";
+import { required, UsageError } from "./args.js";
+
+export const modelOptions = {
+  model: { type: "string" },
+  adapter: { type: "string" },
+  dtype: { type: "string" },
+  device: { type: "string" },
+} as const;
+
+export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string }): LoadedModel {
+  const dir = required("--model", values.model);
+  if (values.adapter !== undefined) throw new UsageError("--adapter is not supported yet (it arrives with LoRA training)");
+  const dtype = (values.dtype ?? "f32") as DType;
+  if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
+    throw new UsageError(`--dtype: expected f32, bf16, f16 or f64, got ${JSON.stringify(values.dtype)}`);
+  }
+  let device: Device;
+  try {
+    device = normalizeDevice(values.device ?? "cpu");
+  } catch (error) {
+    throw new UsageError(`--device: ${(error as Error).message}`);
+  }
+  return loadModel(dir, { dtype, device });
+}
