@@ -3,7 +3,7 @@
  * conversation on the model's chat template, streaming each reply as it is generated.
  * Commands: /reset clears the conversation, /exit (or end of input) quits.
  */
-import { createInterface } from "node:readline/promises";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { generate } from "../generate/generate.js";
 import type { ChatMessage } from "../tokenizer/tokenizer.js";
@@ -22,23 +22,23 @@ export async function runChat(argv: readonly string[]): Promise<number> {
   }
   const stops = stopIds(model, tokenizer);
   const history: ChatMessage[] = values.system ? [{ role: "system", content: values.system }] : [];
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  const rl = createInterface({ input: process.stdin, terminal: false });
   process.stdout.write(`emlab chat (${model.spec.family}, ${model.spec.layers.length} layers). /reset, /exit.\n`);
   try {
-    for (;;) {
-      let line: string;
-      try {
-        line = await rl.question("> ");
-      } catch {
-        break; // input closed
-      }
+    process.stdout.write("> ");
+    // The async iterator buffers lines that arrive while a reply is being generated (piped input).
+    for await (const line of rl) {
       const text = line.trim();
       if (text === "/exit") break;
       if (text === "/reset") {
         history.splice(values.system ? 1 : 0);
+        process.stdout.write("> ");
         continue;
       }
-      if (text === "") continue;
+      if (text === "") {
+        process.stdout.write("> ");
+        continue;
+      }
       history.push({ role: "user", content: text });
       const ids = tokenizer.encodeChat(history, { addGenerationPrompt: true });
       let printed = "";
@@ -56,6 +56,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
       });
       process.stdout.write("\n");
       history.push({ role: "assistant", content: tokenizer.decode(result.newIds[0]!.filter((t) => !stops.includes(t)), { skipSpecialTokens: true }) });
+      process.stdout.write("> ");
     }
   } finally {
     rl.close();

@@ -114,17 +114,22 @@ export class ChatTokenizer {
   }
 
   /**
-   * Ids of the whole chat and a mask that is 1 on the tokens of assistant turns (their content and
-   * the template's end-of-turn tokens after it), found by rendering each prefix of the conversation.
+   * Ids of the whole chat and a mask that is 1 on the tokens of each assistant turn: its content and
+   * the end-of-turn token that closes it (what Hugging Face's `{% generation %}` blocks mark). A turn
+   * starts where the conversation up to it, rendered with a generation prompt, stops matching; it
+   * ends at the first end-of-turn token after that (templates such as Qwen3's render the last
+   * assistant turn differently, so the turn's own render is not used).
    */
   assistantMask(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): { ids: number[]; mask: number[] } {
     const ids = this.encodeChat(messages, options);
     const mask = new Array<number>(ids.length).fill(0);
+    const endIds = new Set(this.endOfTurnIds());
     for (let i = 0; i < messages.length; i++) {
       if (messages[i]!.role !== "assistant") continue;
-      // Tokens before this turn's content: the prefix rendered with a generation prompt.
       const start = this.commonPrefix(ids, this.encodeChat(messages.slice(0, i), { ...options, addGenerationPrompt: true }));
-      const end = this.commonPrefix(ids, this.encodeChat(messages.slice(0, i + 1), { ...options, addGenerationPrompt: false }));
+      let end = start;
+      while (end < ids.length && !endIds.has(ids[end]!)) end++;
+      end = Math.min(end + 1, ids.length);
       for (let t = start; t < end; t++) mask[t] = 1;
     }
     return { ids, mask };
