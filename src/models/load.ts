@@ -81,7 +81,10 @@ export function expectedWeights(spec: DecoderSpec): Map<string, number[]> {
 function readWeights(sources: Map<string, WeightSource>, expected: Map<string, number[]>, dtype: DType, device: Device): Map<string, Tensor> {
   for (const [name, shape] of expected) {
     const source = sources.get(name);
-    if (!source) throw new ModelWeightsError({ message: `missing weight ${name}`, file: [...new Set([...sources.values()].map((s) => s.file))].join(", "), tensor: name });
+    if (!source) {
+      const files = [...new Set([...sources.values()].map((s) => s.file))].join(", ");
+      throw new ModelWeightsError({ message: `${files}: missing weight ${name}`, file: files, tensor: name });
+    }
     const got = source.entry.shape;
     if (got.length !== shape.length || got.some((n, i) => n !== shape[i])) {
       throw new ModelWeightsError({
