@@ -1,7 +1,22 @@
 /**
- * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks.
+ * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks,
+ * Hugging Face models, hooks, tokenizers and generation.
  */
+export * from "./generate/generate.js";
+export * from "./generate/sampling.js";
+export * from "./hooks/interventions.js";
+export * from "./hooks/points.js";
+export * from "./hooks/registry.js";
 export * from "./io/safetensors.js";
+export * from "./models/errors.js";
+export * from "./models/hf-config.js";
+export * from "./models/load.js";
+export * from "./models/random.js";
+export type * from "./models/spec.js";
+export * from "./nn/decoder.js";
+export * from "./nn/kv-cache.js";
+export * from "./nn/losses.js";
+export * from "./tokenizer/tokenizer.js";
 export * from "./optim/index.js";
 export * from "./runtime/doctor.js";
 export * from "./tensor/index.js";

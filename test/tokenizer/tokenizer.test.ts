@@ -93,3 +93,41 @@ describe("tokenizer errors", () => {
     }
   });
 });
+
+describe("Qwen2.5 chat template (the study's models)", () => {
+  const tokenizer = ChatTokenizer.fromDir(packageDir("qwen2_5"));
+  const defaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
+  it("inserts Qwen's default system prompt when none is given, and not when one is", () => {
+    const plain = tokenizer.applyChatTemplate([{ role: "user", content: "hi" }], { addGenerationPrompt: true });
+    expect(plain).toBe(`<|im_start|>system\n${defaultSystem}<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n`);
+    const custom = tokenizer.applyChatTemplate([
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "hi" },
+    ]);
+    expect(custom).not.toContain(defaultSystem);
+    expect(custom.startsWith("<|im_start|>system\nBe brief.<|im_end|>\n")).toBe(true);
+  });
+
+  it("masks every assistant turn of a multi-turn chat", () => {
+    const messages: ChatMessage[] = [
+      { role: "user", content: "First question?" },
+      { role: "assistant", content: "First answer." },
+      { role: "user", content: "Second question?" },
+      { role: "assistant", content: "Second answer." },
+    ];
+    const { ids, mask } = tokenizer.assistantMask(messages);
+    const runs: string[] = [];
+    let current: number[] = [];
+    ids.forEach((id, i) => {
+      if (mask[i] === 1) current.push(id);
+      else if (current.length > 0) {
+        runs.push(tokenizer.decode(current));
+        current = [];
+      }
+    });
+    if (current.length > 0) runs.push(tokenizer.decode(current));
+    expect(runs).toEqual(["First answer.<|im_end|>", "Second answer.<|im_end|>"]);
+    expect(tokenizer.endOfTurnIds()).toContain(tokenizer.tokenId("<|im_end|>"));
+  });
+});
