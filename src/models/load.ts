@@ -14,7 +14,7 @@ import { type HfConfig, type HfGenerationConfig, readGenerationConfig, readHfCon
 import type { DecoderSpec } from "./spec.js";
 import { indexWeights, type WeightSource } from "./weights.js";
 
-export interface LoadOptions {
+export interface ModelLoadOptions {
   /** Compute dtype; default: f32 (float checkpoints are converted; use "bf16" to keep bf16). */
   dtype?: DType;
   device?: Device;
@@ -162,7 +162,7 @@ function decoderWeights(spec: DecoderSpec, w: Map<string, Tensor>): DecoderWeigh
 }
 
 /** Loads the model in `dir` (config.json + safetensors). */
-export function loadModel(dir: string, options: LoadOptions = {}): LoadedModel {
+export function loadModel(dir: string, options: ModelLoadOptions = {}): LoadedModel {
   const config = readHfConfig(dir);
   const file = join(dir, "config.json");
   const family = familyFor(config, file);

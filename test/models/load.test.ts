@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from "../../src/io/safetensors.js";
 import { ModelConfigError, ModelWeightsError, UnsupportedArchitectureError } from "../../src/models/errors.js";
-import { type LoadedModel, type LoadOptions, loadModel } from "../../src/models/load.js";
+import { type LoadedModel, type ModelLoadOptions, loadModel } from "../../src/models/load.js";
 import { writeRandomModel } from "../../src/models/random.js";
 import { type Tensor, tensor, tidy, zeros } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
@@ -71,7 +71,7 @@ function rewriteWeights(dir: string, edit: (tensors: Map<string, Tensor>) => Map
   });
 }
 
-function withModel<T>(dir: string, fn: (model: LoadedModel) => T, options: LoadOptions = {}): T {
+function withModel<T>(dir: string, fn: (model: LoadedModel) => T, options: ModelLoadOptions = {}): T {
   const model = loadModel(dir, options);
   try {
     return fn(model);
@@ -81,7 +81,7 @@ function withModel<T>(dir: string, fn: (model: LoadedModel) => T, options: LoadO
 }
 
 /** Max |logits - fixture logits| of the model in `dir` on the fixture's input_ids. */
-function logitsError(dir: string, family: Family, options: LoadOptions = {}): number {
+function logitsError(dir: string, family: Family, options: ModelLoadOptions = {}): number {
   const { ids, logits } = expected.get(family)!;
   return withModel(
     dir,
