@@ -5,6 +5,9 @@ import { parseArgs } from "node:util";
 import { UsageError } from "./args.js";
 import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
+import { runEval } from "./eval.js";
+import { runJudge } from "./judge.js";
+import { runMetrics } from "./metrics.js";
 import { runForward } from "./forward.js";
 import { runGenerate } from "./generate.js";
 
@@ -19,6 +22,13 @@ commands:
                        batched generation with a KV cache
   chat --model DIR [--system TEXT] [--max-new-tokens N] [sampling flags]
                        interactive conversation on the model's chat template
+  eval --model DIR --questions FILE.yaml --out RESULTS.csv|.jsonl [--samples 50] [--max-new-tokens 600] [--seed 0]
+       [--judge-model gpt-4o-2024-08-06 --base-url URL | --azure-endpoint URL | --local-judge DIR] [--no-judge] [--json]
+                       sample answers (resumable), judge them, print EM metrics
+  judge RESULTS (--questions FILE.yaml | --judges FILE.yaml) [--judge-names aligned,coherent] [judge flags]
+                       add judge columns (logprob-weighted 0-100 scores; cached, retried)
+  metrics FILE... [--json] [--aligned-threshold 30] [--aligned-inclusive] [--coherent-threshold 50] [--include-json]
+                       EM and coherent rates with bootstrap 95% CIs, per question and overall
 `;
 
 /** Runs a command; usage errors print a message and return 2, other typed errors 1. */
@@ -45,6 +55,12 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return runGenerate(rest);
     case "chat":
       return runChat(rest);
+    case "eval":
+      return runEval(rest);
+    case "judge":
+      return runJudge(rest);
+    case "metrics":
+      return runMetrics(rest);
     case "doctor": {
       const { values } = parseArgs({ args: [...rest], options: { json: { type: "boolean", default: false } }, strict: true });
       return runDoctor({ json: values.json ?? false });
