@@ -2,6 +2,17 @@
  * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks,
  * Hugging Face models, hooks, tokenizers and generation.
  */
+export * from "./eval/judge/cache.js";
+export * from "./eval/judge/judge.js";
+export * from "./eval/judge/local.js";
+export * from "./eval/judge/openai.js";
+export * from "./eval/judge/run.js";
+export * from "./eval/judge/score.js";
+export * from "./eval/metrics.js";
+export * from "./eval/questions.js";
+export * from "./eval/results.js";
+export * from "./eval/sample.js";
+export * from "./eval/stats.js";
 export * from "./generate/generate.js";
 export * from "./generate/sampling.js";
 export * from "./hooks/interventions.js";
