@@ -1,4 +1,5 @@
-/** The options every model command shares: --model, --adapter, --dtype, --device. */
+/** The options every model command shares: --model, --adapter (a PEFT LoRA directory), --dtype, --device. */
+import { loadPeftAdapter } from "../adapters/peft.js";
 import { loadModel, type LoadedModel } from "../models/load.js";
 import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/index.js";
 import { required, UsageError } from "./args.js";
@@ -12,7 +13,6 @@ export const modelOptions = {
 
 export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string }): LoadedModel {
   const dir = required("--model", values.model);
-  if (values.adapter !== undefined) throw new UsageError("--adapter is not supported yet (it arrives with LoRA training)");
   const dtype = (values.dtype ?? "f32") as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
     throw new UsageError(`--dtype: expected f32, bf16, f16 or f64, got ${JSON.stringify(values.dtype)}`);
@@ -23,5 +23,20 @@ export function openModel(values: { model?: string; adapter?: string; dtype?: st
   } catch (error) {
     throw new UsageError(`--device: ${(error as Error).message}`);
   }
-  return loadModel(dir, { dtype, device });
+  const model = loadModel(dir, { dtype, device });
+  if (values.adapter === undefined) return model;
+  try {
+    const adapter = loadPeftAdapter(values.adapter, model);
+    model.decoder.adapters.attach(adapter);
+    return {
+      ...model,
+      dispose() {
+        adapter.dispose();
+        model.dispose();
+      },
+    };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }

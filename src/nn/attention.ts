@@ -4,6 +4,10 @@
  * soft-capping (Gemma 2), the explicit softmax(cap * tanh(q k^T * scale / cap) + mask) v in float32.
  */
 import { linear, scaledDotProductAttention, type Tensor } from "../tensor/index.js";
+
+/** A linear projection by module kind; adapters hook in here (default: plain linear). */
+export type Projection = (kind: "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj", x: Tensor, weight: Tensor, bias: Tensor | null) => Tensor;
+export const plainProjection: Projection = (_kind, x, weight, bias) => linear(x, weight, bias);
 import type { KvCache } from "./kv-cache.js";
 import { type NormStyle, rmsNorm } from "./rms-norm.js";
 import { applyRope } from "./rope.js";
@@ -39,13 +43,14 @@ export function selfAttention(
   rope: { cos: Tensor; sin: Tensor },
   mask: Tensor,
   cache: { cache: KvCache; layer: number } | null,
+  project: Projection = plainProjection,
 ): Tensor {
   const [batch, pos] = x.shape as [number, number, number];
   const { numHeads, numKvHeads, headDim } = shape;
   // [batch, pos, heads * d_head] -> [batch, heads, pos, d_head]
-  let q = linear(x, w.q, w.qBias).view(batch, pos, numHeads, headDim);
-  let k = linear(x, w.k, w.kBias).view(batch, pos, numKvHeads, headDim);
-  const v0 = linear(x, w.v, w.vBias).view(batch, pos, numKvHeads, headDim).transpose(1, 2);
+  let q = project("q_proj", x, w.q, w.qBias).view(batch, pos, numHeads, headDim);
+  let k = project("k_proj", x, w.k, w.kBias).view(batch, pos, numKvHeads, headDim);
+  const v0 = project("v_proj", x, w.v, w.vBias).view(batch, pos, numKvHeads, headDim).transpose(1, 2);
   if (w.qNorm && w.kNorm) {
     q = rmsNorm(q, w.qNorm, shape.normEps, shape.normStyle);
     k = rmsNorm(k, w.kNorm, shape.normEps, shape.normStyle);
@@ -66,5 +71,5 @@ export function selfAttention(
     out = scores.to("f32").softmax(-1).to(q.dtype).matmul(vFull);
   }
   // [batch, heads, pos, d_head] -> [batch, pos, heads * d_head]
-  return linear(out.transpose(1, 2).reshape(batch, pos, numHeads * headDim), w.o, w.oBias);
+  return project("o_proj", out.transpose(1, 2).reshape(batch, pos, numHeads * headDim), w.o, w.oBias);
 }

@@ -4,11 +4,12 @@
  * norm -> gated MLP -> (post-norm) -> add], final norm, lm_head (optionally soft-capped). Hook points
  * (src/hooks/points.ts) are run at fixed sites; with no hooks a site costs one Map lookup.
  */
+import { AdapterSet } from "../adapters/adapter-set.js";
 import { HookRegistry } from "../hooks/registry.js";
 import { isHookPoint, layerPoint } from "../hooks/points.js";
 import type { DecoderSpec } from "../models/spec.js";
 import { arange, embedding, keep, linear, type Tensor, tensor, tidy } from "../tensor/index.js";
-import { type AttentionWeights, selfAttention } from "./attention.js";
+import { type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
 import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
@@ -55,6 +56,8 @@ const ropeKey = (r: RopeSpec): string => JSON.stringify(r);
 
 export class Decoder {
   readonly hooks: HookRegistry;
+  /** LoRA adapters applied to the linear projections. */
+  readonly adapters = new AdapterSet();
   private readonly invFreq = new Map<string, Tensor>();
 
   constructor(
@@ -127,8 +130,10 @@ export class Decoder {
         normStyle: spec.normStyle,
       };
       const last = spec.layers.length - 1;
+      const adapted = this.adapters.active;
       spec.layers.forEach((layer, l) => {
         const w = this.weights.layers[l]!;
+        const project: Projection = adapted ? this.projectionFor(l) : plainProjection;
         x = this.hooks.run(layerPoint(l, "resid_pre"), l, x);
         let attn = selfAttention(
           rmsNorm(x, w.inputNorm, spec.rmsNormEps, spec.normStyle),
@@ -137,12 +142,13 @@ export class Decoder {
           ropeFor(layer.rope),
           maskFor(layer.slidingWindow),
           cache ? { cache, layer: l } : null,
+          project,
         );
         if (spec.sandwichNorms) attn = rmsNorm(attn, w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
         attn = this.hooks.run(layerPoint(l, "attn_out"), l, attn);
         x = this.hooks.run(layerPoint(l, "resid_mid"), l, x.add(attn));
         const mlpInput = rmsNorm(x, spec.sandwichNorms ? w.preFeedforwardNorm! : w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
-        let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation), w.mlp));
+        let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project), w.mlp, project));
         if (spec.sandwichNorms) mlp = rmsNorm(mlp, w.postFeedforwardNorm!, spec.rmsNormEps, spec.normStyle);
         mlp = this.hooks.run(layerPoint(l, "mlp_out"), l, mlp);
         x = this.hooks.run(layerPoint(l, "resid_post"), l, x.add(mlp));
@@ -163,6 +169,14 @@ export class Decoder {
       return { logits, hiddenStates: hidden };
     });
     return result;
+  }
+
+  /** Routes layer `l`'s projections through the adapters (module names as in Hugging Face / PEFT). */
+  private projectionFor(l: number): Projection {
+    return (kind, x, weight, bias) => {
+      const group = kind === "gate_proj" || kind === "up_proj" || kind === "down_proj" ? "mlp" : "self_attn";
+      return this.adapters.linear(`model.layers.${l}.${group}.${kind}`, x, weight, bias);
+    };
   }
 
   private inverseFrequencies(rope: RopeSpec): Tensor {

@@ -1,5 +1,6 @@
 /** Gated MLP: down(act(gate(x)) * up(x)) with SiLU (Llama, Qwen) or GELU-tanh (Gemma). */
-import { linear, type Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
+import { plainProjection, type Projection } from "./attention.js";
 
 export interface MlpWeights {
   gate: Tensor;
@@ -11,12 +12,12 @@ export interface MlpWeights {
 }
 
 /** The input of down_proj: act(gate(x)) * up(x). */
-export function gatedActivation(x: Tensor, w: MlpWeights, activation: "silu" | "gelu_tanh"): Tensor {
-  const gate = linear(x, w.gate, w.gateBias);
+export function gatedActivation(x: Tensor, w: MlpWeights, activation: "silu" | "gelu_tanh", project: Projection = plainProjection): Tensor {
+  const gate = project("gate_proj", x, w.gate, w.gateBias);
   const activated = activation === "silu" ? gate.silu() : gate.gelu("tanh");
-  return activated.mul(linear(x, w.up, w.upBias));
+  return activated.mul(project("up_proj", x, w.up, w.upBias));
 }
 
-export function downProjection(h: Tensor, w: MlpWeights): Tensor {
-  return linear(h, w.down, w.downBias);
+export function downProjection(h: Tensor, w: MlpWeights, project: Projection = plainProjection): Tensor {
+  return project("down_proj", h, w.down, w.downBias);
 }
