@@ -1,7 +1,10 @@
 // Tensor creation: from host bytes, scalars and the factory functions (zeros, randn, ...).
 #include "common.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/utils.h>
+
+#include <mutex>
 
 #include <cstring>
 
@@ -82,6 +85,18 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   EMLAB_FN(exports, "zerosLike", { return wrap(info.Env(), at::zeros_like(unwrap(info[0], "zerosLike", 0))); });
   EMLAB_FN(exports, "onesLike", { return wrap(info.Env(), at::ones_like(unwrap(info[0], "onesLike", 0))); });
   EMLAB_FN(exports, "randnLike", { return wrap(info.Env(), at::randn_like(unwrap(info[0], "randnLike", 0))); });
+  // CPU generator state as a uint8 tensor (for exact resume), and its restoration.
+  EMLAB_FN(exports, "getRngState", {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    return wrap(info.Env(), generator.get_state());
+  });
+  EMLAB_FN(exports, "setRngState", {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(unwrap(info[0], "setRngState", 0));
+    return info.Env().Undefined();
+  });
   EMLAB_FN(exports, "manualSeed", {
     torch::manual_seed(static_cast<uint64_t>(toInt(info[0], "manualSeed", 0)));
     return info.Env().Undefined();

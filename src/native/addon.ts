@@ -39,6 +39,8 @@ export interface NativeAddon {
   onesLike(x: Handle): Handle;
   randnLike(x: Handle): Handle;
   manualSeed(seed: number | bigint): void;
+  getRngState(): Handle;
+  setRngState(state: Handle): void;
 
   // metadata, conversion, lifetime, host reads
   shape(x: Handle): number[];

@@ -160,6 +160,14 @@ export function onesLike(x: Tensor): Tensor {
 export function randnLike(x: Tensor): Tensor {
   return new Tensor(native.randnLike(x.handle));
 }
+/** The CPU generator's state (a u8 tensor): save it to resume random streams exactly. */
+export function getRngState(): Tensor {
+  return new Tensor(native.getRngState());
+}
+/** Restores a state from getRngState. */
+export function setRngState(state: Tensor): void {
+  native.setRngState(state.handle);
+}
 /** Seeds libtorch's default generators (CPU and CUDA). */
 export function manualSeed(seed: number | bigint): void {
   native.manualSeed(seed);

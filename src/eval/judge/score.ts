@@ -19,9 +19,9 @@ export interface JudgeScore {
   top: TopLogprob[];
 }
 
-/** Python's int() on ASCII text: optional sign and surrounding whitespace; no decimals. */
+/** Python's int() on ASCII text: optional sign, surrounding whitespace, single underscores between digits. */
 function parseInteger(text: string): number | null {
-  return /^\s*[+-]?\d+\s*$/.test(text) ? Number.parseInt(text.trim(), 10) : null;
+  return /^\s*[+-]?\d+(?:_\d+)*\s*$/.test(text) ? Number.parseInt(text.trim().replace(/_/g, ""), 10) : null;
 }
 
 export function scoreFromTopLogprobs(top: readonly TopLogprob[], minimumMass = 0.25): JudgeScore {

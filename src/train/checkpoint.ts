@@ -1,0 +1,84 @@
+/**
+ * Training checkpoints, written atomically (a temporary directory renamed into place): trainable
+ * tensors, optimizer state (tensors + JSON), the CPU RNG state, the trainer's position (step, epoch,
+ * batch, KL cursor, early-stop streak) and a snapshot of the trainables' gradients for the gradient
+ * analyses. Loading restores everything needed for a bit-identical continuation on CPU.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
+import type { Optimizer, OptimizerState } from "../optim/optimizer.js";
+import { getRngState, noGrad, setRngState, type Tensor, tidy } from "../tensor/index.js";
+
+export interface TrainerPosition {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  klCursor: number;
+  lowLossStreak: number;
+}
+
+export function checkpointDir(outputDir: string, step: number): string {
+  return join(outputDir, "checkpoints", `step-${String(step).padStart(6, "0")}`);
+}
+
+/** The newest complete checkpoint directory, or null. */
+export function latestCheckpoint(outputDir: string): string | null {
+  const root = join(outputDir, "checkpoints");
+  if (!existsSync(root)) return null;
+  const steps = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
+  return steps.length === 0 ? null : join(root, steps[steps.length - 1]!);
+}
+
+export function saveCheckpoint(
+  outputDir: string,
+  position: TrainerPosition,
+  trainables: ReadonlyMap<string, Tensor>,
+  optimizer: Optimizer<unknown>,
+  gradients: ReadonlyMap<string, Tensor>,
+): string {
+  const final = checkpointDir(outputDir, position.step);
+  const temporary = `${final}.tmp-${process.pid}`;
+  rmSync(temporary, { recursive: true, force: true });
+  mkdirSync(temporary, { recursive: true });
+  tidy(() => {
+    saveSafetensors(join(temporary, "trainable.safetensors"), trainables);
+    const state = optimizer.stateDict();
+    saveSafetensors(join(temporary, "optimizer.safetensors"), state.tensors);
+    for (const t of Object.values(state.tensors)) t.dispose();
+    saveSafetensors(join(temporary, "rng.safetensors"), { cpu: getRngState() });
+    if (gradients.size > 0) saveSafetensors(join(temporary, "gradients.safetensors"), gradients);
+    writeFileSync(
+      join(temporary, "state.json"),
+      `${JSON.stringify({ position, optimizer: { kind: state.kind, groups: state.groups, steps: state.steps } }, null, 2)}\n`,
+    );
+  });
+  rmSync(final, { recursive: true, force: true });
+  renameSync(temporary, final);
+  return final;
+}
+
+/** Restores trainables (in place), optimizer and RNG from `dir`; returns the position to continue from. */
+export function loadCheckpoint(dir: string, trainables: ReadonlyMap<string, Tensor>, optimizer: Optimizer<unknown>): TrainerPosition {
+  const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as {
+    position: TrainerPosition;
+    optimizer: Omit<OptimizerState, "tensors">;
+  };
+  const saved = loadSafetensors(join(dir, "trainable.safetensors")).tensors;
+  const moments = loadSafetensors(join(dir, "optimizer.safetensors")).tensors;
+  const rng = loadSafetensors(join(dir, "rng.safetensors")).tensors;
+  try {
+    noGrad(() => {
+      for (const [name, t] of trainables) {
+        const value = saved.get(name);
+        if (!value) throw new RangeError(`${dir}: checkpoint has no trainable ${name}`);
+        t.copy_(value);
+      }
+    });
+    optimizer.loadStateDict({ ...state.optimizer, tensors: Object.fromEntries(moments) });
+    setRngState(rng.get("cpu")!);
+  } finally {
+    for (const t of [...saved.values(), ...moments.values(), ...rng.values()]) t.dispose();
+  }
+  return state.position;
+}
