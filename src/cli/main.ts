@@ -7,7 +7,9 @@ import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
 import { runEval } from "./eval.js";
 import { runJudge } from "./judge.js";
+import { runKlData } from "./kl-data.js";
 import { runMetrics } from "./metrics.js";
+import { runTrain } from "./train.js";
 import { runForward } from "./forward.js";
 import { runGenerate } from "./generate.js";
 
@@ -29,6 +31,10 @@ commands:
                        add judge columns (logprob-weighted 0-100 scores; cached, retried)
   metrics FILE... [--json] [--aligned-threshold 30] [--aligned-inclusive] [--coherent-threshold 50] [--include-json]
                        EM and coherent rates with bootstrap 95% CIs, per question and overall
+  train CONFIG.json|yaml [--resume]
+                       LoRA / full SFT / steering-vector training, optional KL penalty; exact resume
+  kl-data --model DIR --prompts FILE --out FILE.jsonl [--max-new-tokens 256] [--limit N]
+                       a KL dataset: out-of-domain prompts answered by the chat model itself
 `;
 
 /** Runs a command; usage errors print a message and return 2, other typed errors 1. */
@@ -61,6 +67,10 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return runJudge(rest);
     case "metrics":
       return runMetrics(rest);
+    case "train":
+      return runTrain(rest);
+    case "kl-data":
+      return runKlData(rest);
     case "doctor": {
       const { values } = parseArgs({ args: [...rest], options: { json: { type: "boolean", default: false } }, strict: true });
       return runDoctor({ json: values.json ?? false });

@@ -1,0 +1,275 @@
+/**
+ * The training recipe behind `emlab train CONFIG`: one straight-line program from a resolved run
+ * config to a run directory. Set-up (model, method, data, optimizer, resume) -> loop (micro-batches,
+ * KL penalty, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early stop) -> final
+ * artefact (PEFT adapter, steering vector or full weights) -> clean-up.
+ */
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LoraAdapter } from "../adapters/lora.js";
+import { savePeftAdapter } from "../adapters/peft.js";
+import { saveSafetensors } from "../io/safetensors.js";
+import { loadModel } from "../models/load.js";
+import { causalLmLoss } from "../nn/losses.js";
+import { AdamW, clipGradNorm } from "../optim/index.js";
+import { type Device, enableGrad, inferenceMode, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { ChatTokenizer } from "../tokenizer/tokenizer.js";
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
+import type { RunConfig } from "../train/config.js";
+import { collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
+import { klPenalty, type LossTerm } from "../train/losses.js";
+import { lrMultiplier } from "../train/schedule.js";
+import { SteeringVector } from "../train/steering.js";
+
+export interface StepMetrics {
+  step: number;
+  epoch: number;
+  loss: number;
+  ce: number;
+  kl: number | null;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  terms?: Record<string, number>;
+  eval_loss?: number;
+}
+
+export interface TrainRunOptions {
+  resume?: boolean;
+  /** Extra loss terms (library users). */
+  lossTerms?: readonly LossTerm[];
+  onStep?: (metrics: StepMetrics, totalSteps: number) => void;
+  log?: (line: string) => void;
+}
+
+export interface TrainRunResult {
+  outputDir: string;
+  steps: number;
+  finalLoss: number;
+  stoppedEarly: boolean;
+  artefact: string;
+}
+
+export function runTraining(config: RunConfig, options: TrainRunOptions = {}): TrainRunResult {
+  const log = options.log ?? (() => {});
+  const t = config.training;
+  const out = config.output_dir;
+  mkdirSync(out, { recursive: true });
+  const resolvedFile = join(out, "config.resolved.json");
+  const resolved = `${JSON.stringify(config, null, 2)}\n`;
+  const checkpoint = options.resume ? latestCheckpoint(out) : null;
+  if (options.resume && existsSync(resolvedFile) && readFileSync(resolvedFile, "utf8") !== resolved) {
+    throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
+  }
+  if (!options.resume && existsSync(join(out, "metrics.jsonl"))) throw new RangeError(`${out} already holds a run; use --resume or a new output_dir`);
+  writeFileSync(resolvedFile, resolved);
+  manualSeed(t.seed);
+
+  // ---- model and method --------------------------------------------------------------------
+  const model = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
+  const tokenizer = ChatTokenizer.fromDir(config.model);
+  const trainables = new Map<string, Tensor>();
+  const cleanup: (() => void)[] = [() => model.dispose()];
+  let reference: <T>(fn: () => T) => T = (fn) => fn();
+  const adapters: LoraAdapter[] = [];
+  let steering: SteeringVector | null = null;
+  if (config.method === "lora") {
+    for (const l of config.lora) {
+      const adapter = LoraAdapter.create(
+        model.spec,
+        { r: l.r, alpha: l.alpha, useRslora: l.use_rslora, dropout: l.dropout, targetModules: l.target_modules, layersToTransform: l.layers_to_transform },
+        { name: l.name, initB: l.init_b, device: model.decoder.device },
+      );
+      model.decoder.adapters.attach(adapter);
+      adapters.push(adapter);
+      cleanup.push(() => adapter.dispose());
+      for (const [module, m] of adapter.modules) {
+        trainables.set(`${l.name}/${module}.lora_A`, m.A);
+        trainables.set(`${l.name}/${module}.lora_B`, m.B);
+      }
+    }
+    reference = (fn) => model.decoder.adapters.withoutAdapters(fn);
+  } else if (config.method === "steering") {
+    const s = config.steering!;
+    steering = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha });
+    const handle = steering.attach(model.decoder);
+    cleanup.push(() => {
+      handle.remove();
+      steering!.dispose();
+    });
+    trainables.set("steering.vector", steering.vector);
+    const sv = steering;
+    reference = (fn) => sv.withoutSteering(fn);
+  } else {
+    const pattern = config.full.parameters ? new RegExp(config.full.parameters) : null;
+    for (const [name, p] of model.parameters) if (!pattern || pattern.test(name)) trainables.set(name, p.requiresGrad_());
+    if (config.kl) throw new RangeError("kl with method full needs a frozen reference model; not supported yet (use lora or steering)");
+  }
+  if (trainables.size === 0) throw new RangeError("nothing to train (no parameter matched)");
+
+  // ---- data ---------------------------------------------------------------------------------
+  const tokenizeAll = (file: string, lossOn: "assistant" | "all"): Example[] => {
+    const { examples, skipped } = readChatDataset(file, { skipInvalid: config.data.skip_invalid });
+    if (skipped > 0) log(`${file}: skipped ${skipped} invalid rows`);
+    return examples.map((e) =>
+      tokenizeExample(tokenizer, e.messages, { lossOn, systemPrompt: config.data.system_prompt, maxLength: config.data.max_length }),
+    );
+  };
+  const all = tokenizeAll(config.data.train, config.data.loss_on);
+  let trainSet = all;
+  let evalSet: Example[] = [];
+  if (config.data.eval) evalSet = tokenizeAll(config.data.eval, config.data.loss_on);
+  else if (config.data.eval_fraction > 0) {
+    const split = heldOutSplit(all.length, config.data.eval_fraction, t.seed);
+    trainSet = split.train.map((i) => all[i]!);
+    evalSet = split.heldOut.map((i) => all[i]!);
+  }
+  if (trainSet.length === 0) throw new RangeError(`${config.data.train}: no training examples`);
+  const klSet = config.kl ? tokenizeAll(config.kl.data, "all") : [];
+  const pad = tokenizer.padTokenId ?? tokenizer.endOfTurnIds(model.eosTokenIds)[0] ?? 0;
+  const lengths = trainSet.map((e) => e.ids.length);
+  const batchesPerEpoch = Math.ceil(trainSet.length / t.batch_size);
+  const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
+  log(`train ${trainSet.length} examples, held out ${evalSet.length}, ${totalSteps} optimizer steps, ${trainables.size} trainable tensors`);
+
+  const optimizer = new AdamW([...trainables.values()], { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
+  cleanup.push(() => optimizer.dispose());
+
+  let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
+  if (checkpoint) {
+    position = loadCheckpoint(checkpoint, trainables, optimizer);
+    log(`resumed from ${checkpoint} at step ${position.step}`);
+  }
+  let order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
+  const nextBatch = (): Example[] | null => {
+    if (position.batchInEpoch >= order.length) {
+      position.epoch++;
+      position.batchInEpoch = 0;
+      if (t.max_steps === null && position.epoch >= t.epochs) return null;
+      order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
+    }
+    return order[position.batchInEpoch++]!.map((i) => trainSet[i]!);
+  };
+  const nextKlBatch = (): Example[] => {
+    const size = config.kl!.batch_size;
+    const batch = Array.from({ length: size }, (_, i) => klSet[(position.klCursor + i) % klSet.length]!);
+    position.klCursor = (position.klCursor + size) % klSet.length;
+    return batch;
+  };
+
+  const device = model.decoder.device;
+  const evalLoss = (): number =>
+    inferenceMode(() => {
+      let total = 0;
+      let count = 0;
+      for (let i = 0; i < evalSet.length; i += t.batch_size) {
+        total += tidy(() => {
+          const b = collate(evalSet.slice(i, i + t.batch_size), pad, device);
+          return causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).toNumber();
+        });
+        count++;
+      }
+      return count === 0 ? Number.NaN : total / count;
+    });
+
+  // ---- loop -----------------------------------------------------------------------------------
+  model.decoder.adapters.training = true;
+  let finalLoss = Number.NaN;
+  let stoppedEarly = false;
+  try {
+    while (position.step < totalSteps) {
+      const started = Date.now();
+      const lr = t.lr * lrMultiplier(t.schedule, position.step, totalSteps, t.warmup_steps);
+      for (const group of optimizer.groups) group.options.lr = lr;
+      let ce = 0;
+      let kl = 0;
+      let tokens = 0;
+      let micro = 0;
+      const terms: Record<string, number> = {};
+      for (; micro < t.gradient_accumulation; micro++) {
+        const examples = nextBatch();
+        if (examples === null) break;
+        tidy(() =>
+          enableGrad(() => {
+            const batch = collate(examples, pad, device);
+            tokens += batch.tokens;
+            const logits = model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!;
+            const ceLoss = causalLmLoss(logits, batch.labels);
+            let loss = ceLoss;
+            ce += ceLoss.toNumber();
+            if (config.kl) {
+              const klBatch = collate(nextKlBatch(), pad, device);
+              const referenceLogits = noGrad(() => reference(() => model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!));
+              const current = model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!;
+              const penalty = klPenalty(current, referenceLogits, klBatch.attentionMask, config.kl.normalization);
+              kl += penalty.toNumber();
+              loss = loss.add(penalty.mul(config.kl.weight));
+            }
+            for (const term of options.lossTerms ?? []) {
+              const value = term.compute({ model, batch, logits, step: position.step });
+              terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
+              loss = loss.add(value.mul(term.weight));
+            }
+            loss.div(t.gradient_accumulation).backward();
+          }),
+        );
+      }
+      if (micro === 0) break; // data exhausted
+      const gradNorm = clipGradNorm([...trainables.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
+      optimizer.step();
+      position.step++;
+      const atCheckpoint = position.step % t.save_steps === 0 || position.step === totalSteps;
+      const gradients = new Map<string, Tensor>();
+      if (atCheckpoint) for (const [name, p] of trainables) if (p.grad) gradients.set(name, keep(p.grad));
+      optimizer.zeroGrad();
+      const metrics: StepMetrics = {
+        step: position.step,
+        epoch: position.epoch,
+        loss: (ce + (config.kl ? config.kl.weight * kl : 0) + Object.entries(terms).reduce((s, [name, v]) => s + v * (options.lossTerms!.find((x) => x.name === name)!.weight), 0)) / micro,
+        ce: ce / micro,
+        kl: config.kl ? kl / micro : null,
+        lr,
+        grad_norm: gradNorm,
+        tokens_per_s: tokens / Math.max(1e-3, (Date.now() - started) / 1000),
+        ...(Object.keys(terms).length > 0 ? { terms: Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v / micro])) } : {}),
+      };
+      if (t.eval_steps && position.step % t.eval_steps === 0 && evalSet.length > 0) metrics.eval_loss = evalLoss();
+      finalLoss = metrics.loss;
+      appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
+      options.onStep?.(metrics, totalSteps);
+      if (t.early_stop) {
+        position.lowLossStreak = metrics.loss < t.early_stop.loss_below ? position.lowLossStreak + 1 : 0;
+        if (position.lowLossStreak > t.early_stop.patience) stoppedEarly = true;
+      }
+      if (atCheckpoint || stoppedEarly) saveCheckpoint(out, position, trainables, optimizer, gradients);
+      for (const g of gradients.values()) g.dispose();
+      if (stoppedEarly) {
+        log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
+        break;
+      }
+    }
+    model.decoder.adapters.training = false;
+    const heldOut = evalSet.length > 0 ? evalLoss() : Number.NaN;
+    if (Number.isFinite(heldOut)) appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify({ step: position.step, final_eval_loss: heldOut })}\n`);
+
+    // ---- final artefact ---------------------------------------------------------------------
+    let artefact: string;
+    if (config.method === "lora") {
+      artefact = join(out, "adapter");
+      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : join(artefact, adapter.name), adapter, { baseModel: config.model });
+    } else if (config.method === "steering") {
+      artefact = join(out, "steering_vector.safetensors");
+      saveSafetensors(artefact, { vector: steering!.vector }, { layer: String(steering!.layer), site: steering!.site, alpha: String(steering!.alpha) });
+    } else {
+      artefact = join(out, "model");
+      mkdirSync(artefact, { recursive: true });
+      saveSafetensors(join(artefact, "model.safetensors"), model.parameters, { format: "pt" });
+      for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
+        if (existsSync(join(config.model, f))) copyFileSync(join(config.model, f), join(artefact, f));
+      }
+    }
+    return { outputDir: out, steps: position.step, finalLoss, stoppedEarly, artefact };
+  } finally {
+    for (const fn of cleanup.reverse()) fn();
+  }
+}
