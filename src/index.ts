@@ -2,6 +2,9 @@
  * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks,
  * Hugging Face models, hooks, tokenizers and generation.
  */
+export * from "./adapters/adapter-set.js";
+export * from "./adapters/lora.js";
+export * from "./adapters/peft.js";
 export * from "./eval/judge/cache.js";
 export * from "./eval/judge/judge.js";
 export * from "./eval/judge/local.js";
@@ -27,7 +30,14 @@ export type * from "./models/spec.js";
 export * from "./nn/decoder.js";
 export * from "./nn/kv-cache.js";
 export * from "./nn/losses.js";
+export * from "./recipes/train.js";
 export * from "./tokenizer/tokenizer.js";
+export * from "./train/checkpoint.js";
+export * from "./train/config.js";
+export * from "./train/data.js";
+export * from "./train/losses.js";
+export * from "./train/schedule.js";
+export * from "./train/steering.js";
 export * from "./optim/index.js";
 export * from "./runtime/doctor.js";
 export * from "./tensor/index.js";
