@@ -60,3 +60,28 @@ export function layerTypes(config: HfConfig, fallback: (layer: number) => LayerT
   if (config.layer_types && config.layer_types.length === config.num_hidden_layers) return [...config.layer_types];
   return Array.from({ length: config.num_hidden_layers }, (_, i) => fallback(i));
 }
+
+/** Qwen's layer types: sliding windows only when use_sliding_window, from max_window_layers on. */
+export function qwenLayerTypes(config: HfConfig): string[] {
+  return layerTypes(config, (i) => (config.use_sliding_window && i >= (config.max_window_layers ?? 0) ? "sliding_attention" : "full_attention"));
+}
+
+/**
+ * The conventions Gemma 2 and 3 share: (1+w) RMSNorm, sandwich norms, sqrt(d_model) embedding scale,
+ * GELU-tanh, query_pre_attn_scalar, soft-capping as configured, tied embeddings by default.
+ */
+export function gemmaSpec(config: HfConfig, family: FamilyName, types: readonly string[], file: string): DecoderSpec {
+  const base = commonSpec(config, family);
+  return {
+    ...base,
+    normStyle: "oneplus",
+    sandwichNorms: true,
+    embeddingScale: Math.sqrt(config.hidden_size),
+    activation: "gelu_tanh",
+    attentionScale: 1 / Math.sqrt(config.query_pre_attn_scalar ?? base.headDim),
+    attnSoftcap: config.attn_logit_softcapping ?? null,
+    finalSoftcap: config.final_logit_softcapping ?? null,
+    tieEmbeddings: config.tie_word_embeddings ?? true,
+    layers: layersFromTypes(config, types, file),
+  };
+}

@@ -1,31 +1,18 @@
 /**
- * Gemma 3 (text): Gemma 2's norms and embedding scale plus (1+w) RMSNorm on q and k; sliding
- * (local) and full (global) layers with their own RoPE bases and scaling; no soft-capping unless
- * configured. Multimodal checkpoints load through their text_config and `language_model` weights.
+ * Gemma 3 (text): Gemma 2's conventions plus (1+w) RMSNorm on q and k; sliding (local) and full
+ * (global) layers with their own RoPE bases and scaling; no soft-capping unless configured.
+ * Multimodal checkpoints load through their text_config and `language_model` weights.
  */
 import type { ModelFamily } from "../family.js";
-import { commonSpec, layersFromTypes, layerTypes } from "../family.js";
+import { gemmaSpec, layerTypes } from "../family.js";
 
 export const gemma3: ModelFamily = {
   name: "gemma3",
   architectures: ["Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"],
   modelTypes: ["gemma3_text", "gemma3"],
   toSpec(config, file) {
-    const base = commonSpec(config, "gemma3");
     const pattern = config.sliding_window_pattern ?? config._sliding_window_pattern ?? 6;
     const types = layerTypes(config, (i) => ((i + 1) % pattern === 0 ? "full_attention" : "sliding_attention"));
-    return {
-      ...base,
-      normStyle: "oneplus",
-      sandwichNorms: true,
-      qkNorm: true,
-      embeddingScale: Math.sqrt(config.hidden_size),
-      activation: "gelu_tanh",
-      attentionScale: 1 / Math.sqrt(config.query_pre_attn_scalar ?? base.headDim),
-      attnSoftcap: config.attn_logit_softcapping ?? null,
-      finalSoftcap: config.final_logit_softcapping ?? null,
-      tieEmbeddings: config.tie_word_embeddings ?? true,
-      layers: layersFromTypes(config, types, file),
-    };
+    return { ...gemmaSpec(config, "gemma3", types, file), qkNorm: true };
   },
 };

@@ -1,15 +1,12 @@
 /** Qwen2 / Qwen2.5: Llama skeleton with q/k/v biases; sliding windows only when use_sliding_window. */
 import type { ModelFamily } from "../family.js";
-import { commonSpec, layersFromTypes, layerTypes } from "../family.js";
+import { commonSpec, layersFromTypes, qwenLayerTypes } from "../family.js";
 
 export const qwen2: ModelFamily = {
   name: "qwen2",
   architectures: ["Qwen2ForCausalLM"],
   modelTypes: ["qwen2"],
   toSpec(config, file) {
-    const types = layerTypes(config, (i) =>
-      config.use_sliding_window && i >= (config.max_window_layers ?? 0) ? "sliding_attention" : "full_attention",
-    );
-    return { ...commonSpec(config, "qwen2"), qkvBias: true, layers: layersFromTypes(config, types, file) };
+    return { ...commonSpec(config, "qwen2"), qkvBias: true, layers: layersFromTypes(config, qwenLayerTypes(config), file) };
   },
 };

@@ -1,21 +1,18 @@
 /** Qwen3: Qwen2 without q/k/v biases (unless attention_bias) and with RMSNorm on q and k per head. */
 import type { ModelFamily } from "../family.js";
-import { commonSpec, layersFromTypes, layerTypes } from "../family.js";
+import { commonSpec, layersFromTypes, qwenLayerTypes } from "../family.js";
 
 export const qwen3: ModelFamily = {
   name: "qwen3",
   architectures: ["Qwen3ForCausalLM"],
   modelTypes: ["qwen3"],
   toSpec(config, file) {
-    const types = layerTypes(config, (i) =>
-      config.use_sliding_window && i >= (config.max_window_layers ?? 0) ? "sliding_attention" : "full_attention",
-    );
     return {
       ...commonSpec(config, "qwen3"),
       qkvBias: config.attention_bias ?? false,
       oBias: config.attention_bias ?? false,
       qkNorm: true,
-      layers: layersFromTypes(config, types, file),
+      layers: layersFromTypes(config, qwenLayerTypes(config), file),
     };
   },
 };
