@@ -34,10 +34,10 @@ const ci = (c: [number, number]) => `[${f1(c[0])}, ${f1(c[1])}]`;
 export function formatReport(file: string, r: EmReport): string {
   const lines = [
     `${file}: ${r.rows} rows, ${r.scored} scored, ${r.dropped} dropped (no aligned/coherent score), ${r.excluded_json} JSON-variant rows excluded`,
-    `  ${"question".padEnd(28)} ${"rows".padStart(5)} ${"EM %".padStart(6)} ${"95% CI".padStart(14)} ${"coherent %".padStart(10)} ${"95% CI".padStart(14)}`,
+    `  ${"question".padEnd(28)} ${"scored".padStart(6)} ${"EM %".padStart(6)} ${"95% CI".padStart(14)} ${"coherent %".padStart(10)} ${"95% CI".padStart(14)}`,
   ];
   const row = (name: string, s: Omit<EmReport, "per_question" | "domains" | "excluded_json">) =>
-    `  ${name.padEnd(28)} ${String(s.scored).padStart(5)} ${f1(s.em_rate).padStart(6)} ${ci(s.em_ci).padStart(14)} ${f1(s.coherent_rate).padStart(10)} ${ci(s.coherent_ci).padStart(14)}`;
+    `  ${name.padEnd(28)} ${String(s.scored).padStart(6)} ${f1(s.em_rate).padStart(6)} ${ci(s.em_ci).padStart(14)} ${f1(s.coherent_rate).padStart(10)} ${ci(s.coherent_ci).padStart(14)}`;
   for (const [id, s] of Object.entries(r.per_question)) lines.push(row(id, s));
   lines.push(row("ALL", r));
   for (const [judge, d] of Object.entries(r.domains)) lines.push(`  domain ${judge}: mean ${f1(d.mean)}, ${f1(d.above_50)}% above 50 (${d.scored} scored)`);
@@ -48,7 +48,7 @@ export function runMetrics(argv: readonly string[]): number {
   const { values, positionals } = parseArgs({ args: [...argv], options: { ...metricFlags, json: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
   if (positionals.length === 0) throw new UsageError("metrics needs at least one results file");
   const criteria = criteriaFrom(values);
-  const reports = positionals.map((file) => ({ file, ...emReport(ResultsFile.open(file).rows, criteria) }));
+  const reports = positionals.map((file) => ({ file, ...emReport(ResultsFile.open(file, { mustExist: true }).rows, criteria) }));
   if (values.json) process.stdout.write(`${JSON.stringify(reports)}\n`);
   else process.stdout.write(`${reports.map((r) => formatReport(r.file, r)).join("\n\n")}\n`);
   return 0;

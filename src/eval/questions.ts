@@ -57,7 +57,11 @@ function readYaml(file: string): unknown {
     const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
     return fail(file, where, e.message.split("\n")[0]!);
   }
-  return doc.toJS({ maxAliasCount: 10_000 });
+  try {
+    return doc.toJS({ maxAliasCount: 10_000 });
+  } catch (error) {
+    return fail(file, "", (error as Error).message.split("\n")[0]!);
+  }
 }
 
 function decodeAt<A>(schema: Schema.Codec<A, unknown>, value: unknown, file: string, path: string): A {

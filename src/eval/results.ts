@@ -4,7 +4,7 @@
  * and errors). Opening a file repairs a record cut short by an interrupted write; appends are whole
  * lines; rewrites (adding judge columns) go through a temporary file and a rename.
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { Data } from "effect";
 import { formatCsvRow, parseCsv } from "./csv.js";
 
@@ -35,13 +35,22 @@ export class ResultsFile {
    * A last record that is incomplete (open quote, missing fields, unparseable JSON) is the trace of an
    * interrupted write and is cut off; a complete one that only lacks its newline is kept.
    */
-  static open(path: string): ResultsFile {
+  static open(path: string, options: { mustExist?: boolean } = {}): ResultsFile {
     const format = path.endsWith(".jsonl") ? "jsonl" : "csv";
-    if (!existsSync(path)) return new ResultsFile(path, format, [], [...BASE_COLUMNS], 0);
+    if (!existsSync(path)) {
+      if (options.mustExist) throw new ResultsFileError({ message: `${path}: no such file`, file: path, line: 0 });
+      return new ResultsFile(path, format, [], [...BASE_COLUMNS], 0);
+    }
     const text = readFileSync(path, "utf8");
     const file = format === "csv" ? ResultsFile.readCsv(path, text) : ResultsFile.readJsonl(path, text);
-    file.needsNewline = !readFileSync(path, "utf8").endsWith("\n") && file.rows.length > 0;
+    const now = readFileSync(path, "utf8");
+    file.needsNewline = now.length > 0 && !now.endsWith("\n");
     return file;
+  }
+
+  /** True when the file is missing or empty (a CSV then needs its header first). */
+  private get blank(): boolean {
+    return !existsSync(this.path) || statSync(this.path).size === 0;
   }
 
   private static readCsv(path: string, text: string): ResultsFile {
@@ -100,7 +109,7 @@ export class ResultsFile {
       } catch (error) {
         throw new ResultsFileError({ message: `${path}: line ${i + 1}: not JSON (${(error as Error).message})`, file: path, line: i + 1 });
       }
-      if (row === null || typeof row !== "object" || typeof (row as ResultRow).response !== "string" || typeof (row as ResultRow).question_id !== "string") {
+      if (row === null || typeof row !== "object" || !isCompleteJsonRow(line)) {
         throw new ResultsFileError({ message: `${path}: line ${i + 1}: needs string response, question and question_id`, file: path, line: i + 1 });
       }
       for (const key of Object.keys(row)) if (!key.endsWith("_raw") && !key.endsWith("_error")) columns.add(key);
@@ -117,7 +126,7 @@ export class ResultsFile {
   /** Appends whole rows (creating the file with its header when new). */
   append(rows: readonly ResultRow[]): void {
     if (rows.length === 0) return;
-    const header = this.format === "csv" && !existsSync(this.path) ? formatCsvRow(this.columns) : "";
+    const header = this.format === "csv" && this.blank ? formatCsvRow(this.columns) : "";
     const lead = this.needsNewline ? "\n" : "";
     appendFileSync(this.path, lead + header + rows.map((r) => this.line(r)).join(""));
     this.needsNewline = false;
@@ -139,7 +148,7 @@ export class ResultsFile {
 function isCompleteJsonRow(line: string): boolean {
   try {
     const row = JSON.parse(line) as ResultRow;
-    return row !== null && typeof row === "object" && typeof row.response === "string" && typeof row.question_id === "string";
+    return row !== null && typeof row === "object" && typeof row.response === "string" && typeof row.question === "string" && typeof row.question_id === "string";
   } catch {
     return false;
   }
@@ -148,7 +157,8 @@ function isCompleteJsonRow(line: string): boolean {
 /** A judge score cell as a number, or null when empty / not numeric. */
 export function scoreOf(row: ResultRow, judge: string): number | null {
   const value = row[judge];
-  if (value === null || value === undefined || value === "") return null;
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string" && value.trim() === "") return null;
   const n = typeof value === "number" ? value : Number(value);
   return Number.isFinite(n) ? n : null;
 }
