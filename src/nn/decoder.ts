@@ -8,8 +8,21 @@ import { AdapterSet } from "../adapters/adapter-set.js";
 import { HookRegistry } from "../hooks/registry.js";
 import { isHookPoint, layerPoint } from "../hooks/points.js";
 import type { DecoderSpec } from "../models/spec.js";
-import { arange, embedding, keep, linear, type Tensor, tensor, tidy } from "../tensor/index.js";
-import { type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
+import {
+  arange,
+  embedding,
+  enableGrad,
+  getRngState,
+  keep,
+  linear,
+  noGrad,
+  setRngState,
+  type Tensor,
+  TensorScope,
+  tensor,
+  tidy,
+} from "../tensor/index.js";
+import { type AttentionShape, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
 import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
@@ -54,6 +67,16 @@ export interface ForwardOutput {
 
 const ropeKey = (r: RopeSpec): string => JSON.stringify(r);
 
+/** What every layer of one forward pass shares: ids, cache, masks and RoPE tables (built on first use). */
+interface LayerContext {
+  ids: Tensor;
+  cache: KvCache | null;
+  adapted: boolean;
+  maskFor(window: number | null): Tensor;
+  ropeFor(rope: RopeSpec): { cos: Tensor; sin: Tensor };
+  shape: AttentionShape;
+}
+
 export class Decoder {
   readonly hooks: HookRegistry;
   /** LoRA adapters applied to the linear projections. */
@@ -81,36 +104,116 @@ export class Decoder {
 
   /** Runs the model on token ids [batch, pos] (int64). Returned tensors belong to the caller's scope. */
   forward(inputIds: Tensor, options: ForwardOptions = {}): ForwardOutput {
+    const cache = options.cache ?? null;
+    return tidy(() => {
+      const context = this.prepare(inputIds, options);
+      let x = this.embed(context.ids);
+      const hidden: Tensor[] = options.hiddenStates ? [x] : [];
+      const last = this.spec.layers.length - 1;
+      for (let l = 0; l <= last; l++) {
+        x = this.layer(l, x, context);
+        if (options.hiddenStates && l < last) hidden.push(x);
+      }
+      cache?.commit();
+      const { final, logits } = this.head(x, options.logits ?? "all");
+      if (options.hiddenStates) hidden.push(final);
+      return { logits, hiddenStates: hidden };
+    });
+  }
+
+  /**
+   * Per-layer gradient checkpointing for training: the layers run without recording autograd (only
+   * each layer's input is kept); `logits` is differentiable with respect to the last layer's output
+   * and the head. After `loss.backward()`, `finish()` recomputes each layer from its saved input (the
+   * CPU RNG restored, so dropout repeats) and back-propagates through it, last layer first, into
+   * every trainable tensor (weights, adapters, steering vectors, embeddings). Hooks run again during
+   * recomputation. `dispose()` frees the saved state without back-propagating.
+   */
+  checkpointedForward(inputIds: Tensor, options: Omit<ForwardOptions, "cache" | "hiddenStates"> = {}): { logits: Tensor; finish(): void; dispose(): void } {
+    const scope = new TensorScope(null, true);
+    const saved = scope.run(() => {
+      const context = this.prepare(inputIds, options);
+      const embedded = this.embed(context.ids);
+      const inputs: Tensor[] = [];
+      const rng: Tensor[] = [];
+      const boundary = noGrad(() => {
+        let x = embedded.detach();
+        for (let l = 0; l < this.spec.layers.length; l++) {
+          inputs.push(x);
+          rng.push(getRngState());
+          x = this.layer(l, x, context);
+        }
+        return x.detach().requiresGrad_();
+      });
+      return { context, embedded, inputs, rng, boundary };
+    });
+    const logits = enableGrad(() => this.head(saved.boundary, options.logits ?? "all").logits!);
+    let done = false;
+    const dispose = () => {
+      if (done) return;
+      done = true;
+      scope.close();
+    };
+    const finish = () => {
+      if (done) throw new Error("checkpointedForward: finish() or dispose() already called");
+      try {
+        let grad = saved.boundary.grad;
+        if (grad === null) throw new Error("checkpointedForward: call backward() on a loss of the logits before finish()");
+        grad = keep(grad);
+        for (let l = this.spec.layers.length - 1; l >= 0; l--) {
+          const next = tidy(() =>
+            enableGrad(() => {
+              const input = saved.inputs[l]!.detach().requiresGrad_();
+              setRngState(saved.rng[l]!);
+              this.layer(l, input, saved.context).backward(grad!);
+              return input.grad;
+            }),
+          );
+          grad.dispose();
+          grad = next === null ? null : keep(next);
+          if (grad === null) break;
+        }
+        if (grad !== null) {
+          if (saved.embedded.requiresGrad) enableGrad(() => saved.embedded.backward(grad!));
+          grad.dispose();
+        }
+      } finally {
+        dispose();
+      }
+    };
+    return { logits, finish, dispose };
+  }
+
+  /** Ids on the model's device, positions, and lazily built masks and RoPE tables for one forward pass. */
+  private prepare(inputIds: Tensor, options: ForwardOptions): LayerContext {
     const spec = this.spec;
     const cache = options.cache ?? null;
-    const result = tidy(() => {
-      const ids = inputIds.to({ dtype: "i64", device: this.device });
-      const [batch, pos] = ids.shape as [number, number];
-      const past = cache?.length ?? 0;
-      const keyMask = options.attentionMask ? options.attentionMask.to(this.device) : null;
-      if (keyMask && keyMask.size(1) !== past + pos) {
-        throw new RangeError(`attention mask covers ${keyMask.size(1)} positions; expected ${past + pos} (cached ${past} + new ${pos})`);
-      }
-      const positions =
-        options.positions?.to(this.device) ??
-        (keyMask ? positionsFromMask(keyMask, pos) : arange(past, past + pos, 1, { device: this.device }).unsqueeze(0).expand(batch, pos));
-
-      let x = embedding(this.weights.embed, ids);
-      if (spec.embeddingScale !== null) x = x.mul(tensor(spec.embeddingScale, { device: this.device }).to(x.dtype));
-      x = this.hooks.run("embed", -1, x);
-      const hidden: Tensor[] = options.hiddenStates ? [x] : [];
-
-      const masks = new Map<number | null, Tensor>();
-      const maskFor = (window: number | null): Tensor => {
+    const ids = inputIds.to({ dtype: "i64", device: this.device });
+    const [batch, pos] = ids.shape as [number, number];
+    const past = cache?.length ?? 0;
+    const keyMask = options.attentionMask ? options.attentionMask.to(this.device) : null;
+    if (keyMask && keyMask.size(1) !== past + pos) {
+      throw new RangeError(`attention mask covers ${keyMask.size(1)} positions; expected ${past + pos} (cached ${past} + new ${pos})`);
+    }
+    const positions =
+      options.positions?.to(this.device) ??
+      (keyMask ? positionsFromMask(keyMask, pos) : arange(past, past + pos, 1, { device: this.device }).unsqueeze(0).expand(batch, pos));
+    const masks = new Map<number | null, Tensor>();
+    const tables = new Map<string, { cos: Tensor; sin: Tensor }>();
+    const dtype = this.weights.embed.dtype;
+    return {
+      ids,
+      cache,
+      adapted: this.adapters.active,
+      maskFor: (window) => {
         let mask = masks.get(window);
         if (!mask) {
-          mask = additiveMask(keyMask, batch, pos, past + pos, past, window, x.dtype, this.device);
+          mask = additiveMask(keyMask, batch, pos, past + pos, past, window, dtype, this.device);
           masks.set(window, mask);
         }
         return mask;
-      };
-      const tables = new Map<string, { cos: Tensor; sin: Tensor }>();
-      const ropeFor = (rope: RopeSpec): { cos: Tensor; sin: Tensor } => {
+      },
+      ropeFor: (rope) => {
         const key = ropeKey(rope);
         let table = tables.get(key);
         if (!table) {
@@ -118,9 +221,8 @@ export class Decoder {
           tables.set(key, table);
         }
         return table;
-      };
-
-      const shape = {
+      },
+      shape: {
         numHeads: spec.numHeads,
         numKvHeads: spec.numKvHeads,
         headDim: spec.headDim,
@@ -128,47 +230,53 @@ export class Decoder {
         softcap: spec.attnSoftcap,
         normEps: spec.rmsNormEps,
         normStyle: spec.normStyle,
-      };
-      const last = spec.layers.length - 1;
-      const adapted = this.adapters.active;
-      spec.layers.forEach((layer, l) => {
-        const w = this.weights.layers[l]!;
-        const project: Projection = adapted ? this.projectionFor(l) : plainProjection;
-        x = this.hooks.run(layerPoint(l, "resid_pre"), l, x);
-        let attn = selfAttention(
-          rmsNorm(x, w.inputNorm, spec.rmsNormEps, spec.normStyle),
-          w.attention,
-          shape,
-          ropeFor(layer.rope),
-          maskFor(layer.slidingWindow),
-          cache ? { cache, layer: l } : null,
-          project,
-        );
-        if (spec.sandwichNorms) attn = rmsNorm(attn, w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
-        attn = this.hooks.run(layerPoint(l, "attn_out"), l, attn);
-        x = this.hooks.run(layerPoint(l, "resid_mid"), l, x.add(attn));
-        const mlpInput = rmsNorm(x, spec.sandwichNorms ? w.preFeedforwardNorm! : w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
-        let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project), w.mlp, project));
-        if (spec.sandwichNorms) mlp = rmsNorm(mlp, w.postFeedforwardNorm!, spec.rmsNormEps, spec.normStyle);
-        mlp = this.hooks.run(layerPoint(l, "mlp_out"), l, mlp);
-        x = this.hooks.run(layerPoint(l, "resid_post"), l, x.add(mlp));
-        if (options.hiddenStates && l < last) hidden.push(x);
-      });
-      cache?.commit();
+      },
+    };
+  }
 
-      let final = rmsNorm(x, this.weights.finalNorm, spec.rmsNormEps, spec.normStyle);
-      final = this.hooks.run("final_norm", -1, final);
-      if (options.hiddenStates) hidden.push(final);
-      const which = options.logits ?? "all";
-      let logits: Tensor | null = null;
-      if (which !== "none") {
-        const input = which === "last" ? final.narrow(1, pos - 1, 1) : final;
-        logits = linear(input, this.weights.lmHead);
-        if (spec.finalSoftcap !== null) logits = logits.div(spec.finalSoftcap).tanh().mul(spec.finalSoftcap);
-      }
-      return { logits, hiddenStates: hidden };
-    });
-    return result;
+  /** Token embeddings (scaled for Gemma), after the `embed` hooks. */
+  private embed(ids: Tensor): Tensor {
+    let x = embedding(this.weights.embed, ids);
+    if (this.spec.embeddingScale !== null) x = x.mul(tensor(this.spec.embeddingScale, { device: this.device }).to(x.dtype));
+    return this.hooks.run("embed", -1, x);
+  }
+
+  /** Decoder layer `l` on the residual stream x, hooks included. */
+  private layer(l: number, input: Tensor, context: LayerContext): Tensor {
+    const spec = this.spec;
+    const layer = spec.layers[l]!;
+    const w = this.weights.layers[l]!;
+    const project: Projection = context.adapted ? this.projectionFor(l) : plainProjection;
+    let x = this.hooks.run(layerPoint(l, "resid_pre"), l, input);
+    let attn = selfAttention(
+      rmsNorm(x, w.inputNorm, spec.rmsNormEps, spec.normStyle),
+      w.attention,
+      context.shape,
+      context.ropeFor(layer.rope),
+      context.maskFor(layer.slidingWindow),
+      context.cache ? { cache: context.cache, layer: l } : null,
+      project,
+    );
+    if (spec.sandwichNorms) attn = rmsNorm(attn, w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
+    attn = this.hooks.run(layerPoint(l, "attn_out"), l, attn);
+    x = this.hooks.run(layerPoint(l, "resid_mid"), l, x.add(attn));
+    const mlpInput = rmsNorm(x, spec.sandwichNorms ? w.preFeedforwardNorm! : w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
+    let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project), w.mlp, project));
+    if (spec.sandwichNorms) mlp = rmsNorm(mlp, w.postFeedforwardNorm!, spec.rmsNormEps, spec.normStyle);
+    mlp = this.hooks.run(layerPoint(l, "mlp_out"), l, mlp);
+    return this.hooks.run(layerPoint(l, "resid_post"), l, x.add(mlp));
+  }
+
+  /** Final norm (after its hooks) and logits (soft-capped for Gemma 2). */
+  private head(x: Tensor, which: "all" | "last" | "none"): { final: Tensor; logits: Tensor | null } {
+    const spec = this.spec;
+    let final = rmsNorm(x, this.weights.finalNorm, spec.rmsNormEps, spec.normStyle);
+    final = this.hooks.run("final_norm", -1, final);
+    if (which === "none") return { final, logits: null };
+    const input = which === "last" ? final.narrow(1, final.size(1) - 1, 1) : final;
+    let logits = linear(input, this.weights.lmHead);
+    if (spec.finalSoftcap !== null) logits = logits.div(spec.finalSoftcap).tanh().mul(spec.finalSoftcap);
+    return { final, logits };
   }
 
   /** Routes layer `l`'s projections through the adapters (module names as in Hugging Face / PEFT). */

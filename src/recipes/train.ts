@@ -1,8 +1,9 @@
 /**
  * The training recipe behind `emlab train CONFIG`: one straight-line program from a resolved run
  * config to a run directory. Set-up (model, method, data, optimizer, resume) -> loop (micro-batches,
- * KL penalty, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early stop) -> final
- * artefact (PEFT adapter, steering vector or full weights) -> clean-up.
+ * optional per-layer gradient checkpointing, KL penalty against the model with the method switched off
+ * or a frozen copy for full SFT, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early
+ * stop) -> final artefact (PEFT adapter, steering vector or full weights) -> clean-up.
  */
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -70,7 +71,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const tokenizer = ChatTokenizer.fromDir(config.model);
   const trainables = new Map<string, Tensor>();
   const cleanup: (() => void)[] = [() => model.dispose()];
+  // Logits of the reference (chat) model for the KL term: the same weights with the method switched off.
   let reference: <T>(fn: () => T) => T = (fn) => fn();
+  let referenceModel: ReturnType<typeof loadModel> | null = null;
   const adapters: LoraAdapter[] = [];
   let steering: SteeringVector | null = null;
   if (config.method === "lora") {
@@ -103,7 +106,12 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   } else {
     const pattern = config.full.parameters ? new RegExp(config.full.parameters) : null;
     for (const [name, p] of model.parameters) if (!pattern || pattern.test(name)) trainables.set(name, p.requiresGrad_());
-    if (config.kl) throw new RangeError("kl with method full needs a frozen reference model; not supported yet (use lora or steering)");
+    if (config.kl) {
+      // Full SFT changes the weights themselves: the reference is a frozen copy.
+      referenceModel = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
+      const frozen = referenceModel;
+      cleanup.push(() => frozen.dispose());
+    }
   }
   if (trainables.size === 0) throw new RangeError("nothing to train (no parameter matched)");
 
@@ -172,6 +180,21 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       return count === 0 ? Number.NaN : total / count;
     });
 
+  /** Forward on `batch`, loss from its logits, backward: plain, or through per-layer checkpoints. */
+  const backwardThrough = (batch: ReturnType<typeof collate>, lossOf: (logits: Tensor) => Tensor): void => {
+    if (!t.gradient_checkpointing) {
+      lossOf(model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!).backward();
+      return;
+    }
+    const run = model.decoder.checkpointedForward(batch.ids, { attentionMask: batch.attentionMask });
+    try {
+      lossOf(run.logits).backward();
+      run.finish();
+    } finally {
+      run.dispose();
+    }
+  };
+
   // ---- loop -----------------------------------------------------------------------------------
   model.decoder.adapters.training = true;
   let finalLoss = Number.NaN;
@@ -193,24 +216,31 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
           enableGrad(() => {
             const batch = collate(examples, pad, device);
             tokens += batch.tokens;
-            const logits = model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!;
-            const ceLoss = causalLmLoss(logits, batch.labels);
-            let loss = ceLoss;
-            ce += ceLoss.toNumber();
+            backwardThrough(batch, (logits) => {
+              const ceLoss = causalLmLoss(logits, batch.labels);
+              ce += ceLoss.toNumber();
+              let loss = ceLoss;
+              for (const term of options.lossTerms ?? []) {
+                const value = term.compute({ model, batch, logits, step: position.step });
+                terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
+                loss = loss.add(value.mul(term.weight));
+              }
+              return loss.div(t.gradient_accumulation);
+            });
             if (config.kl) {
+              const kl_ = config.kl;
               const klBatch = collate(nextKlBatch(), pad, device);
-              const referenceLogits = noGrad(() => reference(() => model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!));
-              const current = model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!;
-              const penalty = klPenalty(current, referenceLogits, klBatch.attentionMask, config.kl.normalization);
-              kl += penalty.toNumber();
-              loss = loss.add(penalty.mul(config.kl.weight));
+              const referenceLogits = noGrad(() =>
+                referenceModel
+                  ? referenceModel.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!
+                  : reference(() => model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!),
+              );
+              backwardThrough(klBatch, (current) => {
+                const penalty = klPenalty(current, referenceLogits, klBatch.attentionMask, kl_.normalization);
+                kl += penalty.toNumber();
+                return penalty.mul(kl_.weight / t.gradient_accumulation);
+              });
             }
-            for (const term of options.lossTerms ?? []) {
-              const value = term.compute({ model, batch, logits, step: position.step });
-              terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
-              loss = loss.add(value.mul(term.weight));
-            }
-            loss.div(t.gradient_accumulation).backward();
           }),
         );
       }
