@@ -19,6 +19,7 @@ import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerPosition 
 import type { RunConfig } from "../train/config.js";
 import { collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
 import { klPenalty, type LossTerm } from "../train/losses.js";
+import { MasterWeights } from "../train/master-weights.js";
 import { lrMultiplier } from "../train/schedule.js";
 import { SteeringVector } from "../train/steering.js";
 
@@ -140,12 +141,17 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
   log(`train ${trainSet.length} examples, held out ${evalSet.length}, ${totalSteps} optimizer steps, ${trainables.size} trainable tensors`);
 
-  const optimizer = new AdamW([...trainables.values()], { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
+  // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
+  const masters = config.method === "full" && t.dtype !== "f32" ? new MasterWeights(trainables) : null;
+  if (masters) cleanup.push(() => masters.dispose());
+  const optimized = masters ? masters.masters : trainables;
+  const optimizer = new AdamW([...optimized.values()], { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
   cleanup.push(() => optimizer.dispose());
 
   let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
   if (checkpoint) {
-    position = loadCheckpoint(checkpoint, trainables, optimizer);
+    position = loadCheckpoint(checkpoint, optimized, optimizer);
+    masters?.pushWeights();
     log(`resumed from ${checkpoint} at step ${position.step}`);
   }
   let order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
@@ -245,12 +251,14 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         );
       }
       if (micro === 0) break; // data exhausted
-      const gradNorm = clipGradNorm([...trainables.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
+      masters?.pullGradients();
+      const gradNorm = clipGradNorm([...optimized.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
       optimizer.step();
+      masters?.pushWeights();
       position.step++;
       const atCheckpoint = position.step % t.save_steps === 0 || position.step === totalSteps;
       const gradients = new Map<string, Tensor>();
-      if (atCheckpoint) for (const [name, p] of trainables) if (p.grad) gradients.set(name, keep(p.grad));
+      if (atCheckpoint) for (const [name, p] of optimized) if (p.grad) gradients.set(name, keep(p.grad));
       optimizer.zeroGrad();
       const metrics: StepMetrics = {
         step: position.step,
@@ -271,7 +279,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         position.lowLossStreak = metrics.loss < t.early_stop.loss_below ? position.lowLossStreak + 1 : 0;
         if (position.lowLossStreak > t.early_stop.patience) stoppedEarly = true;
       }
-      if (atCheckpoint || stoppedEarly) saveCheckpoint(out, position, trainables, optimizer, gradients);
+      if (atCheckpoint || stoppedEarly) saveCheckpoint(out, position, optimized, optimizer, gradients);
       for (const g of gradients.values()) g.dispose();
       if (stoppedEarly) {
         log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
