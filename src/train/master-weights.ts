@@ -3,7 +3,7 @@
  * updates the float32 masters from the model's gradients, and the model's weights are refreshed from
  * them after every step, so small updates are not lost to bf16 rounding.
  */
-import { keep, noGrad, type Tensor } from "../tensor/index.js";
+import { keep, noGrad, type Tensor, tidy } from "../tensor/index.js";
 
 export class MasterWeights {
   /** Float32 masters by parameter name (what the optimizer and checkpoints see). */
@@ -11,7 +11,7 @@ export class MasterWeights {
 
   constructor(private readonly params: ReadonlyMap<string, Tensor>) {
     noGrad(() => {
-      for (const [name, p] of params) this.masters.set(name, keep(p.to("f32").detach().clone().requiresGrad_()));
+      for (const [name, p] of params) this.masters.set(name, keep(tidy(() => p.to({ dtype: "f32" }).detach().clone().requiresGrad_())));
     });
   }
 
