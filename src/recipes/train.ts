@@ -258,7 +258,12 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       position.step++;
       const atCheckpoint = position.step % t.save_steps === 0 || position.step === totalSteps;
       const gradients = new Map<string, Tensor>();
-      if (atCheckpoint) for (const [name, p] of optimized) if (p.grad) gradients.set(name, keep(p.grad));
+      if (atCheckpoint) {
+        for (const [name, p] of optimized) {
+          const g = p.grad;
+          if (g) gradients.set(name, keep(g));
+        }
+      }
       optimizer.zeroGrad();
       const metrics: StepMetrics = {
         step: position.step,
