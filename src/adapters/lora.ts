@@ -5,7 +5,7 @@
  * only in `layersToTransform`; merge / unmerge into the base weights. Adapters own their tensors.
  */
 import type { DecoderSpec } from "../models/spec.js";
-import { keep, matmul, noGrad, rand, type Tensor, TensorScope, zeros } from "../tensor/index.js";
+import { keep, matmul, noGrad, rand, type Tensor, TensorScope, tidy, zeros } from "../tensor/index.js";
 
 export interface LoraConfig {
   r: number;
@@ -111,7 +111,7 @@ export class LoraAdapter {
   delta(module: string): Tensor {
     const m = this.modules.get(module);
     if (!m) throw new RangeError(`adapter ${this.name} has no module ${module}`);
-    return matmul(m.B, m.A).mul(this.scale);
+    return tidy(() => matmul(m.B, m.A).mul(this.scale));
   }
 
   /** Adds s * B A into the base weights (`weights` by module name) and stops applying the adapter separately. */
@@ -121,9 +121,9 @@ export class LoraAdapter {
       for (const module of this.modules.keys()) {
         const w = weights.get(`${module}.weight`);
         if (!w) throw new RangeError(`no base weight ${module}.weight to merge into`);
-        const d = this.delta(module);
-        w.add_(d.to(w.dtype));
-        d.dispose();
+        tidy(() => {
+          w.add_(this.delta(module).to(w.dtype));
+        });
       }
     });
     this.mergedInto = new Map(weights);
@@ -136,9 +136,9 @@ export class LoraAdapter {
     noGrad(() => {
       for (const module of this.modules.keys()) {
         const w = weights.get(`${module}.weight`)!;
-        const d = this.delta(module);
-        w.sub_(d.to(w.dtype));
-        d.dispose();
+        tidy(() => {
+          w.sub_(this.delta(module).to(w.dtype));
+        });
       }
     });
     this.mergedInto = null;

@@ -145,7 +145,9 @@ export class Decoder {
         }
         return x.detach().requiresGrad_();
       });
-      return { context, embedded, inputs, rng, boundary };
+      // Where a plain forward would leave the RNG; finish() returns it there after its replays.
+      const rngAfter = getRngState();
+      return { context, embedded, inputs, rng, boundary, rngAfter };
     });
     const logits = enableGrad(() => this.head(saved.boundary, options.logits ?? "all").logits!);
     let done = false;
@@ -177,6 +179,7 @@ export class Decoder {
           if (saved.embedded.requiresGrad) enableGrad(() => saved.embedded.backward(grad!));
           grad.dispose();
         }
+        setRngState(saved.rngAfter);
       } finally {
         dispose();
       }

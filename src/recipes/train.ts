@@ -151,6 +151,14 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
   if (checkpoint) {
     position = loadCheckpoint(checkpoint, optimized, optimizer);
+    // Steps after the checkpoint are run again: drop their metrics lines so each step appears once.
+    const metricsFile = join(out, "metrics.jsonl");
+    if (existsSync(metricsFile)) {
+      const kept = readFileSync(metricsFile, "utf8")
+        .split("\n")
+        .filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= position.step);
+      writeFileSync(metricsFile, kept.map((line) => `${line}\n`).join(""));
+    }
     masters?.pushWeights();
     log(`resumed from ${checkpoint} at step ${position.step}`);
   }

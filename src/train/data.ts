@@ -86,7 +86,7 @@ export function tokenizeExample(tokenizer: ChatTokenizer, messages: readonly Cha
 /** Splits indices 0..n-1 into train and held-out parts (seeded, like a shuffled train_test_split). */
 export function heldOutSplit(n: number, fraction: number, seed: number): { train: number[]; heldOut: number[] } {
   const order = permutation(n, seed);
-  const held = Math.round(n * fraction);
+  const held = Math.ceil(n * fraction); // like Hugging Face's train_test_split
   return { train: order.slice(held).sort((a, b) => a - b), heldOut: order.slice(0, held).sort((a, b) => a - b) };
 }
 
