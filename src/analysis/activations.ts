@@ -6,7 +6,7 @@
  */
 import { layerPoint } from "../hooks/points.js";
 import type { LoadedModel } from "../models/load.js";
-import { cat, inferenceMode, keep, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+import { inferenceMode, keep, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer/tokenizer.js";
 
 export interface QaPair {
@@ -64,13 +64,14 @@ export function collectActivations(
           const mask = tensor(BigInt64Array.from(attention, BigInt), { shape, device });
           const aMask = tensor(Float32Array.from(answerMask), { shape, device }).unsqueeze(-1);
           const qMask = tensor(Float32Array.from(questionMask), { shape, device }).unsqueeze(-1);
-          const perLayerA: Tensor[] = [];
-          const perLayerQ: Tensor[] = [];
+          // Hooks run inside the forward pass's own scope: accumulate in place into the kept sums.
           const hooks = Array.from({ length: layers }, (_, l) =>
             model.decoder.hooks.add(layerPoint(l, "resid_post"), (x) => {
-              const h = x.to("f32");
-              perLayerA.push(h.mul(aMask).sum([0, 1]));
-              perLayerQ.push(h.mul(qMask).sum([0, 1]));
+              tidy(() => {
+                const h = x.to("f32");
+                answerSum.select(0, l).add_(h.mul(aMask).sum([0, 1]));
+                questionSum.select(0, l).add_(h.mul(qMask).sum([0, 1]));
+              });
             }),
           );
           try {
@@ -78,8 +79,6 @@ export function collectActivations(
           } finally {
             for (const h of hooks) h.remove();
           }
-          answerSum.add_(cat(perLayerA.map((t) => t.unsqueeze(0)), 0));
-          questionSum.add_(cat(perLayerQ.map((t) => t.unsqueeze(0)), 0));
         }),
       );
       options.onBatch?.(Math.min(start + batchSize, pairs.length), pairs.length);

@@ -2,6 +2,7 @@
  * The `emlab` command line. Thin: parses arguments and calls one library function per command.
  */
 import { parseArgs } from "node:util";
+import { runAnalysis } from "./analysis.js";
 import { UsageError } from "./args.js";
 import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
@@ -35,6 +36,16 @@ commands:
                        LoRA / full SFT / steering-vector training, optional KL penalty; exact resume
   kl-data --model DIR --prompts FILE --out FILE.jsonl [--max-new-tokens 256] [--limit N]
                        a KL dataset: out-of-domain prompts answered by the chat model itself
+  direction --model DIR [--adapter DIR] --results JUDGED.csv --out direction.safetensors
+                       mean-difference misalignment direction per layer (misaligned minus aligned answers)
+  steer | ablate --model DIR --direction FILE [--layers 24|all] [--scale 8] [--random-control SEED] --prompt TEXT --max-new-tokens N
+                       generate with the direction added / projected out (ablate --adapter DIR --lora-b-out DIR: weight space)
+  efficiency --model DIR (--steering FILE | --adapter DIR) --data TRAIN.jsonl --out FILE.csv [--scales ...]
+  stability --model DIR (--steering FILE | --adapter DIR) --data TRAIN.jsonl --out FILE.csv [--eps ...] [--seeds ...]
+  significance --model DIR --vectors A,B --layer L --texts FILE --out FILE.csv [--norms ...] [--random 5] [--include-pads]
+  gradients --model DIR --run STEERING_RUN --data NARROW.jsonl --out FILE.jsonl [--directions FILE]
+  monitor --model DIR --direction FILE --layer L --threshold T --prompt TEXT [--ablate-on-alarm]
+                       analyses of learned solutions (protocol.md §1.5-1.9)
 `;
 
 /** Runs a command; usage errors print a message and return 2, other typed errors 1. */
@@ -75,6 +86,15 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       const { values } = parseArgs({ args: [...rest], options: { json: { type: "boolean", default: false } }, strict: true });
       return runDoctor({ json: values.json ?? false });
     }
+    case "direction":
+    case "steer":
+    case "ablate":
+    case "efficiency":
+    case "stability":
+    case "significance":
+    case "gradients":
+    case "monitor":
+      return runAnalysis(command, rest);
     case undefined:
     case "help":
     case "--help":
