@@ -3,6 +3,15 @@
  * Hugging Face models, hooks, tokenizers and generation.
  */
 export * from "./adapters/adapter-set.js";
+export * from "./analysis/activations.js";
+export * from "./analysis/directions.js";
+export * from "./analysis/experiments.js";
+export * from "./analysis/files.js";
+export * from "./analysis/gradients.js";
+export * from "./analysis/interventions.js";
+export * from "./analysis/loss.js";
+export * from "./analysis/monitor.js";
+export * from "./analysis/rescale.js";
 export * from "./adapters/lora.js";
 export * from "./adapters/peft.js";
 export * from "./eval/judge/cache.js";
@@ -37,6 +46,7 @@ export * from "./train/config.js";
 export * from "./train/data.js";
 export * from "./train/losses.js";
 export * from "./train/schedule.js";
+export * from "./train/master-weights.js";
 export * from "./train/steering.js";
 export * from "./optim/index.js";
 export * from "./runtime/doctor.js";
