@@ -6,23 +6,37 @@
 import type { LoraAdapter } from "../adapters/lora.js";
 import { addHook, projectOutHook } from "../hooks/interventions.js";
 import { layerPoint } from "../hooks/points.js";
-import type { HookHandle } from "../hooks/registry.js";
+import type { HookFn, HookHandle } from "../hooks/registry.js";
 import type { Decoder } from "../nn/decoder.js";
-import { manualSeed, noGrad, randnLike, type Tensor, tidy } from "../tensor/index.js";
+import { keep, manualSeed, noGrad, randnLike, type Tensor, tidy } from "../tensor/index.js";
 
 /** The direction for layer l: row l of a [layers, d] tensor, or the vector itself. */
 function rowFor(direction: Tensor, layer: number): Tensor {
   return direction.ndim === 2 ? direction.select(0, layer) : direction;
 }
 
+/** Registers `make(row)` at each layer; the handle's remove() also frees the row it holds. */
+function perLayer(decoder: Decoder, direction: Tensor, layers: readonly number[], make: (row: Tensor) => HookFn): HookHandle[] {
+  return layers.map((l) => {
+    const row = keep(tidy(() => rowFor(direction, l).share()));
+    const handle = decoder.hooks.add(layerPoint(l, "resid_post"), make(row));
+    return {
+      remove: () => {
+        handle.remove();
+        row.dispose();
+      },
+    };
+  });
+}
+
 /** Adds scale * d (per layer) to the output of each layer in `layers`; remove() every handle to undo. */
 export function steer(decoder: Decoder, direction: Tensor, layers: readonly number[], scale: number): HookHandle[] {
-  return layers.map((l) => decoder.hooks.add(layerPoint(l, "resid_post"), addHook(rowFor(direction, l), scale)));
+  return perLayer(decoder, direction, layers, (row) => addHook(row, scale));
 }
 
 /** Projects d-hat (per layer) out of the output of each layer in `layers`. */
 export function ablate(decoder: Decoder, direction: Tensor, layers: readonly number[]): HookHandle[] {
-  return layers.map((l) => decoder.hooks.add(layerPoint(l, "resid_post"), projectOutHook(rowFor(direction, l))));
+  return perLayer(decoder, direction, layers, (row) => projectOutHook(row));
 }
 
 /**
