@@ -71,9 +71,11 @@ export function stability(
   model: LoadedModel,
   tensors: readonly Tensor[],
   examples: readonly Example[],
-  options: { eps: readonly number[]; seeds: readonly number[]; baseLoss: number; padId?: number },
+  options: { eps: readonly number[]; seeds: readonly number[]; baseLoss: number; padId?: number; onProgress?: (done: number, total: number) => void },
 ): { l0: number; lBase: number; points: StabilityPoint[] } {
   const l0 = datasetLoss(model, examples, { padId: options.padId });
+  const total = options.eps.length * options.seeds.length;
+  let done = 0;
   const points = options.eps.map((eps) => {
     const losses = options.seeds.map((seed) => {
       const restore = snapshot(tensors);
@@ -82,6 +84,7 @@ export function stability(
         return datasetLoss(model, examples, { padId: options.padId });
       } finally {
         restore();
+        options.onProgress?.(++done, total);
       }
     });
     const relative = losses.map((l) => (100 * (l - l0)) / (options.baseLoss - l0));
@@ -108,7 +111,16 @@ export function significance(
   tokenizer: ChatTokenizer,
   texts: readonly string[],
   vectors: readonly { label: string; vector: Tensor }[],
-  options: { layer: number; site?: LayerPoint; alpha?: number; norms: readonly number[]; maxLength?: number; batchSize?: number; includePads?: boolean },
+  options: {
+    layer: number;
+    site?: LayerPoint;
+    alpha?: number;
+    norms: readonly number[];
+    maxLength?: number;
+    batchSize?: number;
+    includePads?: boolean;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): SignificancePoint[] {
   const encoded = texts.map((t) => tokenizer.encode(t).slice(0, options.maxLength ?? 512)).filter((ids) => ids.length > 10);
   const batchSize = options.batchSize ?? 2;
@@ -157,6 +169,7 @@ export function significance(
             }
           });
           results.push({ label, norm, kl: count === 0 ? Number.NaN : total / count });
+          options.onProgress?.(results.length, vectors.length * options.norms.length);
         }
       }
     } finally {

@@ -58,7 +58,10 @@ function runDirection(argv: readonly string[]): number {
   const out = required("--out", values.out);
   const { misaligned, aligned } = splitJudged(rows, { seed: parseNumber("--seed", values.seed, { integer: true }) ?? 0 });
   return withModel(values, (model, tokenizer) => {
-    const result = meanDiffDirection(model, tokenizer, misaligned, aligned, { batchSize: parseNumber("--batch-size", values["batch-size"], { integer: true, min: 1 }) });
+    const result = meanDiffDirection(model, tokenizer, misaligned, aligned, {
+      batchSize: parseNumber("--batch-size", values["batch-size"], { integer: true, min: 1 }),
+      onBatch: progressReporter("activations"),
+    });
     try {
       saveSafetensors(out, { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean }, {
         misaligned: String(result.counts.misaligned),
@@ -170,6 +173,7 @@ function runStability(argv: readonly string[]): number {
         seeds: list("--seeds", values.seeds, [42, 43, 44, 45, 46, 47, 48, 49, 50, 51]),
         baseLoss,
         padId: pad,
+        onProgress: progressReporter("stability"),
       });
       writeCsv(out, ["eps", "mean_percent", "std_percent", "losses"], result.points.map((p) => [p.eps, p.mean, p.std, p.losses.join(" ")]));
       process.stdout.write(`${JSON.stringify({ out, l0: result.l0, lBase: result.lBase })}\n`);
@@ -209,6 +213,7 @@ function runSignificance(argv: readonly string[]): number {
         alpha: parseNumber("--alpha", values.alpha) ?? 1,
         norms: list("--norms", values.norms, Array.from({ length: 26 }, (_, i) => i / 5)),
         includePads: values["include-pads"],
+        onProgress: progressReporter("significance"),
       });
       writeCsv(out, ["vector", "norm", "kl"], points.map((p) => [p.label, p.norm, p.kl]));
       process.stdout.write(`${JSON.stringify({ out, texts: texts.length })}\n`);
