@@ -161,6 +161,11 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
     at::Tensor b = operand(info[2], name, 2);
     return wrap(info.Env(), reversed ? kBinary[code].fn(b, a) : kBinary[code].fn(a, b));
   });
+  // Tensor-tensor fast paths for the hottest ops: two arguments, no op code or scalar dispatch.
+  EMLAB_FN(exports, "addTT", { return wrap(info.Env(), at::add(unwrap(info[0], "add", 0), unwrap(info[1], "add", 1))); });
+  EMLAB_FN(exports, "subTT", { return wrap(info.Env(), at::sub(unwrap(info[0], "sub", 0), unwrap(info[1], "sub", 1))); });
+  EMLAB_FN(exports, "mulTT", { return wrap(info.Env(), at::mul(unwrap(info[0], "mul", 0), unwrap(info[1], "mul", 1))); });
+  EMLAB_FN(exports, "divTT", { return wrap(info.Env(), at::div(unwrap(info[0], "div", 0), unwrap(info[1], "div", 1))); });
   EMLAB_FN(exports, "addScaled", {
     return wrap(info.Env(), at::add(unwrap(info[0], "addScaled", 0), operand(info[1], "addScaled", 1),
                                     toScalar(info[2], "addScaled", 2)));

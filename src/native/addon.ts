@@ -68,6 +68,10 @@ export interface NativeAddon {
   // elementwise
   unary(op: number, x: Handle): Handle;
   binary(op: number, a: Handle, b: Operand, reversed: boolean): Handle;
+  addTT(a: Handle, b: Handle): Handle;
+  subTT(a: Handle, b: Handle): Handle;
+  mulTT(a: Handle, b: Handle): Handle;
+  divTT(a: Handle, b: Handle): Handle;
   addScaled(a: Handle, b: Operand, alpha: number): Handle;
   where(condition: Handle, a: Operand, b: Operand): Handle;
   maskedFill(x: Handle, mask: Handle, value: Operand): Handle;

@@ -175,20 +175,21 @@ export class Tensor implements Disposable {
   // ---- elementwise ----------------------------------------------------------------------------
   /** this + alpha * other */
   add(other: TensorLike, alpha?: number): Tensor {
-    return new Tensor(alpha === undefined ? native.binary(B.add!, this.handle, operand(other), false) : native.addScaled(this.handle, operand(other), alpha));
+    if (alpha !== undefined) return new Tensor(native.addScaled(this.handle, operand(other), alpha));
+    return new Tensor(other instanceof Tensor ? native.addTT(this.handle, other.handle) : native.binary(B.add!, this.handle, other, false));
   }
   sub(other: TensorLike): Tensor {
-    return new Tensor(native.binary(B.sub!, this.handle, operand(other), false));
+    return new Tensor(other instanceof Tensor ? native.subTT(this.handle, other.handle) : native.binary(B.sub!, this.handle, other, false));
   }
   /** other - this */
   rsub(other: TensorLike): Tensor {
     return new Tensor(native.binary(B.sub!, this.handle, operand(other), true));
   }
   mul(other: TensorLike): Tensor {
-    return new Tensor(native.binary(B.mul!, this.handle, operand(other), false));
+    return new Tensor(other instanceof Tensor ? native.mulTT(this.handle, other.handle) : native.binary(B.mul!, this.handle, other, false));
   }
   div(other: TensorLike): Tensor {
-    return new Tensor(native.binary(B.div!, this.handle, operand(other), false));
+    return new Tensor(other instanceof Tensor ? native.divTT(this.handle, other.handle) : native.binary(B.div!, this.handle, other, false));
   }
   /** other / this */
   rdiv(other: TensorLike): Tensor {
