@@ -162,10 +162,18 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
     return wrap(info.Env(), reversed ? kBinary[code].fn(b, a) : kBinary[code].fn(a, b));
   });
   // Tensor-tensor fast paths for the hottest ops: two arguments, no op code or scalar dispatch.
-  EMLAB_FN(exports, "addTT", { return wrap(info.Env(), at::add(unwrap(info[0], "add", 0), unwrap(info[1], "add", 1))); });
-  EMLAB_FN(exports, "subTT", { return wrap(info.Env(), at::sub(unwrap(info[0], "sub", 0), unwrap(info[1], "sub", 1))); });
-  EMLAB_FN(exports, "mulTT", { return wrap(info.Env(), at::mul(unwrap(info[0], "mul", 0), unwrap(info[1], "mul", 1))); });
-  EMLAB_FN(exports, "divTT", { return wrap(info.Env(), at::div(unwrap(info[0], "div", 0), unwrap(info[1], "div", 1))); });
+  exports.Set("addTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guard(info, "add", [&] { return wrap(info.Env(), at::add(unwrap(info[0], "add", 1), unwrap(info[1], "add", 2))); });
+  }));
+  exports.Set("subTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guard(info, "sub", [&] { return wrap(info.Env(), at::sub(unwrap(info[0], "sub", 1), unwrap(info[1], "sub", 2))); });
+  }));
+  exports.Set("mulTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guard(info, "mul", [&] { return wrap(info.Env(), at::mul(unwrap(info[0], "mul", 1), unwrap(info[1], "mul", 2))); });
+  }));
+  exports.Set("divTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guard(info, "div", [&] { return wrap(info.Env(), at::div(unwrap(info[0], "div", 1), unwrap(info[1], "div", 2))); });
+  }));
   EMLAB_FN(exports, "addScaled", {
     return wrap(info.Env(), at::add(unwrap(info[0], "addScaled", 0), operand(info[1], "addScaled", 1),
                                     toScalar(info[2], "addScaled", 2)));
