@@ -126,24 +126,26 @@ export function significance(
   const batchSize = options.batchSize ?? 2;
   const pad = tokenizer.padTokenId ?? 0;
   const device = model.decoder.device;
-  const batches: { ids: number[]; mask: number[]; shape: number[] }[] = [];
-  for (let i = 0; i < encoded.length; i += batchSize) {
-    const part = encoded.slice(i, i + batchSize);
-    const width = Math.max(...part.map((p) => p.length));
-    const ids = part.flatMap((p) => [...p, ...new Array<number>(width - p.length).fill(pad)]);
-    const mask = part.flatMap((p) => Array.from({ length: width }, (_, j) => (j < p.length ? 1 : 0)));
-    batches.push({ ids, mask, shape: [part.length, width] });
-  }
   const results: SignificancePoint[] = [];
   inferenceMode(() => {
-    const baseLogProbs = batches.map((b) =>
-      tidy(() => {
-        const ids = tensor(BigInt64Array.from(b.ids, BigInt), { shape: b.shape, device });
-        const mask = tensor(BigInt64Array.from(b.mask, BigInt), { shape: b.shape, device });
-        return model.decoder.forward(ids, { attentionMask: mask }).logits!.to("f32").logSoftmax(-1).share();
-      }),
-    );
+    // Each batch's ids and mask are built once and reused for the base and every steered pass.
+    const batches: { ids: Tensor; mask: Tensor }[] = [];
+    const baseLogProbs: Tensor[] = [];
     try {
+      for (let i = 0; i < encoded.length; i += batchSize) {
+        const part = encoded.slice(i, i + batchSize);
+        const width = Math.max(...part.map((p) => p.length));
+        const shape = [part.length, width];
+        const ids = part.flatMap((p) => [...p, ...new Array<number>(width - p.length).fill(pad)]);
+        const mask = part.flatMap((p) => Array.from({ length: width }, (_, j) => (j < p.length ? 1 : 0)));
+        batches.push({
+          ids: keep(tensor(BigInt64Array.from(ids, BigInt), { shape, device })),
+          mask: keep(tensor(BigInt64Array.from(mask, BigInt), { shape, device })),
+        });
+      }
+      for (const b of batches) {
+        baseLogProbs.push(keep(tidy(() => model.decoder.forward(b.ids, { attentionMask: b.mask }).logits!.to("f32").logSoftmax(-1))));
+      }
       for (const { label, vector } of vectors) {
         for (const norm of options.norms) {
           let total = 0;
@@ -154,12 +156,10 @@ export function significance(
             try {
               batches.forEach((b, i) =>
                 tidy(() => {
-                  const ids = tensor(BigInt64Array.from(b.ids, BigInt), { shape: b.shape, device });
-                  const mask = tensor(BigInt64Array.from(b.mask, BigInt), { shape: b.shape, device });
-                  const steered = model.decoder.forward(ids, { attentionMask: mask }).logits!.to("f32").logSoftmax(-1);
+                  const steered = model.decoder.forward(b.ids, { attentionMask: b.mask }).logits!.to("f32").logSoftmax(-1);
                   const base = baseLogProbs[i]!;
                   const perToken = base.exp().mul(base.sub(steered)).sum(-1); // [batch, pos]
-                  const weights = options.includePads ? onesLike(perToken) : mask.to("f32");
+                  const weights = options.includePads ? onesLike(perToken) : b.mask.to("f32");
                   total += perToken.mul(weights).sum().toNumber();
                   count += weights.sum().toNumber();
                 }),
@@ -173,7 +173,7 @@ export function significance(
         }
       }
     } finally {
-      for (const t of baseLogProbs) t.dispose();
+      for (const t of [...baseLogProbs, ...batches.flatMap((b) => [b.ids, b.mask])]) t.dispose();
     }
   });
   return results;

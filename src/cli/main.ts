@@ -2,7 +2,7 @@
  * The `emlab` command line. Thin: parses arguments and calls one library function per command.
  */
 import { parseArgs } from "node:util";
-import { runAnalysis } from "./analysis.js";
+import { analysisCommands, runAnalysis } from "./analysis.js";
 import { UsageError } from "./args.js";
 import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
@@ -86,15 +86,6 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       const { values } = parseArgs({ args: [...rest], options: { json: { type: "boolean", default: false } }, strict: true });
       return runDoctor({ json: values.json ?? false });
     }
-    case "direction":
-    case "steer":
-    case "ablate":
-    case "efficiency":
-    case "stability":
-    case "significance":
-    case "gradients":
-    case "monitor":
-      return runAnalysis(command, rest);
     case undefined:
     case "help":
     case "--help":
@@ -102,6 +93,7 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage);
       return command === undefined ? 1 : 0;
     default:
+      if (analysisCommands.includes(command)) return runAnalysis(command, rest);
       process.stderr.write(`emlab: unknown command ${JSON.stringify(command)}\n${usage}`);
       return 2;
   }

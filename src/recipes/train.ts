@@ -10,14 +10,15 @@ import { join } from "node:path";
 import { LoraAdapter } from "../adapters/lora.js";
 import { savePeftAdapter } from "../adapters/peft.js";
 import { saveSafetensors } from "../io/safetensors.js";
-import { loadModel } from "../models/load.js";
+import { datasetLoss } from "../analysis/loss.js";
+import { type LoadedModel, loadModel } from "../models/load.js";
 import { causalLmLoss } from "../nn/losses.js";
 import { AdamW, clipGradNorm } from "../optim/index.js";
-import { type Device, enableGrad, inferenceMode, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { type Device, enableGrad, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
-import { collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
+import { type Batch, collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
 import { klPenalty, type LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
 import { lrMultiplier } from "../train/schedule.js";
@@ -72,9 +73,10 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const tokenizer = ChatTokenizer.fromDir(config.model);
   const trainables = new Map<string, Tensor>();
   const cleanup: (() => void)[] = [() => model.dispose()];
-  // Logits of the reference (chat) model for the KL term: the same weights with the method switched off.
-  let reference: <T>(fn: () => T) => T = (fn) => fn();
-  let referenceModel: ReturnType<typeof loadModel> | null = null;
+  // Logits of the reference (chat) model for the KL term: the same weights with the method switched
+  // off, or for full SFT a frozen copy.
+  const forwardOf = (m: LoadedModel) => (b: Batch) => m.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!;
+  let referenceLogits: (batch: Batch) => Tensor = forwardOf(model);
   const adapters: LoraAdapter[] = [];
   let steering: SteeringVector | null = null;
   if (config.method === "lora") {
@@ -92,7 +94,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         trainables.set(`${l.name}/${module}.lora_B`, m.B);
       }
     }
-    reference = (fn) => model.decoder.adapters.withoutAdapters(fn);
+    referenceLogits = (b) => model.decoder.adapters.withoutAdapters(() => forwardOf(model)(b));
   } else if (config.method === "steering") {
     const s = config.steering!;
     steering = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha });
@@ -103,15 +105,15 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     });
     trainables.set("steering.vector", steering.vector);
     const sv = steering;
-    reference = (fn) => sv.withoutSteering(fn);
+    referenceLogits = (b) => sv.withoutSteering(() => forwardOf(model)(b));
   } else {
     const pattern = config.full.parameters ? new RegExp(config.full.parameters) : null;
     for (const [name, p] of model.parameters) if (!pattern || pattern.test(name)) trainables.set(name, p.requiresGrad_());
     if (config.kl) {
       // Full SFT changes the weights themselves: the reference is a frozen copy.
-      referenceModel = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
-      const frozen = referenceModel;
+      const frozen = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
       cleanup.push(() => frozen.dispose());
+      referenceLogits = forwardOf(frozen);
     }
   }
   if (trainables.size === 0) throw new RangeError("nothing to train (no parameter matched)");
@@ -180,22 +182,10 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   };
 
   const device = model.decoder.device;
-  const evalLoss = (): number =>
-    inferenceMode(() => {
-      let total = 0;
-      let count = 0;
-      for (let i = 0; i < evalSet.length; i += t.batch_size) {
-        total += tidy(() => {
-          const b = collate(evalSet.slice(i, i + t.batch_size), pad, device);
-          return causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).toNumber();
-        });
-        count++;
-      }
-      return count === 0 ? Number.NaN : total / count;
-    });
+  const evalLoss = (): number => datasetLoss(model, evalSet, { batchSize: t.batch_size, padId: pad });
 
   /** Forward on `batch`, loss from its logits, backward: plain, or through per-layer checkpoints. */
-  const backwardThrough = (batch: ReturnType<typeof collate>, lossOf: (logits: Tensor) => Tensor): void => {
+  const backwardThrough = (batch: Batch, lossOf: (logits: Tensor) => Tensor): void => {
     if (!t.gradient_checkpointing) {
       lossOf(model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!).backward();
       return;
@@ -244,13 +234,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
             if (config.kl) {
               const kl_ = config.kl;
               const klBatch = collate(nextKlBatch(), pad, device);
-              const referenceLogits = noGrad(() =>
-                referenceModel
-                  ? referenceModel.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!
-                  : reference(() => model.decoder.forward(klBatch.ids, { attentionMask: klBatch.attentionMask }).logits!),
-              );
+              const reference = noGrad(() => referenceLogits(klBatch));
               backwardThrough(klBatch, (current) => {
-                const penalty = klPenalty(current, referenceLogits, klBatch.attentionMask, kl_.normalization);
+                const penalty = klPenalty(current, reference, klBatch.attentionMask, kl_.normalization);
                 kl += penalty.toNumber();
                 return penalty.mul(kl_.weight / t.gradient_accumulation);
               });
