@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { writeRandomModel } from "../../src/models/random.js";
 import { type Tensor, tidy } from "../../src/tensor/index.js";
+import { useLeakCheck } from "../helpers/leaks.js";
 
 const built = existsSync("dist/cli/main.js");
 const fixture = "test/fixtures/hf/models/qwen2";
@@ -32,6 +33,7 @@ describe.skipIf(!built)("emlab CLI (skipped when dist/ is not built; npm test bu
     for (const t of expected.values()) t.dispose();
     rmSync(work, { recursive: true, force: true });
   });
+  useLeakCheck();
 
   it("forward writes logits and hidden states equal to Hugging Face's", () => {
     const out = join(work, "forward.safetensors");

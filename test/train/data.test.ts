@@ -10,6 +10,7 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { defaults, RunConfigError, readRunConfig, resolveRunConfig } from "../../src/train/config.js";
 import { collate, DatasetError, epochBatches, heldOutSplit, readChatDataset, tokenizeExample } from "../../src/train/data.js";
 import { lrMultiplier } from "../../src/train/schedule.js";
+import { useLeakCheck } from "../helpers/leaks.js";
 import { seededValues } from "../helpers/numeric.js";
 
 const HEAD40 = "test/fixtures/em/train/bad_medical_advice.head40.jsonl";
@@ -213,6 +214,7 @@ describe("epochBatches", () => {
 });
 
 describe("collate", () => {
+  useLeakCheck();
   it("right-pads: pad id in ids, 0 in the mask, -100 in labels; int64 [batch, longest]", () => {
     const out = tidy(() => {
       const batch = collate(
