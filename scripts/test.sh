@@ -10,7 +10,9 @@ npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "
 status=$?
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const failed = r.numFailedTests + (r.numFailedTestSuites || 0);
+  // Files that failed without a failing test (e.g. an import error) count once each.
+  const brokenFiles = (r.testResults || []).filter((f) => f.status === "failed" && !(f.assertionResults || []).some((a) => a.status === "failed")).length;
+  const failed = r.numFailedTests + brokenFiles;
   console.log(`${r.numPassedTests} passed, ${failed} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
   if (r.numTotalTests === 0) { console.log("no tests ran"); process.exit(1); }
   process.exit(failed > 0 ? 1 : 0);
