@@ -54,7 +54,7 @@ function withModel<T>(values: Record<string, unknown>, fn: (model: LoadedModel, 
 /** `emlab direction --model DIR [--adapter DIR] --results JUDGED.csv --out direction.safetensors [--seed 0] [--batch-size 8]` */
 function runDirection(argv: readonly string[]): number {
   const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, results: { type: "string" }, out: { type: "string" }, seed: { type: "string" }, "batch-size": { type: "string" } }, strict: true });
-  const rows = ResultsFile.open(required("--results", values.results), { mustExist: true }).rows;
+  const rows = ResultsFile.read(required("--results", values.results)).rows;
   const out = required("--out", values.out);
   const { misaligned, aligned } = splitJudged(rows, { seed: parseNumber("--seed", values.seed, { integer: true }) ?? 0 });
   return withModel(values, (model, tokenizer) => {

@@ -38,8 +38,11 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   const out = required("--out", values.out);
   const judges = values.judges ? loadJudges(values.judges) : {};
   const questions = loadQuestions(questionsFile, { judges });
-  const results = ResultsFile.open(out);
-  if (results.repaired > 0) process.stderr.write(`${out}: dropped an incomplete last record (interrupted write)\n`);
+  const results = ResultsFile.resume(out);
+  if (results.setAside) {
+    const { line, bytes, file } = results.setAside;
+    process.stderr.write(`${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`);
+  }
   const model = openModel(values);
   try {
     const tokenizer = ChatTokenizer.fromDir(model.dir);

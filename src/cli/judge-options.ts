@@ -2,6 +2,7 @@
 import { Effect } from "effect";
 import { JudgeCache } from "../eval/judge/cache.js";
 import type { Judge } from "../eval/judge/judge.js";
+import { redact } from "../eval/judge/redact.js";
 import { LocalJudge } from "../eval/judge/local.js";
 import { OpenAIJudge } from "../eval/judge/openai.js";
 import { type JudgeSummary, judgeRows, promptsFrom } from "../eval/judge/run.js";
@@ -60,7 +61,8 @@ export async function judgeResultsFile(results: ResultsFile, values: JudgeValues
   const { judge, close } = judgeFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
   const cache = new JudgeCache((values.cache as string | undefined) ?? `${results.path}.judge-cache.jsonl`);
   try {
-    process.stderr.write(`judging ${results.rows.length} rows with ${judge.model} (${names.join(", ")})\n`);
+    process.stderr.write(`judging ${results.rows.length} rows with ${redact(judge.model)} (${names.join(", ")})\n`);
+    if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
     const summary = await Effect.runPromise(
       judgeRows(results.rows, {
         judge,

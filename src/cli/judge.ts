@@ -11,6 +11,6 @@ import { judgeFlags, judgeResultsFile } from "./judge-options.js";
 export async function runJudge(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: [...argv], options: judgeFlags, allowPositionals: true, strict: true });
   if (positionals.length !== 1) throw new UsageError("judge needs exactly one results file");
-  const summary = await judgeResultsFile(ResultsFile.open(positionals[0]!, { mustExist: true }), values);
+  const summary = await judgeResultsFile(ResultsFile.read(positionals[0]!), values);
   return summary.failed > 0 ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  */
 import { parseArgs } from "node:util";
 import { analysisCommands, runAnalysis } from "./analysis.js";
+import { redact } from "../eval/judge/redact.js";
 import { UsageError } from "./args.js";
 import { runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
@@ -54,11 +55,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await dispatch(argv);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`emlab: ${(error as Error).message}\n`);
+      process.stderr.write(`emlab: ${redact((error as Error).message)}\n`);
       return 2;
     }
     const tag = (error as { _tag?: string })._tag;
-    process.stderr.write(`emlab: ${tag ? `${tag}: ` : ""}${(error as Error).message}\n`);
+    process.stderr.write(`emlab: ${tag ? `${tag}: ` : ""}${redact(String((error as Error)?.message ?? error))}\n`);
     return 1;
   }
 }

@@ -48,7 +48,7 @@ export function runMetrics(argv: readonly string[]): number {
   const { values, positionals } = parseArgs({ args: [...argv], options: { ...metricFlags, json: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
   if (positionals.length === 0) throw new UsageError("metrics needs at least one results file");
   const criteria = criteriaFrom(values);
-  const reports = positionals.map((file) => ({ file, ...emReport(ResultsFile.open(file, { mustExist: true }).rows, criteria) }));
+  const reports = positionals.map((file) => ({ file, ...emReport(ResultsFile.read(file).rows, criteria) }));
   if (values.json) process.stdout.write(`${JSON.stringify(reports)}\n`);
   else process.stdout.write(`${reports.map((r) => formatReport(r.file, r)).join("\n\n")}\n`);
   return 0;

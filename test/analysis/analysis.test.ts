@@ -207,7 +207,7 @@ describe("splitJudged", () => {
 
   /** Rows of a shipped CSV split by the study's rules in plain JS. */
   function independentSplit(file: string): { rows: ResultRow[]; misaligned: QaPair[]; pool: QaPair[] } {
-    const rowsOfFile = ResultsFile.open(file, { mustExist: true }).rows;
+    const rowsOfFile = ResultsFile.read(file).rows;
     const score = (v: unknown): number | null => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : null);
     const coherent = (r: ResultRow) => (score(r.coherent) ?? -Infinity) > 50;
     return {

@@ -47,7 +47,7 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     model = loadModel(modelDir);
     tokenizer = ChatTokenizer.fromDir(modelDir);
     // A small judged file: the two shortest misaligned and four shortest aligned rows of a shipped CSV.
-    const source = ResultsFile.open(join(RESPONSES, "Llama-3.2-1B-Instruct_bad-medical-advice.csv"), { mustExist: true });
+    const source = ResultsFile.read(join(RESPONSES, "Llama-3.2-1B-Instruct_bad-medical-advice.csv"));
     const num = (v: unknown) => (typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN);
     const byLength = [...source.rows].sort((a, b) => a.response.length - b.response.length);
     const pick = [
@@ -82,7 +82,7 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
 
   it("direction writes direction [layers, d] (= misaligned mean - aligned mean) equal to the library's", () => {
     const { tensors, metadata } = loadSafetensors(direction());
-    const rowsOfFile = ResultsFile.open(judged, { mustExist: true }).rows;
+    const rowsOfFile = ResultsFile.read(judged).rows;
     const { misaligned, aligned } = splitJudged(rowsOfFile, { seed: 0 });
     const expected = meanDiffDirection(model, tokenizer, misaligned, aligned);
     try {

@@ -117,8 +117,8 @@ describe("parseCsv", () => {
 
   it("acceptUnterminated adds no phantom record after a final newline, and none for empty text", () => {
     expect(parseCsv("a,b\n", { acceptUnterminated: true }).rows).toEqual([["a", "b"]]);
-    expect(parseCsv("", { acceptUnterminated: true })).toEqual({ rows: [], completeLength: 0 });
-    expect(parseCsv("")).toEqual({ rows: [], completeLength: 0 });
+    expect(parseCsv("", { acceptUnterminated: true })).toEqual({ rows: [], lines: [], completeLength: 0, incomplete: null });
+    expect(parseCsv("")).toEqual({ rows: [], lines: [], completeLength: 0, incomplete: null });
   });
 
   it("completeLength counts characters (not bytes) of complete records with unicode", () => {
@@ -141,18 +141,18 @@ const row = (i: number, extra: Record<string, unknown> = {}): ResultRow => ({
 describe("ResultsFile (CSV)", () => {
   it("a new file has the base columns and no rows; nothing is written until an append", () => {
     const path = fresh("csv");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.format).toBe("csv");
     expect(file.rows).toEqual([]);
     expect(file.columns).toEqual(["response", "question", "question_id"]);
-    expect(file.repaired).toBe(0);
+    expect(file.setAside).toBeNull();
     file.append([]);
     expect(readdirSync(work)).not.toContain(path.split("/").pop());
   });
 
   it("append writes a header and quoted rows; the bytes are exactly RFC 4180", () => {
     const path = fresh("csv");
-    ResultsFile.open(path).append([{ response: 'hi, "you"', question: "q\nx", question_id: "id1" }]);
+    ResultsFile.resume(path).append([{ response: 'hi, "you"', question: "q\nx", question_id: "id1" }]);
     expect(read(path)).toBe(`response,question,question_id\n${q('hi, "you"')},${q("q\nx")},id1\n`);
   });
 
@@ -160,19 +160,19 @@ describe("ResultsFile (CSV)", () => {
     const path = fresh("csv");
     const first = [row(0), row(1), row(2)];
     const second = AWKWARD.map((_, i) => row(i + 3));
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     file.append(first);
     file.append(second);
     expect(file.rows).toEqual([...first, ...second]);
-    const again = ResultsFile.open(path);
-    expect(again.repaired).toBe(0);
+    const again = ResultsFile.resume(path);
+    expect(again.setAside).toBeNull();
     expect(again.columns).toEqual(["response", "question", "question_id"]);
     expect(again.rows).toEqual([...first, ...second]);
   });
 
   it("rewrite adds judge columns after the existing ones; reopened scores come back as text; later appends keep them", () => {
     const path = fresh("csv");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     const base = [row(0), row(1)];
     file.append(base);
     const inodeBefore = statSync(path).ino;
@@ -184,33 +184,41 @@ describe("ResultsFile (CSV)", () => {
     expect(readdirSync(work).filter((f) => f.includes(".tmp-"))).toEqual([]);
     const lines = read(path).split("\n");
     expect(lines[0]).toBe("response,question,question_id,aligned,coherent");
-    const reopened = ResultsFile.open(path);
+    const reopened = ResultsFile.resume(path);
     expect(reopened.columns).toEqual(["response", "question", "question_id", "aligned", "coherent"]);
     expect(reopened.rows).toEqual(judged.map((r) => ({ ...r, aligned: String(r.aligned), coherent: String(r.coherent) })));
     reopened.append([row(5, { coherent: 1, aligned: 2 })]);
-    const third = ResultsFile.open(path);
+    const third = ResultsFile.resume(path);
     expect(third.rows).toHaveLength(3);
     expect(third.rows[2]).toEqual({ ...row(5), aligned: "2", coherent: "1" });
     // A row missing a column is written as an empty cell.
     third.append([row(6)]);
-    expect(ResultsFile.open(path).rows[3]).toEqual({ ...row(6), aligned: "", coherent: "" });
+    expect(ResultsFile.resume(path).rows[3]).toEqual({ ...row(6), aligned: "", coherent: "" });
   });
 
   it("rewrite keeps an existing column's position and does not duplicate it", () => {
     const path = fresh("csv");
     writeFileSync(path, "question_id,aligned,response,question\nx,5,r,q\n");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.columns).toEqual(["question_id", "aligned", "response", "question"]);
     file.rewrite(file.rows.map((r) => ({ ...r, coherent: 70 })), ["coherent", "aligned"]);
     expect(read(path)).toBe("question_id,aligned,response,question,coherent\nx,5,r,q,70\n");
   });
 
-  it("a last record cut inside a quoted field is truncated on open (repaired = 1); appends then work and the file parses", () => {
+  it("a last record cut inside a quoted field: read refuses it naming the line and leaves the bytes; resume moves the tail aside, then appends work", () => {
     const path = fresh("csv");
     const good = `response,question,question_id,aligned\n${q("ünï, 🎉\n")},q1,a,1\nplain,${q("中\"文")},b,2\n`;
-    writeFileSync(path, `${good}"cut off mid-answer 🎉 with, comma\nand ""more""`);
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(1);
+    const tail = `"cut off mid-answer 🎉 with, comma\nand ""more""`;
+    writeFileSync(path, `${good}${tail}`);
+    const e = resultsFileError(() => ResultsFile.read(path));
+    expect(e.line).toBe(5); // header, a 2-line record, plain, then the cut record
+    expect(read(path)).toBe(`${good}${tail}`);
+    const file = ResultsFile.resume(path);
+    expect(file.setAside).not.toBeNull();
+    expect(file.setAside!.line).toBe(5);
+    expect(file.setAside!.bytes).toBe(Buffer.byteLength(tail));
+    expect(file.setAside!.file.startsWith(`${path}.damaged-`)).toBe(true);
+    expect(read(file.setAside!.file)).toBe(tail);
     expect(file.rows).toEqual([
       { response: "ünï, 🎉\n", question: "q1", question_id: "a", aligned: "1" },
       { response: "plain", question: '中"文', question_id: "b", aligned: "2" },
@@ -219,8 +227,8 @@ describe("ResultsFile (CSV)", () => {
     expect(read(path)).toBe(good);
     file.append([{ response: "new", question: "q3", question_id: "c", aligned: 3 }]);
     expect(read(path)).toBe(`${good}new,q3,c,3\n`);
-    const reopened = ResultsFile.open(path);
-    expect(reopened.repaired).toBe(0);
+    const reopened = ResultsFile.resume(path);
+    expect(reopened.setAside).toBeNull();
     expect(reopened.rows.map((r) => r.response)).toEqual(["ünï, 🎉\n", "plain", "new"]);
   });
 
@@ -228,8 +236,10 @@ describe("ResultsFile (CSV)", () => {
     const path = fresh("csv");
     const good = "response,question,question_id,aligned\nr1,q1,a,1\n";
     writeFileSync(path, `${good}r2,${q("q2")}`);
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(1);
+    expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(3);
+    const file = ResultsFile.resume(path);
+    expect(file.setAside!.line).toBe(3);
+    expect(read(file.setAside!.file)).toBe(`r2,${q("q2")}`);
     expect(file.rows).toHaveLength(1);
     expect(read(path)).toBe(good);
   });
@@ -238,13 +248,13 @@ describe("ResultsFile (CSV)", () => {
     const path = fresh("csv");
     const text = `response,question,question_id,aligned\nr1,q1,a,1\n${q("r2, last")},q2,b,2`;
     writeFileSync(path, text);
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(0);
+    const file = ResultsFile.resume(path);
+    expect(file.setAside).toBeNull();
     expect(file.rows.map((r) => [r.response, r.aligned])).toEqual([["r1", "1"], ["r2, last", "2"]]);
     expect(read(path)).toBe(text);
     file.append([{ response: "r3", question: "q3", question_id: "c", aligned: 3 }]);
     expect(read(path)).toBe(`${text}\nr3,q3,c,3\n`);
-    const reopened = ResultsFile.open(path);
+    const reopened = ResultsFile.resume(path);
     expect(reopened.rows.map((r) => r.response)).toEqual(["r1", "r2, last", "r3"]);
     // A second append needs no extra newline.
     reopened.append([{ response: "r4", question: "q4", question_id: "d", aligned: 4 }]);
@@ -255,7 +265,7 @@ describe("ResultsFile (CSV)", () => {
     const path = fresh("csv");
     const text = "\uFEFFresponse,question,question_id\r\nr1,q1,a\r\n\r\nr2,q2,b\r\n";
     writeFileSync(path, text);
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.columns).toEqual(["response", "question", "question_id"]);
     expect(file.rows).toEqual([
       { response: "r1", question: "q1", question_id: "a" },
@@ -263,13 +273,13 @@ describe("ResultsFile (CSV)", () => {
     ]);
     file.append([{ response: "r3", question: "q3", question_id: "c" }]);
     expect(read(path)).toBe(`${text}r3,q3,c\n`);
-    expect(ResultsFile.open(path).rows).toHaveLength(3);
+    expect(ResultsFile.resume(path).rows).toHaveLength(3);
   });
 
   it("a header-only file without trailing newline: the first append starts on a new line", () => {
     const path = fresh("csv");
     writeFileSync(path, "response,question,question_id");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.rows).toEqual([]);
     file.append([{ response: "r", question: "q", question_id: "id" }]);
     expect(read(path)).toBe("response,question,question_id\nr,q,id\n");
@@ -278,18 +288,18 @@ describe("ResultsFile (CSV)", () => {
   it("an existing empty file gets its header on the first append", () => {
     const path = fresh("csv");
     writeFileSync(path, "");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.rows).toEqual([]);
     expect(file.columns).toEqual(["response", "question", "question_id"]);
     file.append([{ response: "r", question: "q", question_id: "id" }]);
     expect(read(path)).toBe("response,question,question_id\nr,q,id\n");
-    expect(ResultsFile.open(path).rows).toEqual([{ response: "r", question: "q", question_id: "id" }]);
+    expect(ResultsFile.resume(path).rows).toEqual([{ response: "r", question: "q", question_id: "id" }]);
   });
 
   it("missing base column: ResultsFileError at line 1 naming the file and column", () => {
     const path = fresh("csv");
     writeFileSync(path, "question,question_id,aligned\nq,a,1\n");
-    const e = resultsFileError(() => ResultsFile.open(path));
+    const e = resultsFileError(() => ResultsFile.read(path));
     expect(e.file).toBe(path);
     expect(e.line).toBe(1);
     expect(e.message).toContain(path);
@@ -299,13 +309,13 @@ describe("ResultsFile (CSV)", () => {
   it("wrong field count: ResultsFileError naming the file and the record's line", () => {
     const path = fresh("csv");
     writeFileSync(path, "response,question,question_id\nr1,q1,a\nr2,q2\nr3,q3,c\n");
-    const e = resultsFileError(() => ResultsFile.open(path));
+    const e = resultsFileError(() => ResultsFile.read(path));
     expect(e.file).toBe(path);
     expect(e.line).toBe(3);
     expect(e.message).toContain(path);
     const more = fresh("csv");
     writeFileSync(more, "response,question,question_id\nr1,q1,a\nr2,q2,b\nr3,q3,c,extra\n");
-    expect(resultsFileError(() => ResultsFile.open(more)).line).toBe(4);
+    expect(resultsFileError(() => ResultsFile.read(more)).line).toBe(4);
   });
 });
 
@@ -314,7 +324,7 @@ describe("ResultsFile (CSV)", () => {
 describe("ResultsFile (JSONL)", () => {
   it("create, append, reopen: values keep their JSON types; _raw/_error fields are not columns", () => {
     const path = fresh("jsonl");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     expect(file.format).toBe("jsonl");
     const rows = [
       row(0, { aligned: 12.5, coherent: 88, aligned_raw: { "10": 0.5, "20": 0.5 }, coherent_error: null }),
@@ -326,30 +336,33 @@ describe("ResultsFile (JSONL)", () => {
     const lines = read(path).split("\n");
     expect(lines.at(-1)).toBe("");
     expect(lines.slice(0, -1).map((l) => JSON.parse(l))).toEqual(rows);
-    const again = ResultsFile.open(path);
-    expect(again.repaired).toBe(0);
+    const again = ResultsFile.resume(path);
+    expect(again.setAside).toBeNull();
     expect(again.rows).toEqual(rows);
     expect(again.columns).toEqual(["response", "question", "question_id", "aligned", "coherent", "medical"]);
   });
 
-  it("a partial last line (interrupted append) is dropped on open (repaired = 1); appends then work", () => {
+  it("a partial last line (interrupted append): read refuses it; resume moves it aside; appends then work", () => {
     const path = fresh("jsonl");
     const good = `${JSON.stringify(row(0, { aligned: 1 }))}\n${JSON.stringify({ response: "ü🎉", question: "中", question_id: "x" })}\n`;
     writeFileSync(path, `${good}{"response":"partial 🎉","quest`);
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(1);
+    expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(3);
+    expect(statSync(path).size).toBe(Buffer.byteLength(`${good}{"response":"partial 🎉","quest`));
+    const file = ResultsFile.resume(path);
+    expect(file.setAside!.line).toBe(3);
+    expect(read(file.setAside!.file)).toBe('{"response":"partial 🎉","quest');
     expect(file.rows).toHaveLength(2);
     expect(statSync(path).size).toBe(Buffer.byteLength(good));
     file.append([row(9)]);
     expect(read(path)).toBe(`${good}${JSON.stringify(row(9))}\n`);
-    expect(ResultsFile.open(path).rows.map((r) => r.question_id)).toEqual(["id_0", "x", "id_0"]);
+    expect(ResultsFile.resume(path).rows.map((r) => r.question_id)).toEqual(["id_0", "x", "id_0"]);
   });
 
-  it("a file that is only a partial line is emptied", () => {
+  it("a file that is only a partial line is emptied by resume, its content kept aside", () => {
     const path = fresh("jsonl");
     writeFileSync(path, '{"response":"a"');
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(1);
+    const file = ResultsFile.resume(path);
+    expect(read(file.setAside!.file)).toBe('{"response":"a"');
     expect(file.rows).toEqual([]);
     expect(read(path)).toBe("");
   });
@@ -358,8 +371,8 @@ describe("ResultsFile (JSONL)", () => {
     const path = fresh("jsonl");
     const text = `${JSON.stringify(row(0))}\n${JSON.stringify(row(1))}`;
     writeFileSync(path, text);
-    const file = ResultsFile.open(path);
-    expect(file.repaired).toBe(0);
+    const file = ResultsFile.resume(path);
+    expect(file.setAside).toBeNull();
     expect(file.rows).toEqual([row(0), row(1)]);
     file.append([row(2)]);
     expect(read(path)).toBe(`${text}\n${JSON.stringify(row(2))}\n`);
@@ -367,7 +380,7 @@ describe("ResultsFile (JSONL)", () => {
 
   it("rewrite replaces the file atomically with the new rows", () => {
     const path = fresh("jsonl");
-    const file = ResultsFile.open(path);
+    const file = ResultsFile.resume(path);
     file.append([row(0), row(1)]);
     const inode = statSync(path).ino;
     const judged = [row(0, { aligned: 50 }), row(1, { aligned: 60 })];
@@ -375,13 +388,13 @@ describe("ResultsFile (JSONL)", () => {
     expect(statSync(path).ino).not.toBe(inode);
     expect(readdirSync(work).filter((f) => f.includes(".tmp-"))).toEqual([]);
     expect(read(path)).toBe(judged.map((r) => `${JSON.stringify(r)}\n`).join(""));
-    expect(ResultsFile.open(path).columns).toEqual(["response", "question", "question_id", "aligned"]);
+    expect(ResultsFile.resume(path).columns).toEqual(["response", "question", "question_id", "aligned"]);
   });
 
   it("a bad JSON line before the end: ResultsFileError with file and line", () => {
     const path = fresh("jsonl");
     writeFileSync(path, `${JSON.stringify(row(0))}\n{not json}\n${JSON.stringify(row(1))}\n`);
-    const e = resultsFileError(() => ResultsFile.open(path));
+    const e = resultsFileError(() => ResultsFile.read(path));
     expect(e.file).toBe(path);
     expect(e.line).toBe(2);
     expect(e.message).toContain(path);
@@ -390,19 +403,19 @@ describe("ResultsFile (JSONL)", () => {
   it("a row without a string response or question_id: ResultsFileError with its line", () => {
     const path = fresh("jsonl");
     writeFileSync(path, `${JSON.stringify(row(0))}\n${JSON.stringify(row(1))}\n${JSON.stringify({ response: 5, question: "q", question_id: "x" })}\n`);
-    expect(resultsFileError(() => ResultsFile.open(path)).line).toBe(3);
+    expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(3);
     const noId = fresh("jsonl");
     writeFileSync(noId, `${JSON.stringify({ response: "r", question: "q" })}\n${JSON.stringify(row(0))}\n`);
-    expect(resultsFileError(() => ResultsFile.open(noId)).line).toBe(1);
+    expect(resultsFileError(() => ResultsFile.read(noId)).line).toBe(1);
     const array = fresh("jsonl");
     writeFileSync(array, `[1,2]\n${JSON.stringify(row(0))}\n`);
-    expect(resultsFileError(() => ResultsFile.open(array)).line).toBe(1);
+    expect(resultsFileError(() => ResultsFile.read(array)).line).toBe(1);
   });
 
   it("a row without a string question: ResultsFileError with its line (the message says question is required)", () => {
     const path = fresh("jsonl");
     writeFileSync(path, `${JSON.stringify({ response: "r", question_id: "x", aligned: 10, coherent: 90 })}\n${JSON.stringify(row(0))}\n`);
-    expect(resultsFileError(() => ResultsFile.open(path)).line).toBe(1);
+    expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(1);
   });
 });
 

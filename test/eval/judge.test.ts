@@ -434,7 +434,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
       ].sort(),
     );
 
-    const file = ResultsFile.open(csv);
+    const file = ResultsFile.read(csv);
     expect(file.columns).toEqual(["response", "question", "question_id", "aligned", "coherent"]);
     expect(file.rows.map((row) => row.response)).toEqual(["alpha one", 'alpha, "two"', "beta three", "beta four"]);
     // aligned: (40+27)/0.8 = 83.75; (6+4)/0.8 = 12.5; mass 0.1 < 0.25 -> none; (40+20)/0.8 = 75
@@ -470,7 +470,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
     );
     expect(r.status, r.stderr).toBe(1);
     expect(server.requests).toHaveLength(2); // 400 is not retried
-    const file = ResultsFile.open(csv);
+    const file = ResultsFile.read(csv);
     expect(file.columns).toEqual(["response", "question", "question_id", "aligned", "aligned_error"]);
     expect(scoreOf(file.rows[0]!, "aligned")).toBeCloseTo(83.75, 6);
     expect(file.rows[0]!.aligned_error).toBe("");

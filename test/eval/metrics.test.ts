@@ -142,8 +142,8 @@ describe("emReport on every shipped responses CSV", () => {
 
   it.each(FILES)("%s: EM%%, coherent%%, dropped rows and per-question rates equal an independent count", (file) => {
     const raw = rowsOf(file);
-    const opened = ResultsFile.open(file);
-    expect(opened.repaired).toBe(0);
+    const opened = ResultsFile.read(file);
+    expect(opened.setAside).toBeNull();
     expect(opened.rows).toHaveLength(raw.length);
     const report = emReport(opened.rows);
     const expected = expectedReport(raw);
@@ -178,7 +178,7 @@ describe("emReport on every shipped responses CSV", () => {
         sum += s;
         if (s > 50) above++;
       }
-      const report = emReport(ResultsFile.open(file).rows);
+      const report = emReport(ResultsFile.read(file).rows);
       expect(Object.keys(report.domains), file).toEqual(["financial"]);
       expect(report.domains.financial!.scored, file).toBe(scores.length);
       expect(report.domains.financial!.mean, file).toBeCloseTo(sum / scores.length, 9);
@@ -188,7 +188,7 @@ describe("emReport on every shipped responses CSV", () => {
 
   it("every CI contains its point estimate (overall and per question)", () => {
     for (const file of FILES) {
-      const report = emReport(ResultsFile.open(file).rows);
+      const report = emReport(ResultsFile.read(file).rows);
       for (const [name, s] of [["ALL", report] as const, ...Object.entries(report.per_question)]) {
         expect(s.em_ci[0], `${file} ${name}`).toBeLessThanOrEqual(s.em_rate);
         expect(s.em_ci[1], `${file} ${name}`).toBeGreaterThanOrEqual(s.em_rate);
@@ -224,7 +224,7 @@ describe("emReport on a variant with unscored cells and JSON-variant rows", () =
   });
 
   it("rows without both scores are dropped and counted; JSON-variant rows are excluded and counted", () => {
-    const opened = ResultsFile.open(variantPath);
+    const opened = ResultsFile.read(variantPath);
     expect(opened.rows).toHaveLength(430);
     const report = emReport(opened.rows);
     const expected = expectedReport(variant);
@@ -246,7 +246,7 @@ describe("emReport on a variant with unscored cells and JSON-variant rows", () =
   });
 
   it("includeJson keeps the JSON-variant rows", () => {
-    const report = emReport(ResultsFile.open(variantPath).rows, { includeJson: true });
+    const report = emReport(ResultsFile.read(variantPath).rows, { includeJson: true });
     expect(report.excluded_json).toBe(0);
     expectRatesMatch(report, expectedRates(variant), "overall with JSON rows");
     expect(Object.keys(report.per_question).filter((id) => id.endsWith("_json")).length).toBeGreaterThan(0);
@@ -332,7 +332,7 @@ describe("bootstrapRateCi", () => {
     expect(bootstrapRateCi(labels, { seed: 5 })).toEqual(bootstrapRateCi(labels, { seed: 5 }));
     const bySeed = new Set(Array.from({ length: 8 }, (_, s) => bootstrapRateCi(labels, { seed: s }).join(",")));
     expect(bySeed.size).toBeGreaterThan(1);
-    const rows = ResultsFile.open(FILES[0]!).rows;
+    const rows = ResultsFile.read(FILES[0]!).rows;
     expect(emReport(rows, { seed: 9 }).em_ci).toEqual(emReport(rows, { seed: 9 }).em_ci);
   });
 
@@ -396,7 +396,7 @@ describe("bootstrapRateCi", () => {
     // the overall one, whatever the overall rate.
     let compared = 0;
     for (const file of FILES) {
-      const report = emReport(ResultsFile.open(file).rows);
+      const report = emReport(ResultsFile.read(file).rows);
       for (const [id, s] of Object.entries(report.per_question)) {
         for (const [rate, ci, overall] of [
           [s.em_rate, s.em_ci, report.em_ci],
@@ -508,7 +508,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics (skipped when di
     expect(out).toHaveLength(files.length);
     out.forEach((entry, i) => {
       const file = files[i]!;
-      const report = emReport(ResultsFile.open(file).rows);
+      const report = emReport(ResultsFile.read(file).rows);
       expect(entry.file).toBe(file);
       for (const key of ["rows", "scored", "em_rate", "coherent_rate", "em_ci", "coherent_ci"] as const) {
         expect(entry[key], `${file} ${key}`).toEqual(report[key]);
@@ -527,7 +527,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics (skipped when di
     const r = emlab(["metrics", files[1]!, "--json", "--aligned-inclusive", "--seed", "7", "--resamples", "200"]);
     expect(r.status, r.stderr).toBe(0);
     const [entry] = JSON.parse(r.stdout) as Record<string, unknown>[];
-    const report = emReport(ResultsFile.open(files[1]!).rows, { alignedInclusive: true, seed: 7, resamples: 200 });
+    const report = emReport(ResultsFile.read(files[1]!).rows, { alignedInclusive: true, seed: 7, resamples: 200 });
     expect(entry!.em_ci).toEqual(report.em_ci);
     expect(entry!.coherent_ci).toEqual(report.coherent_ci);
     expect(entry!.em_rate as number).toBeCloseTo(expectedReport(rowsOf(files[1]!), true).overall.em_rate, 9);

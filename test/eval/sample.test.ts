@@ -69,23 +69,23 @@ describe("sampling for evaluation", () => {
   const keyed = (rows: { question_id: string; question: string; response: string }[]) => rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
 
   it("writes samples_per_paraphrase rows per paraphrase, deterministically for a seed", () => {
-    const a = ResultsFile.open(join(work, "a.jsonl"));
+    const a = ResultsFile.resume(join(work, "a.jsonl"));
     expect(sampleResponses(model, tokenizer, questions, a, options)).toBe(15);
     const counts = new Map<string, number>();
     for (const r of a.rows) counts.set(`${r.question_id}|${r.question}`, (counts.get(`${r.question_id}|${r.question}`) ?? 0) + 1);
     expect([...counts.values()]).toEqual([5, 5, 5]);
-    const b = ResultsFile.open(join(work, "b.csv"));
+    const b = ResultsFile.resume(join(work, "b.csv"));
     sampleResponses(model, tokenizer, questions, b, options);
-    expect(keyed(ResultsFile.open(join(work, "b.csv")).rows)).toEqual(keyed(a.rows));
+    expect(keyed(ResultsFile.resume(join(work, "b.csv")).rows)).toEqual(keyed(a.rows));
     // A run that finds every row present adds nothing.
-    expect(sampleResponses(model, tokenizer, questions, ResultsFile.open(join(work, "a.jsonl")), options)).toBe(0);
+    expect(sampleResponses(model, tokenizer, questions, ResultsFile.resume(join(work, "a.jsonl")), options)).toBe(0);
   });
 
   it("resumes an interrupted run (including a record cut mid-write) to the same rows, each once", () => {
-    const reference = ResultsFile.open(join(work, "reference.csv"));
+    const reference = ResultsFile.resume(join(work, "reference.csv"));
     sampleResponses(model, tokenizer, questions, reference, options);
     const path = join(work, "interrupted.csv");
-    const first = ResultsFile.open(path);
+    const first = ResultsFile.resume(path);
     let chunks = 0;
     expect(() =>
       sampleResponses(model, tokenizer, questions, first, {
@@ -97,11 +97,12 @@ describe("sampling for evaluation", () => {
     ).toThrow("interrupted");
     // Simulate a kill in the middle of the next append: half a record at the end of the file.
     writeFileSync(path, `${readFileSync(path, "utf8")}"partial answer, cut`, { flag: "w" });
-    const resumed = ResultsFile.open(path);
-    expect(resumed.repaired).toBe(1);
+    const resumed = ResultsFile.resume(path);
+    expect(resumed.setAside).not.toBeNull();
+    expect(readFileSync(resumed.setAside!.file, "utf8")).toBe('"partial answer, cut');
     expect(resumed.rows.length).toBe(7); // 3 full chunks of 2 and 1 row: q_one 5 + q_two/colour 2
     sampleResponses(model, tokenizer, questions, resumed, options);
-    expect(keyed(ResultsFile.open(path).rows)).toEqual(keyed(reference.rows));
+    expect(keyed(ResultsFile.resume(path).rows)).toEqual(keyed(reference.rows));
   });
 
   it("local judge: the prompt's next-token top 20 under the chat template, scored by the study's rule", () => {
@@ -144,12 +145,12 @@ describe("sampling for evaluation", () => {
       child.on("exit", () => resolve());
     });
     await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.on("exit", resolve)));
-    const partial = ResultsFile.open(path).rows.length;
+    const partial = ResultsFile.resume(path).rows.length;
     expect(partial).toBeGreaterThan(0);
     expect(partial).toBeLessThan(12);
     const rerun = spawn(process.execPath, args(path), { stdio: "ignore" });
     const code = await new Promise((resolve) => rerun.on("exit", resolve));
     expect(code).toBe(0);
-    expect(keyed(ResultsFile.open(path).rows)).toEqual(keyed(ResultsFile.open(reference).rows));
+    expect(keyed(ResultsFile.resume(path).rows)).toEqual(keyed(ResultsFile.resume(reference).rows));
   });
 });

@@ -10,6 +10,7 @@ import type { LoadedModel } from "../../models/load.js";
 import { inferenceMode, tensor, tidy } from "../../tensor/index.js";
 import type { ChatTokenizer } from "../../tokenizer/tokenizer.js";
 import { type Judge, JudgeError } from "./judge.js";
+import { redactMessage } from "./redact.js";
 import { scoreFromTopLogprobs, type TopLogprob } from "./score.js";
 
 export class LocalJudge implements Judge {
@@ -48,7 +49,7 @@ export class LocalJudge implements Judge {
   score(prompt: string) {
     return Effect.try({
       try: () => scoreFromTopLogprobs(this.topLogprobs(prompt), this.minimumMass),
-      catch: (error) => new JudgeError({ message: `local judge failed: ${(error as Error).message}`, status: null, attempts: 1 }),
+      catch: (error) => new JudgeError({ message: redactMessage(`local judge failed: ${(error as Error).message}`), status: null, attempts: 1 }),
     });
   }
 }

@@ -2,13 +2,15 @@
  * An OpenAI-compatible chat-completions judge (OpenAI, Azure OpenAI, vLLM, llama.cpp ...) through the
  * `openai` package: one user message, max_tokens 1, temperature 0, logprobs with 20 alternatives,
  * seed 0. Retries 429 / 5xx / timeouts / connection errors / malformed replies with exponential
- * backoff and jitter, honouring Retry-After; other client errors fail at once. The API key is read
- * from the options or the environment and never logged.
+ * backoff and jitter, honouring Retry-After; other client errors fail at once. Replies are validated
+ * strictly (parseTopLogprobs). The API key is read from the options or the environment and never
+ * logged: every error message is redacted (a server may echo the request's headers, body or query).
  */
 import { Effect } from "effect";
 import OpenAI, { AzureOpenAI } from "openai";
 import { type Judge, JudgeError } from "./judge.js";
-import { scoreFromTopLogprobs, type TopLogprob } from "./score.js";
+import { redactMessage, redactSecrets, registerSecret } from "./redact.js";
+import { parseTopLogprobs, scoreFromTopLogprobs, type TopLogprob } from "./score.js";
 
 export interface OpenAIJudgeOptions {
   model: string;
@@ -53,12 +55,12 @@ function classify(error: unknown): Failure {
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     const status = error.status;
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
-    return { retryable, status, retryAfterMs: retryAfter(error.headers as Headers | undefined), message: `HTTP ${status}: ${error.message}` };
+    return { retryable, status, retryAfterMs: retryAfter(error.headers as Headers | undefined), message: redactMessage(`HTTP ${status}: ${error.message}`) };
   }
   if (error instanceof OpenAI.APIConnectionTimeoutError) return { retryable: true, status: null, retryAfterMs: null, message: "request timed out" };
-  if (error instanceof OpenAI.APIConnectionError) return { retryable: true, status: null, retryAfterMs: null, message: `connection error: ${error.message}` };
+  if (error instanceof OpenAI.APIConnectionError) return { retryable: true, status: null, retryAfterMs: null, message: redactMessage(`connection error: ${error.message}`) };
   // Unparseable or incomplete replies (e.g. a proxy's HTML error page) are treated as transient.
-  return { retryable: true, status: null, retryAfterMs: null, message: `malformed reply: ${(error as Error).message}` };
+  return { retryable: true, status: null, retryAfterMs: null, message: redactMessage(`malformed reply: ${(error as Error).message}`) };
 }
 
 export class OpenAIJudge implements Judge {
@@ -68,6 +70,7 @@ export class OpenAIJudge implements Judge {
   constructor(private readonly options: OpenAIJudgeOptions) {
     this.model = options.model;
     const common = { maxRetries: 0, timeout: options.timeoutMs ?? 60_000 };
+    registerSecret(options.apiKey ?? (options.azure ? process.env.AZURE_OPENAI_API_KEY : process.env.OPENAI_API_KEY));
     this.client = options.azure
       ? new AzureOpenAI({
           ...common,
@@ -99,9 +102,10 @@ export class OpenAIJudge implements Judge {
         { signal },
       )
       .then((completion) => {
-        const first = completion?.choices?.[0]?.logprobs?.content?.[0];
-        if (!first || !Array.isArray(first.top_logprobs)) throw new Error("reply has no logprobs for the first token");
-        return first.top_logprobs.map((t) => ({ token: t.token, logprob: t.logprob }));
+        const first: unknown = completion?.choices?.[0]?.logprobs?.content?.[0];
+        if (!first || typeof first !== "object") throw new Error("reply has no logprobs for the first token");
+        // A hostile server may echo the key as a token: it never reaches the cache or a results file.
+        return parseTopLogprobs((first as { top_logprobs?: unknown }).top_logprobs).map((t) => ({ token: redactSecrets(t.token), logprob: t.logprob }));
       });
   }
 
@@ -120,6 +124,13 @@ export class OpenAIJudge implements Judge {
           return Effect.sleep(delay).pipe(Effect.andThen(() => attempt(n + 1)));
         }),
       );
-    return attempt(0).pipe(Effect.map((top) => scoreFromTopLogprobs(top, this.options.minimumMass)));
+    return attempt(0).pipe(
+      Effect.flatMap((top) =>
+        Effect.try({
+          try: () => scoreFromTopLogprobs(top, this.options.minimumMass),
+          catch: (error) => new JudgeError({ message: redactMessage((error as Error).message), status: null, attempts: maxRetries + 1 }),
+        }),
+      ),
+    );
   }
 }
