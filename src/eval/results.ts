@@ -3,7 +3,8 @@
  * question_id`, then one column per judge) or JSONL (same fields, plus each judge's raw top logprobs
  * and errors). Reading never changes a file: a malformed file, or one whose last record was cut
  * short, is a ResultsFileError naming the line. Only the writer resuming its own file (`resume`)
- * repairs a cut-off last record, and it first moves that tail aside into `<file>.damaged-<time>`.
+ * repairs a cut-off last record (an incomplete record at the very end, without newline), and it first
+ * moves that tail aside into `<file>.damaged-<time>`; a malformed record anywhere else stops it too.
  * Appends are whole lines; rewrites (adding judge columns) go through an exclusively created
  * temporary file and a rename.
  */
@@ -172,7 +173,13 @@ function parseCsvResults(path: string, text: string): Parsed {
     throw error;
   }
   const { rows, lines } = parsed;
-  let tail: Parsed["tail"] = parsed.incomplete ? { offset: parsed.completeLength, line: parsed.incomplete.line, why: "a quoted field is never closed" } : null;
+  let tail: Parsed["tail"] = null;
+  if (parsed.incomplete) {
+    // emlab ends every record with a newline, and a write cut short almost never stops right after one:
+    // an open quote in text that ends with a newline is a malformed file (a stray quote), not a cut.
+    if (/[\r\n]$/.test(text)) fail(parsed.incomplete.line, "a quoted field opened on this line is never closed (a stray quote?)");
+    tail = { offset: parsed.completeLength, line: parsed.incomplete.line, why: "a quoted field is never closed and the file does not end with a newline" };
+  }
   const width = rows[0]?.length ?? 0;
   // A last record without newline that has too few fields was cut between fields.
   if (!tail && rows.length > 1 && !/[\r\n]$/.test(text) && rows[rows.length - 1]!.length < width) {

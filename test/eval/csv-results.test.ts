@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatCsvField, formatCsvRow, parseCsv } from "../../src/eval/csv.js";
+import { CsvSyntaxError, formatCsvField, formatCsvRow, parseCsv } from "../../src/eval/csv.js";
 import { type ResultRow, ResultsFile, ResultsFileError, scoreOf } from "../../src/eval/results.js";
 
 let work = "";
@@ -450,5 +450,93 @@ describe("scoreOf", () => {
   it("whitespace-only cells are not scores (not 0)", () => {
     expect(s(" ")).toBeNull();
     expect(s("\t")).toBeNull();
+  });
+});
+
+// ---- Reading never changes a file; malformed input names its line (issue 13, item 1) ---------------
+
+describe("strict reading", () => {
+  const sixtyTwoLines = (): string => {
+    const lines = ["response,question,question_id,aligned"];
+    for (let i = 2; i <= 62; i++) lines.push(`${i === 32 ? '"stray' : `r${i}`},q,id,${i}`);
+    return `${lines.join("\n")}\n`;
+  };
+
+  it("parseCsv: a quote inside an unquoted field, or text after a closing quote, is a CsvSyntaxError naming the line", () => {
+    expect(() => parseCsv('a,b\nc,d"e\n')).toThrow(CsvSyntaxError);
+    try {
+      parseCsv(`a,b\n${q("x\ny")},z\nc,d"e\n`);
+    } catch (error) {
+      expect((error as CsvSyntaxError).line).toBe(4);
+    }
+    let caught: unknown;
+    try {
+      parseCsv('h\n"open\nstill open\n"closed"x\n');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(CsvSyntaxError);
+    expect((caught as CsvSyntaxError).line).toBe(4);
+    expect((caught as CsvSyntaxError).message).toContain("opened on line 2");
+  });
+
+  it("parseCsv reports each record's first line and the incomplete tail's line", () => {
+    const parsed = parseCsv(`a,b\n${q("1\n2\n3")},c\nd,e\n"cut`);
+    expect(parsed.lines).toEqual([1, 2, 5]);
+    expect(parsed.incomplete).toEqual({ line: 6, openQuote: true });
+  });
+
+  it("a stray quote in the middle of a file (the issue's 62-line file): read and resume both refuse it at line 32; no byte changes", () => {
+    const path = fresh("csv");
+    const text = sixtyTwoLines();
+    writeFileSync(path, text);
+    for (const open of [ResultsFile.read, ResultsFile.resume]) {
+      const e = resultsFileError(() => open(path));
+      expect(e.line).toBe(32);
+      expect(e.message).toContain(`${path}: line 32:`);
+      expect(read(path)).toBe(text);
+    }
+    expect(readdirSync(work).filter((f) => f.includes(".damaged-"))).toEqual(readdirSync(work).filter((f) => f.includes(".damaged-") && !f.startsWith(path.split("/").pop()!)));
+  });
+
+  it("a file that does not exist is a ResultsFileError for read (line 0), an empty file for resume", () => {
+    const path = fresh("csv");
+    expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(0);
+    expect(ResultsFile.resume(path).rows).toEqual([]);
+  });
+
+  it("a duplicated header column is an error at line 1", () => {
+    const path = fresh("csv");
+    writeFileSync(path, "response,question,question_id,aligned,aligned\nr,q,i,1,2\n");
+    const e = resultsFileError(() => ResultsFile.read(path));
+    expect(e.line).toBe(1);
+    expect(e.message).toContain("aligned");
+  });
+
+  it("a column named __proto__ is kept as data and written back", () => {
+    const path = fresh("csv");
+    writeFileSync(path, "response,question,question_id,__proto__\nr,q,i,x\n");
+    const file = ResultsFile.read(path);
+    expect(Object.keys(file.rows[0]!)).toEqual(["response", "question", "question_id", "__proto__"]);
+    expect(Object.getOwnPropertyDescriptor(file.rows[0]!, "__proto__")?.value).toBe("x");
+    file.rewrite(file.rows);
+    expect(read(path)).toBe("response,question,question_id,__proto__\nr,q,i,x\n");
+  });
+
+  it("JSONL: an invalid line before the end, or a complete last line that is not a row, is an error (never set aside)", () => {
+    const path = fresh("jsonl");
+    const text = `${JSON.stringify(row(0))}\n[1,2]`;
+    writeFileSync(path, text);
+    expect(resultsFileError(() => ResultsFile.resume(path)).line).toBe(2);
+    expect(read(path)).toBe(text);
+  });
+
+  it("rewrite leaves no temporary file and refuses nothing it can write", () => {
+    const path = fresh("jsonl");
+    const file = ResultsFile.resume(path);
+    file.append([row(0)]);
+    file.rewrite([row(0, { aligned: 5 })], ["aligned"]);
+    expect(readdirSync(work).filter((f) => f.startsWith(`${path.split("/").pop()}.tmp-`))).toEqual([]);
+    expect(ResultsFile.read(path).rows).toEqual([row(0, { aligned: 5 })]);
   });
 });
