@@ -39,6 +39,9 @@ const FullItem = Schema.Struct({
 const ShortItem = Schema.Struct({ id: Schema.String, question: Schema.String, system: Schema.optional(Schema.NullOr(Schema.String)) });
 const JudgeEntry = Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Number]));
 
+/** More samples per paraphrase than any study uses (50); a larger value is a typo. */
+const MAX_SAMPLES = 100_000;
+
 function fail(file: string, path: string, problem: string): never {
   throw new QuestionSetError({ message: `${file}: ${path ? `${path}: ` : ""}${problem}`, file, path });
 }
@@ -110,6 +113,10 @@ export function loadQuestions(file: string, options: LoadQuestionsOptions = {}):
     } else {
       const full = decodeAt(FullItem, item, file, path);
       if (full.paraphrases.length === 0) fail(file, `${path}.paraphrases`, "needs at least one paraphrase");
+      const samples = full.samples_per_paraphrase;
+      if (samples !== undefined && !(Number.isInteger(samples) && samples >= 1 && samples <= MAX_SAMPLES)) {
+        fail(file, `${path}.samples_per_paraphrase`, `expected an integer from 1 to ${MAX_SAMPLES}, got ${samples}`);
+      }
       question = {
         id: full.id,
         paraphrases: [...full.paraphrases],
@@ -120,6 +127,10 @@ export function loadQuestions(file: string, options: LoadQuestionsOptions = {}):
         file,
       };
     }
+    if (question.id.trim() === "") fail(file, `${path}.id`, "an id must not be empty");
+    question.paraphrases.forEach((text, j) => {
+      if (text.trim() === "") fail(file, `${path}.${isShort ? "question" : `paraphrases[${j}]`}`, "a question must not be empty");
+    });
     if (seen.has(question.id)) fail(file, `${path}.id`, `duplicate id ${question.id}`);
     seen.add(question.id);
     for (const [name, prompt] of Object.entries(question.judgePrompts)) {
