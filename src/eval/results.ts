@@ -105,8 +105,19 @@ export class ResultsFile {
   }
 
   private line(row: ResultRow): string {
-    if (this.format === "jsonl") return `${JSON.stringify(row)}\n`;
+    if (this.format === "jsonl") return `${JSON.stringify(this.ordered(row))}\n`;
     return formatCsvRow(this.columns.map((c) => (Object.hasOwn(row, c) ? (row[c] as Cell) : null) ?? null));
+  }
+
+  /**
+   * The row with its fields in a fixed order (base columns, then each column with its `_raw` and
+   * `_error`, then the rest), so the bytes written do not depend on the order judge calls finished in.
+   */
+  private ordered(row: ResultRow): ResultRow {
+    const keys: string[] = [];
+    for (const column of this.columns) for (const key of [column, `${column}_raw`, `${column}_error`]) if (Object.hasOwn(row, key) && !keys.includes(key)) keys.push(key);
+    for (const key of Object.keys(row)) if (!keys.includes(key)) keys.push(key);
+    return rowFrom(keys.map((key) => [key, row[key]] as const));
   }
 
   /** Appends whole rows (creating the file with its header when new). */
