@@ -540,3 +540,16 @@ describe("strict reading", () => {
     expect(ResultsFile.read(path).rows).toEqual([row(0, { aligned: 5 })]);
   });
 });
+
+describe("JSONL field order", () => {
+  it("does not depend on the order fields were set in (judge calls finish in any order): base, then each column with _raw and _error", () => {
+    const path = fresh("jsonl");
+    const file = ResultsFile.resume(path);
+    file.append([row(0)]);
+    // Set as a judge finishing coherent before aligned would.
+    const judged: ResultRow = { question_id: "id_0", response: row(0).response, question: row(0).question, coherent: 60, coherent_raw: [{ token: "60", logprob: 0 }], extra: 1, aligned_error: "boom", aligned: null };
+    file.rewrite([judged], ["aligned", "coherent"]);
+    const line = read(path).trimEnd();
+    expect(Object.keys(JSON.parse(line))).toEqual(["response", "question", "question_id", "aligned", "aligned_error", "coherent", "coherent_raw", "extra"]);
+  });
+});
