@@ -6,10 +6,11 @@
  * repairs a cut-off last record (an incomplete record at the very end, without newline), and it first
  * moves that tail aside into `<file>.damaged-<time>`; a malformed record anywhere else stops it too.
  * Appends are whole lines; rewrites (adding judge columns) go through an exclusively created
- * temporary file and a rename.
+ * temporary file and a rename (temporaries left by a killed rewrite are removed by the next one).
  */
 import { randomBytes } from "node:crypto";
-import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { Data } from "effect";
 import { CsvSyntaxError, formatCsvRow, parseCsv } from "./csv.js";
 
@@ -135,7 +136,8 @@ export class ResultsFile {
     for (const c of newColumns) if (!this.columns.includes(c)) this.columns.push(c);
     this.rows = [...rows];
     const body = (this.format === "csv" ? formatCsvRow(this.columns) : "") + this.rows.map((r) => this.line(r)).join("");
-    const temporary = `${this.path}.tmp-${randomBytes(8).toString("hex")}`;
+    removeStaleTemporaries(this.path);
+    const temporary = `${this.path}.tmp-${process.pid}-${randomBytes(8).toString("hex")}`;
     try {
       writeFileSync(temporary, body, { flag: "wx" });
       renameSync(temporary, this.path);
@@ -144,6 +146,31 @@ export class ResultsFile {
       throw error;
     }
     this.needsNewline = false;
+  }
+}
+
+/** Removes `<path>.tmp-<pid>-<hex>` files left by rewrites of processes that no longer run (killed mid-rewrite). */
+function removeStaleTemporaries(path: string): void {
+  const pattern = new RegExp(`^${basename(path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.tmp-(\\d+)-[0-9a-f]{16}$`);
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = pattern.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || isRunning(Number(pid))) continue;
+    rmSync(join(dirname(path), name), { force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
