@@ -58,7 +58,7 @@ export class ResultsFile {
   static read(path: string): ResultsFile {
     const format = formatOf(path);
     const text = readText(path);
-    const parsed = parse(path, format, text);
+    const parsed = parse(path, format, text, false);
     if (parsed.tail) {
       throw new ResultsFileError({
         message: `${path}: line ${parsed.tail.line}: ${parsed.tail.why} (a write cut short?); the file was left as it is`,
@@ -78,7 +78,7 @@ export class ResultsFile {
     const format = formatOf(path);
     if (!existsSync(path)) return new ResultsFile(path, format, [], [...BASE_COLUMNS], null, false);
     const text = readText(path);
-    const parsed = parse(path, format, text);
+    const parsed = parse(path, format, text, true);
     let setAside: SetAside | null = null;
     if (parsed.tail) {
       const keep = Buffer.byteLength(text.slice(0, parsed.tail.offset));
@@ -188,8 +188,14 @@ function readText(path: string): string {
   }
 }
 
-function parse(path: string, format: "csv" | "jsonl", text: string): Parsed {
-  return format === "csv" ? parseCsvResults(path, text) : parseJsonlResults(path, text);
+/**
+ * `writer`: the file is being continued by emlab, whose records always end with a newline; then a last
+ * CSV record without one is a tail unless it is verifiably whole (full width, last field quoted and
+ * closed), since a cut inside an unquoted field (`id_1` cut to `id_`) still looks like a record. A JSONL
+ * line that parses is always whole (no proper prefix of a JSON object is JSON).
+ */
+function parse(path: string, format: "csv" | "jsonl", text: string, writer: boolean): Parsed {
+  return format === "csv" ? parseCsvResults(path, text, writer) : parseJsonlResults(path, text);
 }
 
 /** A row object with own properties only (a column named `__proto__` stays a column). */
@@ -199,7 +205,7 @@ function rowFrom(entries: readonly (readonly [string, unknown])[]): ResultRow {
   return row as ResultRow;
 }
 
-function parseCsvResults(path: string, text: string): Parsed {
+function parseCsvResults(path: string, text: string, writer: boolean): Parsed {
   const fail = (line: number, problem: string): never => {
     throw new ResultsFileError({ message: `${path}: line ${line}: ${problem}`, file: path, line });
   };
@@ -219,11 +225,14 @@ function parseCsvResults(path: string, text: string): Parsed {
     tail = { offset: parsed.completeLength, line: parsed.incomplete.line, why: "a quoted field is never closed and the file does not end with a newline" };
   }
   const width = rows[0]?.length ?? 0;
-  // A last record without newline that has too few fields was cut between fields.
-  if (!tail && rows.length > 1 && !/[\r\n]$/.test(text) && rows[rows.length - 1]!.length < width) {
+  // A last record without newline that has too few fields was cut between fields; for the writer, one
+  // whose last field is unquoted may have been cut inside it.
+  const unterminated = !tail && rows.length > 1 && text.length > 0 && !/[\r\n]$/.test(text);
+  if (unterminated && (rows[rows.length - 1]!.length < width || (writer && !text.endsWith('"')))) {
     const last = rows.pop()!;
     const line = lines.pop()!;
-    tail = { offset: text.length - lengthOfLastRecord(text), line, why: `the last record has ${last.length} of ${width} fields and no newline` };
+    const why = last.length < width ? `the last record has ${last.length} of ${width} fields and no newline` : "the last record has no newline and its last field may be cut";
+    tail = { offset: text.length - lengthOfLastRecord(text), line, why };
   }
   if (rows.length === 0) return { rows: [], columns: [...BASE_COLUMNS], tail, needsNewline: false };
   const header = rows[0]!.map((h, j) => (j === 0 ? h.replace(/^\uFEFF/, "") : h));

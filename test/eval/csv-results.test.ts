@@ -244,9 +244,21 @@ describe("ResultsFile (CSV)", () => {
     expect(read(path)).toBe(good);
   });
 
-  it("a complete last record without trailing newline (written elsewhere) is kept; the next append starts on a new line", () => {
+  it("a last record without newline whose last field is unquoted: read keeps it; resume sets it aside (it may be cut inside that field)", () => {
     const path = fresh("csv");
-    const text = `response,question,question_id,aligned\nr1,q1,a,1\n${q("r2, last")},q2,b,2`;
+    const good = "response,question,question_id,aligned\nr1,q1,a,1\n";
+    writeFileSync(path, `${good}r2,q2,b,2`); // "2" may be what is left of "25"
+    expect(ResultsFile.read(path).rows.map((r) => r.aligned)).toEqual(["1", "2"]);
+    expect(read(path)).toBe(`${good}r2,q2,b,2`);
+    const file = ResultsFile.resume(path);
+    expect(file.setAside!.line).toBe(3);
+    expect(read(file.setAside!.file)).toBe("r2,q2,b,2");
+    expect(read(path)).toBe(good);
+  });
+
+  it("a complete last record without trailing newline, last field quoted (verifiably whole), is kept; the next append starts on a new line", () => {
+    const path = fresh("csv");
+    const text = `response,question,question_id,aligned\nr1,q1,a,1\n${q("r2, last")},q2,b,${q("2")}`;
     writeFileSync(path, text);
     const file = ResultsFile.resume(path);
     expect(file.setAside).toBeNull();
