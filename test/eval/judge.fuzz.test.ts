@@ -9,7 +9,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JudgeCache } from "../../src/eval/judge/cache.js";
-import { redact, redactSecrets, registerSecret } from "../../src/eval/judge/redact.js";
+import { redact, redactSecrets, registerSecret, unregisterSecret } from "../../src/eval/judge/redact.js";
 import { InvalidJudgeReply, parseTopLogprobs, scoreFromTopLogprobs } from "../../src/eval/judge/score.js";
 import { fuzzParameters } from "../helpers/fuzz.js";
 
@@ -141,8 +141,12 @@ describe("redaction", () => {
           registerSecret(key);
           const shown = form === "uri" ? encodeURIComponent(key) : form === "json" ? JSON.stringify({ authorization: `Bearer ${key}` }) : form === "header" ? `authorization: Bearer ${key}` : form === "query" ? `?api-key=${key}` : key;
           const text = [...parts.slice(0, 3), shown, ...parts.slice(3)].join("");
-          expect(redactSecrets(text)).not.toContain(key);
-          expect(redact(text)).not.toContain(key);
+          try {
+            expect(redactSecrets(text)).not.toContain(key);
+            expect(redact(text)).not.toContain(key);
+          } finally {
+            unregisterSecret(key);
+          }
         },
       ),
       fuzzParameters(500),

@@ -20,6 +20,11 @@ export function registerSecret(secret: string | null | undefined): void {
   registered.add(value);
 }
 
+/** Stops removing a registered credential (when the judge holding it is gone). */
+export function unregisterSecret(secret: string): void {
+  registered.delete(secret.trim());
+}
+
 function knownSecrets(): string[] {
   const fromEnvironment = Object.entries(process.env)
     .filter(([name, value]) => SECRET_VARIABLES.test(name) && typeof value === "string" && value.trim().length >= 8)
