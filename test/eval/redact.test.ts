@@ -117,7 +117,8 @@ describe("redaction functions", () => {
       ['{\\"x-api-key\\":\\"esc4ped-secret\\"}', "esc4ped-secret"],
     ];
     for (const [text, secret] of cases) expect(redact(text), text).not.toContain(secret);
-    // Ordinary judge traffic survives.
+    // Ordinary judge traffic and messages survive.
+    expect(redact("max token limit; invalid token in request")).toBe("max token limit; invalid token in request");
     expect(redact('{"max_tokens":1,"top_logprobs":20,"token":"50"}')).toBe('{"max_tokens":1,"top_logprobs":20,"token":"50"}');
   });
 

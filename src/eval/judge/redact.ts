@@ -51,8 +51,8 @@ export function redactSecrets(text: string): string {
 }
 
 const PATTERNS: [RegExp, string][] = [
-  // Authorization: Bearer xyz / Basic xyz / Token xyz
-  [/\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=:-]+/gi, `$1$2${MASK}`],
+  // Authorization: Bearer xyz / Basic xyz (schemes are case-insensitive; "token" alone is a common word)
+  [/\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=:-]+/gi, `$1$2${MASK}`],
   // api-key: xyz, "x-api-key":"xyz", password=xyz, client_secret: xyz, access_token=xyz
   [/((?<![A-Za-z0-9])(?:x-)?(?:api[-_]?key|access[-_]?token|auth[-_]?token|refresh[-_]?token|client[-_]?secret|secret|password|passwd)\\?["']?\s*[:=]\s*\\?["']?)[^\s"'\\&,;}]+/gi, `$1${MASK}`],
   // ?key=xyz&sig=xyz in URLs
