@@ -156,8 +156,7 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
   });
 
   it("checks inputs before writing anything, and a resumed finished run changes nothing", () => {
-    const missing = config("missing-data");
-    missing.data.train = join(work, "nope.jsonl");
+    const missing = config("missing-data", {}, { data: { train: join(work, "nope.jsonl"), eval_fraction: 0 } });
     expect(() => runTraining(missing, { model: { model, tokenizer } })).toThrow(RunInputError);
     expect(existsSync(missing.output_dir)).toBe(false);
 
