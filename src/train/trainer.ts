@@ -3,7 +3,7 @@
  * caller may hand in instead of paths (an already loaded model, its tokenizer, LoRA adapters), the
  * lifecycle callbacks, and the forward + backward of one batch that captures the hook points the loss
  * terms declare, plain or through per-layer gradient checkpointing (the activations' gradients are
- * then injected when each layer is recomputed, so both ways train identically).
+ * then injected when each layer is recomputed: the same gradients, up to float summation order).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
