@@ -158,7 +158,7 @@ export class Decoder {
    * `capture` points come back in `activations`, usable in the loss: `embed` and `final_norm` are in
    * the graph; a layer's points are leaves whose gradient (from `loss.backward()`) `finish()` injects
    * when it recomputes that layer, so a loss on them gets the gradients of a plain forward (equal up to
-   * the order in which float contributions are summed; bit-identical when only the loss reads the point).
+   * the order in which float contributions are summed).
    */
   checkpointedForward(
     inputIds: Tensor,
