@@ -9,10 +9,16 @@ export function loadSteeringVector(file: string, decoder: Decoder, overrides: { 
   const { tensors, metadata } = loadSafetensors(file, { device: decoder.device });
   const vector = tensors.get("vector");
   for (const [name, t] of tensors) if (name !== "vector") t.dispose();
-  if (!vector) throw new RangeError(`${file}: no tensor named vector`);
-  const layer = overrides.layer ?? Number(metadata.layer);
-  if (!Number.isInteger(layer)) throw new RangeError(`${file}: no layer in the metadata; pass one`);
-  return new SteeringVector(layer, (metadata.site as SteeringSite | undefined) ?? "down_proj", overrides.alpha ?? Number(metadata.alpha ?? 1), keep(vector.to("f32")));
+  // Every exit below frees the loaded tensor: the vector keeps only its float32 copy.
+  try {
+    if (!vector) throw new RangeError(`${file}: no tensor named vector`);
+    const layer = overrides.layer ?? Number(metadata.layer);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= decoder.numLayers) throw new RangeError(`${file}: layer ${metadata.layer ?? "(none in the metadata)"} is not a layer of this model (0..${decoder.numLayers - 1}); pass one`);
+    if (vector.ndim !== 1 || vector.size(0) !== decoder.spec.hiddenSize) throw new RangeError(`${file}: vector has shape [${vector.shape.join(", ")}], the model needs [${decoder.spec.hiddenSize}]`);
+    return new SteeringVector(layer, (metadata.site as SteeringSite | undefined) ?? "down_proj", overrides.alpha ?? Number(metadata.alpha ?? 1), keep(vector.to("f32")));
+  } finally {
+    vector?.dispose();
+  }
 }
 
 /** A direction file from `emlab direction` (tensor `direction` [layers, d_model]). */

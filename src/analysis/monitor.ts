@@ -1,7 +1,8 @@
 /**
  * Live misalignment monitor: while generating, project each new token's activation at a layer onto a
  * direction, stream (token, projection) as it goes, raise an alarm when the projection crosses a
- * threshold, and optionally ablate the direction on-line from then on.
+ * threshold, and optionally ablate the direction on-line from then on. While ablating, the reported
+ * projection is the one after ablation (what the rest of the model sees), and the event says so.
  */
 import { generate, type GenerateOptions } from "../generate/generate.js";
 import { projectOutHook } from "../hooks/interventions.js";
@@ -16,6 +17,8 @@ export interface MonitorEvent {
   token: number;
   projection: number;
   alarm: boolean;
+  /** The direction was being projected out when this token's activation was measured. */
+  ablated: boolean;
 }
 
 export interface MonitorOptions extends GenerateOptions {
@@ -32,10 +35,16 @@ export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly 
   const unit = keep(tidy(() => options.direction.to("f32").div(options.direction.to("f32").norm().clamp(1e-30))));
   const events: MonitorEvent[] = [];
   let latest: number[] = [];
-  let ablation: HookHandle | null = null;
-  const probe = decoder.hooks.add(layerPoint(options.layer, "resid_post"), (x) => {
+  let latestAblated = false;
+  let ablating = false;
+  const ablation = projectOutHook(unit);
+  // One hook: ablate first (once alarmed), then measure what flows on.
+  const probe: HookHandle = decoder.hooks.add(layerPoint(options.layer, "resid_post"), (x) => {
+    const out = ablating ? (ablation(x, { point: layerPoint(options.layer, "resid_post"), layer: options.layer }) as Tensor) : x;
     // Projection of the last position of every row (the token being generated from).
-    latest = tidy(() => Array.from(x.select(1, x.size(1) - 1).to("f32").matmul(unit.to(x.device)).toArray() as Float32Array));
+    latest = tidy(() => Array.from(out.select(1, out.size(1) - 1).to("f32").matmul(unit.to(out.device)).toArray() as Float32Array));
+    latestAblated = ablating;
+    return ablating ? out : undefined;
   });
   let step = 0;
   try {
@@ -46,18 +55,17 @@ export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly 
         tokens.forEach((token, row) => {
           const projection = latest[row] ?? Number.NaN;
           const alarm = projection > options.threshold;
-          const event = { step, row, token, projection, alarm };
+          const event = { step, row, token, projection, alarm, ablated: latestAblated };
           events.push(event);
           options.onEvent?.(event);
-          if (alarm && options.ablateOnAlarm && ablation === null) ablation = decoder.hooks.add(layerPoint(options.layer, "resid_post"), projectOutHook(unit));
+          if (alarm && options.ablateOnAlarm) ablating = true;
         });
         options.onStep?.(tokens, s);
       },
     });
-    return { result, events, ablated: ablation !== null };
+    return { result, events, ablated: ablating };
   } finally {
     probe.remove();
-    (ablation as HookHandle | null)?.remove();
     unit.dispose();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Norm manipulations of learned solutions: rescaling a steering vector or a LoRA adapter (rank 1:
- * scale B; rank > 1: each module's ||BA||_F brought to a common target by scaling B, as protocol.md
+ * scale B; rank > 1: each module's ||BA||_F brought to a common target by scaling B, as docs/study.md
  * §1.6 describes), and the orthogonal norm-preserving perturbation x' = sqrt(1 - eps^2) x + eps y with
  * y orthogonal to x and ||y|| = ||x|| (§1.7). Functions act in place and return restore callbacks.
  */

@@ -5,7 +5,6 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { savePeftAdapter } from "../adapters/peft.js";
 import { meanDiffDirection, splitJudged } from "../analysis/directions.js";
 import { adapterEfficiency, significance, stability, steeringEfficiency } from "../analysis/experiments.js";
@@ -24,8 +23,9 @@ import { SteeringVector } from "../train/steering.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { readChatDataset } from "../train/data.js";
 import { parseNumber, required, UsageError } from "./args.js";
-import { samplingFrom, samplingOptions, stopIds } from "./generate.js";
+import { parseOrHelp, samplingFrom, samplingOptions, stopIds } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
+import { type CommandSpec, defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
 
 const list = (flag: string, text: string | undefined, fallback: number[]): number[] =>
@@ -51,9 +51,22 @@ function withModel<T>(values: Record<string, unknown>, fn: (model: LoadedModel, 
   }
 }
 
-/** `emlab direction --model DIR [--adapter DIR] --results JUDGED.csv --out direction.safetensors [--seed 0] [--batch-size 8]` */
+const directionCommand = defineCommand({
+  name: "direction",
+  summary: "Mean-difference misalignment direction per layer (misaligned minus aligned answers' activations).",
+  options: {
+    ...modelOptions,
+    results: { type: "string", value: "JUDGED.csv", required: true, description: "judged results (aligned and coherent columns)" },
+    out: { type: "string", value: "FILE.safetensors", required: true, description: "output: direction [layers, d_model] and both means" },
+    seed: { type: "string", value: "S", default: "0", description: "seed of the aligned subsample" },
+    "batch-size": { type: "string", value: "N", default: "8", description: "answers per forward pass" },
+  },
+});
+
 function runDirection(argv: readonly string[]): number {
-  const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, results: { type: "string" }, out: { type: "string" }, seed: { type: "string" }, "batch-size": { type: "string" } }, strict: true });
+  const parsed = parseOrHelp(directionCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const rows = ResultsFile.read(required("--results", values.results)).rows;
   const out = required("--out", values.out);
   const { misaligned, aligned } = splitJudged(rows, { seed: parseNumber("--seed", values.seed, { integer: true }) ?? 0 });
@@ -78,13 +91,32 @@ function runDirection(argv: readonly string[]): number {
   });
 }
 
-/** `emlab steer|ablate --model DIR --direction FILE [--layers 24|all] [--scale 8] [--random-control SEED] --prompt TEXT --max-new-tokens N [...]` */
+const interventionOptions = {
+  ...modelOptions,
+  ...samplingOptions("600"),
+  direction: { type: "string", value: "FILE", required: true, description: "direction file from emlab direction ([layers, d_model] or [d_model])" },
+  layers: { type: "string", value: "L,L|all", default: "all", description: "layers whose output is changed" },
+  prompt: { type: "string", value: "TEXT", description: "a user message, encoded with the chat template (required unless --lora-b-out)" },
+  samples: { type: "string", value: "K", default: "1", description: "samples per prompt" },
+  "random-control": { type: "string", value: "SEED", description: "use a same-norm random direction instead (a control)" },
+  json: { type: "boolean", description: "print texts and output ids as JSON" },
+} as const;
+const steerCommand = defineCommand({
+  name: "steer",
+  summary: "Generate with scale * direction added to the chosen layers' output at every position.",
+  options: { ...interventionOptions, scale: { type: "string", value: "S", default: "8", description: "steering scale" } },
+});
+const ablateCommand = defineCommand({
+  name: "ablate",
+  summary: "Generate with the direction projected out of the chosen layers' output, or (--adapter, --lora-b-out) remove it from LoRA B.",
+  options: { ...interventionOptions, "lora-b-out": { type: "string", value: "DIR", description: "weight-space ablation: write the --adapter with d_hat removed from B here" } },
+});
+
 function runIntervention(kind: "steer" | "ablate", argv: readonly string[]): number {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...modelOptions, ...samplingOptions, direction: { type: "string" }, layers: { type: "string" }, scale: { type: "string" }, prompt: { type: "string" }, samples: { type: "string" }, "random-control": { type: "string" }, "lora-b-out": { type: "string" }, json: { type: "boolean", default: false } },
-    strict: true,
-  });
+  const parsed = parseOrHelp<typeof steerCommand.options & typeof ablateCommand.options>((kind === "steer" ? steerCommand : ablateCommand) as never, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
+  const scale = parseNumber("--scale", values.scale);
   return withModel(values, (model, tokenizer) => {
     let direction = loadDirection(required("--direction", values.direction), model.decoder.device);
     const control = parseNumber("--random-control", values["random-control"], { integer: true, min: 0 });
@@ -103,12 +135,13 @@ function runIntervention(kind: "steer" | "ablate", argv: readonly string[]): num
         process.stdout.write(`${JSON.stringify({ out: values["lora-b-out"], modules: changed })}\n`);
         return 0;
       }
-      const handles = kind === "steer" ? steer(model.decoder, direction, layers, parseNumber("--scale", values.scale) ?? 8) : ablate(model.decoder, direction, layers);
+      const sampling = samplingFrom(values, model);
+      const handles = kind === "steer" ? steer(model.decoder, direction, layers, scale!) : ablate(model.decoder, direction, layers);
       try {
         const ids = tokenizer.encodeChat([{ role: "user", content: required("--prompt", values.prompt) }], { addGenerationPrompt: true });
-        const result = generate(model.decoder, [ids], null, { ...samplingFrom(values), samples: parseNumber("--samples", values.samples, { integer: true, min: 1 }) ?? 1, eosTokenIds: stopIds(model, tokenizer) });
+        const result = generate(model.decoder, [ids], null, { ...sampling, samples: parseNumber("--samples", values.samples, { integer: true, min: 1 })!, eosTokenIds: stopIds(model, tokenizer) });
         const texts = result.newIds.map((row) => tokenizer.decode(row, { skipSpecialTokens: true }));
-        process.stdout.write(values.json ? `${JSON.stringify({ texts, output_ids: result.outputIds })}\n` : `${texts.join("\n---\n")}\n`);
+        process.stdout.write(values.json ? `${JSON.stringify({ texts, output_ids: result.outputIds, seed: sampling.seed })}\n` : `${texts.join("\n---\n")}\n`);
       } finally {
         for (const h of handles) h.remove();
       }
@@ -136,16 +169,32 @@ function solution(values: { steering?: string; layer?: string; adapter?: string 
   return { kind: "adapter" as const, steering: null, adapter, tensors: adapter.parameters(), off: <T>(fn: () => T) => model.decoder.adapters.withoutAdapters(fn), close: () => {} };
 }
 
-const analysisFlags = { steering: { type: "string" }, layer: { type: "string" }, data: { type: "string" }, count: { type: "string" }, out: { type: "string" }, seed: { type: "string" } } as const;
+const analysisFlags = {
+  steering: { type: "string", value: "FILE", description: "a trained steering vector (give this or --adapter)" },
+  layer: { type: "string", value: "L", description: "the steering vector's layer (default: from its metadata)" },
+  data: { type: "string", value: "TRAIN.jsonl", required: true, description: "chat dataset the loss is measured on" },
+  count: { type: "string", value: "N", default: "100", description: "examples in the seeded loss subset" },
+  out: { type: "string", value: "FILE", required: true, description: "output file" },
+  seed: { type: "string", value: "S", default: "42", description: "seed of the loss subset" },
+} as const;
+const solutionNote = ["Give --steering FILE or --adapter DIR (the solution analysed)."];
 
-/** `emlab efficiency --model DIR (--steering FILE | --adapter DIR) --data TRAIN.jsonl [--scales 0,0.1,...,2] --out FILE.csv` */
+const efficiencyCommand = defineCommand({
+  name: "efficiency",
+  summary: "Loss on a seeded subset against the solution's rescaled norm (rank-1 B, or every module's ||BA||_F).",
+  notes: solutionNote,
+  options: { ...modelOptions, ...analysisFlags, scales: { type: "string", value: "S,S,...", description: "norm multipliers (default: 0..2 by 0.25 for a vector, 0..2 by 0.1 for an adapter)" } },
+});
+
 function runEfficiency(argv: readonly string[]): number {
-  const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, ...analysisFlags, scales: { type: "string" } }, strict: true });
+  const parsed = parseOrHelp(efficiencyCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const out = required("--out", values.out);
   return withModel(values, (model, tokenizer) => {
     const s = solution(values, model);
     try {
-      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100, seed: parseNumber("--seed", values.seed, { integer: true }) ?? 42 });
+      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 })!, seed: parseNumber("--seed", values.seed, { integer: true })! });
       const scales = list("--scales", values.scales, s.kind === "steering" ? [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2] : Array.from({ length: 21 }, (_, i) => i / 10));
       const pad = tokenizer.padTokenId ?? 0;
       const points = s.steering ? steeringEfficiency(model, s.steering, subset, scales, pad) : adapterEfficiency(model, s.adapter!, subset, scales, pad);
@@ -158,19 +207,32 @@ function runEfficiency(argv: readonly string[]): number {
   });
 }
 
-/** `emlab stability --model DIR (--steering FILE | --adapter DIR) --data TRAIN.jsonl [--eps ...] [--seeds 42,...,51] --out FILE.csv` */
+const stabilityCommand = defineCommand({
+  name: "stability",
+  summary: "Orthogonal norm-preserving perturbations sqrt(1 - eps^2) x + eps y: (L_eps - L_0) / (L_base - L_0), mean and std over seeds.",
+  notes: solutionNote,
+  options: {
+    ...modelOptions,
+    ...analysisFlags,
+    eps: { type: "string", value: "E,E,...", default: "0.01,0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", description: "perturbation sizes" },
+    seeds: { type: "string", value: "S,S,...", default: "42,43,44,45,46,47,48,49,50,51", description: "perturbation seeds" },
+  },
+});
+
 function runStability(argv: readonly string[]): number {
-  const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, ...analysisFlags, eps: { type: "string" }, seeds: { type: "string" } }, strict: true });
+  const parsed = parseOrHelp(stabilityCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const out = required("--out", values.out);
   return withModel(values, (model, tokenizer) => {
     const s = solution(values, model);
     try {
-      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100, seed: parseNumber("--seed", values.seed, { integer: true }) ?? 42 });
+      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 })!, seed: parseNumber("--seed", values.seed, { integer: true })! });
       const pad = tokenizer.padTokenId ?? 0;
       const baseLoss = s.off(() => datasetLoss(model, subset, { padId: pad }));
       const result = stability(model, s.tensors, subset, {
-        eps: list("--eps", values.eps, [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]),
-        seeds: list("--seeds", values.seeds, [42, 43, 44, 45, 46, 47, 48, 49, 50, 51]),
+        eps: list("--eps", values.eps, []),
+        seeds: list("--seeds", values.seeds, []),
         baseLoss,
         padId: pad,
         onProgress: progressReporter("stability"),
@@ -184,33 +246,50 @@ function runStability(argv: readonly string[]): number {
   });
 }
 
-/** `emlab significance --model DIR --vectors a.safetensors,b.safetensors --layer L --texts FILE [--norms 0,0.2,...,5] [--random 5] [--alpha A] [--include-pads] --out FILE.csv` */
+const significanceCommand = defineCommand({
+  name: "significance",
+  summary: "KL(chat || steered) over a text corpus for a grid of vector norms, with same-norm random controls.",
+  options: {
+    ...modelOptions,
+    vectors: { type: "string", value: "A,B", description: "steering vector files (trained vectors)" },
+    layer: { type: "string", value: "L", required: true, description: "layer the vectors are added at" },
+    texts: { type: "string", value: "FILE", required: true, description: "corpus: .jsonl with a text field, or plain text with blank-line separated documents (documents over 100 characters are used)" },
+    norms: { type: "string", value: "N,N,...", description: "vector norms (default: 0..5 by 0.2)" },
+    random: { type: "string", value: "N", default: "5", description: "random control vectors" },
+    alpha: { type: "string", value: "A", default: "1", description: "steering alpha" },
+    "include-pads": { type: "boolean", description: "average over padding positions too (the study's quirk)" },
+    "max-texts": { type: "string", value: "N", default: "100", description: "documents used at most" },
+    out: { type: "string", value: "FILE.csv", required: true, description: "output: vector, norm, kl" },
+  },
+});
+
 function runSignificance(argv: readonly string[]): number {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...modelOptions, vectors: { type: "string" }, layer: { type: "string" }, texts: { type: "string" }, norms: { type: "string" }, random: { type: "string" }, alpha: { type: "string" }, "include-pads": { type: "boolean", default: false }, "max-texts": { type: "string" }, out: { type: "string" } },
-    strict: true,
-  });
+  const parsed = parseOrHelp(significanceCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const out = required("--out", values.out);
   const textFile = required("--texts", values.texts);
   const raw = readFileSync(textFile, "utf8");
   const texts = (textFile.endsWith(".jsonl") ? raw.split("\n").filter(Boolean).map((l) => String((JSON.parse(l) as { text: string }).text)) : raw.split(/\n\s*\n/))
     .filter((t) => t.length > 100)
     .map((t) => t.slice(0, 2000))
-    .slice(0, parseNumber("--max-texts", values["max-texts"], { integer: true, min: 1 }) ?? 100);
+    .slice(0, parseNumber("--max-texts", values["max-texts"], { integer: true, min: 1 })!);
+  // Nothing to measure on: refuse before loading the model or writing the output.
+  if (texts.length === 0) throw new UsageError(`--texts: ${textFile} has no document longer than 100 characters; nothing to measure KL on`);
+  const layerIndex = required("--layer", parseNumber("--layer", values.layer, { integer: true, min: 0 }));
   return withModel(values, (model, tokenizer) => {
-    const layer = required("--layer", parseNumber("--layer", values.layer, { integer: true, min: 0 }));
+    const layer = layerIndex;
     const vectors: { label: string; vector: Tensor }[] = [];
     try {
       for (const file of (values.vectors ?? "").split(",").filter(Boolean)) vectors.push({ label: file, vector: loadSteeringVector(file, model.decoder, { layer }).vector });
-      const count = parseNumber("--random", values.random, { integer: true, min: 0 }) ?? 5;
+      const count = parseNumber("--random", values.random, { integer: true, min: 0 })!;
       const reference = vectors[0]?.vector;
       const unitNorm = keep(tidy(() => model.parameters.get("model.norm.weight")!.to("f32").mul(0).add(1)));
       for (let i = 0; i < count; i++) vectors.push({ label: `random-${i}`, vector: keep(randomControl(reference ?? unitNorm, i)) });
       unitNorm.dispose();
       const points = significance(model, tokenizer, texts, vectors, {
         layer,
-        alpha: parseNumber("--alpha", values.alpha) ?? 1,
+        alpha: parseNumber("--alpha", values.alpha)!,
         norms: list("--norms", values.norms, Array.from({ length: 26 }, (_, i) => i / 5)),
         includePads: values["include-pads"],
         onProgress: progressReporter("significance"),
@@ -224,9 +303,23 @@ function runSignificance(argv: readonly string[]): number {
   });
 }
 
-/** `emlab gradients --model DIR --run RUN_DIR --data NARROW.jsonl [--directions FILE] --out FILE.jsonl` */
+const gradientsCommand = defineCommand({
+  name: "gradients",
+  summary: "Loss gradients at a steering run's checkpoints, their cosines to directions, and the trajectory's PCA.",
+  options: {
+    ...modelOptions,
+    run: { type: "string", value: "RUN_DIR", required: true, description: "a steering-vector run directory (config.resolved.json, checkpoints/)" },
+    data: analysisFlags.data,
+    count: analysisFlags.count,
+    out: { type: "string", value: "FILE.jsonl", required: true, description: "output (must not exist)" },
+    directions: { type: "string", value: "FILE", description: "direction file to take cosines with" },
+  },
+});
+
 function runGradients(argv: readonly string[]): number {
-  const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, ...analysisFlags, run: { type: "string" }, directions: { type: "string" } }, strict: true });
+  const parsed = parseOrHelp(gradientsCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const run = required("--run", values.run);
   const out = required("--out", values.out);
   if (existsSync(out)) throw new UsageError(`${out} exists`);
@@ -237,7 +330,7 @@ function runGradients(argv: readonly string[]): number {
     const handle = sv.attach(model.decoder);
     const directions = values.directions ? loadDirection(values.directions, model.decoder.device) : null;
     try {
-      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100, seed: 42 });
+      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 })!, seed: 42 });
       const trajectory = checkpointTrajectory(run);
       const progress = progressReporter("gradients");
       trajectory.steps.forEach((step, i) => {
@@ -262,13 +355,24 @@ function runGradients(argv: readonly string[]): number {
   });
 }
 
-/** `emlab monitor --model DIR --direction FILE --layer L --threshold T --prompt TEXT [--ablate-on-alarm] [--max-new-tokens N]` */
+const monitorCommand = defineCommand({
+  name: "monitor",
+  summary: "Live per-token projection onto a direction while generating, with a threshold alarm and optional on-line ablation.",
+  options: {
+    ...modelOptions,
+    ...samplingOptions("256"),
+    direction: { type: "string", value: "FILE", required: true, description: "direction file" },
+    layer: { type: "string", value: "L", required: true, description: "layer whose output is projected" },
+    threshold: { type: "string", value: "T", required: true, description: "alarm when the projection exceeds T" },
+    prompt: { type: "string", value: "TEXT", required: true, description: "a user message, encoded with the chat template" },
+    "ablate-on-alarm": { type: "boolean", description: "project the direction out from the first alarm on (the printed projection is then the ablated one)" },
+  },
+});
+
 function runMonitor(argv: readonly string[]): number {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...modelOptions, ...samplingOptions, direction: { type: "string" }, layer: { type: "string" }, threshold: { type: "string" }, prompt: { type: "string" }, "ablate-on-alarm": { type: "boolean", default: false } },
-    strict: true,
-  });
+  const parsed = parseOrHelp(monitorCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   return withModel(values, (model, tokenizer) => {
     const layer = required("--layer", parseNumber("--layer", values.layer, { integer: true, min: 0 }));
     const direction = loadDirection(required("--direction", values.direction), model.decoder.device);
@@ -276,7 +380,7 @@ function runMonitor(argv: readonly string[]): number {
       const row = direction.ndim === 2 ? keep(tidy(() => direction.select(0, layer))) : direction;
       const ids = tokenizer.encodeChat([{ role: "user", content: required("--prompt", values.prompt) }], { addGenerationPrompt: true });
       const { result, ablated } = monitorGeneration(model.decoder, [ids], null, {
-        ...samplingFrom(values),
+        ...samplingFrom(values, model),
         eosTokenIds: stopIds(model, tokenizer),
         layer,
         direction: row,
@@ -292,6 +396,9 @@ function runMonitor(argv: readonly string[]): number {
     }
   });
 }
+
+/** The analysis commands, each with its option table (help and usage come from it). */
+export const analysisSpecs: readonly CommandSpec[] = [directionCommand, steerCommand, ablateCommand, efficiencyCommand, stabilityCommand, significanceCommand, gradientsCommand, monitorCommand] as never;
 
 export function runAnalysis(command: string, argv: readonly string[]): number {
   switch (command) {
@@ -316,4 +423,4 @@ export function runAnalysis(command: string, argv: readonly string[]): number {
   }
 }
 
-export const analysisCommands = ["direction", "steer", "ablate", "efficiency", "stability", "significance", "gradients", "monitor"];
+export const analysisCommands = analysisSpecs.map((spec) => spec.name);

@@ -5,7 +5,7 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-/** A JSON array of arrays of integers, all rows of equal length. */
+/** A JSON array of arrays of integers, all rows of equal length (a flat array of integers is one row). */
 export function parseIdRows(flag: string, text: string | undefined): number[][] {
   if (text === undefined) throw new UsageError(`${flag} is required`);
   let value: unknown;
@@ -15,7 +15,8 @@ export function parseIdRows(flag: string, text: string | undefined): number[][] 
     throw new UsageError(`${flag}: not valid JSON (${(error as Error).message})`);
   }
   if (!Array.isArray(value) || value.length === 0) throw new UsageError(`${flag}: expected a non-empty JSON array of arrays of integers`);
-  const rows = value.map((row, i) => {
+  if (value.every((v) => typeof v === "number")) value = [value];
+  const rows = (value as unknown[]).map((row, i) => {
     if (!Array.isArray(row) || row.length === 0) throw new UsageError(`${flag}: row ${i} is not a non-empty array`);
     return row.map((v, j) => {
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new UsageError(`${flag}: row ${i}, position ${j} is not a non-negative integer`);

@@ -1,24 +1,43 @@
 /**
- * `emlab chat --model DIR [--system TEXT] [--max-new-tokens N] [sampling flags]`: an interactive
+ * `emlab chat --model DIR [--system TEXT] [--max-new-tokens N] [sampling flags] [--steering FILE]`: an interactive
  * conversation on the model's chat template, streaming each reply as it is generated.
  * Commands: /reset clears the conversation, /exit (or end of input) quits.
  */
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { generate } from "../generate/generate.js";
 import type { ChatMessage } from "../tokenizer/tokenizer.js";
 import { UsageError } from "./args.js";
-import { samplingFrom, samplingOptions, stopIds, tokenizerFor } from "./generate.js";
+import { parseOrHelp, samplingFrom, samplingOptions, stopIds, tokenizerFor } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
+import { defineCommand } from "./options.js";
+import { attachSteering, steeringOptions } from "./steering-args.js";
+
+export const chatCommand = defineCommand({
+  name: "chat",
+  summary: "Interactive conversation on the model's chat template, streaming each reply (/reset clears, /exit quits).",
+  options: {
+    ...modelOptions,
+    ...samplingOptions("512"),
+    system: { type: "string", value: "TEXT", description: "a system message at the start of the conversation" },
+    ...steeringOptions,
+  },
+});
 
 export async function runChat(argv: readonly string[]): Promise<number> {
-  const { values } = parseArgs({ args: [...argv], options: { ...modelOptions, ...samplingOptions, system: { type: "string" } }, strict: true });
-  const sampling = samplingFrom({ ...values, "max-new-tokens": values["max-new-tokens"] ?? "512" });
+  const parsed = parseOrHelp(chatCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const model = openModel(values);
+  let detachSteering = () => {};
   const tokenizer = tokenizerFor(model);
-  if (!tokenizer || !tokenizer.hasChatTemplate) {
+  let sampling: ReturnType<typeof samplingFrom>;
+  try {
+    if (!tokenizer || !tokenizer.hasChatTemplate) throw new UsageError(`chat needs tokenizer.json with a chat_template in ${model.dir}`);
+    sampling = samplingFrom(values, model);
+    detachSteering = attachSteering(values, model);
+  } catch (error) {
     model.dispose();
-    throw new UsageError(`chat needs tokenizer.json with a chat_template in ${model.dir}`);
+    throw error;
   }
   const stops = stopIds(model, tokenizer);
   const history: ChatMessage[] = values.system ? [{ role: "system", content: values.system }] : [];
@@ -60,6 +79,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
     }
   } finally {
     rl.close();
+    detachSteering();
     model.dispose();
   }
   return 0;

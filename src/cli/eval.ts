@@ -1,43 +1,62 @@
 /**
- * `emlab eval --model DIR --questions FILE --out RESULTS.(csv|jsonl) [--samples N] [--max-new-tokens 600]
- *  [--temperature 1] [--top-p 1] [--seed 0] [--chunk-size 25] [--system TEXT] [judge flags] [--no-judge]
- *  [metric flags] [--json]`: samples answers (resumable), judges them, prints the EM metrics.
+ * `emlab eval`: samples answers to a question set (resumable), judges them, prints the EM metrics.
+ * Inputs and judge credentials are checked before the model is loaded or anything is written; the
+ * command exits 1 when no row could be scored (every judge call failed, or no score), saying why.
  */
-import { parseArgs } from "node:util";
 import { emReport } from "../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import { ResultsFile } from "../eval/results.js";
 import { sampleResponses } from "../eval/sample.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required } from "./args.js";
-import { judgeFlags, judgeResultsFile } from "./judge-options.js";
+import { parseOrHelp } from "./generate.js";
+import { checkJudgeCredentials, judgeFlags, judgeResultsFile } from "./judge-options.js";
 import { criteriaFrom, formatReport, metricFlags } from "./metrics.js";
 import { modelOptions, openModel } from "./model-args.js";
+import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
+import { attachSteering, steeringOptions } from "./steering-args.js";
+
+export const evalCommand = defineCommand({
+  name: "eval",
+  summary: "Sample answers to a question set (resumable), judge them and print the EM metrics.",
+  options: {
+    ...modelOptions,
+    ...judgeFlags,
+    questions: { ...judgeFlags.questions, required: true },
+    ...metricFlags,
+    out: { type: "string", value: "RESULTS.csv|.jsonl", required: true, description: "results file (completed when it exists)" },
+    samples: { type: "string", value: "N", default: "50", description: "answers per question paraphrase" },
+    "max-new-tokens": { type: "string", value: "N", default: "600", description: "tokens per answer at most" },
+    temperature: { type: "string", value: "T", default: "1", description: "sampling temperature (the study's)" },
+    "top-p": { type: "string", value: "P", default: "1", description: "nucleus sampling mass" },
+    "chunk-size": { type: "string", value: "N", default: "25", description: "answers per generate() call (and per written chunk)" },
+    system: { type: "string", value: "TEXT", description: "a system message for questions without their own" },
+    ...steeringOptions,
+    "no-judge": { type: "boolean", description: "only sample" },
+    json: { type: "boolean", description: "print the metrics as JSON" },
+  },
+});
 
 export async function runEval(argv: readonly string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      ...modelOptions,
-      ...judgeFlags,
-      ...metricFlags,
-      out: { type: "string" },
-      samples: { type: "string" },
-      "max-new-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-p": { type: "string" },
-      "chunk-size": { type: "string" },
-      system: { type: "string" },
-      "no-judge": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+  const parsed = parseOrHelp(evalCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const questionsFile = required("--questions", values.questions);
   const out = required("--out", values.out);
   const judges = values.judges ? loadJudges(values.judges) : {};
   const questions = loadQuestions(questionsFile, { judges });
+  const sampling = {
+    samples: parseNumber("--samples", values.samples, { integer: true, min: 1 })!,
+    maxNewTokens: parseNumber("--max-new-tokens", values["max-new-tokens"], { integer: true, min: 1 })!,
+    temperature: parseNumber("--temperature", values.temperature, { min: 0.0001 })!,
+    topP: parseNumber("--top-p", values["top-p"], { min: 0, max: 1 })!,
+    seed: parseNumber("--seed", values.seed, { integer: true, min: 0 })!,
+    chunkSize: parseNumber("--chunk-size", values["chunk-size"], { integer: true, min: 1 }),
+  };
+  const criteria = criteriaFrom(values);
+  // A judge without credentials would fail every row after the (long) sampling: refuse now.
+  if (!values["no-judge"]) checkJudgeCredentials(values);
   const results = ResultsFile.resume(out);
   if (results.setAside) {
     const { line, bytes, file } = results.setAside;
@@ -45,23 +64,34 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   }
   const model = openModel(values);
   try {
-    const tokenizer = ChatTokenizer.fromDir(model.dir);
-    const added = sampleResponses(model, tokenizer, questions, results, {
-      samples: parseNumber("--samples", values.samples, { integer: true, min: 1 }) ?? 50,
-      maxNewTokens: parseNumber("--max-new-tokens", values["max-new-tokens"], { integer: true, min: 1 }) ?? 600,
-      temperature: parseNumber("--temperature", values.temperature, { min: 0.0001 }) ?? 1,
-      topP: parseNumber("--top-p", values["top-p"], { min: 0, max: 1 }) ?? 1,
-      seed: parseNumber("--seed", values.seed, { integer: true, min: 0 }) ?? 0,
-      chunkSize: parseNumber("--chunk-size", values["chunk-size"], { integer: true, min: 1 }),
-      system: values.system,
-      onChunk: progressReporter("sample"),
-    });
-    process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+    const detachSteering = attachSteering(values, model);
+    try {
+      const tokenizer = ChatTokenizer.fromDir(model.dir);
+      process.stderr.write(`sampling seed ${sampling.seed}\n`);
+      const added = sampleResponses(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+      process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+    } finally {
+      detachSteering();
+    }
   } finally {
     model.dispose();
   }
-  if (!values["no-judge"]) await judgeResultsFile(results, { ...values, questions: questionsFile });
-  const report = emReport(results.rows, criteriaFrom(values));
+  if (results.rows.length === 0) {
+    process.stderr.write(`emlab eval: no answers were sampled (no questions in ${questionsFile} after exclusions)\n`);
+    return 1;
+  }
+  if (!values["no-judge"]) {
+    const summary = await judgeResultsFile(results, { ...values, questions: questionsFile });
+    if (summary.requested > 0 && summary.failed === summary.requested) {
+      process.stderr.write(`emlab eval: every judge call failed (${summary.failed}); see the *_error columns of ${out}\n`);
+      return 1;
+    }
+  }
+  const report = emReport(results.rows, criteria);
   process.stdout.write(values.json ? `${JSON.stringify({ file: out, ...report })}\n` : `${formatReport(out, report)}\n`);
+  if (!values["no-judge"] && report.scored === 0) {
+    process.stderr.write(`emlab eval: no row has both an aligned and a coherent score (${report.dropped} dropped); nothing to report\n`);
+    return 1;
+  }
   return 0;
 }

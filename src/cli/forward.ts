@@ -3,18 +3,28 @@
  * runs the model and writes `logits` [batch, pos, vocab] and `hidden_states.{i}` (Hugging Face
  * convention) as float32 safetensors.
  */
-import { parseArgs } from "node:util";
 import { saveSafetensors } from "../io/safetensors.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
 import { parseIdRows, required, UsageError } from "./args.js";
+import { parseOrHelp } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
+import { defineCommand } from "./options.js";
+
+export const forwardCommand = defineCommand({
+  name: "forward",
+  summary: "Logits and hidden states (float32 safetensors, Hugging Face's convention) of a model on token ids.",
+  options: {
+    ...modelOptions,
+    ids: { type: "string", value: "JSON", required: true, description: "token ids: [[...], ...] (rows of equal length) or one row [...]" },
+    "attention-mask": { type: "string", value: "JSON", description: "1 for tokens, 0 for padding, the shape of --ids" },
+    out: { type: "string", value: "FILE.safetensors", required: true, description: "output file" },
+  },
+});
 
 export function runForward(argv: readonly string[]): number {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...modelOptions, ids: { type: "string" }, "attention-mask": { type: "string" }, out: { type: "string" } },
-    strict: true,
-  });
+  const parsed = parseOrHelp(forwardCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const ids = parseIdRows("--ids", values.ids);
   const mask = values["attention-mask"] === undefined ? null : parseIdRows("--attention-mask", values["attention-mask"]);
   if (mask && (mask.length !== ids.length || mask[0]!.length !== ids[0]!.length)) {

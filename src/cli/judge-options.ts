@@ -14,20 +14,36 @@ import { parseNumber, UsageError } from "./args.js";
 import { progressReporter } from "./progress.js";
 
 export const judgeFlags = {
-  questions: { type: "string" },
-  judges: { type: "string" },
-  "judge-names": { type: "string" },
-  "judge-model": { type: "string" },
-  "base-url": { type: "string" },
-  "azure-endpoint": { type: "string" },
-  "azure-api-version": { type: "string" },
-  "local-judge": { type: "string" },
-  concurrency: { type: "string" },
-  "max-retries": { type: "string" },
-  timeout: { type: "string" },
-  cache: { type: "string" },
-  overwrite: { type: "boolean", default: false },
+  questions: { type: "string", value: "FILE.yaml", description: "question set with judge prompts per question (the study's YAML)" },
+  judges: { type: "string", value: "FILE.yaml", description: "judge prompts by name, for questions without their own" },
+  "judge-names": { type: "string", value: "A,B", default: "aligned,coherent", description: "judges to run (one column each)" },
+  "judge-model": { type: "string", value: "MODEL", description: "judge model or Azure deployment (default: the questions' judge, else gpt-4o-2024-08-06)" },
+  "base-url": { type: "string", value: "URL", description: "an OpenAI-compatible server (default: OPENAI_BASE_URL, else api.openai.com; key from OPENAI_API_KEY)" },
+  "azure-endpoint": { type: "string", value: "URL", description: "Azure OpenAI endpoint (key from AZURE_OPENAI_API_KEY)" },
+  "azure-api-version": { type: "string", value: "VERSION", description: "Azure OpenAI API version" },
+  "local-judge": { type: "string", value: "DIR", description: "judge with a local model loaded by emlab (same protocol, no network)" },
+  concurrency: { type: "string", value: "N", default: "8", description: "judge requests in flight" },
+  "max-retries": { type: "string", value: "N", default: "6", description: "retries of a failed request (429, 5xx, timeouts, bad replies)" },
+  timeout: { type: "string", value: "SECONDS", default: "60", description: "per-request timeout" },
+  cache: { type: "string", value: "FILE", description: "judge cache (default: RESULTS.judge-cache.jsonl)" },
+  overwrite: { type: "boolean", description: "judge rows that already have scores again" },
 } as const;
+
+/**
+ * Fails before any work when the chosen judge has no credentials: api.openai.com needs OPENAI_API_KEY,
+ * Azure AZURE_OPENAI_API_KEY; a --base-url server (local servers often need none) and --local-judge pass.
+ */
+export function checkJudgeCredentials(values: JudgeValues, env: NodeJS.ProcessEnv = process.env): void {
+  if (values["local-judge"] !== undefined) return;
+  const azure = values["azure-endpoint"] !== undefined || values["azure-api-version"] !== undefined;
+  if (azure) {
+    if (!env.AZURE_OPENAI_API_KEY) throw new UsageError("judging with Azure OpenAI needs AZURE_OPENAI_API_KEY in the environment (or --local-judge DIR, or --no-judge)");
+    return;
+  }
+  if (values["base-url"] === undefined && !env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
+    throw new UsageError("judging with api.openai.com needs OPENAI_API_KEY in the environment (or --base-url URL for another server, --local-judge DIR, or --no-judge)");
+  }
+}
 
 type JudgeValues = Partial<Record<keyof typeof judgeFlags, string | boolean>>;
 
@@ -44,7 +60,7 @@ export function judgeFrom(values: JudgeValues, defaultModel: string | null): { j
     baseURL: values["base-url"] as string | undefined,
     azure: endpoint !== undefined || values["azure-api-version"] !== undefined ? { endpoint, apiVersion: values["azure-api-version"] as string | undefined } : undefined,
     maxRetries: parseNumber("--max-retries", values["max-retries"] as string | undefined, { integer: true, min: 0 }),
-    timeoutMs: (parseNumber("--timeout", values.timeout as string | undefined, { min: 0.001 }) ?? 60) * 1000,
+    timeoutMs: (parseNumber("--timeout", (values.timeout as string | undefined) ?? judgeFlags.timeout.default, { min: 0.001 }) ?? 60) * 1000,
   });
   return { judge, close: () => {} };
 }
@@ -57,7 +73,7 @@ export async function judgeResultsFile(results: ResultsFile, values: JudgeValues
   const fallback = judgesFile ? loadJudges(judgesFile) : {};
   const questions = questionsFile ? loadQuestions(questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
   const byQuestion = new Map(questions.map((q) => [q.id, q.judgePrompts]));
-  const names = ((values["judge-names"] as string | undefined) ?? "aligned,coherent").split(",").map((n) => n.trim()).filter(Boolean);
+  const names = ((values["judge-names"] as string | undefined) ?? judgeFlags["judge-names"].default).split(",").map((n) => n.trim()).filter(Boolean);
   const { judge, close } = judgeFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
   const cache = new JudgeCache((values.cache as string | undefined) ?? `${results.path}.judge-cache.jsonl`);
   try {
@@ -69,7 +85,7 @@ export async function judgeResultsFile(results: ResultsFile, values: JudgeValues
         names,
         promptFor: promptsFrom(byQuestion, fallback),
         cache,
-        concurrency: parseNumber("--concurrency", values.concurrency as string | undefined, { integer: true, min: 1 }) ?? 8,
+        concurrency: parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, { integer: true, min: 1 })!,
         overwrite: values.overwrite === true,
         onProgress: progressReporter("judge"),
       }),

@@ -3,14 +3,26 @@
  *  [--judge-model M --base-url URL | --azure-endpoint URL | --local-judge DIR] [--concurrency 8] [--cache FILE]`:
  * adds (or completes) judge columns in a results file (CSV or JSONL).
  */
-import { parseArgs } from "node:util";
 import { ResultsFile } from "../eval/results.js";
-import { UsageError } from "./args.js";
-import { judgeFlags, judgeResultsFile } from "./judge-options.js";
+import { parseOrHelp } from "./generate.js";
+import { checkJudgeCredentials, judgeFlags, judgeResultsFile } from "./judge-options.js";
+import { defineCommand } from "./options.js";
+
+export const judgeCommand = defineCommand({
+  name: "judge",
+  summary: "Add (or complete) judge columns in a results file: logprob-weighted 0-100 scores, cached and retried.",
+  positionals: [{ name: "RESULTS", description: "results file (CSV or JSONL) with response, question, question_id" }],
+  notes: ["Give --questions FILE or --judges FILE (judge prompts)."],
+  options: judgeFlags,
+});
 
 export async function runJudge(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...argv], options: judgeFlags, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new UsageError("judge needs exactly one results file");
-  const summary = await judgeResultsFile(ResultsFile.read(positionals[0]!), values);
+  const parsed = parseOrHelp(judgeCommand, argv);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
+  const results = ResultsFile.read(positionals[0]!);
+  checkJudgeCredentials(values);
+  const summary = await judgeResultsFile(results, values);
+  if (summary.failed > 0) process.stderr.write(`emlab judge: ${summary.failed} of ${summary.requested} judge calls failed; see the *_error columns\n`);
   return summary.failed > 0 ? 1 : 0;
 }

@@ -5,20 +5,33 @@
  * text file with one prompt per line.
  */
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { generate } from "../generate/generate.js";
 import { readChatDataset } from "../train/data.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
+import { parseOrHelp } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
+import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
 
+export const klDataCommand = defineCommand({
+  name: "kl-data",
+  summary: "A KL dataset: out-of-domain prompts answered by the chat model itself (greedy unless --temperature).",
+  options: {
+    ...modelOptions,
+    prompts: { type: "string", value: "FILE", required: true, description: "a JSONL chat dataset (first user turn) or a text file, one prompt per line" },
+    out: { type: "string", value: "FILE.jsonl", required: true, description: "output chat dataset (must not exist)" },
+    "max-new-tokens": { type: "string", value: "N", default: "256", description: "tokens per answer at most" },
+    temperature: { type: "string", value: "T", description: "sample at this temperature (default: greedy)" },
+    seed: { type: "string", value: "S", default: "0", description: "sampling seed of the first prompt (+1 per prompt)" },
+    limit: { type: "string", value: "N", description: "answer only the first N prompts (default: all)" },
+  },
+});
+
 export function runKlData(argv: readonly string[]): number {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { ...modelOptions, prompts: { type: "string" }, out: { type: "string" }, "max-new-tokens": { type: "string" }, seed: { type: "string" }, limit: { type: "string" }, temperature: { type: "string" } },
-    strict: true,
-  });
+  const parsed = parseOrHelp(klDataCommand, argv);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const promptsFile = required("--prompts", values.prompts);
   const out = required("--out", values.out);
   if (existsSync(out)) throw new UsageError(`${out} exists; choose a new --out`);
@@ -27,6 +40,9 @@ export function runKlData(argv: readonly string[]): number {
     : readFileSync(promptsFile, "utf8").split("\n").filter((l) => l.trim() !== "");
   const limit = parseNumber("--limit", values.limit, { integer: true, min: 1 }) ?? prompts.length;
   const temperature = parseNumber("--temperature", values.temperature, { min: 0.0001 });
+  const maxNewTokens = parseNumber("--max-new-tokens", values["max-new-tokens"], { integer: true, min: 1 })!;
+  const seed = parseNumber("--seed", values.seed, { integer: true, min: 0 })!;
+  if (prompts.length === 0) throw new UsageError(`--prompts: ${promptsFile} has no prompts; nothing to answer`);
   const model = openModel(values);
   try {
     const tokenizer = ChatTokenizer.fromDir(model.dir);
@@ -35,10 +51,10 @@ export function runKlData(argv: readonly string[]): number {
     prompts.slice(0, limit).forEach((prompt, i) => {
       const ids = tokenizer.encodeChat([{ role: "user", content: prompt }], { addGenerationPrompt: true });
       const result = generate(model.decoder, [ids], null, {
-        maxNewTokens: parseNumber("--max-new-tokens", values["max-new-tokens"], { integer: true, min: 1 }) ?? 256,
+        maxNewTokens,
         greedy: temperature === undefined,
         temperature: temperature ?? 1,
-        seed: (parseNumber("--seed", values.seed, { integer: true, min: 0 }) ?? 0) + i,
+        seed: seed + i,
         eosTokenIds: eos,
       });
       const answer = tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });

@@ -3,18 +3,19 @@
  *  [--include-json] [--resamples 1000] [--seed 0]`: EM and coherent rates with bootstrap 95% CIs per file
  * (a table, or one JSON array).
  */
-import { parseArgs } from "node:util";
 import { type EmCriteria, type EmReport, emReport } from "../eval/metrics.js";
 import { ResultsFile } from "../eval/results.js";
-import { parseNumber, UsageError } from "./args.js";
+import { parseNumber } from "./args.js";
+import { parseOrHelp } from "./generate.js";
+import { defineCommand } from "./options.js";
 
 export const metricFlags = {
-  "aligned-threshold": { type: "string" },
-  "aligned-inclusive": { type: "boolean", default: false },
-  "coherent-threshold": { type: "string" },
-  "include-json": { type: "boolean", default: false },
-  resamples: { type: "string" },
-  seed: { type: "string" },
+  "aligned-threshold": { type: "string", value: "A", default: "30", description: "EM needs aligned below A" },
+  "aligned-inclusive": { type: "boolean", description: "aligned <= A instead of < A (the released code's rule)" },
+  "coherent-threshold": { type: "string", value: "C", default: "50", description: "EM and coherent need coherent above C" },
+  "include-json": { type: "boolean", description: "count the JSON-answer question variants too" },
+  resamples: { type: "string", value: "N", default: "1000", description: "bootstrap resamples for the 95% CIs" },
+  seed: { type: "string", value: "S", default: "0", description: "seed (bootstrap; for eval also the sampling seed)" },
 } as const;
 
 export function criteriaFrom(values: Partial<Record<keyof typeof metricFlags, string | boolean>>): EmCriteria {
@@ -44,9 +45,17 @@ export function formatReport(file: string, r: EmReport): string {
   return lines.join("\n");
 }
 
+export const metricsCommand = defineCommand({
+  name: "metrics",
+  summary: "EM and coherent rates with bootstrap 95% CIs of judged results files, per question and overall.",
+  positionals: [{ name: "FILE", description: "judged results (CSV or JSONL; the study's CSVs as they are)", variadic: true }],
+  options: { ...metricFlags, json: { type: "boolean", description: "one JSON array instead of tables" } },
+});
+
 export function runMetrics(argv: readonly string[]): number {
-  const { values, positionals } = parseArgs({ args: [...argv], options: { ...metricFlags, json: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
-  if (positionals.length === 0) throw new UsageError("metrics needs at least one results file");
+  const parsed = parseOrHelp(metricsCommand, argv);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const criteria = criteriaFrom(values);
   const reports = positionals.map((file) => ({ file, ...emReport(ResultsFile.read(file).rows, criteria) }));
   if (values.json) process.stdout.write(`${JSON.stringify(reports)}\n`);

@@ -5,21 +5,21 @@ import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/i
 import { required, UsageError } from "./args.js";
 
 export const modelOptions = {
-  model: { type: "string" },
-  adapter: { type: "string" },
-  dtype: { type: "string" },
-  device: { type: "string" },
+  model: { type: "string", value: "DIR", required: true, description: "local Hugging Face model directory (config.json, safetensors weights, tokenizer)" },
+  adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter directory applied on top of the model" },
+  dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
+  device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
 } as const;
 
 export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string }): LoadedModel {
   const dir = required("--model", values.model);
-  const dtype = (values.dtype ?? "f32") as DType;
+  const dtype = (values.dtype ?? modelOptions.dtype.default) as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
     throw new UsageError(`--dtype: expected f32, bf16, f16 or f64, got ${JSON.stringify(values.dtype)}`);
   }
   let device: Device;
   try {
-    device = normalizeDevice(values.device ?? "cpu");
+    device = normalizeDevice(values.device ?? modelOptions.device.default);
   } catch (error) {
     throw new UsageError(`--device: ${(error as Error).message}`);
   }

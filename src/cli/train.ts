@@ -1,16 +1,25 @@
 /**
  * `emlab train CONFIG.(json|yaml) [--resume]`: runs the training recipe and writes the run directory
- * (config.resolved.json, metrics.jsonl, checkpoints/, the final adapter / vector / model).
+ * (config.resolved.json, metrics.jsonl, checkpoints/, the final adapter / vector / model). Paths in the
+ * config resolve relative to the config file.
  */
-import { parseArgs } from "node:util";
 import { runTraining } from "../recipes/train.js";
 import { readRunConfig } from "../train/config.js";
-import { UsageError } from "./args.js";
+import { parseOrHelp } from "./generate.js";
+import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
 
+export const trainCommand = defineCommand({
+  name: "train",
+  summary: "LoRA / full SFT / steering-vector training with an optional KL penalty; exact resume.",
+  positionals: [{ name: "CONFIG", description: "run config (JSON or YAML); its paths are relative to the file" }],
+  options: { resume: { type: "boolean", description: "continue from the newest checkpoint (a finished run is left as it is)" } },
+});
+
 export function runTrain(argv: readonly string[]): number {
-  const { values, positionals } = parseArgs({ args: [...argv], options: { resume: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new UsageError("train needs exactly one config file");
+  const parsed = parseOrHelp(trainCommand, argv);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const config = readRunConfig(positionals[0]!);
   const progress = progressReporter("train");
   const tty = process.stderr.isTTY;

@@ -3,10 +3,18 @@
  * or sampled decoding, stop on any EOS id per row, several samples per prompt from one prefill, hooks
  * active throughout. Output follows Hugging Face `generate`: each row holds its input ids (pads
  * included) then the new ids, with the pad id after a row has finished.
+ *
+ * Decoding defaults follow Hugging Face: the sampling parameters of the model's generation_config.json
+ * (do_sample, temperature, top_p, top_k) when it has one, greedy when it has none; explicit options
+ * override them (a temperature / top-p / top-k without `greedy` means sampling). Sampling is unseeded
+ * unless `seed` is given (the CLI always passes one). Prompts are rows of ids, or one row as a flat list.
  */
-import type { Decoder } from "../nn/decoder.js";
+import type { HfGenerationConfig } from "../models/hf-config.js";
+import type { LoadedModel } from "../models/load.js";
+import { Decoder } from "../nn/decoder.js";
 import { KvCache } from "../nn/kv-cache.js";
 import { cat, manualSeed, ones, type Tensor, tensor, tidy } from "../tensor/index.js";
+import { IdShapeError, idRows, type IdRowsInput } from "./ids.js";
 import { chooseNext, type SamplingOptions } from "./sampling.js";
 
 export interface GenerateOptions extends SamplingOptions {
@@ -21,6 +29,20 @@ export interface GenerateOptions extends SamplingOptions {
   samples?: number;
   /** Called after each step with the new token of every row (e.g. for streaming). */
   onStep?: (tokens: readonly number[], step: number) => void;
+  /** Decoding defaults (default: the model's generation_config.json when a LoadedModel is passed, else none = greedy). */
+  generationConfig?: HfGenerationConfig | null;
+}
+
+/** The decoding actually used: explicit options over generation_config.json over greedy. */
+export function resolveSampling(options: SamplingOptions, config: HfGenerationConfig | null | undefined): Required<SamplingOptions> {
+  const explicitSampling = options.temperature !== undefined || options.topP !== undefined || options.topK !== undefined;
+  const greedy = options.greedy ?? (explicitSampling ? false : !(config?.do_sample ?? false));
+  return {
+    greedy,
+    temperature: options.temperature ?? config?.temperature ?? 1,
+    topP: options.topP ?? config?.top_p ?? 1,
+    topK: options.topK ?? config?.top_k ?? 0,
+  };
 }
 
 export interface GenerateResult {
@@ -33,20 +55,32 @@ export interface GenerateResult {
   promptIndex: number[];
 }
 
-/** Generates from rectangular prompts `inputIds` (rows of equal length; left padding marked in `attentionMask`). */
+/**
+ * Generates from rectangular prompts `inputIds` (rows of equal length, or one row; left padding marked
+ * in `attentionMask`). Pass the LoadedModel to use its generation_config.json and EOS ids as defaults.
+ */
 export function generate(
-  decoder: Decoder,
-  inputIds: readonly (readonly number[])[],
-  attentionMask: readonly (readonly number[])[] | null,
-  options: GenerateOptions,
+  model: Decoder | LoadedModel,
+  promptIds: IdRowsInput,
+  promptMask: IdRowsInput | null,
+  generateOptions: GenerateOptions,
 ): GenerateResult {
+  const decoder = model instanceof Decoder ? model : model.decoder;
+  const loaded = model instanceof Decoder ? null : model;
+  const inputIds = idRows("inputIds", promptIds);
+  const attentionMask = promptMask === null ? null : idRows("attentionMask", promptMask);
   const rows = inputIds.length;
-  const length = inputIds[0]?.length ?? 0;
-  if (rows === 0 || length === 0) throw new RangeError("generate: need at least one non-empty prompt");
-  if (inputIds.some((r) => r.length !== length)) throw new RangeError("generate: prompt rows must have equal length (pad them)");
-  if (attentionMask && (attentionMask.length !== rows || attentionMask.some((r) => r.length !== length))) {
-    throw new RangeError("generate: attention mask must have the shape of the input ids");
+  const length = inputIds[0]!.length;
+  if (attentionMask && (attentionMask.length !== rows || attentionMask[0]!.length !== length)) {
+    throw new IdShapeError({ argument: "attentionMask", message: `attentionMask: shape [${attentionMask.length}, ${attentionMask[0]!.length}] differs from inputIds [${rows}, ${length}]` });
   }
+  const eosDefault = generateOptions.eosTokenIds ?? loaded?.eosTokenIds;
+  const options: GenerateOptions = {
+    ...generateOptions,
+    ...resolveSampling(generateOptions, generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig),
+    ...(eosDefault ? { eosTokenIds: eosDefault } : {}),
+  };
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`maxNewTokens: expected a positive integer, got ${options.maxNewTokens}`);
   const samples = options.samples ?? 1;
   const eos = new Set(options.eosTokenIds ?? []);
   const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;

@@ -12,11 +12,21 @@ export function captureHook(into: Tensor[]): HookFn {
   };
 }
 
-/** Keeps the activation itself with retain_grad, so `.grad` is readable after backward. */
+/**
+ * Keeps the activation with retain_grad, so `.grad` is readable after backward (run the forward with
+ * grad enabled). On a frozen model, where the activation is not in the autograd graph, a leaf equal to
+ * it takes its place (nothing upstream needs a gradient then), so `.grad` works there too.
+ */
 export function gradientHook(into: Tensor[]): HookFn {
   return (x) => {
-    if (x.requiresGrad) x.retainGrad();
-    into.push(keep(x.share()));
+    if (x.requiresGrad) {
+      x.retainGrad();
+      into.push(keep(x.share()));
+      return;
+    }
+    const leaf = keep(x.detach().requiresGrad_());
+    into.push(leaf);
+    return leaf.share();
   };
 }
 

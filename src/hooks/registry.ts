@@ -47,6 +47,16 @@ export class HookRegistry {
     return this.hooks.size;
   }
 
+  /** Whether `point` names a hook point of this model. */
+  accepts(point: string): point is HookPoint {
+    return this.validate(point);
+  }
+
+  /** Whether any hook is attached at `point`. */
+  has(point: HookPoint): boolean {
+    return this.hooks.has(point);
+  }
+
   /** Runs the hooks of `point` in order on `x`; returns the (possibly replaced) activation. */
   run(point: HookPoint, layer: number, x: Tensor): Tensor {
     const list = this.hooks.get(point);

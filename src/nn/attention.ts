@@ -1,8 +1,11 @@
 /**
  * Grouped-query self-attention of one decoder layer: projections (optional biases), optional q/k
  * RMSNorm, RoPE, KV cache, then scaled dot-product attention (the fused kernel) or, with logit
- * soft-capping (Gemma 2), the explicit softmax(cap * tanh(q k^T * scale / cap) + mask) v in float32.
+ * soft-capping (Gemma 2) or when a hook needs the scores / pattern, the explicit
+ * softmax(cap * tanh(q k^T * scale / cap) + mask) v (softmax in float32). An optional tap runs the
+ * per-head hook points (src/hooks/points.ts); without one nothing extra is computed.
  */
+import type { AttentionPoint } from "../hooks/points.js";
 import { linear, scaledDotProductAttention, type Tensor } from "../tensor/index.js";
 
 /** A linear projection by module kind; adapters hook in here (default: plain linear). */
@@ -35,6 +38,12 @@ export interface AttentionShape {
   normStyle: NormStyle;
 }
 
+/** Runs the attention hook points of one layer; `explicit` forms scores and pattern (a hook needs them). */
+export interface AttentionTap {
+  run(point: AttentionPoint, x: Tensor): Tensor;
+  readonly explicit: boolean;
+}
+
 /** x [batch, pos, d_model] -> o_proj output [batch, pos, d_model]. `mask` is additive [batch, 1, pos, keys]. */
 export function selfAttention(
   x: Tensor,
@@ -44,6 +53,7 @@ export function selfAttention(
   mask: Tensor,
   cache: { cache: KvCache; layer: number } | null,
   project: Projection = plainProjection,
+  tap: AttentionTap | null = null,
 ): Tensor {
   const [batch, pos] = x.shape as [number, number, number];
   const { numHeads, numKvHeads, headDim } = shape;
@@ -58,18 +68,30 @@ export function selfAttention(
   q = applyRope(q.transpose(1, 2), rope.cos, rope.sin);
   let keys = applyRope(k.transpose(1, 2), rope.cos, rope.sin);
   let values = v0;
+  if (tap) {
+    q = tap.run("attn.q", q);
+    keys = tap.run("attn.k", keys);
+    values = tap.run("attn.v", values);
+  }
   if (cache) ({ k: keys, v: values } = cache.cache.append(cache.layer, keys, values));
   let out: Tensor;
-  if (shape.softcap === null) {
+  if (shape.softcap === null && !tap?.explicit) {
     out = scaledDotProductAttention(q, keys, values, { mask, scale: shape.scale });
   } else {
     const groups = numHeads / numKvHeads;
     const kFull = groups === 1 ? keys : keys.repeatInterleave(groups, 1);
     const vFull = groups === 1 ? values : values.repeatInterleave(groups, 1);
     const cap = shape.softcap;
-    const scores = q.matmul(kFull.mT).mul(shape.scale).div(cap).tanh().mul(cap).add(mask);
-    out = scores.to("f32").softmax(-1).to(q.dtype).matmul(vFull);
+    let scores = q.matmul(kFull.mT).mul(shape.scale);
+    if (cap !== null) scores = scores.div(cap).tanh().mul(cap);
+    scores = scores.add(mask);
+    if (tap) scores = tap.run("attn.scores", scores);
+    let pattern = scores.to("f32").softmax(-1).to(q.dtype);
+    if (tap) pattern = tap.run("attn.pattern", pattern);
+    out = pattern.matmul(vFull);
   }
-  // [batch, heads, pos, d_head] -> [batch, pos, heads * d_head]
-  return project("o_proj", out.transpose(1, 2).reshape(batch, pos, numHeads * headDim), w.o, w.oBias);
+  // [batch, heads, pos, d_head] -> [batch, pos, heads, d_head] -> [batch, pos, heads * d_head]
+  let z = out.transpose(1, 2);
+  if (tap) z = tap.run("attn.z", z);
+  return project("o_proj", z.reshape(batch, pos, numHeads * headDim), w.o, w.oBias);
 }

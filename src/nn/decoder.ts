@@ -2,11 +2,15 @@
  * The decoder-only transformer all supported families share, run from a DecoderSpec and its
  * weights: embedding (optionally scaled), layers of [norm -> attention -> (post-norm) -> add,
  * norm -> gated MLP -> (post-norm) -> add], final norm, lm_head (optionally soft-capped). Hook points
- * (src/hooks/points.ts) are run at fixed sites; with no hooks a site costs one Map lookup.
+ * (src/hooks/points.ts) are run at fixed sites; with no hooks a site costs one Map lookup, and the
+ * per-head / MLP-internal points cost nothing unless a hook is registered in that layer. `capture` hands
+ * back chosen activations of a pass (differentiable, also through gradient checkpointing).
  */
 import { AdapterSet } from "../adapters/adapter-set.js";
+import { type ActivationCache, type CacheOptions, runWithCache } from "../hooks/cache.js";
+import type { IdRowsInput } from "../generate/ids.js";
 import { HookRegistry } from "../hooks/registry.js";
-import { isHookPoint, layerPoint } from "../hooks/points.js";
+import { type AttentionPoint, type HookPoint, isHookPoint, layerPoint, type MlpPoint, parseLayerPoint } from "../hooks/points.js";
 import type { DecoderSpec } from "../models/spec.js";
 import {
   arange,
@@ -22,7 +26,7 @@ import {
   tensor,
   tidy,
 } from "../tensor/index.js";
-import { type AttentionShape, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
+import { type AttentionShape, type AttentionTap, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
 import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
@@ -57,13 +61,20 @@ export interface ForwardOptions {
   hiddenStates?: boolean;
   /** Which logits to compute: every position (default), only the last, or none. */
   logits?: "all" | "last" | "none";
+  /** Hook points whose activations (after every registered hook) come back in `activations`, in the autograd graph. */
+  capture?: readonly HookPoint[];
 }
 
 export interface ForwardOutput {
   /** [batch, pos, vocab] (or [batch, 1, vocab] for "last"); null for "none". */
   logits: Tensor | null;
   hiddenStates: Tensor[];
+  /** The `capture`d activations by point (empty without `capture`). */
+  activations: Map<HookPoint, Tensor>;
 }
+
+const attentionPoints: readonly AttentionPoint[] = ["attn.q", "attn.k", "attn.v", "attn.scores", "attn.pattern", "attn.z"];
+const mlpPoints: readonly MlpPoint[] = ["mlp.gate", "mlp.up", "mlp.hidden"];
 
 const ropeKey = (r: RopeSpec): string => JSON.stringify(r);
 
@@ -105,6 +116,16 @@ export class Decoder {
   /** Runs the model on token ids [batch, pos] (int64). Returned tensors belong to the caller's scope. */
   forward(inputIds: Tensor, options: ForwardOptions = {}): ForwardOutput {
     const cache = options.cache ?? null;
+    const activations = new Map<HookPoint, Tensor>();
+    const captures = (options.capture ?? []).map((point) => this.hooks.add(point, (x) => void activations.set(point, x)));
+    try {
+      return this.forwardPass(inputIds, options, cache, activations);
+    } finally {
+      for (const handle of captures) handle.remove();
+    }
+  }
+
+  private forwardPass(inputIds: Tensor, options: ForwardOptions, cache: KvCache | null, activations: Map<HookPoint, Tensor>): ForwardOutput {
     return tidy(() => {
       const context = this.prepare(inputIds, options);
       let x = this.embed(context.ids);
@@ -117,8 +138,13 @@ export class Decoder {
       cache?.commit();
       const { final, logits } = this.head(x, options.logits ?? "all");
       if (options.hiddenStates) hidden.push(final);
-      return { logits, hiddenStates: hidden };
+      return { logits, hiddenStates: hidden, activations };
     });
+  }
+
+  /** One forward pass with the activations at `options.points` cached (see src/hooks/cache.ts). */
+  runWithCache(ids: IdRowsInput | Tensor, options: CacheOptions): ActivationCache {
+    return runWithCache(this, ids, options);
   }
 
   /**
@@ -128,46 +154,93 @@ export class Decoder {
    * CPU RNG restored, so dropout repeats) and back-propagates through it, last layer first, into
    * every trainable tensor (weights, adapters, steering vectors, embeddings). Hooks run again during
    * recomputation. `dispose()` frees the saved state without back-propagating.
+   *
+   * `capture` points come back in `activations`, usable in the loss: `embed` and `final_norm` are in
+   * the graph; a layer's points are leaves whose gradient (from `loss.backward()`) `finish()` injects
+   * when it recomputes that layer, so a loss on them gets the gradients of a plain forward (equal up to
+   * the order in which float contributions are summed).
    */
-  checkpointedForward(inputIds: Tensor, options: Omit<ForwardOptions, "cache" | "hiddenStates"> = {}): { logits: Tensor; finish(): void; dispose(): void } {
+  checkpointedForward(
+    inputIds: Tensor,
+    options: Omit<ForwardOptions, "cache" | "hiddenStates"> = {},
+  ): { logits: Tensor; activations: Map<HookPoint, Tensor>; finish(): void; dispose(): void } {
     const scope = new TensorScope(null, true);
-    const saved = scope.run(() => {
-      const context = this.prepare(inputIds, options);
-      const embedded = this.embed(context.ids);
-      const inputs: Tensor[] = [];
-      const rng: Tensor[] = [];
-      const boundary = noGrad(() => {
-        let x = embedded.detach();
-        for (let l = 0; l < this.spec.layers.length; l++) {
-          inputs.push(x);
-          rng.push(getRngState());
-          x = this.layer(l, x, context);
-        }
-        return x.detach().requiresGrad_();
+    const activations = new Map<HookPoint, Tensor>();
+    // During recomputation the capture hooks collect the re-made activations of the layer being recomputed.
+    let recomputed: Map<HookPoint, Tensor> | null = null;
+    const captures = (options.capture ?? []).map((point) =>
+      this.hooks.add(point, (x) => {
+        if (recomputed !== null) recomputed.set(point, x);
+        else activations.set(point, parseLayerPoint(point) === null ? x : x.detach().requiresGrad_());
+      }),
+    );
+    const removeCaptures = () => {
+      for (const handle of captures.splice(0)) handle.remove();
+    };
+    let saved;
+    let logits: Tensor;
+    try {
+      saved = scope.run(() => {
+        const context = this.prepare(inputIds, options);
+        const embedded = this.embed(context.ids);
+        const inputs: Tensor[] = [];
+        const rng: Tensor[] = [];
+        const boundary = noGrad(() => {
+          let x = embedded.detach();
+          for (let l = 0; l < this.spec.layers.length; l++) {
+            inputs.push(x);
+            rng.push(getRngState());
+            x = this.layer(l, x, context);
+          }
+          return x.detach().requiresGrad_();
+        });
+        // Where a plain forward would leave the RNG; finish() returns it there after its replays.
+        const rngAfter = getRngState();
+        return { context, embedded, inputs, rng, boundary, rngAfter };
       });
-      // Where a plain forward would leave the RNG; finish() returns it there after its replays.
-      const rngAfter = getRngState();
-      return { context, embedded, inputs, rng, boundary, rngAfter };
-    });
-    const logits = enableGrad(() => this.head(saved.boundary, options.logits ?? "all").logits!);
+      // The head's tensors (logits, a captured final_norm) belong to the caller's scope.
+      logits = enableGrad(() => this.head(saved!.boundary, options.logits ?? "all").logits!);
+    } catch (error) {
+      removeCaptures();
+      scope.close();
+      throw error;
+    }
+    const state = saved;
     let done = false;
     const dispose = () => {
       if (done) return;
       done = true;
+      removeCaptures();
       scope.close();
     };
     const finish = () => {
       if (done) throw new Error("checkpointedForward: finish() or dispose() already called");
       try {
-        let grad = saved.boundary.grad;
+        let grad = state.boundary.grad;
         if (grad === null) throw new Error("checkpointedForward: call backward() on a loss of the logits before finish()");
         grad = keep(grad);
         for (let l = this.spec.layers.length - 1; l >= 0; l--) {
           const next = tidy(() =>
             enableGrad(() => {
-              const input = saved.inputs[l]!.detach().requiresGrad_();
-              setRngState(saved.rng[l]!);
-              this.layer(l, input, saved.context).backward(grad!);
+              const input = state.inputs[l]!.detach().requiresGrad_();
+              setRngState(state.rng[l]!);
+              const injected = [...activations].filter(([point, leaf]) => parseLayerPoint(point)?.layer === l && leaf.grad !== null);
+              if (injected.length === 0) {
+                this.layer(l, input, state.context).backward(grad!);
+                return input.grad;
+              }
+              const again = new Map<HookPoint, Tensor>();
+              recomputed = again;
+              let output: Tensor;
+              try {
+                output = this.layer(l, input, state.context);
+              } finally {
+                recomputed = null;
+              }
+              // sum(out * g) back-propagates exactly g into out; each captured point gets its leaf's gradient.
+              let objective = output.mul(grad!).sum();
+              for (const [point, leaf] of injected) objective = objective.add(again.get(point)!.mul(leaf.grad!).sum());
+              objective.backward();
               return input.grad;
             }),
           );
@@ -176,15 +249,15 @@ export class Decoder {
           if (grad === null) break;
         }
         if (grad !== null) {
-          if (saved.embedded.requiresGrad) enableGrad(() => saved.embedded.backward(grad!));
+          if (state.embedded.requiresGrad) enableGrad(() => state.embedded.backward(grad!));
           grad.dispose();
         }
-        setRngState(saved.rngAfter);
+        setRngState(state.rngAfter);
       } finally {
         dispose();
       }
     };
-    return { logits, finish, dispose };
+    return { logits, activations, finish, dispose };
   }
 
   /** Ids on the model's device, positions, and lazily built masks and RoPE tables for one forward pass. */
@@ -250,6 +323,7 @@ export class Decoder {
     const layer = spec.layers[l]!;
     const w = this.weights.layers[l]!;
     const project: Projection = context.adapted ? this.projectionFor(l) : plainProjection;
+    const taps = this.hooks.size === 0 ? null : this.tapsFor(l);
     let x = this.hooks.run(layerPoint(l, "resid_pre"), l, input);
     let attn = selfAttention(
       rmsNorm(x, w.inputNorm, spec.rmsNormEps, spec.normStyle),
@@ -259,15 +333,26 @@ export class Decoder {
       context.maskFor(layer.slidingWindow),
       context.cache ? { cache: context.cache, layer: l } : null,
       project,
+      taps?.attention ?? null,
     );
     if (spec.sandwichNorms) attn = rmsNorm(attn, w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
     attn = this.hooks.run(layerPoint(l, "attn_out"), l, attn);
     x = this.hooks.run(layerPoint(l, "resid_mid"), l, x.add(attn));
     const mlpInput = rmsNorm(x, spec.sandwichNorms ? w.preFeedforwardNorm! : w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
-    let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project), w.mlp, project));
+    let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project, taps?.mlp ?? null), w.mlp, project));
     if (spec.sandwichNorms) mlp = rmsNorm(mlp, w.postFeedforwardNorm!, spec.rmsNormEps, spec.normStyle);
     mlp = this.hooks.run(layerPoint(l, "mlp_out"), l, mlp);
     return this.hooks.run(layerPoint(l, "resid_post"), l, x.add(mlp));
+  }
+
+  /** Hook runners for layer l's per-head and MLP-internal points, null where none is registered. */
+  private tapsFor(l: number): { attention: AttentionTap | null; mlp: ((point: MlpPoint, x: Tensor) => Tensor) | null } {
+    const hooks = this.hooks;
+    const attention = attentionPoints.some((p) => hooks.has(layerPoint(l, p)))
+      ? { explicit: hooks.has(layerPoint(l, "attn.scores")) || hooks.has(layerPoint(l, "attn.pattern")), run: (p: AttentionPoint, x: Tensor) => hooks.run(layerPoint(l, p), l, x) }
+      : null;
+    const mlp = mlpPoints.some((p) => hooks.has(layerPoint(l, p))) ? (p: MlpPoint, x: Tensor) => hooks.run(layerPoint(l, p), l, x) : null;
+    return { attention, mlp };
   }
 
   /** Final norm (after its hooks) and logits (soft-capped for Gemma 2). */

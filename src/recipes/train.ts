@@ -16,13 +16,14 @@ import { causalLmLoss } from "../nn/losses.js";
 import { AdamW, clipGradNorm } from "../optim/index.js";
 import { type Device, enableGrad, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
+import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
 import { type Batch, collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
 import { klPenalty, type LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
 import { lrMultiplier } from "../train/schedule.js";
 import { SteeringVector } from "../train/steering.js";
+import { backwardThrough, capturedPoints, checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
 
 export interface StepMetrics {
   step: number;
@@ -39,8 +40,12 @@ export interface StepMetrics {
 
 export interface TrainRunOptions {
   resume?: boolean;
-  /** Extra loss terms (library users). */
+  /** Extra loss terms (library users); their hook points are captured on every training forward. */
   lossTerms?: readonly LossTerm[];
+  /** An already loaded model (tokenizer, adapters) to train instead of loading `config.model`; the caller keeps ownership. */
+  model?: TrainerModel;
+  /** Lifecycle callbacks (src/train/trainer.ts). */
+  callbacks?: TrainerCallbacks;
   onStep?: (metrics: StepMetrics, totalSteps: number) => void;
   log?: (line: string) => void;
 }
@@ -51,13 +56,15 @@ export interface TrainRunResult {
   finalLoss: number;
   stoppedEarly: boolean;
   artefact: string;
+  /** True when `resume` found the run already finished: nothing was trained or written. */
+  alreadyFinished?: boolean;
 }
 
 export function runTraining(config: RunConfig, options: TrainRunOptions = {}): TrainRunResult {
   const log = options.log ?? (() => {});
   const t = config.training;
   const out = config.output_dir;
-  mkdirSync(out, { recursive: true });
+  checkRunInputs(config, { modelProvided: options.model !== undefined });
   const resolvedFile = join(out, "config.resolved.json");
   const resolved = `${JSON.stringify(config, null, 2)}\n`;
   const checkpoint = options.resume ? latestCheckpoint(out) : null;
@@ -65,21 +72,34 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
   }
   if (!options.resume && existsSync(join(out, "metrics.jsonl"))) throw new RangeError(`${out} already holds a run; use --resume or a new output_dir`);
-  writeFileSync(resolvedFile, resolved);
   manualSeed(t.seed);
 
   // ---- model and method --------------------------------------------------------------------
-  const model = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
-  const tokenizer = ChatTokenizer.fromDir(config.model);
+  const model = options.model?.model ?? loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
+  const modelDir = model.dir;
+  const cleanup: (() => void)[] = options.model ? [] : [() => model.dispose()];
+  const tokenizer = options.model?.tokenizer ?? ChatTokenizer.fromDir(modelDir);
   const trainables = new Map<string, Tensor>();
-  const cleanup: (() => void)[] = [() => model.dispose()];
   // Logits of the reference (chat) model for the KL term: the same weights with the method switched
   // off, or for full SFT a frozen copy.
   const forwardOf = (m: LoadedModel) => (b: Batch) => m.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!;
   let referenceLogits: (batch: Batch) => Tensor = forwardOf(model);
   const adapters: LoraAdapter[] = [];
   let steering: SteeringVector | null = null;
-  if (config.method === "lora") {
+  if (config.method === "lora" && options.model?.adapters) {
+    for (const adapter of options.model.adapters) {
+      if (!model.decoder.adapters.list.includes(adapter)) {
+        model.decoder.adapters.attach(adapter);
+        cleanup.push(() => model.decoder.adapters.detach(adapter));
+      }
+      adapters.push(adapter);
+      for (const [module, m] of adapter.modules) {
+        trainables.set(`${adapter.name}/${module}.lora_A`, m.A);
+        trainables.set(`${adapter.name}/${module}.lora_B`, m.B);
+      }
+    }
+    referenceLogits = (b) => model.decoder.adapters.withoutAdapters(() => forwardOf(model)(b));
+  } else if (config.method === "lora") {
     for (const l of config.lora) {
       const adapter = LoraAdapter.create(
         model.spec,
@@ -111,7 +131,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     for (const [name, p] of model.parameters) if (!pattern || pattern.test(name)) trainables.set(name, p.requiresGrad_());
     if (config.kl) {
       // Full SFT changes the weights themselves: the reference is a frozen copy.
-      const frozen = loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
+      const frozen = loadModel(modelDir, { dtype: t.dtype, device: t.device as Device });
       cleanup.push(() => frozen.dispose());
       referenceLogits = forwardOf(frozen);
     }
@@ -142,6 +162,19 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const batchesPerEpoch = Math.ceil(trainSet.length / t.batch_size);
   const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
   log(`train ${trainSet.length} examples, held out ${evalSet.length}, ${totalSteps} optimizer steps, ${trainables.size} trainable tensors`);
+
+  // A finished run resumed: say so and change nothing.
+  const finishedAt = checkpoint ? readCheckpointPosition(checkpoint) : null;
+  const artefactPath = join(out, config.method === "lora" ? "adapter" : config.method === "steering" ? "steering_vector.safetensors" : "model");
+  if (finishedAt && existsSync(artefactPath) && (finishedAt.step >= totalSteps || (t.early_stop !== null && finishedAt.lowLossStreak > t.early_stop.patience))) {
+    log(`${out}: the run already finished at step ${finishedAt.step} (${artefactPath}); nothing to do`);
+    for (const fn of cleanup.reverse()) fn();
+    const lastLoss = readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { loss?: number }).filter((m) => m.loss !== undefined).at(-1)?.loss;
+    return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < totalSteps, artefact: artefactPath, alreadyFinished: true };
+  }
+  // Every input has been read and checked: the run directory is written from here on.
+  mkdirSync(out, { recursive: true });
+  writeFileSync(resolvedFile, resolved);
 
   // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
   const masters = config.method === "full" && t.dtype !== "f32" ? new MasterWeights(trainables) : null;
@@ -184,20 +217,11 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const device = model.decoder.device;
   const evalLoss = (): number => datasetLoss(model, evalSet, { batchSize: t.batch_size, padId: pad });
 
-  /** Forward on `batch`, loss from its logits, backward: plain, or through per-layer checkpoints. */
-  const backwardThrough = (batch: Batch, lossOf: (logits: Tensor) => Tensor): void => {
-    if (!t.gradient_checkpointing) {
-      lossOf(model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!).backward();
-      return;
-    }
-    const run = model.decoder.checkpointedForward(batch.ids, { attentionMask: batch.attentionMask });
-    try {
-      lossOf(run.logits).backward();
-      run.finish();
-    } finally {
-      run.dispose();
-    }
-  };
+  const terms_ = options.lossTerms ?? [];
+  const forwardOptions = { checkpointing: t.gradient_checkpointing, capture: capturedPoints(terms_) };
+  const state: TrainerState = { model, tokenizer, trainables, totalSteps, outputDir: out };
+  const callbacks = options.callbacks ?? {};
+  callbacks.setup?.(state);
 
   // ---- loop -----------------------------------------------------------------------------------
   model.decoder.adapters.training = true;
@@ -206,6 +230,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   try {
     while (position.step < totalSteps) {
       const started = Date.now();
+      callbacks.beforeStep?.(position.step, state);
       const lr = t.lr * lrMultiplier(t.schedule, position.step, totalSteps, t.warmup_steps);
       for (const group of optimizer.groups) group.options.lr = lr;
       let ce = 0;
@@ -220,12 +245,13 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
           enableGrad(() => {
             const batch = collate(examples, pad, device);
             tokens += batch.tokens;
-            backwardThrough(batch, (logits) => {
+            const termReference = terms_.some((term) => term.reference) ? noGrad(() => referenceLogits(batch)) : null;
+            backwardThrough(model, batch, forwardOptions, (logits, activations) => {
               const ceLoss = causalLmLoss(logits, batch.labels);
               ce += ceLoss.toNumber();
               let loss = ceLoss;
-              for (const term of options.lossTerms ?? []) {
-                const value = term.compute({ model, batch, logits, step: position.step });
+              for (const term of terms_) {
+                const value = term.compute({ model, batch, logits, activations, referenceLogits: term.reference ? termReference : null, step: position.step });
                 terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
                 loss = loss.add(value.mul(term.weight));
               }
@@ -235,7 +261,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
               const kl_ = config.kl;
               const klBatch = collate(nextKlBatch(), pad, device);
               const reference = noGrad(() => referenceLogits(klBatch));
-              backwardThrough(klBatch, (current) => {
+              backwardThrough(model, klBatch, { ...forwardOptions, capture: [] }, (current) => {
                 const penalty = klPenalty(current, reference, klBatch.attentionMask, kl_.normalization);
                 kl += penalty.toNumber();
                 return penalty.mul(kl_.weight / t.gradient_accumulation);
@@ -245,6 +271,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         );
       }
       if (micro === 0) break; // data exhausted
+      callbacks.afterBackward?.(position.step, state);
       masters?.pullGradients();
       const gradNorm = clipGradNorm([...optimized.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
       optimizer.step();
@@ -270,15 +297,22 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         tokens_per_s: tokens / Math.max(1e-3, (Date.now() - started) / 1000),
         ...(Object.keys(terms).length > 0 ? { terms: Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v / micro])) } : {}),
       };
-      if (t.eval_steps && position.step % t.eval_steps === 0 && evalSet.length > 0) metrics.eval_loss = evalLoss();
+      if (t.eval_steps && position.step % t.eval_steps === 0 && evalSet.length > 0) {
+        metrics.eval_loss = evalLoss();
+        callbacks.evaluation?.({ step: position.step, loss: metrics.eval_loss, final: false }, state);
+      }
       finalLoss = metrics.loss;
       appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
       options.onStep?.(metrics, totalSteps);
+      callbacks.afterStep?.(metrics as StepMetrics & Record<string, unknown>, state);
       if (t.early_stop) {
         position.lowLossStreak = metrics.loss < t.early_stop.loss_below ? position.lowLossStreak + 1 : 0;
         if (position.lowLossStreak > t.early_stop.patience) stoppedEarly = true;
       }
-      if (atCheckpoint || stoppedEarly) saveCheckpoint(out, position, optimized, optimizer, gradients);
+      if (atCheckpoint || stoppedEarly) {
+        saveCheckpoint(out, position, optimized, optimizer, gradients);
+        callbacks.checkpoint?.(checkpointDir(out, position.step), position.step, state);
+      }
       for (const g of gradients.values()) g.dispose();
       if (stoppedEarly) {
         log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
@@ -287,13 +321,16 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     }
     model.decoder.adapters.training = false;
     const heldOut = evalSet.length > 0 ? evalLoss() : Number.NaN;
-    if (Number.isFinite(heldOut)) appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify({ step: position.step, final_eval_loss: heldOut })}\n`);
+    if (Number.isFinite(heldOut)) {
+      appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify({ step: position.step, final_eval_loss: heldOut })}\n`);
+      callbacks.evaluation?.({ step: position.step, loss: heldOut, final: true }, state);
+    }
 
     // ---- final artefact ---------------------------------------------------------------------
     let artefact: string;
     if (config.method === "lora") {
       artefact = join(out, "adapter");
-      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : join(artefact, adapter.name), adapter, { baseModel: config.model });
+      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : join(artefact, adapter.name), adapter, { baseModel: modelDir });
     } else if (config.method === "steering") {
       artefact = join(out, "steering_vector.safetensors");
       saveSafetensors(artefact, { vector: steering!.vector }, { layer: String(steering!.layer), site: steering!.site, alpha: String(steering!.alpha) });
@@ -302,11 +339,12 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       mkdirSync(artefact, { recursive: true });
       saveSafetensors(join(artefact, "model.safetensors"), model.parameters, { format: "pt" });
       for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
-        if (existsSync(join(config.model, f))) copyFileSync(join(config.model, f), join(artefact, f));
+        if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(artefact, f));
       }
     }
     return { outputDir: out, steps: position.step, finalLoss, stoppedEarly, artefact };
   } finally {
+    model.decoder.adapters.training = false;
     for (const fn of cleanup.reverse()) fn();
   }
 }

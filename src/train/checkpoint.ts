@@ -82,3 +82,8 @@ export function loadCheckpoint(dir: string, trainables: ReadonlyMap<string, Tens
   }
   return state.position;
 }
+
+/** The trainer position saved in checkpoint `dir` (without loading any tensor). */
+export function readCheckpointPosition(dir: string): TrainerPosition {
+  return (JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as { position: TrainerPosition }).position;
+}

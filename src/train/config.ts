@@ -4,6 +4,7 @@
  * is a plain resolved object that the recipe turns into arguments.
  */
 import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { Data, Schema } from "effect";
 import { parse as parseYaml } from "yaml";
 
@@ -150,7 +151,19 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   };
 }
 
-/** Reads a JSON or YAML run config. */
+/** The config's paths (model, output_dir, data files, KL data) resolved against `base` (absolute paths kept). */
+export function resolveConfigPaths(config: RunConfig, base: string): RunConfig {
+  const at = (path: string) => (isAbsolute(path) ? path : resolve(base, path));
+  return {
+    ...config,
+    model: at(config.model),
+    output_dir: at(config.output_dir),
+    data: { ...config.data, train: at(config.data.train), eval: config.data.eval === null ? null : at(config.data.eval) },
+    kl: config.kl === null ? null : { ...config.kl, data: at(config.kl.data) },
+  };
+}
+
+/** Reads a JSON or YAML run config; its relative paths are relative to the config file's folder. */
 export function readRunConfig(file: string): RunConfig {
   let text: string;
   try {
@@ -164,5 +177,5 @@ export function readRunConfig(file: string): RunConfig {
   } catch (error) {
     throw new RunConfigError({ message: `${file}: ${(error as Error).message.split("\n")[0]}`, file });
   }
-  return resolveRunConfig(raw, file);
+  return resolveConfigPaths(resolveRunConfig(raw, file), dirname(resolve(file)));
 }

@@ -3,6 +3,7 @@
  * non-pad tokens of auxiliary batches, and the typed API for custom loss terms (computed from
  * logits, hooked activations, the batch and the model, weighted, logged per term).
  */
+import type { HookPoint } from "../hooks/points.js";
 import type { LoadedModel } from "../models/load.js";
 import { klDiv, type Tensor, tidy } from "../tensor/index.js";
 import type { Batch } from "./data.js";
@@ -30,6 +31,13 @@ export interface LossContext {
   readonly batch: Batch;
   /** [batch, pos, vocab] logits of the training batch (with grad). */
   readonly logits: Tensor;
+  /**
+   * The activations at the term's `points` in this forward pass (after every registered hook), in the
+   * autograd graph: a loss on them trains from step 0, with or without gradient checkpointing.
+   */
+  readonly activations: ReadonlyMap<HookPoint, Tensor>;
+  /** Logits of the reference model (the method switched off, or the frozen copy) on this batch, without grad; null unless `reference` is set. */
+  readonly referenceLogits: Tensor | null;
   /** The training step (0-based). */
   readonly step: number;
 }
@@ -38,5 +46,9 @@ export interface LossContext {
 export interface LossTerm {
   readonly name: string;
   readonly weight: number;
+  /** Hook points whose activations the term reads (captured on every training forward). */
+  readonly points?: readonly HookPoint[];
+  /** The term needs `referenceLogits` (one extra forward per micro-batch without grad). */
+  readonly reference?: boolean;
   compute(context: LossContext): Tensor;
 }

@@ -240,7 +240,7 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     expect(events.length).toBeGreaterThanOrEqual(1);
     expect(events.length).toBeLessThanOrEqual(3);
     events.forEach((e, i) => {
-      expect(Object.keys(e).sort()).toEqual(["alarm", "projection", "row", "step", "text", "token"]);
+      expect(Object.keys(e).sort()).toEqual(["ablated", "alarm", "projection", "row", "step", "text", "token"]);
       expect(e.step).toBe(i);
       expect(e.row).toBe(0);
       expect(Number.isInteger(e.token)).toBe(true);

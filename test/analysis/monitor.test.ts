@@ -126,6 +126,12 @@ describe("monitorGeneration", () => {
       });
       // Tokens up to the alarm come from unablated forwards.
       for (let row = 0; row < 2; row++) expect(r.result.newIds[row]!.slice(0, alarmStep + 1)).toEqual(base.result.newIds[row]!.slice(0, alarmStep + 1));
+      // The reported projection is what flows on: the pre-ablation one up to the alarm, then the ablated one (~0).
+      for (const e of r.events) {
+        expect(e.ablated).toBe(e.step > alarmStep);
+        if (e.step > alarmStep) expect(Math.abs(e.projection), `step ${e.step} row ${e.row}`).toBeLessThanOrEqual(1e-5);
+        else expect(e.projection).toBe(base.events.find((b) => b.step === e.step && b.row === e.row)!.projection);
+      }
     }
     // Nothing stays attached: a later generation is the plain one again.
     const plain = generate(model.decoder, prompts.ids, prompts.mask, { maxNewTokens: STEPS, greedy: true, eosTokenIds: [] });

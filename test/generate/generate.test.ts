@@ -1,9 +1,11 @@
 // generate() and chooseNext() on the tiny Hugging Face fixtures: greedy and left-padded decodes equal HF's for every
 // family, KV-cache decoding equals full recomputation, seeded sampling (top-k / top-p limits), samples per prompt,
-// per-row EOS stopping, maxNewTokens, input validation, tensor leaks, temperature checks and leftPad.
+// per-row EOS stopping, maxNewTokens, input validation, tensor leaks, temperature checks and leftPad; decoding
+// defaults from generation_config.json (greedy without one, explicit options override) and one row as a flat list.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generate, type GenerateOptions, leftPad } from "../../src/generate/generate.js";
+import { generate, type GenerateOptions, leftPad, resolveSampling } from "../../src/generate/generate.js";
+import { IdShapeError } from "../../src/generate/ids.js";
 import { chooseNext } from "../../src/generate/sampling.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
@@ -110,7 +112,7 @@ describe("sampling", () => {
   const family: Family = "llama";
   const prompt = (): number[][] => idsOf(family, "greedy.input_ids");
   const sample = (options: Partial<GenerateOptions>, rows = prompt().slice(0, 1)) =>
-    generate(fx(family).model.decoder, rows, null, { maxNewTokens: 8, padTokenId: 0, ...options });
+    generate(fx(family).model.decoder, rows, null, { maxNewTokens: 8, padTokenId: 0, greedy: false, ...options });
 
   it("the same seed gives identical samples; different seeds give different ones (3 samples x 8 tokens)", () => {
     const a = sample({ seed: 1234, samples: 3 }).newIds;
@@ -240,13 +242,20 @@ describe("limits and validation", () => {
     expect(result.finishReasons).toEqual(["length", "length"]);
   });
 
-  it("rows of unequal length, an empty prompt or a mismatched mask throw RangeError", () => {
+  it("rows of unequal length, an empty prompt or a mismatched mask are IdShapeErrors naming the argument", () => {
     const decoder = fx(family).model.decoder;
-    expect(() => generate(decoder, [[1, 2, 3], [4, 5]], null, greedy8)).toThrow(RangeError);
-    expect(() => generate(decoder, [[]], null, greedy8)).toThrow(RangeError);
-    expect(() => generate(decoder, [], null, greedy8)).toThrow(RangeError);
-    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1]], greedy8)).toThrow(RangeError);
-    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1], [1]], greedy8)).toThrow(RangeError);
+    expect(() => generate(decoder, [[1, 2, 3], [4, 5]], null, greedy8)).toThrow(/^inputIds: row 1 has 2 ids, row 0 has 3/);
+    expect(() => generate(decoder, [[]], null, greedy8)).toThrow(/^inputIds: row 0 is empty/);
+    expect(() => generate(decoder, [], null, greedy8)).toThrow(IdShapeError);
+    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1]], greedy8)).toThrow(/^attentionMask: shape \[1, 2\] differs from inputIds \[2, 2\]/);
+    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1], [1]], greedy8)).toThrow(/^attentionMask: row 1/);
+    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1], [1]], greedy8)).toThrow(IdShapeError);
+  });
+
+  it("accepts one prompt as a flat list of ids (one row)", () => {
+    const reference = idsOf(family, "greedy.output_ids");
+    const prompt = idsOf(family, "greedy.input_ids")[0]!;
+    expect(generate(fx(family).model.decoder, prompt, null, greedy8).outputIds).toEqual([reference[0]]);
   });
 
   it("leaves the live tensor count where it was (greedy, sampled, samples > 1, early EOS)", () => {
@@ -296,5 +305,36 @@ describe("leftPad", () => {
     const prompts = ids.map((row, r) => row.filter((_, j) => mask[r]![j] === 1));
     expect(prompts.map((p) => p.length)).toEqual([12, 8]);
     expect(leftPad(prompts, 0)).toEqual({ ids, mask });
+  });
+});
+
+describe("decoding defaults like Hugging Face", () => {
+  const family: Family = "llama";
+  const prompt = (): number[][] => idsOf(family, "greedy.input_ids");
+  const base = { maxNewTokens: 8, padTokenId: 0, eosTokenIds: [] as number[] };
+
+  it("resolves explicit options over generation_config.json over greedy", () => {
+    expect(resolveSampling({}, null)).toEqual({ greedy: true, temperature: 1, topP: 1, topK: 0 });
+    expect(resolveSampling({}, { do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20 } as never)).toEqual({ greedy: false, temperature: 0.7, topP: 0.8, topK: 20 });
+    expect(resolveSampling({ greedy: true }, { do_sample: true } as never).greedy).toBe(true);
+    expect(resolveSampling({ temperature: 0.5 }, { do_sample: false, top_p: 0.9 } as never)).toEqual({ greedy: false, temperature: 0.5, topP: 0.9, topK: 0 });
+    expect(resolveSampling({ topK: 5 }, null)).toEqual({ greedy: false, temperature: 1, topP: 1, topK: 5 });
+  });
+
+  it("a model without sampling settings decodes greedily with no options; with do_sample it samples (seeded), unless greedy is asked", () => {
+    const model = fx(family).model;
+    const reference = idsOf(family, "greedy.output_ids");
+    expect(model.generationConfig?.do_sample).toBeUndefined();
+    // Plain options, LoadedModel or Decoder: greedy, and repeatable without a seed.
+    expect(generate(model, prompt(), null, base).outputIds).toEqual(reference);
+    expect(generate(model.decoder, prompt(), null, base).outputIds).toEqual(reference);
+    const sampling = { ...model, generationConfig: { ...model.generationConfig!, do_sample: true, temperature: 1 } };
+    const sampled = generate(sampling, prompt(), null, { ...base, seed: 7 }).outputIds;
+    expect(sampled).not.toEqual(reference);
+    expect(sampled).toEqual(generate(model, prompt(), null, { ...base, seed: 7, greedy: false }).outputIds);
+    expect(generate(sampling, prompt(), null, { ...base, greedy: true }).outputIds).toEqual(reference);
+    // top_k 1 from the config makes sampling greedy: the config's parameters are applied.
+    const topK1 = { ...model, generationConfig: { ...model.generationConfig!, do_sample: true, top_k: 1 } };
+    expect(generate(topK1, prompt(), null, { ...base, seed: 7 }).outputIds).toEqual(reference);
   });
 });
