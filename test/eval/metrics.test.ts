@@ -550,7 +550,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics (skipped when di
   it("no files: exit 2 with a usage message", () => {
     const r = emlab(["metrics"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/emlab: .*results file/);
+    expect(r.stderr).toMatch(/emlab: .*(results file|needs FILE)/);
     expect(r.stdout).toBe("");
   });
 
