@@ -4,8 +4,9 @@
  * and errors). Opening a file repairs a record cut short by an interrupted write; appends are whole
  * lines; rewrites (adding judge columns) go through a temporary file and a rename.
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, truncateSync } from "node:fs";
 import { Data } from "effect";
+import { appendOutputFile, writeOutputFile } from "../io/output.js";
 import { formatCsvRow, parseCsv } from "./csv.js";
 
 /** A results file that cannot be read. */
@@ -128,7 +129,7 @@ export class ResultsFile {
     if (rows.length === 0) return;
     const header = this.format === "csv" && this.blank ? formatCsvRow(this.columns) : "";
     const lead = this.needsNewline ? "\n" : "";
-    appendFileSync(this.path, lead + header + rows.map((r) => this.line(r)).join(""));
+    appendOutputFile(this.path, lead + header + rows.map((r) => this.line(r)).join(""));
     this.needsNewline = false;
     this.rows.push(...rows);
   }
@@ -138,9 +139,7 @@ export class ResultsFile {
     for (const c of newColumns) if (!this.columns.includes(c)) this.columns.push(c);
     this.rows = [...rows];
     const body = (this.format === "csv" ? formatCsvRow(this.columns) : "") + this.rows.map((r) => this.line(r)).join("");
-    const temporary = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(temporary, body);
-    renameSync(temporary, this.path);
+    writeOutputFile(this.path, body);
     this.needsNewline = false;
   }
 }

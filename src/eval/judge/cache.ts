@@ -3,8 +3,9 @@
  * logprobs, so re-running a judgement costs nothing. Keys are SHA-256 digests; the file holds no
  * credentials.
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { appendOutputFile } from "../../io/output.js";
 import type { JudgeScore } from "./score.js";
 
 export class JudgeCache {
@@ -35,7 +36,7 @@ export class JudgeCache {
   set(model: string, prompt: string, score: JudgeScore): void {
     const key = JudgeCache.key(model, prompt);
     this.entries.set(key, score);
-    if (this.path) appendFileSync(this.path, `${JSON.stringify({ key, model, ...score })}\n`);
+    if (this.path) appendOutputFile(this.path, `${JSON.stringify({ key, model, ...score })}\n`);
   }
 
   get size(): number {
