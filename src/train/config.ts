@@ -131,6 +131,11 @@ export interface RunConfig {
   training: typeof defaults.training & { dtype: "f32" | "bf16" | "f16"; on_nonfinite: "error" | "skip" };
 }
 
+/** The fields of `section` that are set (a key holding undefined keeps the default). */
+function given<T extends object>(section: T | undefined): T {
+  return Object.fromEntries(Object.entries(section ?? {}).filter(([, v]) => v !== undefined)) as T;
+}
+
 /** Decodes and resolves a config object; `file` names the source in errors. */
 export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   let c: RawRunConfig;
@@ -146,7 +151,7 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   if (c.method === "lora" && !c.lora) problem("method lora needs a lora section");
   if (c.method === "steering" && !c.steering) problem("method steering needs a steering section");
   const loraSections = c.lora === undefined ? [] : Array.isArray(c.lora) ? c.lora : [c.lora as typeof LoraSection.Type];
-  const training = { ...defaults.training, ...c.training } as RunConfig["training"];
+  const training = { ...defaults.training, ...given(c.training) } as RunConfig["training"];
   const names = loraSections.map((l) => l.name);
   const named = names.filter((n) => n !== undefined);
   if (new Set(named).size !== named.length) problem("lora: adapter names must be distinct");
@@ -163,14 +168,14 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
     method: c.method,
     lora: loraSections.map((l, i) => ({
       ...defaults.lora,
-      ...l,
+      ...given(l),
       name: l.name ?? (loraSections.length === 1 ? "default" : `adapter_${i}`),
       layers_to_transform: l.layers_to_transform ?? null,
     })) as RunConfig["lora"],
-    steering: c.steering ? { ...defaults.steering, ...c.steering } : null,
+    steering: c.steering ? { ...defaults.steering, ...given(c.steering) } : null,
     full: { parameters: c.full?.parameters ?? null },
-    data: { ...defaults.data, ...c.data, eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
-    kl: c.kl ? { ...defaults.kl, ...c.kl } : null,
+    data: { ...defaults.data, ...given(c.data), eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
+    kl: c.kl ? { ...defaults.kl, ...given(c.kl) } : null,
     training,
   };
 }
