@@ -60,13 +60,25 @@ export function outputTarget(file: string): string {
   return file;
 }
 
+/** A fresh private directory in the directory of `target` (its name is `.emlab.tmp-` and 6 random characters). */
+function privateDirBeside(target: string): string {
+  try {
+    return mkdtempSync(join(dirname(target), `.emlab${temporaryMarker}`));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return refuse(target, `its directory ${dirname(target)} does not exist`);
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") return refuse(target, `cannot write in ${dirname(target)} (${code})`);
+    throw error;
+  }
+}
+
 /**
  * Writes `file` through `write(temporaryPath)`: the temporary path lies in a fresh private directory
  * (mkdtemp: exclusive, mode 0700, random name) beside the destination, and is renamed over it at the end.
  */
 export function writeOutput(file: string, write: (temporaryPath: string) => void): void {
   const target = outputTarget(file);
-  const privateDir = mkdtempSync(join(dirname(target), `.emlab${temporaryMarker}`));
+  const privateDir = privateDirBeside(target);
   try {
     const temporary = join(privateDir, basename(target));
     write(temporary);

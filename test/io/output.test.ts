@@ -206,6 +206,13 @@ describe("names from configuration stay inside their directory", () => {
     }
   });
 
+  it("a destination in a missing directory is an OutputPathError naming it", () => {
+    const out = join(dir, "no-such-dir", "x.safetensors");
+    const error = thrown(() => saveVector(out));
+    expect(error).toBeInstanceOf(OutputPathError);
+    expect(error.message).toBe(`${out}: its directory ${join(dir, "no-such-dir")} does not exist`);
+  });
+
   it("an existing file is replaced atomically and appendOutputFile appends to regular files", () => {
     const out = fresh("log.jsonl");
     appendOutputFile(out, "a\n");
