@@ -5,7 +5,8 @@
 // be left. Each trial is a list of kills, each at a random delay after the run reports step k (k = 0:
 // from its start), the delay a random fraction of up to 1.5 step times of the uninterrupted run, so
 // kills land inside steps, checkpoint writes, the final evaluation and the adapter write.
-// CI runs 2 trials; EMLAB_FUZZ_SCALE multiplies them (test/helpers/fuzz-budget.ts).
+// CI runs a fixed trial (a kill before the first checkpoint) and 1 random one; EMLAB_FUZZ_SCALE
+// multiplies the random ones (test/helpers/fuzz-budget.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -169,7 +170,8 @@ describe("kill -9 and --resume", () => {
           expectSameRun(join(work, "reference"), out);
           rmSync(out, { recursive: true, force: true });
         }),
-        { ...fuzzParameters(2), endOnFailure: true },
+        // Always tried first: a kill during step 2, before the first checkpoint exists.
+        { ...fuzzParameters(1), endOnFailure: true, examples: [[[{ afterStep: 1, steps: 0.3 }]]] },
       );
       console.log(`kill-resume: ${stepMs.toFixed(0)} ms per step; kills: ${killsAt.join("; ") || "none landed"}`);
     },
