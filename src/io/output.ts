@@ -6,7 +6,7 @@
  * (devices, FIFOs, sockets, directories) are refused; a symlink is written through (its target is
  * replaced, the link kept). Names built from configuration stay inside their output directory.
  */
-import { appendFileSync, chmodSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Data } from "effect";
 
@@ -96,6 +96,31 @@ export function writeOutputFile(file: string, data: string | Uint8Array): void {
 /** Appends `text` to `file` (created when missing), refusing destinations that are not regular files. */
 export function appendOutputFile(file: string, text: string): void {
   appendFileSync(outputTarget(file), text);
+}
+
+/** Creates the output directory `dir` (and its parents) unless it exists; anything but a directory (or a symlink to one) in its place is refused. */
+export function makeOutputDir(dir: string): void {
+  let stats: Stats | null;
+  try {
+    stats = statSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR") return refuse(dir, "a parent of the output directory is not a directory");
+    if (code !== "ENOENT") throw error;
+    stats = null;
+  }
+  if (stats !== null) {
+    if (!stats.isDirectory()) refuse(dir, `is ${kindOf(stats)}; expected an output directory`);
+    return;
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOTDIR") refuse(dir, "a parent of the output directory is not a directory");
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") refuse(dir, `cannot create the output directory (${code})`);
+    throw error;
+  }
 }
 
 /**

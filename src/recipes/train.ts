@@ -5,11 +5,11 @@
  * or a frozen copy for full SFT, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early
  * stop) -> final artefact (PEFT adapter, steering vector or full weights) -> clean-up.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LoraAdapter } from "../adapters/lora.js";
 import { savePeftAdapter } from "../adapters/peft.js";
-import { pathInside, writeOutputFile } from "../io/output.js";
+import { makeOutputDir, pathInside, writeOutputFile } from "../io/output.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import { datasetLoss } from "../analysis/loss.js";
 import { type LoadedModel, loadModel } from "../models/load.js";
@@ -62,7 +62,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const log = options.log ?? (() => {});
   const t = config.training;
   const out = config.output_dir;
-  mkdirSync(out, { recursive: true });
+  makeOutputDir(out);
   const resolvedFile = join(out, "config.resolved.json");
   const resolved = `${JSON.stringify(config, null, 2)}\n`;
   const checkpoint = options.resume ? latestCheckpoint(out) : null;
@@ -323,7 +323,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       saveSafetensors(artefact, { vector: steering!.vector }, { layer: String(steering!.layer), site: steering!.site, alpha: String(steering!.alpha) });
     } else {
       artefact = join(out, "model");
-      mkdirSync(artefact, { recursive: true });
+      makeOutputDir(artefact);
       saveSafetensors(join(artefact, "model.safetensors"), model.parameters, { format: "pt" });
       for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
         if (existsSync(join(config.model, f))) writeOutputFile(join(artefact, f), readFileSync(join(config.model, f)));

@@ -22,6 +22,7 @@ import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   appendOutputFile,
+  makeOutputDir,
   OutputPathError,
   pathInside,
   removeStaleTemporaries,
@@ -204,6 +205,23 @@ describe("names from configuration stay inside their directory", () => {
     for (const name of ["../../../escape-adapter", "..", "/etc", "x/../../y", "."]) {
       expect(thrown(() => pathInside("/runs/a/adapter", name)), name).toBeInstanceOf(OutputPathError);
     }
+  });
+
+  it("makeOutputDir creates missing directories, accepts a directory or a symlink to one, refuses files and devices", () => {
+    const nested = join(fresh("made"), "a", "b");
+    makeOutputDir(nested);
+    expect(statSync(nested).isDirectory()).toBe(true);
+    makeOutputDir(nested);
+    const link = fresh("dir-link");
+    symlinkSync(nested, link);
+    makeOutputDir(link);
+    const file = fresh("a-file");
+    writeFileSync(file, "x");
+    expect(thrown(() => makeOutputDir(file)).message).toContain("expected an output directory");
+    expect(thrown(() => makeOutputDir(join(file, "below")))).toBeInstanceOf(OutputPathError);
+    const fifo = fresh("fifo-dir");
+    execFileSync("mkfifo", [fifo]);
+    expect(thrown(() => makeOutputDir(fifo)).message).toContain("FIFO");
   });
 
   it("a destination in a missing directory is an OutputPathError naming it", () => {
