@@ -158,10 +158,38 @@ describe("run config fuzz", () => {
     );
   });
 
-  describe("YAML files", () => {
+  describe("JSON and YAML files", () => {
     const dir = mkdtempSync(join(tmpdir(), "emlab-config-fuzz-"));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     let counter = 0;
+
+    /** readRunConfig on `body` saved as `file`: a RunConfigError naming the file or a config within range. */
+    const checkFile = (file: string, body: string) => {
+      writeFileSync(file, body);
+      let resolved: RunConfig;
+      try {
+        resolved = readRunConfig(file);
+      } catch (error) {
+        expect(error, String(error)).toBeInstanceOf(RunConfigError);
+        expect((error as Error).message.startsWith(`${file}: `)).toBe(true);
+        return;
+      }
+      expect(violations(resolved)).toEqual([]);
+    };
+
+    it("rendered mutated configs and cut or spliced JSON: readRunConfig refuses with RunConfigError or accepts within range", () => {
+      const text = JSON.stringify(valid(), null, 1);
+      const jsonText = fc.oneof(
+        fc.tuple(fc.constantFrom(...fieldPaths), hostileValue).map(([path, value]) => JSON.stringify(set(valid(), path, value))),
+        fc.nat({ max: text.length }).map((n) => text.slice(0, n)),
+        fc.tuple(fc.nat({ max: text.length }), fc.string()).map(([n, s]) => text.slice(0, n) + s + text.slice(n)),
+        fc.constantFrom('{"training": {"lr": NaN}}', "[]", "null", "1e999", '{"model": "m", "model": "n"}', "\uFEFF{}", ""),
+      );
+      fc.assert(
+        fc.property(jsonText, (body) => checkFile(join(dir, `c${counter++}.json`), body)),
+        fuzzParameters(200),
+      );
+    });
 
     it("rendered mutated configs and cut or spliced YAML: readRunConfig refuses with RunConfigError or accepts within range", () => {
       const text = toYaml(valid());
@@ -172,19 +200,7 @@ describe("run config fuzz", () => {
         fc.constantFrom("training: { lr: .nan }", "lr: .inf", "[1, 2", "{", "\t- x", "---\n---\n", "!!binary AAAA", "a: &x [*x]", ""),
       );
       fc.assert(
-        fc.property(yamlText, (body) => {
-          const file = join(dir, `c${counter++}.yaml`);
-          writeFileSync(file, body);
-          let resolved: RunConfig;
-          try {
-            resolved = readRunConfig(file);
-          } catch (error) {
-            expect(error, String(error)).toBeInstanceOf(RunConfigError);
-            expect((error as Error).message.startsWith(`${file}: `)).toBe(true);
-            return;
-          }
-          expect(violations(resolved)).toEqual([]);
-        }),
+        fc.property(yamlText, (body) => checkFile(join(dir, `c${counter++}.yaml`), body)),
         fuzzParameters(200),
       );
     });
