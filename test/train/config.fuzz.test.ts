@@ -141,6 +141,7 @@ describe("run config fuzz", () => {
       fuzzParameters(600),
     );
     expect(counts.refused).toBeGreaterThan(0);
+    console.log(`config fuzz, one field replaced: ${counts.refused} refused (RunConfigError), ${counts.accepted} accepted within range, 0 other`);
   });
 
   it("two fields removed or replaced at once", () => {
