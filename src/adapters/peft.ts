@@ -4,9 +4,10 @@
  * keys `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r]. Adapters made
  * by Python PEFT load here and ours load there. Unsupported options are errors, not silently ignored.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Data } from "effect";
+import { makeOutputDir, writeOutputFile } from "../io/output.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { LoadedModel } from "../models/load.js";
 import { keep, type Tensor } from "../tensor/index.js";
@@ -96,7 +97,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel, options: { name
 
 /** Writes `adapter` in PEFT's format (atomically per file). */
 export function savePeftAdapter(dir: string, adapter: LoraAdapter, options: { baseModel?: string | null } = {}): void {
-  mkdirSync(dir, { recursive: true });
+  makeOutputDir(dir);
   const c = adapter.config;
   const config = {
     peft_type: "LORA",
@@ -123,7 +124,5 @@ export function savePeftAdapter(dir: string, adapter: LoraAdapter, options: { ba
     tensors[`base_model.model.${module}.lora_B.weight`] = m.B;
   }
   saveSafetensors(join(dir, "adapter_model.safetensors"), tensors, { format: "pt" });
-  const temporary = join(dir, `adapter_config.json.tmp-${process.pid}`);
-  writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`);
-  renameSync(temporary, join(dir, "adapter_config.json"));
+  writeOutputFile(join(dir, "adapter_config.json"), `${JSON.stringify(config, null, 2)}\n`);
 }

@@ -3,9 +3,10 @@
  * monitor. Each parses flags and calls one library function from src/analysis; outputs are
  * safetensors (directions), CSV (curves) or JSONL (events, gradients) files, and progress on stderr.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { savePeftAdapter } from "../adapters/peft.js";
+import { appendOutputFile, writeOutputFile } from "../io/output.js";
 import { meanDiffDirection, splitJudged } from "../analysis/directions.js";
 import { adapterEfficiency, significance, stability, steeringEfficiency } from "../analysis/experiments.js";
 import { loadDirection, loadSteeringVector } from "../analysis/files.js";
@@ -39,7 +40,7 @@ function layersFrom(flag: string, text: string | undefined, model: LoadedModel):
 }
 
 function writeCsv(file: string, header: string[], rows: (string | number)[][]): void {
-  writeFileSync(file, formatCsvRow(header) + rows.map((r) => formatCsvRow(r)).join(""));
+  writeOutputFile(file, formatCsvRow(header) + rows.map((r) => formatCsvRow(r)).join(""));
 }
 
 function withModel<T>(values: Record<string, unknown>, fn: (model: LoadedModel, tokenizer: ChatTokenizer) => T): T {
@@ -340,11 +341,11 @@ function runGradients(argv: readonly string[]): number {
         if (directions) row.cosine = directions.ndim === 2 ? cosine(grad!, directions.select(0, sv.layer)) : cosine(grad!, directions);
         row.cosine_with_vector = cosine(grad!, sv.vector);
         grad!.dispose();
-        appendFileSync(out, `${JSON.stringify(row)}\n`);
+        appendOutputFile(out, `${JSON.stringify(row)}\n`);
         progress(i + 1, trajectory.steps.length);
       });
       const components = pca(trajectory.points, 3);
-      appendFileSync(out, `${JSON.stringify({ pca: components, steps: trajectory.steps })}\n`);
+      appendOutputFile(out, `${JSON.stringify({ pca: components, steps: trajectory.steps })}\n`);
       trajectory.points.dispose();
       return 0;
     } finally {

@@ -4,8 +4,9 @@
  * (greedy unless --temperature is given). Prompts: a JSONL chat dataset (its first user turn) or a
  * text file with one prompt per line.
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { generate } from "../generate/generate.js";
+import { appendOutputFile } from "../io/output.js";
 import { readChatDataset } from "../train/data.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
@@ -58,7 +59,7 @@ export function runKlData(argv: readonly string[]): number {
         eosTokenIds: eos,
       });
       const answer = tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
-      appendFileSync(out, `${JSON.stringify({ messages: [{ role: "user", content: prompt }, { role: "assistant", content: answer }] })}\n`);
+      appendOutputFile(out, `${JSON.stringify({ messages: [{ role: "user", content: prompt }, { role: "assistant", content: answer }] })}\n`);
       progress(i + 1, limit);
     });
   } finally {

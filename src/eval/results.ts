@@ -9,9 +9,10 @@
  * temporary file and a rename (temporaries left by a killed rewrite are removed by the next one).
  */
 import { randomBytes } from "node:crypto";
-import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Data } from "effect";
+import { appendOutputFile, writeOutputFile } from "../io/output.js";
 import { CsvSyntaxError, formatCsvRow, parseCsv } from "./csv.js";
 
 /** A results file that cannot be read (line 0: the file as a whole). */
@@ -126,7 +127,7 @@ export class ResultsFile {
     if (rows.length === 0) return;
     const header = this.format === "csv" && this.blank ? formatCsvRow(this.columns) : "";
     const lead = this.needsNewline ? "\n" : "";
-    appendFileSync(this.path, lead + header + rows.map((r) => this.line(r)).join(""));
+    appendOutputFile(this.path, lead + header + rows.map((r) => this.line(r)).join(""));
     this.needsNewline = false;
     this.rows.push(...rows);
   }
@@ -137,14 +138,7 @@ export class ResultsFile {
     this.rows = [...rows];
     const body = (this.format === "csv" ? formatCsvRow(this.columns) : "") + this.rows.map((r) => this.line(r)).join("");
     removeStaleTemporaries(this.path);
-    const temporary = `${this.path}.tmp-${process.pid}-${randomBytes(8).toString("hex")}`;
-    try {
-      writeFileSync(temporary, body, { flag: "wx" });
-      renameSync(temporary, this.path);
-    } catch (error) {
-      rmSync(temporary, { force: true });
-      throw error;
-    }
+    writeOutputFile(this.path, body);
     this.needsNewline = false;
   }
 }

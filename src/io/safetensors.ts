@@ -4,9 +4,10 @@
  * loading tensors of every supported dtype straight from the file into libtorch (no copy through
  * JS), and atomic writing with string metadata. Every error names the file and the problem.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { Data } from "effect";
 import { native } from "../native/addon.js";
+import { writeOutput } from "./output.js";
 import { type Device, type DType, dtypeCode, itemSize, normalizeDevice, Tensor } from "../tensor/index.js";
 
 /** A malformed or unreadable safetensors file. */
@@ -169,8 +170,9 @@ export function loadSafetensors(file: string, options: LoadOptions = {}): { tens
 }
 
 /**
- * Writes tensors (any device, any supported dtype) with optional string metadata. The file is written
- * beside its destination and renamed into place, so readers never see a partial file.
+ * Writes tensors (any device, any supported dtype) with optional string metadata, through
+ * writeOutput (io/output.ts): a private temporary beside the destination renamed into place, so
+ * readers never see a partial file; destinations that are not regular files are refused.
  */
 export function saveSafetensors(
   file: string,
@@ -193,16 +195,11 @@ export function saveSafetensors(
   const prefix = new Uint8Array(8 + jsonBytes.length);
   new DataView(prefix.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
   prefix.set(jsonBytes, 8);
-  const temporary = `${file}.tmp-${process.pid}`;
-  try {
+  writeOutput(file, (temporary) =>
     native.writeTensors(
       temporary,
       prefix,
       list.map(([, t]) => t.handle),
-    );
-    renameSync(temporary, file);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
+    ),
+  );
 }

@@ -3,7 +3,8 @@
  * Hugging Face config: for benchmarks at real model shapes and for tests that need a model whose
  * vocabulary matches a real tokenizer. Weights ~ N(0, 0.02^2), norms 1 (0 for Gemma's (1+w) norms).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
+import { writeOutputFile } from "../io/output.js";
 import { join } from "node:path";
 import { saveSafetensors } from "../io/safetensors.js";
 import { type DType, manualSeed, ones, randn, type Tensor, tidy, zeros } from "../tensor/index.js";
@@ -15,7 +16,7 @@ import { expectedWeights } from "./load.js";
 export function writeRandomModel(dir: string, config: HfConfig & Record<string, unknown>, options: { seed?: number; dtype?: DType } = {}): number {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, "config.json");
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  writeOutputFile(file, `${JSON.stringify(config, null, 2)}\n`);
   const spec = familyFor(config, file).toSpec(config, file);
   const dtype = options.dtype ?? "f32";
   manualSeed(options.seed ?? 0);

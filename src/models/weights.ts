@@ -40,7 +40,13 @@ export function indexWeights(dir: string): { sources: Map<string, WeightSource>;
     } catch (error) {
       throw new ModelWeightsError({ message: `${indexFile}: ${(error as Error).message}`, file: indexFile, tensor: "" });
     }
-    files = [...new Set(Object.values(map))].map((f) => join(dir, f));
+    files = [...new Set(Object.values(map))].map((f) => {
+      // Shards are plain file names beside the index: nothing is read from outside the model directory.
+      if (typeof f !== "string" || !/^[^/\\\0]+\.safetensors$/.test(f) || f.startsWith(".")) {
+        throw new ModelWeightsError({ message: `${indexFile}: weight_map entry ${JSON.stringify(f)} is not a .safetensors file name in ${dir}`, file: indexFile, tensor: "" });
+      }
+      return join(dir, f);
+    });
   } else if (existsSync(single)) {
     files = [single];
   } else {

@@ -5,22 +5,25 @@
  * or a frozen copy for full SFT, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early
  * stop) -> final artefact (PEFT adapter, steering vector or full weights) -> clean-up.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LoraAdapter } from "../adapters/lora.js";
 import { savePeftAdapter } from "../adapters/peft.js";
+import { makeOutputDir, pathInside, writeOutputFile } from "../io/output.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import { datasetLoss } from "../analysis/loss.js";
 import { type LoadedModel, loadModel } from "../models/load.js";
 import { causalLmLoss } from "../nn/losses.js";
 import { AdamW, clipGradNorm } from "../optim/index.js";
-import { type Device, enableGrad, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { type Device, enableGrad, getRngState, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
-import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
+import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
 import { type Batch, collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
+import { assertLabelledBatches, NonFiniteStepError, nonFiniteIn } from "../train/guards.js";
 import { klPenalty, type LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
+import { MetricsLog } from "../train/metrics-log.js";
 import { lrMultiplier } from "../train/schedule.js";
 import { SteeringVector } from "../train/steering.js";
 import { backwardThrough, capturedPoints, checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
@@ -36,6 +39,8 @@ export interface StepMetrics {
   tokens_per_s: number;
   terms?: Record<string, number>;
   eval_loss?: number;
+  /** Set when the step's update was dropped (training.on_nonfinite: skip). */
+  skipped?: string;
 }
 
 export interface TrainRunOptions {
@@ -71,7 +76,8 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   if (options.resume && existsSync(resolvedFile) && readFileSync(resolvedFile, "utf8") !== resolved) {
     throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
   }
-  if (!options.resume && existsSync(join(out, "metrics.jsonl"))) throw new RangeError(`${out} already holds a run; use --resume or a new output_dir`);
+  const metricsLog = new MetricsLog(out);
+  if (!options.resume && metricsLog.exists()) throw new RangeError(`${out} already holds a run; use --resume or a new output_dir`);
   manualSeed(t.seed);
 
   // ---- model and method --------------------------------------------------------------------
@@ -142,9 +148,10 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const tokenizeAll = (file: string, lossOn: "assistant" | "all"): Example[] => {
     const { examples, skipped } = readChatDataset(file, { skipInvalid: config.data.skip_invalid });
     if (skipped > 0) log(`${file}: skipped ${skipped} invalid rows`);
-    return examples.map((e) =>
-      tokenizeExample(tokenizer, e.messages, { lossOn, systemPrompt: config.data.system_prompt, maxLength: config.data.max_length }),
-    );
+    return examples.map((e) => ({
+      ...tokenizeExample(tokenizer, e.messages, { lossOn, systemPrompt: config.data.system_prompt, maxLength: config.data.max_length }),
+      source: `${file}:${e.line}`,
+    }));
   };
   const all = tokenizeAll(config.data.train, config.data.loss_on);
   let trainSet = all;
@@ -161,6 +168,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const lengths = trainSet.map((e) => e.ids.length);
   const batchesPerEpoch = Math.ceil(trainSet.length / t.batch_size);
   const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
+  const epochsDrawn = t.max_steps === null ? t.epochs : Math.ceil((t.max_steps * t.gradient_accumulation) / batchesPerEpoch);
+  const batchesOf = (epoch: number) => epochBatches(lengths, t.batch_size, t.seed, epoch, config.data.bucket_window);
+  assertLabelledBatches(trainSet, batchesOf, epochsDrawn, evalSet, t.batch_size, config.data.max_length);
   log(`train ${trainSet.length} examples, held out ${evalSet.length}, ${totalSteps} optimizer steps, ${trainables.size} trainable tensors`);
 
   // A finished run resumed: say so and change nothing.
@@ -173,8 +183,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < totalSteps, artefact: artefactPath, alreadyFinished: true };
   }
   // Every input has been read and checked: the run directory is written from here on.
-  mkdirSync(out, { recursive: true });
-  writeFileSync(resolvedFile, resolved);
+  makeOutputDir(out);
+  for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
+  writeOutputFile(resolvedFile, resolved);
 
   // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
   const masters = config.method === "full" && t.dtype !== "f32" ? new MasterWeights(trainables) : null;
@@ -186,17 +197,11 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
   if (checkpoint) {
     position = loadCheckpoint(checkpoint, optimized, optimizer);
-    // Steps after the checkpoint are run again: drop their metrics lines so each step appears once.
-    const metricsFile = join(out, "metrics.jsonl");
-    if (existsSync(metricsFile)) {
-      const kept = readFileSync(metricsFile, "utf8")
-        .split("\n")
-        .filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= position.step);
-      writeFileSync(metricsFile, kept.map((line) => `${line}\n`).join(""));
-    }
     masters?.pushWeights();
     log(`resumed from ${checkpoint} at step ${position.step}`);
   }
+  // Steps after the checkpoint (all of them without one) are run again, the final line written again.
+  if (options.resume) metricsLog.truncateAfter(position.step);
   let order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
   const nextBatch = (): Example[] | null => {
     if (position.batchInEpoch >= order.length) {
@@ -228,9 +233,15 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   let finalLoss = Number.NaN;
   let stoppedEarly = false;
   try {
+    let lastGoodRng: Tensor | null = null;
+    cleanup.push(() => lastGoodRng?.dispose());
     while (position.step < totalSteps) {
       const started = Date.now();
       callbacks.beforeStep?.(position.step, state);
+      // Where a non-finite step would be checkpointed from: the position and RNG before it.
+      const lastGood = { ...position };
+      lastGoodRng?.dispose();
+      lastGoodRng = getRngState();
       const lr = t.lr * lrMultiplier(t.schedule, position.step, totalSteps, t.warmup_steps);
       for (const group of optimizer.groups) group.options.lr = lr;
       let ce = 0;
@@ -274,8 +285,20 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       callbacks.afterBackward?.(position.step, state);
       masters?.pullGradients();
       const gradNorm = clipGradNorm([...optimized.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
-      optimizer.step();
-      masters?.pushWeights();
+      const nonFinite = nonFiniteIn({ ce, ...(config.kl ? { kl } : {}), ...terms, grad_norm: gradNorm });
+      if (nonFinite !== null && t.on_nonfinite === "error") {
+        optimizer.zeroGrad();
+        const saved = saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
+        throw new NonFiniteStepError({
+          message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
+          step: position.step + 1,
+          checkpoint: saved,
+        });
+      }
+      if (nonFinite === null) {
+        optimizer.step();
+        masters?.pushWeights();
+      }
       position.step++;
       const atCheckpoint = position.step % t.save_steps === 0 || position.step === totalSteps;
       const gradients = new Map<string, Tensor>();
@@ -296,13 +319,14 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         grad_norm: gradNorm,
         tokens_per_s: tokens / Math.max(1e-3, (Date.now() - started) / 1000),
         ...(Object.keys(terms).length > 0 ? { terms: Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v / micro])) } : {}),
+        ...(nonFinite !== null ? { skipped: `non-finite ${nonFinite}` } : {}),
       };
       if (t.eval_steps && position.step % t.eval_steps === 0 && evalSet.length > 0) {
         metrics.eval_loss = evalLoss();
         callbacks.evaluation?.({ step: position.step, loss: metrics.eval_loss, final: false }, state);
       }
       finalLoss = metrics.loss;
-      appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify(metrics)}\n`);
+      metricsLog.append(metrics);
       options.onStep?.(metrics, totalSteps);
       callbacks.afterStep?.(metrics as StepMetrics & Record<string, unknown>, state);
       if (t.early_stop) {
@@ -322,7 +346,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     model.decoder.adapters.training = false;
     const heldOut = evalSet.length > 0 ? evalLoss() : Number.NaN;
     if (Number.isFinite(heldOut)) {
-      appendFileSync(join(out, "metrics.jsonl"), `${JSON.stringify({ step: position.step, final_eval_loss: heldOut })}\n`);
+      metricsLog.append({ step: position.step, final_eval_loss: heldOut });
       callbacks.evaluation?.({ step: position.step, loss: heldOut, final: true }, state);
     }
 
@@ -330,16 +354,16 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     let artefact: string;
     if (config.method === "lora") {
       artefact = join(out, "adapter");
-      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : join(artefact, adapter.name), adapter, { baseModel: modelDir });
+      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : pathInside(artefact, adapter.name), adapter, { baseModel: modelDir });
     } else if (config.method === "steering") {
       artefact = join(out, "steering_vector.safetensors");
       saveSafetensors(artefact, { vector: steering!.vector }, { layer: String(steering!.layer), site: steering!.site, alpha: String(steering!.alpha) });
     } else {
       artefact = join(out, "model");
-      mkdirSync(artefact, { recursive: true });
+      makeOutputDir(artefact);
       saveSafetensors(join(artefact, "model.safetensors"), model.parameters, { format: "pt" });
       for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
-        if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(artefact, f));
+        if (existsSync(join(modelDir, f))) writeOutputFile(join(artefact, f), readFileSync(join(modelDir, f)));
       }
     }
     return { outputDir: out, steps: position.step, finalLoss, stoppedEarly, artefact };

@@ -1,11 +1,13 @@
 /**
- * Training checkpoints, written atomically (a temporary directory renamed into place): trainable
+ * Training checkpoints, written atomically (a private temporary directory `step-N.tmp-XXXXXX` renamed
+ * into place, see io/output.ts; leftovers of killed runs are removed at the next start): trainable
  * tensors, optimizer state (tensors + JSON), the CPU RNG state, the trainer's position (step, epoch,
  * batch, KL cursor, early-stop streak) and a snapshot of the trainables' gradients for the gradient
  * analyses. Loading restores everything needed for a bit-identical continuation on CPU.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { removeStaleTemporaries, writeOutputDir } from "../io/output.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { Optimizer, OptimizerState } from "../optim/optimizer.js";
 import { getRngState, noGrad, setRngState, type Tensor, tidy } from "../tensor/index.js";
@@ -30,31 +32,46 @@ export function latestCheckpoint(outputDir: string): string | null {
   return steps.length === 0 ? null : join(root, steps[steps.length - 1]!);
 }
 
+/**
+ * Removes what killed runs left in `outputDir` and its checkpoints/ (unfinished `step-N.tmp-*`
+ * directories, private temporaries of file writers). Returns the removed paths.
+ */
+export function removeStaleCheckpointTemporaries(outputDir: string): string[] {
+  const checkpoints = join(outputDir, "checkpoints");
+  return [
+    ...removeStaleTemporaries(outputDir).map((name) => join(outputDir, name)),
+    ...removeStaleTemporaries(checkpoints).map((name) => join(checkpoints, name)),
+  ];
+}
+
+/**
+ * Writes the checkpoint of `position`. `rngState` replaces the current RNG state (a checkpoint of an
+ * earlier point, e.g. the last good step before a non-finite one).
+ */
 export function saveCheckpoint(
   outputDir: string,
   position: TrainerPosition,
   trainables: ReadonlyMap<string, Tensor>,
   optimizer: Optimizer<unknown>,
   gradients: ReadonlyMap<string, Tensor>,
+  options: { rngState?: Tensor } = {},
 ): string {
   const final = checkpointDir(outputDir, position.step);
-  const temporary = `${final}.tmp-${process.pid}`;
-  rmSync(temporary, { recursive: true, force: true });
-  mkdirSync(temporary, { recursive: true });
-  tidy(() => {
-    saveSafetensors(join(temporary, "trainable.safetensors"), trainables);
-    const state = optimizer.stateDict();
-    saveSafetensors(join(temporary, "optimizer.safetensors"), state.tensors);
-    for (const t of Object.values(state.tensors)) t.dispose();
-    saveSafetensors(join(temporary, "rng.safetensors"), { cpu: getRngState() });
-    if (gradients.size > 0) saveSafetensors(join(temporary, "gradients.safetensors"), gradients);
-    writeFileSync(
-      join(temporary, "state.json"),
-      `${JSON.stringify({ position, optimizer: { kind: state.kind, groups: state.groups, steps: state.steps } }, null, 2)}\n`,
-    );
-  });
-  rmSync(final, { recursive: true, force: true });
-  renameSync(temporary, final);
+  mkdirSync(join(outputDir, "checkpoints"), { recursive: true });
+  writeOutputDir(final, (temporary) =>
+    tidy(() => {
+      saveSafetensors(join(temporary, "trainable.safetensors"), trainables);
+      const state = optimizer.stateDict();
+      saveSafetensors(join(temporary, "optimizer.safetensors"), state.tensors);
+      for (const t of Object.values(state.tensors)) t.dispose();
+      saveSafetensors(join(temporary, "rng.safetensors"), { cpu: options.rngState ?? getRngState() });
+      if (gradients.size > 0) saveSafetensors(join(temporary, "gradients.safetensors"), gradients);
+      writeFileSync(
+        join(temporary, "state.json"),
+        `${JSON.stringify({ position, optimizer: { kind: state.kind, groups: state.groups, steps: state.steps } }, null, 2)}\n`,
+      );
+    }),
+  );
   return final;
 }
 

@@ -10,66 +10,81 @@ import { parse as parseYaml } from "yaml";
 
 export class RunConfigError extends Data.TaggedError("RunConfigError")<{ readonly message: string; readonly file: string }> {}
 
-const Num = Schema.Number;
 const Opt = Schema.optional;
 
+// Numbers with their ranges: every field below is checked here, so nothing that makes no sense for
+// a run (NaN, infinities, negative counts, fractional batch sizes, betas outside [0, 1)) reaches it.
+const Finite = Schema.Number.check(Schema.isFinite());
+const Count = (minimum: number) => Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(minimum), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER));
+const Positive = Finite.check(Schema.isGreaterThan(0));
+const NonNegative = Finite.check(Schema.isGreaterThanOrEqualTo(0));
+const Fraction = Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1));
+const NonEmpty = Schema.String.check(Schema.isMinLength(1));
+/** Adapter names become directory names under the adapter directory: one plain path component. */
+const AdapterName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, { message: "a plain name (letters, digits, '_', '.', '-')" }));
+
 const LoraSection = Schema.Struct({
-  r: Num,
-  alpha: Num,
+  r: Count(1),
+  alpha: Positive,
   use_rslora: Opt(Schema.Boolean),
-  dropout: Opt(Num),
-  target_modules: Schema.Union([Schema.Array(Schema.String), Schema.String]),
-  layers_to_transform: Opt(Schema.NullOr(Schema.Array(Num))),
+  dropout: Opt(Fraction),
+  target_modules: Schema.Union([Schema.Array(NonEmpty).check(Schema.isMinLength(1)), NonEmpty]),
+  layers_to_transform: Opt(Schema.NullOr(Schema.Array(Count(0)).check(Schema.isMinLength(1)))),
   init_b: Opt(Schema.Literals(["zeros", "random"])),
   /** Several adapters at once: this section repeated with names, e.g. nine rank-1 adapters. */
-  name: Opt(Schema.String),
+  name: Opt(AdapterName),
 });
 
 const RunConfigSchema = Schema.Struct({
-  model: Schema.String,
-  output_dir: Schema.String,
+  model: NonEmpty,
+  output_dir: NonEmpty,
   method: Schema.Literals(["lora", "full", "steering"]),
-  lora: Opt(Schema.Union([LoraSection, Schema.Array(LoraSection)])),
-  steering: Opt(Schema.Struct({ layer: Num, site: Opt(Schema.Literals(["down_proj", "resid_post"])), alpha: Opt(Num) })),
+  lora: Opt(Schema.Union([LoraSection, Schema.Array(LoraSection).check(Schema.isMinLength(1))])),
+  steering: Opt(Schema.Struct({ layer: Count(0), site: Opt(Schema.Literals(["down_proj", "resid_post"])), alpha: Opt(Finite) })),
   full: Opt(Schema.Struct({ parameters: Opt(Schema.String) })),
   data: Schema.Struct({
-    train: Schema.String,
-    eval: Opt(Schema.String),
-    eval_fraction: Opt(Num),
-    max_length: Opt(Num),
+    train: NonEmpty,
+    eval: Opt(NonEmpty),
+    eval_fraction: Opt(Fraction),
+    /** At least 2: a causal LM predicts token i+1 from token i. Too short for a row's template is caught at tokenization. */
+    max_length: Opt(Count(2)),
     loss_on: Opt(Schema.Literals(["assistant", "all"])),
     system_prompt: Opt(Schema.NullOr(Schema.String)),
     skip_invalid: Opt(Schema.Boolean),
-    bucket_window: Opt(Num),
+    bucket_window: Opt(Count(0)),
   }),
   kl: Opt(
     Schema.Struct({
-      data: Schema.String,
-      weight: Num,
-      batch_size: Opt(Num),
+      data: NonEmpty,
+      weight: NonNegative,
+      batch_size: Opt(Count(1)),
       normalization: Opt(Schema.Literals(["token", "token_vocab"])),
     }),
   ),
   training: Opt(
     Schema.Struct({
-      epochs: Opt(Num),
-      max_steps: Opt(Schema.NullOr(Num)),
-      batch_size: Opt(Num),
-      gradient_accumulation: Opt(Num),
-      lr: Opt(Num),
+      epochs: Opt(Count(1)),
+      max_steps: Opt(Schema.NullOr(Count(1))),
+      batch_size: Opt(Count(1)),
+      gradient_accumulation: Opt(Count(1)),
+      lr: Opt(Positive),
       schedule: Opt(Schema.Literals(["constant", "linear", "cosine"])),
-      warmup_steps: Opt(Num),
-      weight_decay: Opt(Num),
-      betas: Opt(Schema.Tuple([Num, Num])),
-      eps: Opt(Num),
-      max_grad_norm: Opt(Schema.NullOr(Num)),
-      seed: Opt(Num),
-      save_steps: Opt(Num),
-      eval_steps: Opt(Schema.NullOr(Num)),
-      early_stop: Opt(Schema.NullOr(Schema.Struct({ loss_below: Num, patience: Num }))),
+      warmup_steps: Opt(Count(0)),
+      weight_decay: Opt(NonNegative),
+      betas: Opt(Schema.Tuple([Fraction, Fraction])),
+      eps: Opt(Positive),
+      /** null: no clipping. 0 would zero every update. */
+      max_grad_norm: Opt(Schema.NullOr(Positive)),
+      /** Seeds are 32-bit: larger ones would collide modulo 2^32. */
+      seed: Opt(Count(0).check(Schema.isLessThanOrEqualTo(2 ** 32 - 1))),
+      save_steps: Opt(Count(1)),
+      eval_steps: Opt(Schema.NullOr(Count(1))),
+      early_stop: Opt(Schema.NullOr(Schema.Struct({ loss_below: Finite, patience: Count(0) }))),
       dtype: Opt(Schema.Literals(["f32", "bf16", "f16"])),
       gradient_checkpointing: Opt(Schema.Boolean),
-      device: Opt(Schema.String),
+      device: Opt(NonEmpty),
+      /** A non-finite loss or gradient: "error" stops the run after checkpointing the last good step; "skip" drops that step's update. */
+      on_nonfinite: Opt(Schema.Literals(["error", "skip"])),
     }),
   ),
 });
@@ -99,6 +114,7 @@ export const defaults = {
     dtype: "f32" as const,
     gradient_checkpointing: false,
     device: "cpu",
+    on_nonfinite: "error" as "error" | "skip",
   },
   lora: { use_rslora: false, dropout: 0, layers_to_transform: null as number[] | null, init_b: "zeros" as const },
   steering: { site: "down_proj" as const, alpha: 1 },
@@ -113,7 +129,12 @@ export interface RunConfig {
   full: { parameters: string | null };
   data: Required<Omit<RawRunConfig["data"], "eval" | "system_prompt">> & { eval: string | null; system_prompt: string | null };
   kl: { data: string; weight: number; batch_size: number; normalization: "token" | "token_vocab" } | null;
-  training: typeof defaults.training & { dtype: "f32" | "bf16" | "f16" };
+  training: typeof defaults.training & { dtype: "f32" | "bf16" | "f16"; on_nonfinite: "error" | "skip" };
+}
+
+/** The fields of `section` that are set (a key holding undefined keeps the default). */
+function given<T extends object>(section: T | undefined): T {
+  return Object.fromEntries(Object.entries(section ?? {}).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Decodes and resolves a config object; `file` names the source in errors. */
@@ -131,22 +152,31 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   if (c.method === "lora" && !c.lora) problem("method lora needs a lora section");
   if (c.method === "steering" && !c.steering) problem("method steering needs a steering section");
   const loraSections = c.lora === undefined ? [] : Array.isArray(c.lora) ? c.lora : [c.lora as typeof LoraSection.Type];
-  const training = { ...defaults.training, ...c.training } as RunConfig["training"];
-  if (training.batch_size < 1 || training.gradient_accumulation < 1) problem("training.batch_size and gradient_accumulation must be >= 1");
+  const training = { ...defaults.training, ...given(c.training) } as RunConfig["training"];
+  const names = loraSections.map((l) => l.name);
+  const named = names.filter((n) => n !== undefined);
+  if (new Set(named).size !== named.length) problem("lora: adapter names must be distinct");
+  if (c.full?.parameters !== undefined) {
+    try {
+      new RegExp(c.full.parameters);
+    } catch (error) {
+      problem(`full.parameters: not a regular expression (${(error as Error).message})`);
+    }
+  }
   return {
     model: c.model,
     output_dir: c.output_dir,
     method: c.method,
     lora: loraSections.map((l, i) => ({
       ...defaults.lora,
-      ...l,
+      ...given(l),
       name: l.name ?? (loraSections.length === 1 ? "default" : `adapter_${i}`),
       layers_to_transform: l.layers_to_transform ?? null,
     })) as RunConfig["lora"],
-    steering: c.steering ? { ...defaults.steering, ...c.steering } : null,
+    steering: c.steering ? { ...defaults.steering, ...given(c.steering) } : null,
     full: { parameters: c.full?.parameters ?? null },
-    data: { ...defaults.data, ...c.data, eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
-    kl: c.kl ? { ...defaults.kl, ...c.kl } : null,
+    data: { ...defaults.data, ...given(c.data), eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
+    kl: c.kl ? { ...defaults.kl, ...given(c.kl) } : null,
     training,
   };
 }

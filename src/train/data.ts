@@ -72,6 +72,8 @@ export interface Example {
   ids: number[];
   /** Target ids where the loss applies, -100 elsewhere (unshifted: the loss shifts). */
   labels: number[];
+  /** Where the row came from (`file:line`), for errors. */
+  source?: string;
 }
 
 export function tokenizeExample(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: TokenizeOptions = {}): Example {

@@ -5,7 +5,7 @@
  * cached, and an entry is used only when its raw alternatives pass the reply checks and give back its
  * score (a damaged or poisoned line is a miss: the call is made again). Reading never changes the file.
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { redactSecrets } from "./redact.js";
 import { type JudgeScore, parseTopLogprobs, scoreFromTopLogprobs } from "./score.js";
@@ -26,6 +26,7 @@ function validEntry(entry: unknown): JudgeScore | null {
     return null;
   }
 }
+import { appendOutputFile } from "../../io/output.js";
 
 export class JudgeCache {
   private readonly entries = new Map<string, JudgeScore>();
@@ -71,7 +72,7 @@ export class JudgeCache {
     if (!this.path) return;
     const top = score.top.map((t) => ({ token: redactSecrets(t.token), logprob: t.logprob }));
     const line = JSON.stringify({ key, model: redactSecrets(model), score: score.score, numericMass: score.numericMass, top });
-    appendFileSync(this.path, `${this.needsNewline ? "\n" : ""}${line}\n`);
+    appendOutputFile(this.path, `${this.needsNewline ? "\n" : ""}${line}\n`);
     this.needsNewline = false;
   }
 

