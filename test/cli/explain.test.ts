@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ResultsFile } from "../../src/eval/results.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { tensor } from "../../src/tensor/index.js";
 import { makeTinyModel } from "../analysis/tiny-model.js";
@@ -118,6 +119,33 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     const noScale = emlab([...base, "--steering", directionFile]);
     expect(noScale.status).toBe(2);
     expect(noScale.stderr).toMatch(/needs --scale/);
+  });
+
+  it("eval --no-judge and chat take --steering too (attached: announced on stderr)", () => {
+    const { modelDir, work: modelWork } = makeTinyModel("emlab-explain-steer-");
+    try {
+      const vectorFile = join(work, "tiny-vector.safetensors");
+      const v = tensor(Float32Array.from({ length: 32 }, () => 1));
+      saveSafetensors(vectorFile, { vector: v }, { layer: "2", site: "down_proj", alpha: "3" });
+      v.dispose();
+      const questions = join(work, "steer-one.yaml");
+      writeFileSync(questions, readFileSync(QUESTIONS, "utf8").split("\n- id:").slice(0, 2).join("\n- id:"));
+      const out = join(work, "steered.csv");
+      const e = emlab(["eval", "--model", modelDir, "--questions", questions, "--out", out, "--samples", "1", "--max-new-tokens", "2", "--no-judge", "--steering", vectorFile, "--scale", "5"]);
+      expect(e.status, e.stderr).toBe(0);
+      expect(e.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 5`);
+      expect(ResultsFile.open(out, { mustExist: true }).rows.length).toBeGreaterThan(0);
+      const r = spawnSync(process.execPath, ["bin/emlab.js", "chat", "--model", modelDir, "--max-new-tokens", "2", "--steering", vectorFile], {
+        encoding: "utf8",
+        env: bareEnv(),
+        input: "hello\n/exit\n",
+        timeout: 180_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 3`);
+    } finally {
+      rmSync(modelWork, { recursive: true, force: true });
+    }
   });
 
   it("eval and judge without credentials fail before loading the model or writing a file", () => {
