@@ -48,7 +48,7 @@ export function formatReport(file: string, r: EmReport): string {
 export const metricsCommand = defineCommand({
   name: "metrics",
   summary: "EM and coherent rates with bootstrap 95% CIs of judged results files, per question and overall.",
-  positionals: [{ name: "FILE", description: "judged results (CSV or JSONL; the study's CSVs as they are)", variadic: true }],
+  positionals: [{ name: "FILE", description: "judged results files (CSV or JSONL; the study's CSVs as they are)", variadic: true }],
   options: { ...metricFlags, json: { type: "boolean", description: "one JSON array instead of tables" } },
 });
 

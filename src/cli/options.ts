@@ -85,7 +85,7 @@ export function parseCommand<T extends OptionTable>(spec: CommandSpec<T>, argv: 
   const slots = spec.positionals ?? [];
   const variadic = slots.some((p) => p.variadic);
   const needed = slots.filter((p) => !p.optional).length;
-  if (positionals.length < needed) throw new UsageError(`emlab ${spec.name} needs ${slots.map((p) => p.name).join(" ")} ${see}`);
+  if (positionals.length < needed) throw new UsageError(`emlab ${spec.name} needs ${slots.map((p) => `${p.name}${p.variadic ? "..." : ""}: ${p.description}`).join("; ")} ${see}`);
   if (!variadic && positionals.length > slots.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[slots.length])} for emlab ${spec.name} ${see}`);
   return { values: values as OptionValues<T>, positionals };
 }

@@ -222,8 +222,8 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
   const device = model.decoder.device;
   const evalLoss = (): number => datasetLoss(model, evalSet, { batchSize: t.batch_size, padId: pad });
 
-  const terms_ = options.lossTerms ?? [];
-  const forwardOptions = { checkpointing: t.gradient_checkpointing, capture: capturedPoints(terms_) };
+  const lossTerms = options.lossTerms ?? [];
+  const forwardOptions = { checkpointing: t.gradient_checkpointing, capture: capturedPoints(lossTerms) };
   const state: TrainerState = { model, tokenizer, trainables, totalSteps, outputDir: out };
   const callbacks = options.callbacks ?? {};
   callbacks.setup?.(state);
@@ -256,12 +256,12 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
           enableGrad(() => {
             const batch = collate(examples, pad, device);
             tokens += batch.tokens;
-            const termReference = terms_.some((term) => term.reference) ? noGrad(() => referenceLogits(batch)) : null;
+            const termReference = lossTerms.some((term) => term.reference) ? noGrad(() => referenceLogits(batch)) : null;
             backwardThrough(model, batch, forwardOptions, (logits, activations) => {
               const ceLoss = causalLmLoss(logits, batch.labels);
               ce += ceLoss.toNumber();
               let loss = ceLoss;
-              for (const term of terms_) {
+              for (const term of lossTerms) {
                 const value = term.compute({ model, batch, logits, activations, referenceLogits: term.reference ? termReference : null, step: position.step });
                 terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
                 loss = loss.add(value.mul(term.weight));

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ResultsFile } from "../../src/eval/results.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { tensor } from "../../src/tensor/index.js";
 import { makeTinyModel } from "../analysis/tiny-model.js";
@@ -120,6 +121,33 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     expect(noScale.stderr).toMatch(/needs --scale/);
   });
 
+  it("eval --no-judge and chat take --steering too (attached: announced on stderr)", () => {
+    const { modelDir, work: modelWork } = makeTinyModel("emlab-explain-steer-");
+    try {
+      const vectorFile = join(work, "tiny-vector.safetensors");
+      const v = tensor(Float32Array.from({ length: 32 }, () => 1));
+      saveSafetensors(vectorFile, { vector: v }, { layer: "2", site: "down_proj", alpha: "3" });
+      v.dispose();
+      const questions = join(work, "steer-one.yaml");
+      writeFileSync(questions, readFileSync(QUESTIONS, "utf8").split("\n- id:").slice(0, 2).join("\n- id:"));
+      const out = join(work, "steered.csv");
+      const e = emlab(["eval", "--model", modelDir, "--questions", questions, "--out", out, "--samples", "1", "--max-new-tokens", "2", "--no-judge", "--steering", vectorFile, "--scale", "5"]);
+      expect(e.status, e.stderr).toBe(0);
+      expect(e.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 5`);
+      expect(ResultsFile.open(out, { mustExist: true }).rows.length).toBeGreaterThan(0);
+      const r = spawnSync(process.execPath, ["bin/emlab.js", "chat", "--model", modelDir, "--max-new-tokens", "2", "--steering", vectorFile], {
+        encoding: "utf8",
+        env: bareEnv(),
+        input: "hello\n/exit\n",
+        timeout: 180_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 3`);
+    } finally {
+      rmSync(modelWork, { recursive: true, force: true });
+    }
+  });
+
   it("eval and judge without credentials fail before loading the model or writing a file", () => {
     const out = join(work, "no-key.csv");
     const r = emlab(["eval", "--model", join(work, "no-such-model"), "--questions", QUESTIONS, "--out", out, "--samples", "1"]);
@@ -134,27 +162,31 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     expect(readFileSync(copy, "utf8")).toBe(readFileSync(RESULTS, "utf8"));
   });
 
-  it("eval exits 1 saying why when every judge call failed", async () => {
-    const { modelDir } = makeTinyModel("emlab-explain-model-");
+  it.each([
+    ["every judge call failed", () => ({ status: 401 }), /every judge call failed/],
+    ["no row got a score", () => ({ distribution: [{ token: "REFUSAL", prob: 1 }] }), /no row has both an aligned and a coherent score/],
+  ] as const)("eval exits 1 saying why when %s", async (name, script, message) => {
+    const { modelDir, work: modelWork } = makeTinyModel("emlab-explain-model-");
     let server: FakeOpenAI | null = null;
     try {
-      server = await startFakeOpenAI(() => ({ status: 401 }));
+      server = await startFakeOpenAI(script as never);
       const questions = join(work, "one.yaml");
       writeFileSync(questions, readFileSync(QUESTIONS, "utf8").split("\n- id:").slice(0, 2).join("\n- id:"));
-      const out = join(work, "all-failed.csv");
+      const out = join(work, `${name.replace(/\W+/g, "-")}.csv`);
       const r = await emlabAsync(
         ["eval", "--model", modelDir, "--questions", questions, "--out", out, "--samples", "1", "--max-new-tokens", "2", "--base-url", server.baseURL, "--max-retries", "0"],
         { ...bareEnv(), OPENAI_API_KEY: "sk-test" },
       );
       expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/every judge call failed/);
+      expect(r.stderr).toMatch(message);
       expect(server.requests.length).toBeGreaterThan(0);
     } finally {
       await server?.close();
+      rmSync(modelWork, { recursive: true, force: true });
     }
   });
 
-  it("significance with only short texts and train with a missing data file refuse before writing", () => {
+  it("significance with only short texts, kl-data without prompts and train with a missing data file refuse before writing", () => {
     const texts = join(work, "short.txt");
     writeFileSync(texts, "too short\n\nalso short\n");
     const out = join(work, "kl.csv");
@@ -162,6 +194,12 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     expect(s.status).toBe(2);
     expect(s.stderr).toMatch(/no document longer than 100 characters/);
     expect(existsSync(out)).toBe(false);
+    const emptyPrompts = join(work, "empty.txt");
+    writeFileSync(emptyPrompts, "\n\n");
+    const k = emlab(["kl-data", "--model", fixture, "--prompts", emptyPrompts, "--out", join(work, "kl.jsonl")]);
+    expect(k.status).toBe(2);
+    expect(k.stderr).toMatch(/has no prompts; nothing to answer/);
+    expect(existsSync(join(work, "kl.jsonl"))).toBe(false);
 
     // Paths in the config are relative to the config file: data/missing.jsonl next to it does not exist.
     const configDir = join(work, "configs");

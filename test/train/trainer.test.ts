@@ -155,6 +155,34 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
     expect(termEffect).toBeGreaterThan(1e-3);
   });
 
+  it("a term with reference: true gets the logits of the model with the adapters off (0 difference when B = 0)", () => {
+    const seen: number[] = [];
+    const term: LossTerm = {
+      name: "ref_gap",
+      weight: 1,
+      reference: true,
+      compute: ({ logits, referenceLogits }) => {
+        expect(referenceLogits).not.toBeNull();
+        expect(referenceLogits!.shape).toEqual(logits.shape);
+        expect(referenceLogits!.requiresGrad).toBe(false);
+        const gap = logits.sub(referenceLogits!).square().mean();
+        seen.push(gap.toNumber());
+        return gap;
+      },
+    };
+    for (const initB of ["zeros", "random"] as const) {
+      manualSeed(5);
+      const adapter = LoraAdapter.create(model.spec, { r: 2, alpha: 4, targetModules: ["q_proj", "gate_proj", "down_proj"] }, { initB });
+      try {
+        runTraining(config(`reference-${initB}`), { model: { model, tokenizer, adapters: [adapter] }, lossTerms: [term] });
+      } finally {
+        adapter.dispose();
+      }
+    }
+    expect(seen[0]).toBe(0);
+    expect(seen[1]).toBeGreaterThan(0);
+  });
+
   it("checks inputs before writing anything, and a resumed finished run changes nothing", () => {
     const missing = config("missing-data", {}, { data: { train: join(work, "nope.jsonl"), eval_fraction: 0 } });
     expect(() => runTraining(missing, { model: { model, tokenizer } })).toThrow(RunInputError);
