@@ -17,7 +17,7 @@ import { causalLmLoss } from "../nn/losses.js";
 import { AdamW, clipGradNorm } from "../optim/index.js";
 import { type Device, enableGrad, getRngState, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
-import { latestCheckpoint, loadCheckpoint, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
+import { checkpointDir, latestCheckpoint, loadCheckpoint, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
 import { type Batch, collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
 import { assertLabelledBatches, NonFiniteStepError, nonFiniteIn } from "../train/guards.js";
@@ -261,7 +261,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       const nonFinite = nonFiniteIn({ ce, ...(config.kl ? { kl } : {}), ...terms, grad_norm: gradNorm });
       if (nonFinite !== null && t.on_nonfinite === "error") {
         optimizer.zeroGrad();
-        const saved = saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
+        // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
+        const regular = checkpointDir(out, lastGood.step);
+        const saved = existsSync(regular) ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
         throw new NonFiniteStepError({
           message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
           step: position.step + 1,
