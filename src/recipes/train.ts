@@ -288,7 +288,9 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       const nonFinite = nonFiniteIn({ ce, ...(config.kl ? { kl } : {}), ...terms, grad_norm: gradNorm });
       if (nonFinite !== null && t.on_nonfinite === "error") {
         optimizer.zeroGrad();
-        const saved = saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
+        // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
+        const regular = checkpointDir(out, lastGood.step);
+        const saved = existsSync(regular) ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
         throw new NonFiniteStepError({
           message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
           step: position.step + 1,

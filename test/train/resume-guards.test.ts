@@ -148,6 +148,16 @@ describe("non-finite steps", () => {
     expect(sameBytes(adapterFile(cfg.output_dir), adapterFile(straight.output_dir))).toBe(true);
   });
 
+  it("a NaN loss right after a regular checkpoint keeps that checkpoint as it is (gradient snapshot included)", () => {
+    const cfg = config("nan-after-save", { max_steps: 3 });
+    const error = thrown(() => runTraining(cfg, { lossTerms: [nanAt(2)] }));
+    expect(error).toBeInstanceOf(NonFiniteStepError);
+    expect((error as NonFiniteStepError).checkpoint).toBe(join(cfg.output_dir, "checkpoints", "step-000002"));
+    expect(readdirSync(join(cfg.output_dir, "checkpoints", "step-000002")).sort()).toEqual(
+      ["gradients.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json", "trainable.safetensors"],
+    );
+  });
+
   it("on_nonfinite: skip drops the step's update (weights and moments as before it) and logs it as skipped", () => {
     const cfg = config("nan-skip", { save_steps: 1, on_nonfinite: "skip" });
     const before = liveTensorCount();
