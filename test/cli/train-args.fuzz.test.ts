@@ -1,7 +1,8 @@
 // Property-based test of `emlab train`'s argument parsing (src/cli/train.ts): argument lists built from
 // option-like tokens, arbitrary strings and config files that are missing, unreadable, malformed or
-// out of range. None of them may start a run: each ends in a usage error (exit 2) or a typed error
-// naming the file (exit 1), classified as main() classifies them; nothing is written. A few of the
+// out of range. None of them may start a run: each ends in a usage error (exit 2), a typed error
+// naming the file (exit 1), or with --help / -h the help text (exit 0), classified as main()
+// classifies them; nothing is written. A few of the
 // cases also run through bin/emlab.js in a child process to check the exit codes for real.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -40,13 +41,21 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-type Outcome = "usage" | "typed" | "ran" | "crash";
+type Outcome = "usage" | "typed" | "help" | "ran" | "crash";
 
-/** How main() would report `argv`: usage (exit 2), a typed error (exit 1), or anything else. */
+const asksForHelp = (argv: readonly string[]): boolean => argv.some((a) => a === "--help" || a === "-h");
+
+/** How main() would report `argv`: usage (exit 2), a typed error (exit 1), help printed (exit 0), or anything else. */
 function outcomeOf(argv: string[]): { outcome: Outcome; error?: unknown } {
   try {
-    runTrain(argv);
-    return { outcome: "ran" };
+    const write = process.stdout.write;
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    try {
+      runTrain(argv);
+    } finally {
+      process.stdout.write = write;
+    }
+    return { outcome: asksForHelp(argv) ? "help" : "ran" };
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return { outcome: "usage", error };
     if (typeof (error as { _tag?: unknown })._tag === "string") return { outcome: "typed", error };
@@ -62,19 +71,19 @@ const token = fc.oneof(
 
 describe("train argument fuzz", () => {
   it("random argument lists with invalid configs: a usage or typed error, never a run, nothing written", () => {
-    const seen: Record<Outcome, number> = { usage: 0, typed: 0, ran: 0, crash: 0 };
+    const seen: Record<Outcome, number> = { usage: 0, typed: 0, help: 0, ran: 0, crash: 0 };
     fc.assert(
       fc.property(fc.array(fc.oneof(token, fc.constantFrom(...configs)), { maxLength: 5 }), (argv) => {
         const { outcome, error } = outcomeOf(argv);
         seen[outcome]++;
-        expect(outcome === "usage" || outcome === "typed", `${JSON.stringify(argv)}: ${String(error)}`).toBe(true);
+        expect(outcome === "usage" || outcome === "typed" || outcome === "help", `${JSON.stringify(argv)}: ${String(error)}`).toBe(true);
         expect(existsSync(outputDir())).toBe(false);
       }),
       fuzzParameters(400),
     );
     expect(seen.usage).toBeGreaterThan(0);
     expect(seen.typed).toBeGreaterThan(0);
-    console.log(`train argument fuzz: ${seen.usage} usage errors, ${seen.typed} typed errors, ${seen.ran} runs, ${seen.crash} crashes`);
+    console.log(`train argument fuzz: ${seen.usage} usage errors, ${seen.typed} typed errors, ${seen.help} help texts, ${seen.ran} runs, ${seen.crash} crashes`);
   });
 
   it("each invalid config alone is a typed error naming its file", () => {
