@@ -5,12 +5,11 @@
  * short, is a ResultsFileError naming the line. Only the writer resuming its own file (`resume`)
  * repairs a cut-off last record (an incomplete record at the very end, without newline), and it first
  * moves that tail aside into `<file>.damaged-<time>`; a malformed record anywhere else stops it too.
- * Appends are whole lines; rewrites (adding judge columns) go through an exclusively created
- * temporary file and a rename (temporaries left by a killed rewrite are removed by the next one).
+ * Appends are whole lines; rewrites (adding judge columns) go through io/output.ts (a private
+ * temporary beside the file, then a rename).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { Data } from "effect";
 import { appendOutputFile, writeOutputFile } from "../io/output.js";
 import { CsvSyntaxError, formatCsvRow, parseCsv } from "./csv.js";
@@ -137,34 +136,8 @@ export class ResultsFile {
     for (const c of newColumns) if (!this.columns.includes(c)) this.columns.push(c);
     this.rows = [...rows];
     const body = (this.format === "csv" ? formatCsvRow(this.columns) : "") + this.rows.map((r) => this.line(r)).join("");
-    removeStaleTemporaries(this.path);
     writeOutputFile(this.path, body);
     this.needsNewline = false;
-  }
-}
-
-/** Removes `<path>.tmp-<pid>-<hex>` files left by rewrites of processes that no longer run (killed mid-rewrite). */
-function removeStaleTemporaries(path: string): void {
-  const pattern = new RegExp(`^${basename(path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.tmp-(\\d+)-[0-9a-f]{16}$`);
-  let names: string[];
-  try {
-    names = readdirSync(dirname(path));
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const pid = pattern.exec(name)?.[1];
-    if (pid === undefined || Number(pid) === process.pid || isRunning(Number(pid))) continue;
-    rmSync(join(dirname(path), name), { force: true });
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -565,29 +565,3 @@ describe("JSONL field order", () => {
     expect(Object.keys(JSON.parse(line))).toEqual(["response", "question", "question_id", "aligned", "aligned_error", "coherent", "coherent_raw", "extra"]);
   });
 });
-
-describe("temporaries of a killed rewrite", () => {
-  it("the next rewrite removes those of processes no longer running, and keeps those of running ones", () => {
-    const path = fresh("csv");
-    const file = ResultsFile.resume(path);
-    file.append([row(0)]);
-    let dead = 4_000_000;
-    for (;;) {
-      try {
-        process.kill(dead, 0);
-        dead--;
-      } catch {
-        break;
-      }
-    }
-    const stale = `${path}.tmp-${dead}-0123456789abcdef`;
-    const live = `${path}.tmp-1-0123456789abcdef`; // pid 1 always runs
-    const unrelated = `${path}.tmp-${dead}-not-ours`;
-    for (const p of [stale, live, unrelated]) writeFileSync(p, "partial");
-    file.rewrite([row(0, { aligned: 1 })], ["aligned"]);
-    expect(existsSync(stale)).toBe(false);
-    expect(existsSync(live)).toBe(true);
-    expect(existsSync(unrelated)).toBe(true);
-    for (const p of [live, unrelated]) rmSync(p);
-  });
-});

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { appendOutputFile } from "../../io/output.js";
 import { redactSecrets } from "./redact.js";
 import { type JudgeScore, parseTopLogprobs, scoreFromTopLogprobs } from "./score.js";
 
@@ -26,7 +27,6 @@ function validEntry(entry: unknown): JudgeScore | null {
     return null;
   }
 }
-import { appendOutputFile } from "../../io/output.js";
 
 export class JudgeCache {
   private readonly entries = new Map<string, JudgeScore>();
