@@ -2,15 +2,18 @@
  * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks,
  * Hugging Face models, hooks, tokenizers and generation.
  */
+export * from "./adapters/adapter-dirs.js";
 export * from "./adapters/adapter-set.js";
 export * from "./analysis/activations.js";
 export * from "./analysis/directions.js";
+export * from "./analysis/documents.js";
 export * from "./analysis/experiments.js";
 export * from "./analysis/files.js";
 export * from "./analysis/gradients.js";
 export * from "./analysis/interventions.js";
 export * from "./analysis/loss.js";
 export * from "./analysis/monitor.js";
+export * from "./analysis/python-random.js";
 export * from "./analysis/rescale.js";
 export * from "./adapters/lora.js";
 export * from "./adapters/peft.js";
@@ -33,6 +36,7 @@ export * from "./hooks/interventions.js";
 export * from "./hooks/points.js";
 export * from "./hooks/registry.js";
 export * from "./io/safetensors.js";
+export * from "./io/torch-file.js";
 export * from "./models/errors.js";
 export * from "./models/hf-config.js";
 export * from "./models/load.js";

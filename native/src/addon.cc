@@ -21,6 +21,7 @@ void registerAutograd(Napi::Env, Napi::Object);
 void registerOptim(Napi::Env, Napi::Object);
 void registerDevice(Napi::Env, Napi::Object);
 void registerFiles(Napi::Env, Napi::Object);
+void registerPickle(Napi::Env, Napi::Object);
 void registerBench(Napi::Env, Napi::Object);
 }  // namespace emlab
 
@@ -55,6 +56,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   emlab::registerOptim(env, exports);
   emlab::registerDevice(env, exports);
   emlab::registerFiles(env, exports);
+  emlab::registerPickle(env, exports);
   emlab::registerBench(env, exports);
   return exports;
 }

@@ -1,26 +1,46 @@
 /**
- * Norm manipulations of learned solutions: rescaling a steering vector or a LoRA adapter (rank 1:
- * scale B; rank > 1: each module's ||BA||_F brought to a common target by scaling B, as docs/study.md
- * §1.6 describes), and the orthogonal norm-preserving perturbation x' = sqrt(1 - eps^2) x + eps y with
+ * Norm manipulations of learned solutions: rescaling a steering vector or a LoRA solution (one adapter
+ * or several as one) with our semantics or the study's (RescaleMode, docs/study.md §1.6), and the
+ * orthogonal norm-preserving perturbation x' = sqrt(1 - eps^2) x + eps y with
  * y orthogonal to x and ||y|| = ||x|| (§1.7). Functions act in place and return restore callbacks.
  */
 import type { LoraAdapter } from "../adapters/lora.js";
 import { keep, manualSeed, noGrad, randnLike, type Tensor, tidy } from "../tensor/index.js";
 
-/** ||B A||_F of each module of the adapter (without the LoRA scale). */
-export function moduleNorms(adapter: LoraAdapter): Map<string, number> {
+/** One adapter or several treated as one solution (e.g. nine rank-1 adapters). */
+export type AdapterSolution = LoraAdapter | readonly LoraAdapter[];
+
+const listOf = (a: AdapterSolution): readonly LoraAdapter[] => (a instanceof Array ? a : [a as LoraAdapter]);
+
+/**
+ * How an adapter's norm is read and set (docs/study.md §1.6, §3):
+ * - "ours": rank 1 (every adapter): the norm is ||B|| over all modules and rescaling multiplies every B
+ *   by one factor (relative module norms kept); rank > 1: as the study's.
+ * - "study": the norm is the mean module ||BA||_F; rank > 1 sets each module's ||BA||_F to the target
+ *   ('effective'), rank 1 sets each module's ||B|| to the target ('matrix', stability/utils.py).
+ */
+export type RescaleMode = "ours" | "study";
+
+/** ||B A||_F of each module (without the LoRA scale); keys are module names, prefixed `adapter/` when several adapters are given. */
+export function moduleNorms(adapters: AdapterSolution): Map<string, number> {
+  const list = listOf(adapters);
   const out = new Map<string, number>();
-  for (const [module, m] of adapter.modules) out.set(module, tidy(() => m.B.matmul(m.A).norm().toNumber()));
+  for (const adapter of list) {
+    for (const [module, m] of adapter.modules) out.set(list.length > 1 ? `${adapter.name}/${module}` : module, tidy(() => m.B.matmul(m.A).norm().toNumber()));
+  }
   return out;
 }
 
-/** The adapter's reference norm: ||B|| for rank 1, else the mean module ||BA||_F. */
-export function adapterNorm(adapter: LoraAdapter): number {
-  if (adapter.config.r === 1) {
-    const squares = [...adapter.modules.values()].reduce((s, m) => s + tidy(() => m.B.square().sum().toNumber()), 0);
+const allRank1 = (list: readonly LoraAdapter[]) => list.every((a) => a.config.r === 1);
+
+/** The solution's reference norm under `mode` (see RescaleMode). */
+export function adapterNorm(adapters: AdapterSolution, mode: RescaleMode = "ours"): number {
+  const list = listOf(adapters);
+  if (mode === "ours" && allRank1(list)) {
+    const squares = list.flatMap((a) => [...a.modules.values()]).reduce((s, m) => s + tidy(() => m.B.square().sum().toNumber()), 0);
     return Math.sqrt(squares);
   }
-  const norms = [...moduleNorms(adapter).values()];
+  const norms = [...moduleNorms(list).values()];
   return norms.reduce((a, b) => a + b, 0) / norms.length;
 }
 
@@ -33,20 +53,27 @@ export function snapshot(tensors: readonly Tensor[]): () => void {
   };
 }
 
+/** Every B matrix of the solution (what rescaling changes). */
+export const bMatrices = (adapters: AdapterSolution): Tensor[] => listOf(adapters).flatMap((a) => [...a.modules.values()].map((m) => m.B));
+
 /**
- * Rescales the adapter so its reference norm becomes `target`: rank 1 scales every B by
- * target / ||B||; rank > 1 scales each module's B so its ||BA||_F equals target.
+ * Rescales the solution so its norm under `mode` becomes `target`: "ours" rank 1 multiplies every B by
+ * target / ||B||; otherwise each module's B is scaled so its ||BA||_F (rank > 1, or "ours") or, with
+ * "study" and rank 1, its ||B|| equals target.
  */
-export function rescaleAdapter(adapter: LoraAdapter, target: number): void {
+export function rescaleAdapter(adapters: AdapterSolution, target: number, mode: RescaleMode = "ours"): void {
+  const list = listOf(adapters);
   noGrad(() => {
-    if (adapter.config.r === 1) {
-      const current = adapterNorm(adapter);
-      for (const m of adapter.modules.values()) m.B.mul_(current === 0 ? 0 : target / current);
+    if (mode === "ours" && allRank1(list)) {
+      const current = adapterNorm(list, "ours");
+      for (const B of bMatrices(list)) B.mul_(current === 0 ? 0 : target / current);
       return;
     }
-    for (const [module, norm] of moduleNorms(adapter)) {
-      const m = adapter.modules.get(module)!;
-      m.B.mul_(norm === 0 ? 0 : target / norm);
+    for (const adapter of list) {
+      for (const m of adapter.modules.values()) {
+        const norm = tidy(() => (mode === "study" && adapter.config.r === 1 ? m.B.norm() : m.B.matmul(m.A).norm()).toNumber());
+        m.B.mul_(norm === 0 ? 0 : target / norm);
+      }
     }
   });
 }

@@ -1,12 +1,15 @@
-/** The options every model command shares: --model, --adapter (a PEFT LoRA directory), --dtype, --device. */
-import { loadPeftAdapter } from "../adapters/peft.js";
+/**
+ * The options every model command shares: --model, --adapter (a PEFT LoRA directory, a comma list of
+ * them, or a run directory holding several: all are applied), --dtype, --device.
+ */
+import { attachPeftAdapters } from "../adapters/adapter-dirs.js";
 import { loadModel, type LoadedModel } from "../models/load.js";
 import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/index.js";
 import { required, UsageError } from "./args.js";
 
 export const modelOptions = {
   model: { type: "string", value: "DIR", required: true, description: "local Hugging Face model directory (config.json, safetensors weights, tokenizer)" },
-  adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter directory applied on top of the model" },
+  adapter: { type: "string", value: "SPEC", description: "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution" },
   dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
   device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
 } as const;
@@ -26,12 +29,11 @@ export function openModel(values: { model?: string; adapter?: string; dtype?: st
   const model = loadModel(dir, { dtype, device });
   if (values.adapter === undefined) return model;
   try {
-    const adapter = loadPeftAdapter(values.adapter, model);
-    model.decoder.adapters.attach(adapter);
+    const adapters = attachPeftAdapters(values.adapter, model);
     return {
       ...model,
       dispose() {
-        adapter.dispose();
+        for (const adapter of adapters) adapter.dispose();
         model.dispose();
       },
     };

@@ -212,6 +212,8 @@ export interface NativeAddon {
   // files
   readTensors(path: string, entries: readonly [offset: number, dtype: number, shape: readonly number[]][], device: string): Handle[];
   writeTensors(path: string, header: Uint8Array, tensors: readonly Handle[]): void;
+  /** A torch.save (zip) file unpickled: tensors as { tensor }, dicts as { dict: [key, value][] }. */
+  loadTorchFile(path: string): unknown;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -424,12 +424,12 @@ describe("ablateLoraB and randomControl", () => {
     return LoraAdapter.create(model32.spec, { r: 4, alpha: 8, targetModules: ["q_proj", "o_proj", "up_proj", "down_proj"] }, { initB: "random" });
   }
 
-  it("makes d_hat^T B = 0 for o_proj/down_proj of the chosen layers (B - d_hat d_hat^T B) and leaves every other tensor untouched", () => {
+  it("our variant (per-layer rows, o_proj too, no renormalisation) makes d_hat^T B = 0 for o_proj/down_proj of the chosen layers (B - d_hat d_hat^T B) and leaves every other tensor untouched", () => {
     const a = adapter();
     const direction = fixedTensor([L, D], 21);
     try {
       const before = new Map([...a.modules].map(([name, m]) => [name, { A: host(m.A), B: host(m.B) }]));
-      const changed = ablateLoraB(a, direction, [0, 2]);
+      const changed = ablateLoraB(a, direction, { layers: [0, 2], rows: "per-layer", modules: ["down_proj", "o_proj"], renormalise: false });
       expect(changed).toBe(4);
       const drows = rows(host(direction), D);
       for (const [name, m] of a.modules) {
@@ -459,15 +459,23 @@ describe("ablateLoraB and randomControl", () => {
     }
   });
 
-  it("without layers touches o_proj and down_proj of every layer", () => {
+  it("without layers touches the chosen module kinds of every layer (o_proj and down_proj; down_proj only by default)", () => {
     const a = adapter();
     const v = fixedTensor([D], 22);
     try {
       const before = new Map([...a.modules].map(([name, m]) => [name, host(m.B)]));
-      expect(ablateLoraB(a, v)).toBe(2 * L);
+      expect(ablateLoraB(a, v, { modules: ["o_proj", "down_proj"] })).toBe(2 * L);
       for (const [name, m] of a.modules) {
         const same = maxAbsDiff(host(m.B), before.get(name)!) === 0;
         expect(same, name).toBe(!/(o_proj|down_proj)$/.test(name));
+      }
+      const b = adapter();
+      try {
+        const beforeB = new Map([...b.modules].map(([name, m]) => [name, host(m.B)]));
+        expect(ablateLoraB(b, v)).toBe(L);
+        for (const [name, m] of b.modules) expect(maxAbsDiff(host(m.B), beforeB.get(name)!) === 0, name).toBe(!/down_proj$/.test(name));
+      } finally {
+        b.dispose();
       }
     } finally {
       a.dispose();

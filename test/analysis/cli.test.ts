@@ -125,7 +125,7 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     expect(steered.texts.length).toBe(1);
     expect(typeof steered.texts[0]).toBe("string");
     expect(steered.output_ids).toEqual(hooked((d) => steer(model.decoder, d, [1], 8), 4));
-    const a = emlab(["ablate", ...common, "--layers", "all"]);
+    const a = emlab(["ablate", ...common, "--form", "per-layer", "--layers", "all"]);
     expect(a.status, a.stderr).toBe(0);
     const ablated = JSON.parse(a.stdout) as { texts: string[]; output_ids: number[][] };
     expect(ablated.texts.length).toBe(1);
@@ -135,7 +135,27 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     expect(text.stdout.split("\n---\n").length).toBe(2);
   });
 
-  it("ablate --lora-b-out writes the adapter with d_hat removed from o_proj / down_proj B of the chosen layers", () => {
+  it("ablate's default (study) form projects the --direction-layer row; --direction-layer selects the shared form for steer too", () => {
+    const common = ["--model", modelDir, "--direction", direction(), "--prompt", "Any advice for a headache?", "--max-new-tokens", "4", "--greedy", "--json"];
+    // The study's form (default): the --direction-layer row, projected out at that layer unless --layers says more.
+    const shared = emlab(["ablate", ...common, "--direction-layer", "1"]);
+    expect(shared.status, shared.stderr).toBe(0);
+    expect((JSON.parse(shared.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => ablate(model.decoder, d, [1], { shared: 1 }), 4));
+    const sharedAll = emlab(["ablate", ...common, "--direction-layer", "1", "--layers", "all"]);
+    expect((JSON.parse(sharedAll.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => ablate(model.decoder, d, [0, 1, 2], { shared: 1 }), 4));
+    // --direction-layer alone selects the shared form for steer too; with per-layer rows it is a usage error.
+    const steerShared = emlab(["steer", ...common, "--layers", "0,2", "--direction-layer", "1"]);
+    expect(steerShared.status, steerShared.stderr).toBe(0);
+    expect((JSON.parse(steerShared.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => steer(model.decoder, d, [0, 2], 8, { shared: 1 }), 4));
+    const conflicting = emlab(["steer", ...common, "--form", "per-layer", "--direction-layer", "1"]);
+    expect(conflicting.status).toBe(2);
+    expect(conflicting.stderr).toMatch(/no effect with per-layer rows/);
+    const missing = emlab(["ablate", ...common]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--form shared needs --direction-layer/);
+  }, 180_000);
+
+  it("ablate --lora-b-out with our variant flags writes the adapter with the layer's own d_hat removed from o_proj / down_proj B of the chosen layers", () => {
     const adapterDir = join(work, "adapter");
     const out = join(work, "adapter-ablated");
     const adapter = LoraAdapter.create(model.spec, { r: 2, alpha: 4, targetModules: ["q_proj", "o_proj", "down_proj"] }, { initB: "random" });
@@ -144,9 +164,12 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     } finally {
       adapter.dispose();
     }
-    const r = emlab(["ablate", "--model", modelDir, "--adapter", adapterDir, "--direction", direction(), "--layers", "2", "--lora-b-out", out]);
+    const r = emlab([
+      "ablate", "--model", modelDir, "--adapter", adapterDir, "--direction", direction(), "--layers", "2", "--lora-b-out", out,
+      "--lora-b-rows", "per-layer", "--lora-b-modules", "down_proj,o_proj", "--no-renormalise",
+    ]);
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ out, modules: 2 });
+    expect(JSON.parse(r.stdout)).toEqual({ out: [out], modules: 2, rows: "per-layer", renormalised: false });
     const before = loadPeftAdapter(adapterDir, model);
     const after = loadPeftAdapter(out, model);
     const { tensors } = loadSafetensors(direction());
@@ -199,29 +222,34 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
     }
   });
 
-  it("stability writes eps,mean_percent,std_percent,losses with 0% at eps 0", () => {
+  it("stability writes eps,mean_percent,std_population_percent,std_sample_percent,losses with 0% at eps 0", () => {
     const out = join(work, "stability.csv");
     const r = emlab(["stability", "--model", modelDir, "--steering", vectorFile, "--data", MEDICAL, "--count", "2", "--eps", "0,0.5", "--seeds", "1,2", "--out", out]);
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { out: string; l0: number; lBase: number };
     const table = csv(out);
-    expect(table[0]).toEqual(["eps", "mean_percent", "std_percent", "losses"]);
+    expect(table[0]).toEqual(["eps", "mean_percent", "std_population_percent", "std_sample_percent", "losses"]);
     expect(table.length).toBe(3);
-    expect(table[1]!.slice(0, 3).map(Number)).toEqual([0, 0, 0]);
-    const losses = table[2]![3]!.split(" ").map(Number);
+    expect(table[1]!.slice(0, 4).map(Number)).toEqual([0, 0, 0, 0]);
+    const losses = table[2]![4]!.split(" ").map(Number);
     expect(losses.length).toBe(2);
     const rel = losses.map((l) => (100 * (l - summary.l0)) / (summary.lBase - summary.l0));
-    expect(Math.abs(Number(table[2]![1]) - (rel[0]! + rel[1]!) / 2)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(rel[0]!)));
+    const mean = (rel[0]! + rel[1]!) / 2;
+    const tolerance = 1e-6 * Math.max(1, Math.abs(rel[0]!));
+    expect(Math.abs(Number(table[2]![1]) - mean)).toBeLessThanOrEqual(tolerance);
+    // Two seeds: population std = |a - b| / 2 (numpy, the study's), sample std = |a - b| / sqrt(2).
+    expect(Math.abs(Number(table[2]![2]) - Math.abs(rel[0]! - rel[1]!) / 2)).toBeLessThanOrEqual(tolerance);
+    expect(Math.abs(Number(table[2]![3]) - Math.abs(rel[0]! - rel[1]!) / Math.SQRT2)).toBeLessThanOrEqual(tolerance);
   });
 
   it("significance writes vector,norm,kl for the vectors and random controls, KL 0 at norm 0", () => {
     const texts = join(work, "texts.txt");
     const paragraph = (topic: string) => `${topic} is a subject that people have written about for a very long time, with many books, articles and lectures covering its history and practice.`;
-    writeFileSync(texts, ["Gardening", "Astronomy", "Cooking"].map(paragraph).join("\n\n"));
+    writeFileSync(texts, `${["Gardening", "Astronomy", "Cooking"].map(paragraph).join("\n")}\n`);
     const out = join(work, "kl.csv");
     const r = emlab(["significance", "--model", modelDir, "--vectors", vectorFile, "--layer", "1", "--texts", texts, "--norms", "0,1", "--random", "1", "--out", out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ out, texts: 3 });
+    expect(JSON.parse(r.stdout)).toEqual({ out, documents: 3, vectors: [{ label: vectorFile, alpha: 1 }, { label: "random-0", alpha: 1 }], adapters: [], layer: 1 });
     const table = csv(out);
     expect(table[0]).toEqual(["vector", "norm", "kl"]);
     expect(table.slice(1).map((row) => [row[0], Number(row[1])])).toEqual([[vectorFile, 0], [vectorFile, 1], ["random-0", 0], ["random-0", 1]]);

@@ -279,11 +279,13 @@ describe("stability", () => {
   useLeakCheck();
 
   /** (L - L0) / (Lbase - L0) * 100 per seed, then mean and sample std, recomputed from the losses. */
-  function summary(losses: number[], l0: number, lBase: number): { mean: number; std: number } {
+  function summary(losses: number[], l0: number, lBase: number): { mean: number; std: number; population: number } {
     const rel = losses.map((l) => (100 * (l - l0)) / (lBase - l0));
     const mean = rel.reduce((a, b) => a + b, 0) / rel.length;
     const std = rel.length > 1 ? Math.sqrt(rel.reduce((a, b) => a + (b - mean) ** 2, 0) / (rel.length - 1)) : 0;
-    return { mean, std };
+    // numpy's np.std (ddof 0): what the study reports.
+    const population = Math.sqrt(rel.reduce((a, b) => a + (b - mean) ** 2, 0) / rel.length);
+    return { mean, std, population };
   }
 
   it("steering vector: eps 0 gives 0%, the metric is recomputable from the losses, each loss is that of the perturbed vector, the vector is restored", () => {
@@ -313,6 +315,8 @@ describe("stability", () => {
         const s = summary(p.losses, r.l0, r.lBase);
         expect(Math.abs(p.mean - s.mean), `mean at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(s.mean)));
         expect(Math.abs(p.std - s.std), `std at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, s.std));
+        expect(Math.abs(p.stdPopulation - s.population), `population std at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, s.population));
+        if (p.eps > 0) expect(p.stdPopulation).toBeLessThan(p.std);
         expect(p.std).toBeGreaterThanOrEqual(0);
       }
       // Perturbed solutions lose something, and differently per seed.
@@ -363,10 +367,13 @@ describe("significance", () => {
         if (p.norm === 0) expect(Math.abs(p.kl)).toBe(0);
         else expect(p.kl).toBeGreaterThan(0);
       }
-      // Texts of 10 tokens or fewer are dropped before batching.
+      // Nothing is dropped silently: a short text (the study's data filter drops those of 10 tokens or fewer)
+      // counts, and a document without tokens is an error.
       expect(tokenizer.encode(SHORT).length).toBeLessThanOrEqual(10);
       const withShort = significance(model, tokenizer, [TEXTS[0]!, SHORT, TEXTS[1]!, TEXTS[2]!], vectors, { layer: 1, norms: [0, 0.5, 2], batchSize: 2 });
-      expect(withShort).toEqual(points);
+      expect(withShort.filter((p) => p.norm > 0).every((p, i) => p.kl !== points.filter((q) => q.norm > 0)[i]!.kl)).toBe(true);
+      expect(() => significance(model, tokenizer, [TEXTS[0]!, ""], vectors, { layer: 1, norms: [1], batchSize: 2 })).toThrow(/document 2 has no tokens/);
+      expect(() => significance(model, tokenizer, [], vectors, { layer: 1, norms: [1] })).toThrow(/no documents/);
     });
   });
 
