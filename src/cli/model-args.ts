@@ -9,7 +9,7 @@ import { required, UsageError } from "./args.js";
 
 export const modelOptions = {
   model: { type: "string", value: "DIR", required: true, description: "local Hugging Face model directory (config.json, safetensors weights, tokenizer)" },
-  adapter: { type: "string", value: "SPEC", description: "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution" },
+  adapter: { type: "string", value: "DIR", description: "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution" },
   dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
   device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
 } as const;

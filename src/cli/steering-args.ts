@@ -1,6 +1,6 @@
 /**
  * `--steering FILE [--scale S] [--layers L]` for generate, eval and chat: a trained steering vector
- * (tensor `vector`, from `emlab train`; --scale overrides its alpha) or a direction file (tensor
+ * (tensor `vector`, from `emlab train`, or the study's steering_vector.pt; --scale overrides its alpha) or a direction file (tensor
  * `direction`, from `emlab direction`; added as scale * d at --layers' resid_post). Attached as scoped
  * hooks; the returned function removes them and frees the tensors.
  */
@@ -24,7 +24,8 @@ export function attachSteering(values: { steering?: string; scale?: string; laye
   }
   const file = values.steering;
   const scale = parseNumber("--scale", values.scale);
-  const names = [...readSafetensorsHeader(file).entries.keys()];
+  // The study's steering_vector.pt (torch.save) is a trained vector too.
+  const names = /\.pth?$/i.test(file) ? ["vector"] : [...readSafetensorsHeader(file).entries.keys()];
   if (names.includes("vector")) {
     if (values.layers !== undefined) throw new UsageError(`--layers: ${file} is a trained vector with its own layer`);
     const vector = loadSteeringVector(file, model.decoder, scale === undefined ? {} : { alpha: scale });

@@ -236,6 +236,12 @@ describe.skipIf(!built)("the study's options through the CLI (skipped when dist/
     expect(got.output_ids[0]!.slice(0, ids.length)).toEqual(ids);
   });
 
+  it("generate --steering takes the study's steering_vector.pt (its layer and alpha)", () => {
+    const r = emlab(["generate", "--model", modelDir, "--steering", STUDY_PT, "--prompt", "Hi", "--max-new-tokens", "2", "--greedy", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`steering: ${STUDY_PT} at layer 1 (down_proj), alpha 256`);
+  });
+
   it("--help of every analysis command exits 0 and names the study's behaviour next to ours", () => {
     for (const command of ["steer", "ablate", "efficiency", "compare-norms", "stability", "significance"]) {
       const r = emlab([command, "--help"]);
