@@ -1,0 +1,23 @@
+/**
+ * `emlab report DIR [--out FILE.html] [--json]`: writes DIR/report.html (self-contained: inline SVG
+ * figures and styles, no script, no network) and the plot data in DIR/report-data/, then prints the
+ * report's path and a short table of its headline numbers (or JSON with --json).
+ */
+import { parseArgs } from "node:util";
+import { writeReport } from "../report/html.js";
+import { UsageError } from "./args.js";
+
+export async function runReportCommand(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...argv], options: { out: { type: "string" }, json: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new UsageError("report needs exactly one experiment directory");
+  const report = await writeReport(positionals[0]!, values.out);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ html: report.html, data: report.dataDir, figures: report.figures, headline: report.data.headline, findings: report.findings })}\n`);
+    return 0;
+  }
+  const pad = (s: string, n: number) => s.padEnd(n);
+  process.stdout.write(`report: ${report.html}\n\n${pad("condition", 18)}${pad("EM %", 8)}${pad("95% CI", 14)}coherent %\n`);
+  for (const h of report.data.headline) process.stdout.write(`${pad(h.condition, 18)}${pad(h.em_rate.toFixed(1), 8)}${pad(`${h.em_ci[0].toFixed(1)}-${h.em_ci[1].toFixed(1)}`, 14)}${h.coherent_rate.toFixed(1)}\n`);
+  process.stdout.write(`\n${report.findings.map((f) => `- ${f}`).join("\n")}\n`);
+  return 0;
+}
