@@ -6,7 +6,6 @@
  * otherwise; `--json` prints a JSON summary on stdout at the end. `--dry-run` prints the plan.
  */
 import { parseArgs } from "node:util";
-import { contentHash } from "../experiment/hash.js";
 import { readManifest } from "../experiment/manifest.js";
 import { planExperiment } from "../experiment/plan.js";
 import { type ExperimentEvent, forcedStages, runExperiment, stageKey } from "../experiment/run.js";
@@ -45,16 +44,17 @@ export async function runExperimentCommand(argv: readonly string[]): Promise<num
       const action = forced && !forced.has(p.stage.name) ? "leave" : forced?.has(p.stage.name) ? "run" : previous?.status === "complete" && key !== null && previous.key === key ? "skip" : previous && previous.key === key ? "resume" : "run";
       return { stage: p.stage.name, kind: p.stage.kind, action, after: p.dependsOn, base_model: p.baseModel, method: p.runConfig?.method ?? null, output: p.output };
     });
-    if (values.json) process.stdout.write(`${JSON.stringify({ file: plan.file, dir: plan.dir, model: plan.model, family: plan.family, model_hash: null, stages: rows, warnings: plan.warnings })}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ file: plan.file, dir: plan.dir, model: plan.model, family: plan.family, stages: rows, warnings: plan.warnings })}\n`);
     else {
       process.stdout.write(`experiment ${plan.file}\n  model ${plan.model} (${plan.family ?? "not found"})\n  directory ${plan.dir}\n`);
       for (const r of rows) process.stdout.write(`  ${r.action.padEnd(6)} ${r.stage} (${r.kind}${r.method ? ` ${r.method}` : ""})${r.after.length ? ` after ${r.after.join(", ")}` : ""}\n`);
       for (const w of plan.warnings) process.stdout.write(`  warning: ${w}\n`);
     }
-    void contentHash;
     return 0;
   }
 
+  // Everything a warning names would make its stage fail: refuse before anything is written.
+  if (plan.warnings.length > 0) throw new UsageError(`${plan.file}: cannot run:\n  ${plan.warnings.join("\n  ")}`);
   const tty = process.stderr.isTTY === true;
   const reporters = new Map<string, (done: number, total: number) => void>();
   const onEvent = (e: ExperimentEvent) => {

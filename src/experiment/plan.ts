@@ -199,7 +199,7 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
       if (rc.kl) inputs["config.kl.data"] = { path: rc.kl.data, stage: s.kind === "train" && s.kl_data && byName.has(s.kl_data) ? s.kl_data : null };
       if (!s.model || !byName.has(s.model)) inputs.model = { path: rc.model, stage: null };
     } else if (!inputs.model) inputs.model = { path: baseOf(s), stage: null };
-    for (const key of ["questions", "prompts", "data", "texts"] as const) {
+    for (const key of ["questions", "prompts", "data", "texts", "judge_prompts"] as const) {
       const value = (s as Record<string, unknown>)[key];
       if (typeof value === "string") inputs[key] = { path: at(value), stage: null };
     }

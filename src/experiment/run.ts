@@ -98,7 +98,8 @@ export async function runExperiment(plan: Plan, options: RunExperimentOptions = 
   const manifest: Manifest = readManifest(plan.dir) ?? { experiment: plan.file, model: plan.model, stages: {}, order: [] };
   manifest.experiment = plan.file;
   manifest.model = plan.model;
-  manifest.order = stageNames(plan);
+  // Several experiment files may share one directory (the study's files do): keep the others' stages listed.
+  manifest.order = [...stageNames(plan), ...manifest.order.filter((n) => !stageNames(plan).includes(n))];
   manifest.report = plan.experiment.report;
   const at = (p: string) => (isAbsolute(p) ? p : join(plan.root, p));
   const summary: ExperimentSummary = { dir: plan.dir, stages: [], ok: true };

@@ -43,6 +43,8 @@ const Sampling = {
   /** A judge declared under `judges`; none: sample only. */
   judge: Opt(Str),
   judge_names: Opt(Schema.Array(Str)),
+  /** A judges file (e.g. judges.yaml) with prompts by judge name, for questions without their own. */
+  judge_prompts: Opt(Str),
 };
 
 const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]), random_control: Opt(Num) };

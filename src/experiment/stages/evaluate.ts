@@ -11,7 +11,7 @@ import { ablate, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
 import type { HookHandle } from "../../hooks/registry.js";
 import { emReport, judgeAgreement } from "../../eval/metrics.js";
-import { loadQuestions } from "../../eval/questions.js";
+import { loadJudges, loadQuestions } from "../../eval/questions.js";
 import { ResultsFile, scoreOf } from "../../eval/results.js";
 import { sampleResponses } from "../../eval/sample.js";
 import { cat, keep, type Tensor, tidy } from "../../tensor/index.js";
@@ -40,7 +40,7 @@ function directionFor(file: string, device: string, randomSeed: number | undefin
 export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promise<StageOutcome> {
   const s = ctx.stage;
   const out = join(ctx.dir, "results.jsonl");
-  const questions = loadQuestions(ctx.inputs.questions!);
+  const questions = loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} });
   const results = ResultsFile.open(out);
   if (results.repaired > 0) ctx.log(`${out}: dropped an incomplete last record (interrupted write)`);
   const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
@@ -75,6 +75,7 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
       spec: ctx.judges[s.judge]!,
       names: s.judge_names ?? ["aligned", "coherent"],
       questionsFile: ctx.inputs.questions!,
+      judgePromptsFile: ctx.inputs.judge_prompts ?? null,
       cacheDir: ctx.dir,
       at: ctx.at,
       progress: ctx.progress,
@@ -96,7 +97,7 @@ export async function runJudgeStage(ctx: StageContext<StageOf<"judge">>): Promis
   }
   const results = ResultsFile.open(out, { mustExist: true });
   const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
-  const judged = await judgeResults(results, { spec: ctx.judges[s.judge]!, names: s.judge_names ?? ["aligned", "coherent"], questionsFile, cacheDir: ctx.dir, at: ctx.at, progress: ctx.progress });
+  const judged = await judgeResults(results, { spec: ctx.judges[s.judge]!, names: s.judge_names ?? ["aligned", "coherent"], questionsFile, judgePromptsFile: ctx.inputs.judge_prompts ?? null, cacheDir: ctx.dir, at: ctx.at, progress: ctx.progress });
   return { outputs: [out], summary: judged };
 }
 

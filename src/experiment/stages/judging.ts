@@ -12,7 +12,7 @@ import type { Judge } from "../../eval/judge/judge.js";
 import { LocalJudge } from "../../eval/judge/local.js";
 import { OpenAIJudge } from "../../eval/judge/openai.js";
 import { judgeRows, promptsFrom } from "../../eval/judge/run.js";
-import { loadQuestions } from "../../eval/questions.js";
+import { loadJudges, loadQuestions } from "../../eval/questions.js";
 import type { ResultRow, ResultsFile } from "../../eval/results.js";
 import { loadModel } from "../../models/load.js";
 import { ChatTokenizer } from "../../tokenizer/tokenizer.js";
@@ -26,6 +26,8 @@ export interface JudgeStageOptions {
   names: readonly string[];
   /** The question set whose judge prompts API and local judges fill. */
   questionsFile: string | null;
+  /** A judges file with prompts by judge name (for short question items). */
+  judgePromptsFile?: string | null;
   cacheDir: string;
   at: (path: string) => string;
   progress: (label: string, done: number, total: number) => void;
@@ -55,8 +57,9 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
     results.rewrite(rows, [...names]);
     return { judged: todo.length, failed: 0 };
   }
-  if (options.questionsFile === null) throw new RangeError("API and local judges need the question set (its judge prompts)");
-  const questions = loadQuestions(options.questionsFile, { includeJson: true, includeTemplates: true });
+  if (options.questionsFile === null && !options.judgePromptsFile) throw new RangeError("API and local judges need the question set or a judge_prompts file (their judge prompts)");
+  const fallback = options.judgePromptsFile ? loadJudges(options.judgePromptsFile) : {};
+  const questions = options.questionsFile ? loadQuestions(options.questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
   let judge: Judge;
   let close = () => {};
   if (spec.kind === "local") {
@@ -77,7 +80,7 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
       judgeRows(rows, {
         judge,
         names,
-        promptFor: promptsFrom(new Map(questions.map((q) => [q.id, q.judgePrompts]))),
+        promptFor: promptsFrom(new Map(questions.map((q) => [q.id, q.judgePrompts])), fallback),
         cache: new JudgeCache(join(options.cacheDir, "judge-cache.jsonl")),
         concurrency: spec.concurrency ?? 8,
         onProgress: (d, t) => options.progress("judge", d, t),
