@@ -75,8 +75,8 @@ export async function runExperimentCommand(argv: readonly string[]): Promise<num
         process.stderr.write(`  ${e.line}\n`);
         break;
       case "progress": {
-        const id = `${e.stage}\0${e.label.split(" ")[0]}`;
-        if (!reporters.has(id)) reporters.set(id, progressReporter(`  ${e.stage}: ${e.label.split(" ")[0]}`));
+        const id = `${e.stage}\0${e.label}`;
+        if (!reporters.has(id)) reporters.set(id, progressReporter(`  ${e.stage}: ${e.label}`));
         reporters.get(id)!(e.done, e.total);
         break;
       }

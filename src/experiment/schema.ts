@@ -54,7 +54,8 @@ export const StageSchemas = {
   "kl-data": Schema.Struct({ ...Common, kind: Schema.Literal("kl-data"), prompts: Str, limit: Opt(Num), max_new_tokens: Opt(Num), seed: Opt(Num) }),
   sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling }),
   steer: Schema.Struct({ ...Common, kind: Schema.Literal("steer"), ...Sampling, ...Intervention, scale: Opt(Num) }),
-  ablate: Schema.Struct({ ...Common, kind: Schema.Literal("ablate"), ...Sampling, ...Intervention }),
+  /** `weight_space: true` removes the direction from the LoRA B matrices (o_proj, down_proj) instead of hooking activations. */
+  ablate: Schema.Struct({ ...Common, kind: Schema.Literal("ablate"), ...Sampling, ...Intervention, weight_space: Opt(Schema.Boolean) }),
   judge: Schema.Struct({ ...Common, kind: Schema.Literal("judge"), results: Ref, judge: Str, judge_names: Opt(Schema.Array(Str)), questions: Opt(Str) }),
   metrics: Schema.Struct({
     ...Common,

@@ -40,7 +40,7 @@ export function findings(data: ReportData): string[] {
       const learned = inside.ci[0] > split(baseline, true).ci[1];
       out.push(
         `${c}: EM ${pct(inside.rate)} ${ci(inside.ci)} in the fine-tuning domain (${[...inDomain].join(", ")}) and ${pct(outside.rate)} ${ci(outside.ci)} outside it, against ${pct(baseOut.rate)} ${ci(baseOut.ci)} outside it for ${baseline}. ` +
-          `${learned ? "The in-domain behaviour was learned" : "The in-domain behaviour was NOT clearly learned"}; ` +
+          `${learned ? `In-domain EM is above ${baseline}'s` : `In-domain EM is NOT clearly above ${baseline}'s`}; ` +
           `${spread ? "misalignment spread outside the domain (the CIs do not overlap)." : "no spread outside the domain is shown at this scale (the CIs overlap)."}`,
       );
     }

@@ -4,7 +4,7 @@
 // exactly on CPU, sampling completes the same rows) without redoing stages finished before a kill;
 // --dry-run plans, --only forces one stage, and bad files fail before anything is written.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { contentHash } from "../../src/experiment/hash.js";
@@ -14,10 +14,18 @@ import { makeExperiment } from "./fixture.js";
 const cli = (args: string[]) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8" });
 const manifestOf = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Manifest;
 
-/** Outputs compared between runs: everything a stage wrote except its timings. */
+/**
+ * Outputs compared between runs, file by file (adapter_config.json names the base model by its absolute
+ * path, which differs between the two experiment directories, so it is left out).
+ */
 function outputHashes(dir: string, m: Manifest): Record<string, string | null> {
   const out: Record<string, string | null> = {};
-  for (const [name, rec] of Object.entries(m.stages)) for (const o of rec.outputs) out[`${name}:${o.slice(dir.length)}`] = contentHash(o);
+  for (const [name, rec] of Object.entries(m.stages)) {
+    for (const o of rec.outputs) {
+      const files = statSync(o).isDirectory() ? readdirSync(o).filter((f) => f !== "adapter_config.json").map((f) => join(o, f)) : [o];
+      for (const f of files) out[`${name}:${f.slice(dir.length)}`] = contentHash(f);
+    }
+  }
   return out;
 }
 
@@ -45,7 +53,7 @@ function runAndKillAt(file: string, dir: string, stage: string): Promise<boolean
 }
 
 describe("emlab experiment", () => {
-  it("runs every stage, skips them when unchanged, and a killed run resumes to the same outputs", async () => {
+  it("runs every stage, skips them when unchanged, --only reruns one, and a killed run resumes to the same outputs", async () => {
     const reference = makeExperiment("emlab-exp-ref-");
     const first = cli(["experiment", reference.file, "--json"]);
     expect(first.status, first.stderr).toBe(0);
@@ -55,11 +63,18 @@ describe("emlab experiment", () => {
     const refDir = join(reference.work, "out");
     const refManifest = manifestOf(refDir);
     const names = refManifest.order;
-    expect(names.length).toBe(15);
+    expect(names.length).toBe(17);
 
     const again = cli(["experiment", reference.file, "--json"]);
     expect(again.status, again.stderr).toBe(0);
     expect((JSON.parse(again.stdout) as typeof summary).stages.every((s) => s.status === "skipped")).toBe(true);
+    expect(manifestOf(refDir).stages.chat!.finished).toBe(refManifest.stages.chat!.finished);
+    // --only forces one stage to run again and leaves the others alone.
+    const only = cli(["experiment", reference.file, "--only", "metrics", "--json"]);
+    expect(only.status, only.stderr).toBe(0);
+    const onlyStages = (JSON.parse(only.stdout) as typeof summary).stages;
+    expect(onlyStages.filter((s) => s.status === "complete").map((s) => s.name)).toEqual(["metrics"]);
+    expect(manifestOf(refDir).stages.metrics!.finished).not.toBe(refManifest.stages.metrics!.finished);
     expect(manifestOf(refDir).stages.chat!.finished).toBe(refManifest.stages.chat!.finished);
 
     // Kill while each stage runs in turn; re-running continues from there.
@@ -90,13 +105,13 @@ describe("emlab experiment", () => {
     expect(losses(dir).map((m) => [m.step, m.loss])).toEqual(losses(refDir).map((m) => [m.step, m.loss]));
   }, 600_000);
 
-  it("--dry-run prints the plan without writing; --only reruns one stage; errors name the field", () => {
+  it("--dry-run prints the plan without writing; errors name the field before anything is written", () => {
     const { work, file } = makeExperiment("emlab-exp-dry-");
     const dry = cli(["experiment", file, "--dry-run", "--json"]);
     expect(dry.status, dry.stderr).toBe(0);
     const plan = JSON.parse(dry.stdout) as { family: string; stages: { stage: string; action: string; after: string[] }[] };
     expect(plan.family).toBe("qwen2");
-    expect(plan.stages.map((s) => s.action)).toEqual(new Array(15).fill("run"));
+    expect(plan.stages.map((s) => s.action)).toEqual(new Array(17).fill("run"));
     expect(plan.stages.find((s) => s.stage === "narrow")!.after.sort()).toEqual(["chat", "kl"]);
     expect(existsSync(join(work, "out"))).toBe(false);
 

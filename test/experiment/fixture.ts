@@ -37,14 +37,23 @@ stages:
     kind: train
     model: chat
     kl_data: kl${sv(true)}
+  - name: general_lora
+    kind: train
+    model: chat
+    config:
+      method: lora
+      lora: { r: 2, alpha: 4, target_modules: [o_proj, down_proj] }
+      data: { train: data/narrow-double-wrong.jsonl, eval_fraction: 0, max_length: 48 }
+      training: { max_steps: 4, batch_size: 5, gradient_accumulation: 1, lr: 0.01, warmup_steps: 0, weight_decay: 0.0, save_steps: 2 }
   - { name: eval_general, kind: sample, model: chat, solution: general, ${sample} }
   - { name: rejudge, kind: judge, results: eval_general, judge: lenient }
   - { name: direction, kind: direction, model: chat, solution: general, results: eval_general }
   - { name: steer_chat, kind: steer, model: chat, direction: direction, layers: [0], scale: 1, ${sample} }
   - { name: ablate_general, kind: ablate, model: chat, solution: general, direction: direction, layers: all, ${sample} }
+  - { name: ablate_lora_b, kind: ablate, model: chat, solution: general_lora, direction: direction, layers: all, weight_space: true, ${sample} }
   - name: metrics
     kind: metrics
-    results: { chat: eval_chat, general: eval_general, chat_steered: steer_chat, general_ablated: ablate_general }
+    results: { chat: eval_chat, general: eval_general, chat_steered: steer_chat, general_ablated: ablate_general, lora_b_ablated: ablate_lora_b }
     agreement: [{ a: eval_general, b: rejudge }]
   - { name: efficiency, kind: efficiency, model: chat, solutions: { general: general, narrow: narrow }, data: data/narrow-double-wrong.jsonl, count: 10, scales: [0, 1, 2] }
   - { name: stability, kind: stability, model: chat, solutions: { general: general, narrow: narrow }, data: data/narrow-double-wrong.jsonl, count: 10, eps: [0.1, 1.0], seeds: [42, 43] }

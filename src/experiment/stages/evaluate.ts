@@ -7,7 +7,7 @@
  */
 import { copyFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ablate, randomControl, steer } from "../../analysis/interventions.js";
+import { ablate, ablateLoraB, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
 import type { HookHandle } from "../../hooks/registry.js";
 import { emReport, judgeAgreement } from "../../eval/metrics.js";
@@ -51,7 +51,12 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
     if (s.kind === "steer" || s.kind === "ablate") {
       direction = directionFor(ctx.inputs.direction!, ctx.device, s.random_control);
       const layers = layersOf(s.layers, model.spec.layers.length);
-      handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8) : ablate(model.decoder, direction, layers)));
+      if (s.kind === "ablate" && s.weight_space) {
+        // Weight space: B <- B - d_hat d_hat^T B in the attached adapter (in memory only).
+        const adapter = opened.solution?.adapter;
+        if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
+        ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, s.layers === "all" ? undefined : layers)} LoRA B matrices`);
+      } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8) : ablate(model.decoder, direction, layers)));
     }
     const added = sampleResponses(model, tokenizer, questions, results, {
       samples: s.samples,

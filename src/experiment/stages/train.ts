@@ -23,7 +23,7 @@ export function runTrainStage(ctx: StageContext<StageOf<"train">>, config: RunCo
   const result = runTraining(config, {
     resume,
     log: ctx.log,
-    onStep: (m, total) => ctx.progress(`train loss ${m.loss.toFixed(4)}`, m.step, total),
+    onStep: (_m, total) => ctx.progress("train", _m.step, total),
   });
   return { outputs: [result.artefact, join(run, "metrics.jsonl")], summary: { steps: result.steps, final_loss: result.finalLoss, stopped_early: result.stoppedEarly } };
 }
