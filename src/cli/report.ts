@@ -16,8 +16,9 @@ export async function runReportCommand(argv: readonly string[]): Promise<number>
     return 0;
   }
   const pad = (s: string, n: number) => s.padEnd(n);
-  process.stdout.write(`report: ${report.html}\n\n${pad("condition", 18)}${pad("EM %", 8)}${pad("95% CI", 14)}coherent %\n`);
-  for (const h of report.data.headline) process.stdout.write(`${pad(h.condition, 18)}${pad(h.em_rate.toFixed(1), 8)}${pad(`${h.em_ci[0].toFixed(1)}-${h.em_ci[1].toFixed(1)}`, 14)}${h.coherent_rate.toFixed(1)}\n`);
+  const width = Math.max(10, ...report.data.headline.map((h) => h.condition.length + 2));
+  process.stdout.write(`report: ${report.html}\n\n${pad("condition", width)}${pad("EM %", 8)}${pad("95% CI", 14)}coherent %\n`);
+  for (const h of report.data.headline) process.stdout.write(`${pad(h.condition, width)}${pad(h.em_rate.toFixed(1), 8)}${pad(`${h.em_ci[0].toFixed(1)}-${h.em_ci[1].toFixed(1)}`, 14)}${h.coherent_rate.toFixed(1)}\n`);
   process.stdout.write(`\n${report.findings.map((f) => `- ${f}`).join("\n")}\n`);
   return 0;
 }

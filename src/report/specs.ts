@@ -26,7 +26,7 @@ export function specFor(figure: FigureData): Spec {
           width: 240,
           height: 200,
           layer: [
-            { mark: "bar", encoding: { x: { field: "condition", type: "nominal", title: null, sort: null }, y: { field: "rate", type: "quantitative", title: "%", scale: { domain: [0, 100] } }, color: { field: "condition", type: "nominal", legend: null } } },
+            { mark: "bar", encoding: { x: { field: "condition", type: "nominal", title: null, sort: null, axis: { labelLimit: 240 } }, y: { field: "rate", type: "quantitative", title: "%", scale: { domain: [0, 100] } }, color: { field: "condition", type: "nominal", legend: null } } },
             { mark: { type: "rule", color: "black" }, encoding: { x: { field: "condition", type: "nominal", sort: null }, y: { field: "lo", type: "quantitative" }, y2: { field: "hi" } } },
           ],
         },
@@ -44,7 +44,8 @@ export function specFor(figure: FigureData): Spec {
     case "quadrant":
       return {
         data,
-        facet: { column: { field: "condition", type: "nominal", title: null, sort: null } },
+        facet: { field: "condition", type: "nominal", title: null, sort: null },
+        columns: 4,
         spec: {
           width: 150,
           height: 150,
@@ -87,7 +88,7 @@ export function specFor(figure: FigureData): Spec {
         width: WIDTH,
         height: 220,
         mark: { type: "line", point: true },
-        encoding: { x: { field: "norm", type: "quantitative" }, y: { field: "kl", type: "quantitative", title: "KL(chat || steered)" }, color: { field: "vector", type: "nominal" }, strokeDash: { field: "random", type: "nominal", title: null } },
+        encoding: { x: { field: "norm", type: "quantitative" }, y: { field: "kl", type: "quantitative", title: "KL(chat || steered)" }, color: { field: "vector", type: "nominal" }, strokeDash: { field: "random", type: "nominal", title: null, scale: { domain: ["trained", "random control"], range: [[1, 0], [4, 3]] } } },
       };
     case "direction":
       return {
