@@ -5,29 +5,35 @@
  * resuming one that was cut short. Progress: a live line per long stage on a TTY, plain lines
  * otherwise; `--json` prints a JSON summary on stdout at the end. `--dry-run` prints the plan.
  */
-import { parseArgs } from "node:util";
 import { readManifest } from "../experiment/manifest.js";
 import { planExperiment } from "../experiment/plan.js";
 import { type ExperimentEvent, forcedStages, runExperiment, stageKey } from "../experiment/run.js";
 import { readExperiment } from "../experiment/schema.js";
 import { UsageError } from "./args.js";
+import { parseOrHelp } from "./generate.js";
+import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
 
+export const experimentCommand = defineCommand({
+  name: "experiment",
+  summary: "Every stage of an experiment file in dependency order into one directory; skips finished stages, resumes a cut one.",
+  positionals: [{ name: "FILE", description: "experiment file (YAML or JSON)" }],
+  options: {
+    model: { type: "string", value: "DIR", description: "base model for every stage that does not name a trained model (default: the file's model)" },
+    out: { type: "string", value: "DIR", description: "experiment directory (default: the file's output_dir, else runs/<file name>)" },
+    device: { type: "string", value: "DEVICE", description: "device for every stage, e.g. cpu or cuda:0 (default: the file's)" },
+    only: { type: "string", value: "STAGE", description: "run only this stage (again, even if complete)" },
+    from: { type: "string", value: "STAGE", description: "run this stage and every stage after it (again)" },
+    "dry-run": { type: "boolean", description: "print the plan (run / skip / resume per stage) and warnings; write nothing" },
+    json: { type: "boolean", description: "print a JSON summary (or plan) on stdout" },
+  },
+  notes: ["give --only or --from, not both"],
+});
+
 export async function runExperimentCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: {
-      model: { type: "string" },
-      out: { type: "string" },
-      device: { type: "string" },
-      only: { type: "string" },
-      from: { type: "string" },
-      "dry-run": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+  const parsed = parseOrHelp(experimentCommand, argv);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError("experiment needs exactly one experiment file");
   if (values.only !== undefined && values.from !== undefined) throw new UsageError("give --only or --from, not both");
   const experiment = readExperiment(positionals[0]!);

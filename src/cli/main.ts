@@ -8,9 +8,9 @@ import { analysisCommands, analysisSpecs, runAnalysis } from "./analysis.js";
 import { UsageError } from "./args.js";
 import { chatCommand, runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
-import { runExperimentCommand } from "./experiment.js";
-import { runOrganism } from "./organism.js";
-import { runReportCommand } from "./report.js";
+import { experimentCommand, runExperimentCommand } from "./experiment.js";
+import { organismCommand, runOrganism } from "./organism.js";
+import { reportCommand, runReportCommand } from "./report.js";
 import { evalCommand, runEval } from "./eval.js";
 import { forwardCommand, runForward } from "./forward.js";
 import { generateCommand, parseOrHelp, runGenerate } from "./generate.js";
@@ -38,6 +38,9 @@ export const commands: readonly CommandSpec[] = [
   trainCommand,
   klDataCommand,
   ...analysisSpecs,
+  experimentCommand,
+  reportCommand,
+  organismCommand,
 ] as never;
 
 export function usage(): string {

@@ -3,13 +3,24 @@
  * figures and styles, no script, no network) and the plot data in DIR/report-data/, then prints the
  * report's path and a short table of its headline numbers (or JSON with --json).
  */
-import { parseArgs } from "node:util";
 import { writeReport } from "../report/html.js";
-import { UsageError } from "./args.js";
+import { parseOrHelp } from "./generate.js";
+import { defineCommand } from "./options.js";
+
+export const reportCommand = defineCommand({
+  name: "report",
+  summary: "A self-contained HTML report (figures as inline SVG, no script, no network) of an experiment directory.",
+  positionals: [{ name: "DIR", description: "experiment directory (holds manifest.json)" }],
+  options: {
+    out: { type: "string", value: "FILE.html", description: "where the page goes (default: DIR/report.html)" },
+    json: { type: "boolean", description: "print the paths, figures, headline numbers and findings as JSON" },
+  },
+});
 
 export async function runReportCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...argv], options: { out: { type: "string" }, json: { type: "boolean", default: false } }, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new UsageError("report needs exactly one experiment directory");
+  const parsed = parseOrHelp(reportCommand, argv);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const report = await writeReport(positionals[0]!, values.out);
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ html: report.html, data: report.dataDir, figures: report.figures, headline: report.data.headline, findings: report.findings })}\n`);

@@ -117,6 +117,8 @@ function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, fil
     }
     if (!raw || typeof raw !== "object") throw new ExperimentFileError({ message: `${configFile}: not an object`, file: configFile, path: "" });
   } else raw = stage.config as Record<string, unknown>;
+  // A config file's relative paths are relative to that file (as for `emlab train`); inline ones to the experiment's root.
+  const rel = typeof stage.config === "string" ? (p: string) => (isAbsolute(p) ? p : resolve(dirname(source), p)) : at;
   const data = (raw.data ?? {}) as Record<string, unknown>;
   const kl = raw.kl as Record<string, unknown> | undefined;
   if (klData !== null && !kl) throw new ExperimentFileError({ message: `${file}: ${path}.kl_data: the train config has no kl section to take it`, file, path: `${path}.kl_data` });
@@ -126,8 +128,8 @@ function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, fil
     ...raw,
     model,
     output_dir: join(dir, "run"),
-    data: { ...data, ...(typeof data.train === "string" ? { train: at(data.train) } : {}), ...(typeof data.eval === "string" ? { eval: at(data.eval) } : {}) },
-    ...(kl ? { kl: { ...kl, data: klData ?? (typeof kl.data === "string" ? at(kl.data) : kl.data) } } : {}),
+    data: { ...data, ...(typeof data.train === "string" ? { train: rel(data.train) } : {}), ...(typeof data.eval === "string" ? { eval: rel(data.eval) } : {}) },
+    ...(kl ? { kl: { ...kl, data: klData ?? (typeof kl.data === "string" ? rel(kl.data) : kl.data) } } : {}),
     training,
   };
   try {

@@ -29,7 +29,7 @@ const writeJson = (file: string, value: unknown) => writeFileSync(file, `${JSON.
 
 export function runDirectionStage(ctx: StageContext<StageOf<"direction">>): StageOutcome {
   const s = ctx.stage;
-  const rows = ResultsFile.open(ctx.inputs.results!, { mustExist: true }).rows;
+  const rows = ResultsFile.read(ctx.inputs.results!).rows;
   const { misaligned, aligned } = splitJudged(rows, { seed: s.seed ?? 0 });
   const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
   const out = join(ctx.dir, "direction.safetensors");

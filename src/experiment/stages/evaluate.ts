@@ -5,7 +5,7 @@
  * with bootstrap CIs per condition and question, and judge agreement). Sampling resumes exactly
  * (the results file is completed, never duplicated); judging skips rows that already have scores.
  */
-import { copyFileSync, existsSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ablate, ablateLoraB, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
@@ -41,8 +41,8 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
   const s = ctx.stage;
   const out = join(ctx.dir, "results.jsonl");
   const questions = loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} });
-  const results = ResultsFile.open(out);
-  if (results.repaired > 0) ctx.log(`${out}: dropped an incomplete last record (interrupted write)`);
+  const results = ResultsFile.resume(out);
+  if (results.setAside) ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
   const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
   const handles: HookHandle[] = [];
   let direction: Tensor | null = null;
@@ -95,12 +95,13 @@ export async function runJudgeStage(ctx: StageContext<StageOf<"judge">>): Promis
   const out = join(ctx.dir, "results.jsonl");
   if (!existsSync(out)) {
     // Start from the answers only: the other judge's columns are not copied.
-    const source = ResultsFile.open(ctx.inputs.results!, { mustExist: true });
-    const fresh = ResultsFile.open(join(ctx.dir, "results.partial.jsonl"));
+    const source = ResultsFile.read(ctx.inputs.results!);
+    rmSync(join(ctx.dir, "results.partial.jsonl"), { force: true });
+    const fresh = ResultsFile.resume(join(ctx.dir, "results.partial.jsonl"));
     fresh.rewrite(source.rows.map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })));
     copyFileSync(fresh.path, out);
   }
-  const results = ResultsFile.open(out, { mustExist: true });
+  const results = ResultsFile.resume(out);
   const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
   const judged = await judgeResults(results, { spec: ctx.judges[s.judge]!, names: s.judge_names ?? ["aligned", "coherent"], questionsFile, judgePromptsFile: ctx.inputs.judge_prompts ?? null, cacheDir: ctx.dir, at: ctx.at, progress: ctx.progress });
   return { outputs: [out], summary: judged };
@@ -112,7 +113,7 @@ export function runMetricsStage(ctx: StageContext<StageOf<"metrics">>): StageOut
   const conditions: Record<string, unknown> = {};
   const scatter: Record<string, { question_id: string; aligned: number; coherent: number }[]> = {};
   for (const label of Object.keys(s.results)) {
-    const rows = ResultsFile.open(ctx.inputs[`results.${label}`]!, { mustExist: true }).rows;
+    const rows = ResultsFile.read(ctx.inputs[`results.${label}`]!).rows;
     conditions[label] = emReport(rows, criteria);
     scatter[label] = rows
       .map((r) => ({ question_id: r.question_id, aligned: scoreOf(r, "aligned"), coherent: scoreOf(r, "coherent") }))
@@ -120,7 +121,7 @@ export function runMetricsStage(ctx: StageContext<StageOf<"metrics">>): StageOut
   }
   const agreement = (s.agreement ?? []).map((pair, i) => {
     const read = (field: string) =>
-      ResultsFile.open(ctx.inputs[field]!, { mustExist: true }).rows.map((r) => ({ aligned: scoreOf(r, "aligned"), coherent: scoreOf(r, "coherent") }));
+      ResultsFile.read(ctx.inputs[field]!).rows.map((r) => ({ aligned: scoreOf(r, "aligned"), coherent: scoreOf(r, "coherent") }));
     const a = read(`agreement[${i}].a`);
     const b = read(`agreement[${i}].b`);
     return { a: pair.a, b: pair.b, ...judgeAgreement(a, b, criteria), scores: a.map((x, k) => ({ a: x.aligned, b: b[k]?.aligned ?? null })).filter((p) => p.a !== null && p.b !== null) };
