@@ -34,6 +34,13 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# 3. Incremental rebuilds (fast when nothing changed).
+# 3. Chromium for the report's browser test, only when asked (scripts/test.sh asks).
+if [ "${1:-}" = "--with-chromium" ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  echo "setup: installing chromium (the report test opens the report in it)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || echo "setup: chromium not installed; the report browser test will be skipped"
+fi
+
+# 4. Incremental rebuilds (fast when nothing changed).
 npx cmake-js compile --out build >/tmp/emlab-native-build.log 2>&1 || { cat /tmp/emlab-native-build.log; exit 1; }
 npx tsc -p tsconfig.build.json

@@ -8,6 +8,9 @@ import { analysisCommands, analysisSpecs, runAnalysis } from "./analysis.js";
 import { UsageError } from "./args.js";
 import { chatCommand, runChat } from "./chat.js";
 import { runDoctor } from "./doctor.js";
+import { experimentCommand, runExperimentCommand } from "./experiment.js";
+import { organismCommand, runOrganism } from "./organism.js";
+import { reportCommand, runReportCommand } from "./report.js";
 import { evalCommand, runEval } from "./eval.js";
 import { forwardCommand, runForward } from "./forward.js";
 import { generateCommand, parseOrHelp, runGenerate } from "./generate.js";
@@ -35,6 +38,9 @@ export const commands: readonly CommandSpec[] = [
   trainCommand,
   klDataCommand,
   ...analysisSpecs,
+  experimentCommand,
+  reportCommand,
+  organismCommand,
 ] as never;
 
 export function usage(): string {
@@ -76,6 +82,12 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return runTrain(rest);
     case "kl-data":
       return runKlData(rest);
+    case "experiment":
+      return runExperimentCommand(rest);
+    case "report":
+      return runReportCommand(rest);
+    case "organism":
+      return runOrganism(rest);
     case "doctor": {
       const parsed = parseOrHelp(doctorCommand, rest);
       return parsed === null ? 0 : runDoctor({ json: parsed.values.json });

@@ -1,0 +1,97 @@
+/**
+ * The model adapter of the experiment stages: load a base model and apply a solution (a PEFT LoRA
+ * directory or a steering-vector file, told apart by the path), with a switch to run without it.
+ * Also attaching and detaching solutions on one already loaded base model (analyses that compare
+ * several solutions load the base once).
+ */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { LoraAdapter } from "../../adapters/lora.js";
+import { loadPeftAdapter } from "../../adapters/peft.js";
+import { loadSteeringVector } from "../../analysis/files.js";
+import type { HookHandle } from "../../hooks/registry.js";
+import { type LoadedModel, loadModel } from "../../models/load.js";
+import type { Device, Tensor } from "../../tensor/index.js";
+import { ChatTokenizer } from "../../tokenizer/tokenizer.js";
+import type { SteeringVector } from "../../train/steering.js";
+
+export interface AttachedSolution {
+  kind: "adapter" | "steering";
+  adapter: LoraAdapter | null;
+  steering: SteeringVector | null;
+  /** The trainable tensors of the solution (LoRA A and B, or the vector). */
+  tensors: Tensor[];
+  /** Runs fn with the solution switched off (the base chat model). */
+  off: <T>(fn: () => T) => T;
+  detach: () => void;
+}
+
+export function isAdapterDir(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, "adapter_config.json"));
+}
+
+/** Attaches a LoRA adapter directory or a steering-vector file to `model`. */
+export function attachSolution(model: LoadedModel, path: string): AttachedSolution {
+  if (isAdapterDir(path)) {
+    const adapter = loadPeftAdapter(path, model);
+    model.decoder.adapters.attach(adapter);
+    return {
+      kind: "adapter",
+      adapter,
+      steering: null,
+      tensors: adapter.parameters(),
+      off: (fn) => model.decoder.adapters.withoutAdapters(fn),
+      detach: () => {
+        model.decoder.adapters.detach(adapter);
+        adapter.dispose();
+      },
+    };
+  }
+  if (!existsSync(path)) throw new RangeError(`${path}: no such solution (a PEFT adapter directory or a steering-vector .safetensors)`);
+  const steering = loadSteeringVector(path, model.decoder);
+  const handle: HookHandle = steering.attach(model.decoder);
+  return {
+    kind: "steering",
+    adapter: null,
+    steering,
+    tensors: [steering.vector],
+    off: (fn) => steering.withoutSteering(fn),
+    detach: () => {
+      handle.remove();
+      steering.dispose();
+    },
+  };
+}
+
+export interface OpenedModel {
+  model: LoadedModel;
+  tokenizer: ChatTokenizer;
+  solution: AttachedSolution | null;
+  close: () => void;
+}
+
+/** Loads the base model (and the solution when given); close() frees everything. */
+export function openModelWith(base: string, options: { device: string; dtype: "f32" | "bf16" | "f16"; solution?: string | null }): OpenedModel {
+  const model = loadModel(base, { dtype: options.dtype, device: options.device as Device });
+  let solution: AttachedSolution | null = null;
+  try {
+    if (options.solution) solution = attachSolution(model, options.solution);
+    const tokenizer = ChatTokenizer.fromDir(base);
+    return {
+      model,
+      tokenizer,
+      solution,
+      close: () => {
+        solution?.detach();
+        model.dispose();
+      },
+    };
+  } catch (error) {
+    solution?.detach();
+    model.dispose();
+    throw error;
+  }
+}
+
+/** The pad id analyses batch with. */
+export const padIdOf = (tokenizer: ChatTokenizer, model: LoadedModel): number => tokenizer.padTokenId ?? tokenizer.endOfTurnIds(model.eosTokenIds)[0] ?? 0;
