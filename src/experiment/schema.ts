@@ -47,14 +47,18 @@ const Sampling = {
   judge_prompts: Opt(Str),
 };
 
-const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]), random_control: Opt(Num) };
+/**
+ * `direction_layer: L` uses the direction's row L at every hooked layer (the study's replicated layer-24 vector,
+ * protocol.md §7.5-7.6); omitted, each layer uses its own row (ours).
+ */
+const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]), direction_layer: Opt(Num), random_control: Opt(Num) };
 
 export const StageSchemas = {
   train: Schema.Struct({ ...Common, kind: Schema.Literal("train"), config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]), kl_data: Opt(Ref) }),
   "kl-data": Schema.Struct({ ...Common, kind: Schema.Literal("kl-data"), prompts: Str, limit: Opt(Num), max_new_tokens: Opt(Num), seed: Opt(Num) }),
   sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling }),
   steer: Schema.Struct({ ...Common, kind: Schema.Literal("steer"), ...Sampling, ...Intervention, scale: Opt(Num) }),
-  /** `weight_space: true` removes the direction from the LoRA B matrices (o_proj, down_proj) instead of hooking activations. */
+  /** `weight_space: true` removes the direction from the solution's down_proj LoRA B matrices, each renormalised to its original Frobenius norm (the study's), instead of hooking activations. */
   ablate: Schema.Struct({ ...Common, kind: Schema.Literal("ablate"), ...Sampling, ...Intervention, weight_space: Opt(Schema.Boolean) }),
   judge: Schema.Struct({ ...Common, kind: Schema.Literal("judge"), results: Ref, judge: Str, judge_names: Opt(Schema.Array(Str)), questions: Opt(Str) }),
   metrics: Schema.Struct({

@@ -7,7 +7,7 @@
  */
 import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ablate, ablateLoraB, randomControl, steer } from "../../analysis/interventions.js";
+import { ablate, ablateLoraB, type DirectionRows, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
 import type { HookHandle } from "../../hooks/registry.js";
 import { emReport, judgeAgreement } from "../../eval/metrics.js";
@@ -51,12 +51,13 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
     if (s.kind === "steer" || s.kind === "ablate") {
       direction = directionFor(ctx.inputs.direction!, ctx.device, s.random_control);
       const layers = layersOf(s.layers, model.spec.layers.length);
+      const rows: DirectionRows = s.direction_layer === undefined ? "per-layer" : { shared: s.direction_layer };
       if (s.kind === "ablate" && s.weight_space) {
-        // Weight space: B <- B - d_hat d_hat^T B in the attached adapter (in memory only).
+        // Weight space (the study's): down_proj B <- B - d_hat d_hat^T B, renormalised, in memory only.
         const adapter = opened.solution?.adapter;
         if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
-        ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, s.layers === "all" ? undefined : layers)} LoRA B matrices`);
-      } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8) : ablate(model.decoder, direction, layers)));
+        ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`);
+      } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8, rows) : ablate(model.decoder, direction, layers, rows)));
     }
     const added = sampleResponses(model, tokenizer, questions, results, {
       samples: s.samples,
