@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The peer suite needs the Python peer environment: npm run test:peer (vitest.peer.config.ts).
+    exclude: ["test/peer/**", "**/node_modules/**"],
     pool: "forks",
     // --expose-gc lets the safety-net tests (test/tensor/gc.test.ts) force collections.
     execArgv: ["--expose-gc"],
