@@ -32,7 +32,18 @@ const llama3Rope = fc.record({
 });
 const defaultRope = fc.record({ rope_type: fc.constant("default"), rope_theta: theta });
 
-function base(s: fc.RecordValue<{ kvHeads: number; groups: number; headDim: number; hidden: number; intermediate: number; layers: number; vocab: number; tie: boolean }>) {
+interface Shape {
+  kvHeads: number;
+  groups: number;
+  headDim: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  vocab: number;
+  tie: boolean;
+}
+
+function base(s: Shape) {
   return {
     vocab_size: s.vocab,
     hidden_size: s.hidden,
