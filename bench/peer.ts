@@ -14,6 +14,8 @@ import { AdamW } from "../src/optim/adamw.js";
 import { inferenceMode, manualSeed, numThreads, randint, setNumThreads, tidy, torchVersion } from "../src/index.js";
 
 const [dir, threadArg] = process.argv.slice(2);
+// $EMLAB_BENCH_PHASES (e.g. "forward,sample,lora") runs only those phases (default: all).
+const phases = new Set((process.env.EMLAB_BENCH_PHASES ?? "forward,sample,lora,sft").split(","));
 if (!dir) {
   console.error("usage: npx tsx bench/peer.ts MODEL_DIR [THREADS]");
   process.exit(2);
@@ -32,11 +34,14 @@ const vocab = model.spec.vocabSize;
 manualSeed(1);
 const ids = randint(3, vocab, [4, 256]);
 
-inferenceMode(() => tidy(() => void model.decoder.forward(ids.narrow(0, 0, 1).narrow(1, 0, 32)))); // warm-up
-out.forward_s = timed(() => inferenceMode(() => tidy(() => void model.decoder.forward(ids))));
-out.forward_peak_mb = peakMb();
+if (phases.has("forward")) {
+  inferenceMode(() => tidy(() => void model.decoder.forward(ids.narrow(0, 0, 1).narrow(1, 0, 32)))); // warm-up
+  out.forward_s = timed(() => inferenceMode(() => tidy(() => void model.decoder.forward(ids))));
+  out.forward_peak_mb = peakMb();
+  console.error(JSON.stringify(out));
+}
 
-for (const batch of [8, 32]) {
+for (const batch of phases.has("sample") ? [8, 32] : []) {
   const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: 32 }, (_, i) => 3 + ((b * 7919 + i * 104729) % (vocab - 3))));
   const options = { temperature: 1, seed: 3 };
   inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: 2 })); // warm-up
@@ -44,6 +49,7 @@ for (const batch of [8, 32]) {
   out[`sample${batch}_s`] = seconds;
   out[`sample${batch}_tokens_per_s`] = (batch * 64) / seconds;
   out[`sample${batch}_peak_mb`] = peakMb();
+  console.error(JSON.stringify(out));
 }
 
 const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -52,7 +58,7 @@ const trainStep = (optimizer: AdamW) => {
   optimizer.step();
   optimizer.zeroGrad();
 };
-{
+if (phases.has("lora")) {
   const adapter = LoraAdapter.create(model.spec, { r: 32, alpha: 64, targetModules: ALL });
   model.decoder.adapters.attach(adapter);
   model.decoder.adapters.training = true;
@@ -60,12 +66,13 @@ const trainStep = (optimizer: AdamW) => {
   // One timed step each (minutes on 2 cores), AdamW state allocation included, as on the Python side.
   out.lora_step_s = timed(() => trainStep(optimizer));
   out.lora_peak_mb = peakMb();
+  console.error(JSON.stringify(out));
   model.decoder.adapters.detach(adapter);
   model.decoder.adapters.training = false;
   optimizer.dispose();
   for (const t of adapter.parameters()) t.dispose();
 }
-{
+if (phases.has("sft")) {
   const params = [...model.parameters.values()];
   for (const p of params) p.requiresGrad_();
   const optimizer = new AdamW(params, { lr: 1e-5 });
