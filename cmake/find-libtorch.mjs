@@ -22,8 +22,10 @@ function describe(source, torchDir, extra = {}) {
   const config = readFileSync(configPath, "utf8");
   const versionFile = join(torchDir, "TorchConfigVersion.cmake");
   const version = existsSync(versionFile) ? (readFileSync(versionFile, "utf8").match(/PACKAGE_VERSION "([^"]+)"/)?.[1] ?? "") : "";
-  // TorchConfig.cmake computes its prefix as four levels up from its own folder.
-  const prefix = resolve(torchDir, "../../../..");
+  // The install prefix holds include/torch: three levels above share/cmake/Torch (pip, libtorch zips),
+  // four above lib/<triplet>/cmake/Torch (Debian).
+  const prefixes = [resolve(torchDir, "../../.."), resolve(torchDir, "../../../..")];
+  const prefix = prefixes.find((dir) => existsSync(join(dir, "include/torch/csrc"))) ?? prefixes[1];
   const libCandidates = [join(prefix, "lib"), resolve(torchDir, "../.."), ...(extra.libDirs ?? [])];
   const libDir = libCandidates.find((dir) => existsSync(join(dir, "libtorch.so")) || existsSync(join(dir, "libtorch_cpu.so")));
   if (!libDir) return null;
@@ -32,6 +34,7 @@ function describe(source, torchDir, extra = {}) {
   const has = (name) => existsSync(join(libDir, `lib${name}.so`));
   const cuda = has("torch_cuda");
   const libraries = ["torch", "torch_cpu", "c10", ...(cuda ? ["torch_cuda", "c10_cuda"] : [])].filter(has);
+  const cudaIncludes = cuda ? cudaIncludeDirs(prefix) : [];
   return {
     source,
     torchDir,
@@ -39,12 +42,31 @@ function describe(source, torchDir, extra = {}) {
     cudaDefine: cuda ? "EMLAB_WITH_CUDA" : "EMLAB_CPU_ONLY",
     prefix,
     version,
-    includeDirs: [join(prefix, "include"), join(prefix, "include/torch/csrc/api/include")],
+    includeDirs: [join(prefix, "include"), join(prefix, "include/torch/csrc/api/include"), ...cudaIncludes],
     libDir,
     libraries,
     cxx11Abi,
     cuda,
+    cudaIncludeDirs: cudaIncludes,
   };
+}
+
+/**
+ * Folders with the CUDA runtime headers (cuda_runtime_api.h) that libtorch's c10/cuda headers include.
+ * emlab compiles no kernels, so these headers (no nvcc) are all a CUDA build needs: $CUDA_HOME, a
+ * system toolkit, or PyPI's NVIDIA packages beside a pip torch (site-packages/nvidia/<pkg>/include).
+ */
+function cudaIncludeDirs(prefix) {
+  const roots = [process.env.CUDA_HOME, process.env.CUDA_PATH, "/usr/local/cuda"].filter(Boolean).map((root) => join(root, "include"));
+  for (const nvidia of [resolve(prefix, "../nvidia"), resolve(prefix, "nvidia")]) {
+    try {
+      for (const entry of readdirSync(nvidia)) roots.push(join(nvidia, entry, "include"));
+    } catch {
+      // no pip NVIDIA packages here
+    }
+  }
+  const withRuntime = roots.filter((dir) => existsSync(join(dir, "cuda_runtime_api.h")));
+  return withRuntime.length > 0 ? [withRuntime[0]] : [];
 }
 
 function fromEnvRoot() {

@@ -270,6 +270,7 @@ const char* classify(const std::string& message) {
   auto has = [&](const char* needle) { return message.find(needle) != std::string::npos; };
   if (has("out of memory") || has("DefaultCPUAllocator: can't allocate")) return "OUT_OF_MEMORY";
   if (has("not compiled with CUDA") || has("Torch not compiled") || has("no CUDA GPUs") || has("CUDA driver") ||
+      has("Found no NVIDIA driver") ||
       has("invalid device ordinal") || has("CUDA error: invalid device") || (has("Could not run") && has("CUDA")))
     return "DEVICE_UNAVAILABLE";
   if (has("INTERNAL ASSERT FAILED")) return "INTERNAL";

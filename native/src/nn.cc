@@ -13,7 +13,7 @@ namespace emlab {
 namespace {
 
 // Reference attention for libtorch < 2.0 (and the GQA/scale cases older 2.x cannot express).
-at::Tensor attentionFallback(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool causal,
+[[maybe_unused]] at::Tensor attentionFallback(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool causal,
                              double scale, double dropout) {
   // q [batch, heads, q_pos, d_head]; k, v [batch, kv_heads, k_pos, d_head]
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).mul_(scale);
@@ -34,7 +34,7 @@ at::Tensor attentionFallback(const at::Tensor& q, at::Tensor k, at::Tensor v, co
 }
 
 // Expands kv heads to the query heads (grouped-query attention).
-void expandKv(const at::Tensor& q, at::Tensor& k, at::Tensor& v) {
+[[maybe_unused]] void expandKv(const at::Tensor& q, at::Tensor& k, at::Tensor& v) {
   const auto heads = q.size(-3), kvHeads = k.size(-3);
   if (heads == kvHeads) return;
   TORCH_CHECK_VALUE(kvHeads > 0 && heads % kvHeads == 0, "query heads (", heads, ") must be a multiple of kv heads (", kvHeads, ")");

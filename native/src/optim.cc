@@ -2,7 +2,12 @@
 // the optimizer state lives in TS as tensors; one native call updates every parameter.
 #include "common.h"
 
+#include <torch/version.h>
+
 #include <cmath>
+
+#define EMLAB_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 namespace emlab {
 
@@ -19,6 +24,35 @@ void registerOptim(Napi::Env env, Napi::Object exports) {
                  beta2 = toDouble(info[6], op, 6), eps = toDouble(info[7], op, 7), weightDecay = toDouble(info[8], op, 8);
     const bool maximize = toBool(info[9], op, 9);
     at::NoGradGuard noGrad;
+#if EMLAB_TORCH_AT_LEAST(2, 4)
+    // libtorch >= 2.4: one fused kernel (CPU and CUDA) updates every parameter when all share one
+    // floating dtype and device; the same arithmetic as the loop below. Steps are read, not advanced.
+    {
+      std::vector<at::Tensor> ps, gs, ms, vs;
+      bool uniform = true;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        at::Tensor grad = params[i].grad();
+        if (!grad.defined()) continue;
+        if (!ps.empty() && (params[i].device() != ps[0].device() || params[i].scalar_type() != ps[0].scalar_type())) uniform = false;
+        if (grad.scalar_type() != params[i].scalar_type() || expAvg[i].scalar_type() != params[i].scalar_type() ||
+            expAvgSq[i].scalar_type() != params[i].scalar_type() || grad.is_sparse())
+          uniform = false;
+        ps.push_back(params[i]);
+        gs.push_back(grad);
+        ms.push_back(expAvg[i]);
+        vs.push_back(expAvgSq[i]);
+      }
+      if (ps.empty()) return info.Env().Undefined();
+      const bool floating = ps[0].scalar_type() == at::kFloat || ps[0].scalar_type() == at::kDouble ||
+                            ps[0].scalar_type() == at::kHalf || ps[0].scalar_type() == at::kBFloat16;
+      if (uniform && floating) {
+        at::Tensor stepTensor = at::full({}, step, ps[0].options().dtype(at::kFloat));
+        std::vector<at::Tensor> steps(ps.size(), stepTensor);
+        at::_fused_adamw_(ps, gs, ms, vs, {}, steps, lr, beta1, beta2, weightDecay, eps, false, maximize);
+        return info.Env().Undefined();
+      }
+    }
+#endif
     const double biasCorrection1 = 1 - std::pow(beta1, step);
     const double biasCorrection2Sqrt = std::sqrt(1 - std::pow(beta2, step));
     const double stepSize = lr / biasCorrection1;

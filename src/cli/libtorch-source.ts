@@ -1,12 +1,15 @@
-/** Where the libtorch of this build came from, as recorded by the native build (build/libtorch.json). */
+/**
+ * Where the libtorch of this build came from, as recorded by the native build (libtorch.json in the
+ * build folder: beside $EMLAB_NATIVE's Release/ when that selects another build, else build/).
+ */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export function findLibtorchSource(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const root of [resolve(here, "../.."), resolve(here, "../../..")]) {
-    const file = join(root, "build/libtorch.json");
+  const selected = process.env.EMLAB_NATIVE ? [join(dirname(dirname(resolve(process.env.EMLAB_NATIVE))), "libtorch.json")] : [];
+  for (const file of [...selected, ...[resolve(here, "../.."), resolve(here, "../../..")].map((root) => join(root, "build/libtorch.json"))]) {
     if (existsSync(file)) {
       try {
         const info = JSON.parse(readFileSync(file, "utf8")) as { source?: string; torchDir?: string };
