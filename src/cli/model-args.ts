@@ -1,4 +1,7 @@
-/** The options every model command shares: --model, --adapter (a PEFT LoRA directory), --dtype, --device. */
+/**
+ * The options every model command shares: --model, --adapter (a PEFT LoRA directory), --dtype,
+ * --device, --allow-unused-weights (load a checkpoint holding tensors its config does not use).
+ */
 import { loadPeftAdapter } from "../adapters/peft.js";
 import { loadModel, type LoadedModel } from "../models/load.js";
 import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/index.js";
@@ -9,9 +12,10 @@ export const modelOptions = {
   adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter directory applied on top of the model" },
   dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
   device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
+  "allow-unused-weights": { type: "boolean", description: "load even when the checkpoint holds tensors the config does not use (listed as unused)" },
 } as const;
 
-export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string }): LoadedModel {
+export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string; "allow-unused-weights"?: boolean }): LoadedModel {
   const dir = required("--model", values.model);
   const dtype = (values.dtype ?? modelOptions.dtype.default) as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
@@ -23,7 +27,7 @@ export function openModel(values: { model?: string; adapter?: string; dtype?: st
   } catch (error) {
     throw new UsageError(`--device: ${(error as Error).message}`);
   }
-  const model = loadModel(dir, { dtype, device });
+  const model = loadModel(dir, { dtype, device, allowUnusedWeights: values["allow-unused-weights"] === true });
   if (values.adapter === undefined) return model;
   try {
     const adapter = loadPeftAdapter(values.adapter, model);
