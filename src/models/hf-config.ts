@@ -8,7 +8,7 @@ import { readTextFile } from "../io/files.js";
 import { join } from "node:path";
 import { Schema } from "effect";
 import type { RopeSpec } from "../nn/rope.js";
-import { checkPositiveFinite, checkRopeParameters, checkTextConfig } from "./config-checks.js";
+import { checkNonNegativeInteger, checkPositiveFinite, checkRopeParameters, checkTextConfig } from "./config-checks.js";
 import { ModelConfigError } from "./errors.js";
 
 const TokenIds = Schema.optional(Schema.NullOr(Schema.Union([Schema.Number, Schema.Array(Schema.Number)])));
@@ -122,7 +122,18 @@ export function readGenerationConfig(dir: string): HfGenerationConfig | null {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new ModelConfigError({ message: `${file}: ${(error as Error).message}`, file });
   }
-  return decode(Schema.decodeUnknownSync(GenerationConfig), raw, file);
+  const config = decode(Schema.decodeUnknownSync(GenerationConfig), raw, file);
+  for (const name of ["bos_token_id", "eos_token_id", "pad_token_id"] as const) {
+    const value = config[name];
+    if (value === undefined || value === null) continue;
+    (typeof value === "number" ? [value] : value).forEach((id, i) => checkNonNegativeInteger(id, typeof value === "number" ? name : `${name}[${i}]`, file));
+  }
+  for (const name of ["temperature", "top_p"] as const) {
+    const value = config[name];
+    if (value !== undefined && value !== null && !(Number.isFinite(value) && value >= 0)) checkPositiveFinite(value, name, file);
+  }
+  if (config.top_k !== undefined && config.top_k !== null) checkNonNegativeInteger(config.top_k, "top_k", file);
+  return config;
 }
 
 /** Token ids as a list (HF allows a number, a list or null). */

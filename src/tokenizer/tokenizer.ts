@@ -102,7 +102,7 @@ export class ChatTokenizer {
       throw new TokenizerError({ message: `${tokenizerFile}: ${(error as Error).message}`, file: tokenizerFile });
     }
     // Special (added) tokens alone cannot encode text: a vocabulary without ordinary tokens is unusable.
-    if (tokenizer.get_vocab(false).size === 0) {
+    if (![...tokenizer.get_vocab(false).keys()].some((token) => typeof token === "string" && token.length > 0)) {
       throw new TokenizerError({ message: `${tokenizerFile}: the vocabulary is empty (no tokens besides the special ones)`, file: tokenizerFile });
     }
     return new ChatTokenizer(tokenizer, config, template, dir, templateOrigin);
@@ -176,6 +176,9 @@ export class ChatTokenizer {
 
   /** Ids of the rendered chat (no extra special tokens). */
   encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
+    // Each message's text must be representable: a vocabulary that encodes it to nothing would leave
+    // only the template's special tokens, silently dropping the prompt.
+    for (const m of messages) this.encode(m.content, { addSpecialTokens: false });
     return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 

