@@ -3,7 +3,12 @@
  * otherwise wait for a writer for ever), refused unless regular, bounded in size, and decoded as
  * strict UTF-8 when text is wanted. Errors are plain messages; callers wrap them in their typed error.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { Data } from "effect";
+
+/** An output directory that cannot be created. */
+export class OutputDirectoryError extends Data.TaggedError("OutputDirectoryError")<{ readonly message: string; readonly path: string }> {}
 
 /** Opens `file` for reading without blocking on FIFOs; throws unless it is a regular file. Returns fd and size. */
 export function openRegularFile(file: string): { fd: number; size: number } {
@@ -88,4 +93,38 @@ export function findDuplicateJsonKey(text: string): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Creates `dir` and its missing parents, like mkdirSync(dir, { recursive: true }) but without its
+ * endless loop on paths such as /proc/x (Node retries ENOENT there for ever): each level is created
+ * in turn and any error other than "exists" is an OutputDirectoryError at once, as is an existing
+ * non-directory.
+ */
+export function makeDirectory(dir: string): void {
+  try {
+    mkdirLevels(dir);
+  } catch (error) {
+    throw new OutputDirectoryError({ message: `${dir}: cannot create it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, path: dir });
+  }
+  if (!statSync(resolve(dir)).isDirectory()) throw new OutputDirectoryError({ message: `${dir} exists and is not a directory`, path: dir });
+}
+
+/** mkdirSync(dir, { recursive: true }) one level at a time; the first error other than EEXIST is thrown as is. */
+export function mkdirLevels(dir: string): void {
+  const missing: string[] = [];
+  let current = resolve(dir);
+  while (!existsSync(current)) {
+    missing.push(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  for (const path of missing.reverse()) {
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
 }
