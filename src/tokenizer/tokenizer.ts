@@ -179,7 +179,11 @@ export class ChatTokenizer {
     // Each message's text must be representable: a vocabulary that encodes it to nothing would leave
     // only the template's special tokens, silently dropping the prompt.
     for (const m of messages) this.encode(m.content, { addSpecialTokens: false });
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    const ids = this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    if (ids.length === 0 && messages.length > 0) {
+      throw new TokenizerError({ message: `${this.file}: the chat template renders ${messages.length} message(s) as an empty text`, file: this.file });
+    }
+    return ids;
   }
 
   /**

@@ -62,3 +62,14 @@ describe("tokenizer_config.json variants (property)", () => {
     expect(built).toBeGreaterThan(0);
   });
 });
+
+describe("chat templates found by the CLI fuzzer", () => {
+  it("a template that renders the chat as an empty text is a TokenizerError (was: 'need at least one non-empty prompt')", () => {
+    const modelDir = join(dir, `empty-render-${counter++}`);
+    mkdirSync(modelDir);
+    symlinkSync(join(dir, "tokenizer.json"), join(modelDir, "tokenizer.json"));
+    writeFileSync(join(modelDir, "tokenizer_config.json"), JSON.stringify({ ...realConfig, chat_template: "{{ messages[7].content }}" }));
+    const tokenizer = ChatTokenizer.fromDir(modelDir);
+    expect(() => tokenizer.promptIds([{ role: "user", content: "Hi" }])).toThrow(/renders 1 message\(s\) as an empty text/);
+  });
+});
