@@ -34,7 +34,7 @@ export interface MonitorOptions extends GenerateOptions {
 /** Generates with the monitor; returns the generation and every event. */
 export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly number[])[], mask: readonly (readonly number[])[] | null, options: MonitorOptions) {
   checkDirectionValues(options.direction, "monitor direction");
-  if (!Number.isFinite(options.threshold)) throw new RangeError(`monitor: threshold must be a finite number, got ${options.threshold}`);
+  if (Number.isNaN(options.threshold)) throw new RangeError("monitor: threshold is NaN (it would never alarm)");
   const unit = keep(tidy(() => options.direction.to("f32").div(options.direction.to("f32").norm().clamp(1e-30))));
   const events: MonitorEvent[] = [];
   let latest: number[] = [];

@@ -104,7 +104,7 @@ describe("monitor directions", () => {
   it("a NaN threshold is refused", () => {
     const direction = tensor(Float32Array.from({ length: model.spec.hiddenSize }, () => 1));
     try {
-      expect(() => monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold: Number.NaN, maxNewTokens: 2, greedy: true })).toThrow(/threshold must be a finite number/);
+      expect(() => monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold: Number.NaN, maxNewTokens: 2, greedy: true })).toThrow(/threshold is NaN/);
     } finally {
       direction.dispose();
     }
