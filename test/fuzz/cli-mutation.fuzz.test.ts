@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seededRandom } from "../../src/eval/stats.js";
-import { FUZZ_SCALE, FUZZ_SEED } from "./budget.js";
+import { FUZZ_SCALE, FUZZ_SEED, fuzzRuns } from "./budget.js";
 import { MUTATIONS } from "./mutations.js";
 import { writeTinyTokenizer } from "./tiny-tokenizer.js";
 
@@ -20,7 +20,7 @@ const built = existsSync("dist/cli/main.js");
 const FIXTURE = "test/fixtures/hf/models/qwen2";
 const TIME_LIMIT_MS = 90_000;
 const MEMORY_LIMIT_KB = 2 * 1024 * 1024;
-const CASES = MUTATIONS.length * FUZZ_SCALE;
+const CASES = fuzzRuns(MUTATIONS.length);
 const CONCURRENCY = 2;
 
 type Outcome = "typed" | "accepted" | "silent-accept" | "untyped" | "crash" | "hang" | "memory";
