@@ -20,6 +20,7 @@ struct Slot {
   at::Tensor tensor;
   std::uint32_t generation = 1;
   bool gcOwned = false;  // a handle with a GC finalizer exists for this slot (at most one may)
+  std::int64_t externalBytes = 0;  // reported to V8 (napi_adjust_external_memory) while gcOwned
 };
 #define EMLAB_TLS thread_local __attribute__((tls_model("initial-exec")))
 EMLAB_TLS std::deque<Slot> slots;  // deque: references stay valid while the table grows
@@ -39,19 +40,26 @@ inline Slot* slotOf(void* data) {
   return slot.generation == generation && slot.tensor.defined() ? &slot : nullptr;
 }
 
-bool release(void* data) {
+bool release(napi_env env, void* data) {
   Slot* slot = slotOf(data);
   if (slot == nullptr) return false;
+  const std::int64_t freed = lastReferenceBytes(slot->tensor);
   slot->tensor.reset();
+  if (slot->externalBytes != 0) {
+    std::int64_t ignored = 0;
+    napi_adjust_external_memory(env, -slot->externalBytes, &ignored);
+    slot->externalBytes = 0;
+  }
   slot->gcOwned = false;
   slot->generation = slot->generation == 0xffffffffu ? 1 : slot->generation + 1;
   const auto index = static_cast<std::uint32_t>(reinterpret_cast<std::uint64_t>(data) & 0xffffffffu);
   freeSlots.push_back(index);
   --liveSlots;
+  noteFreedHostBytes(freed);
   return true;
 }
 
-void finalizeHandle(napi_env, void* data, void*) { release(data); }
+void finalizeHandle(napi_env env, void* data, void*) { release(env, data); }
 
 Napi::Value makeHandle(Napi::Env env, void* data, bool withFinalizer) {
   napi_value result;
@@ -90,8 +98,14 @@ Napi::Value adoptByGc(const Napi::Value& value) {
   void* data = dataOf(value, "adoptByGc", 0);
   Slot* slot = slotOf(data);
   if (slot == nullptr || slot->gcOwned) return value;
+  Napi::Value handle = makeHandle(value.Env(), data, true);
   slot->gcOwned = true;
-  return makeHandle(value.Env(), data, true);
+  if (slot->tensor.has_storage()) {
+    const auto bytes = static_cast<std::int64_t>(slot->tensor.storage().nbytes());
+    std::int64_t ignored = 0;
+    if (bytes > 0 && napi_adjust_external_memory(value.Env(), bytes, &ignored) == napi_ok) slot->externalBytes = bytes;
+  }
+  return handle;
 }
 
 Napi::Value wrapOrNull(Napi::Env env, const at::Tensor& tensor) {
@@ -159,7 +173,7 @@ std::vector<at::Tensor> unwrapList(const Napi::Value& value, const char* op, int
   return out;
 }
 
-bool disposeHandle(const Napi::Value& value) { return release(dataOf(value, "dispose", 0)); }
+bool disposeHandle(const Napi::Value& value) { return release(value.Env(), dataOf(value, "dispose", 0)); }
 
 bool isDisposed(const Napi::Value& value) { return slotOf(dataOf(value, "isDisposed", 0)) == nullptr; }
 
@@ -196,11 +210,15 @@ std::int64_t toInt(const Napi::Value& value, const char* op, int index) {
   double d = 0;
   if (napi_get_value_double(value.Env(), value, &d) == napi_ok) {
     if (std::floor(d) != d || !std::isfinite(d)) throwType(value.Env(), op, index, "an integer");
+    // Converting a double outside int64's range is undefined behaviour: refuse it instead.
+    if (d < -9223372036854775808.0 || d >= 9223372036854775808.0) throwType(value.Env(), op, index, "an integer within the int64 range");
     return static_cast<std::int64_t>(d);
   }
   if (value.IsBigInt()) {
     bool lossless = true;
-    return value.As<Napi::BigInt>().Int64Value(&lossless);
+    const std::int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throwType(value.Env(), op, index, "an integer within the int64 range");
+    return result;
   }
   throwType(value.Env(), op, index, "an integer");
 }
@@ -254,7 +272,9 @@ at::Scalar toScalar(const Napi::Value& value, const char* op, int index) {
   if (value.IsBoolean()) return at::Scalar(value.As<Napi::Boolean>().Value());
   if (value.IsBigInt()) {
     bool lossless = true;
-    return at::Scalar(static_cast<int64_t>(value.As<Napi::BigInt>().Int64Value(&lossless)));
+    const std::int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throwType(value.Env(), op, index, "a bigint within the int64 range");
+    return at::Scalar(result);
   }
   throwType(value.Env(), op, index, "a number, bigint or boolean");
 }

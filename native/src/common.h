@@ -19,8 +19,14 @@ namespace emlab {
 
 // Number of live handles on this thread (created and not yet disposed or collected).
 std::int64_t liveHandleCount();
-// A new handle on the same slot, with a GC finalizer (for tensors leaving their scope).
+// A new handle on the same slot, with a GC finalizer (for tensors leaving their scope). Its storage
+// bytes are reported to V8 as external memory until it is released, so V8 collects it on time.
 Napi::Value adoptByGc(const Napi::Value& value);
+// memory.cc: bytes a CPU storage frees when this (last) reference goes; counting freed bytes and
+// returning the allocator's free pages to the kernel past a budget; how often that happened.
+std::int64_t lastReferenceBytes(const at::Tensor& tensor);
+void noteFreedHostBytes(std::int64_t bytes);
+std::int64_t hostTrimCount();
 
 // Wraps a tensor into a new JS handle (undefined tensors become null).
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);

@@ -35,6 +35,14 @@ void registerTensor(Napi::Env env, Napi::Object exports) {
   EMLAB_FN(exports, "isDisposed", { return Napi::Boolean::New(info.Env(), isDisposed(info[0])); });
   EMLAB_FN(exports, "adoptByGc", { return adoptByGc(info[0]); });
   EMLAB_FN(exports, "liveCount", { return Napi::Number::New(info.Env(), static_cast<double>(liveHandleCount())); });
+  // How often freed tensor memory was handed back to the kernel (see memory.cc).
+  EMLAB_FN(exports, "hostTrimCount", { return Napi::Number::New(info.Env(), static_cast<double>(hostTrimCount())); });
+  // V8's count of external memory (what napi_adjust_external_memory reports; read by adjusting by 0).
+  EMLAB_FN(exports, "externalMemory", {
+    std::int64_t value = 0;
+    napi_adjust_external_memory(info.Env(), 0, &value);
+    return Napi::Number::New(info.Env(), static_cast<double>(value));
+  });
   // toBytes(x) -> ArrayBuffer with the contiguous CPU data; f16/bf16 widened to f32.
   EMLAB_FN(exports, "toBytes", {
     at::Tensor x = unwrap(info[0], "toBytes", 0).detach();

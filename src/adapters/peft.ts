@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Data } from "effect";
 import { makeOutputDir, writeOutputFile } from "../io/output.js";
+import { readTextFile } from "../io/files.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { LoadedModel } from "../models/load.js";
 import { keep, type Tensor } from "../tensor/index.js";
@@ -22,17 +23,21 @@ const fail = (file: string, problem: string): never => {
 
 function readConfig(dir: string): LoraConfig {
   const file = join(dir, "adapter_config.json");
-  let raw: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    parsed = JSON.parse(readTextFile(file));
   } catch (error) {
     return fail(file, `cannot read (${(error as Error).message})`);
   }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return fail(file, "is not a JSON object");
+  const raw = parsed as Record<string, unknown>;
   if (raw.peft_type !== undefined && raw.peft_type !== "LORA") fail(file, `peft_type ${JSON.stringify(raw.peft_type)} is not supported (LORA only)`);
   const r = raw.r;
   const alpha = raw.lora_alpha;
-  if (typeof r !== "number" || !Number.isInteger(r) || r < 1) fail(file, "r must be a positive integer");
-  if (typeof alpha !== "number") fail(file, "lora_alpha must be a number");
+  if (typeof r !== "number" || !Number.isSafeInteger(r) || r < 1) fail(file, `r must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof alpha !== "number" || !Number.isFinite(alpha)) fail(file, `lora_alpha must be a finite number, got ${JSON.stringify(alpha)}`);
+  const dropout = raw.lora_dropout ?? 0;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) fail(file, `lora_dropout must be a number in [0, 1), got ${JSON.stringify(dropout)}`);
   if ((raw.bias ?? "none") !== "none") fail(file, `bias ${JSON.stringify(raw.bias)} is not supported (none only)`);
   for (const flag of ["use_dora", "fan_in_fan_out", "lora_bias"]) if (raw[flag] === true) fail(file, `${flag} is not supported`);
   for (const pattern of ["rank_pattern", "alpha_pattern"]) {
@@ -44,14 +49,17 @@ function readConfig(dir: string): LoraConfig {
     fail(file, "target_modules must be a list of names or a regex string");
   }
   const layers = raw.layers_to_transform;
-  const layersToTransform = typeof layers === "number" ? [layers] : Array.isArray(layers) ? (layers as number[]) : null;
+  const layersToTransform = layers === undefined || layers === null ? null : typeof layers === "number" ? [layers] : Array.isArray(layers) ? (layers as unknown[]) : undefined;
+  if (layersToTransform === undefined || (layersToTransform ?? []).some((l) => typeof l !== "number" || !Number.isSafeInteger(l) || l < 0)) {
+    fail(file, `layers_to_transform must be a layer index or a list of them, got ${JSON.stringify(layers)}`);
+  }
   return {
     r: r as number,
     alpha: alpha as number,
     useRslora: raw.use_rslora === true,
-    dropout: typeof raw.lora_dropout === "number" ? raw.lora_dropout : 0,
+    dropout: dropout as number,
     targetModules: targets as string[] | string,
-    layersToTransform,
+    layersToTransform: layersToTransform as number[] | null,
   };
 }
 
@@ -67,6 +75,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel, options: { name
     return fail(file, (error as Error).message);
   }
   const modules = new Map<string, LoraModule>();
+  const kept: Tensor[] = [];
   try {
     for (const [key, t] of tensors) {
       const match = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(key);
@@ -77,10 +86,12 @@ export function loadPeftAdapter(dir: string, model: LoadedModel, options: { name
       const [out, inp] = shape!;
       const want = which === "A" ? [config.r, inp] : [out, config.r];
       if (t.shape.join(",") !== want.join(",")) fail(file, `${key} has shape [${t.shape.join(", ")}], expected [${want.join(", ")}]`);
+      if (!["f32", "f64", "f16", "bf16"].includes(t.dtype)) fail(file, `${key} is stored as ${t.dtype}; LoRA tensors must be floating point`);
       const entry = modules.get(module) ?? ({} as Partial<LoraModule>);
       const value = t.dtype === "f32" || t.dtype === "f64" ? t : t.to("f32");
       if (value !== t) t.dispose();
       entry[which] = keep(options.trainable ? value.requiresGrad_() : value);
+      kept.push(entry[which]!);
       modules.set(module, entry as LoraModule);
     }
     for (const [module, m] of modules) {
@@ -90,6 +101,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel, options: { name
     if (modules.size === 0) fail(file, "no LoRA tensors");
   } catch (error) {
     for (const t of tensors.values()) t.dispose();
+    for (const t of kept) t.dispose();
     throw error;
   }
   return new LoraAdapter(options.name ?? "default", config, modules);

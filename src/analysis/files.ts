@@ -3,11 +3,26 @@
  * layer / site / alpha metadata; the study's released `steering_vector.pt`: a torch.save dict holding
  * the vector, its layer and alpha, read through libtorch's unpickler) and direction files.
  */
+import { Data } from "effect";
 import { loadSafetensors } from "../io/safetensors.js";
 import { disposeTorchValue, loadTorchFile, TorchFileError, type TorchValue } from "../io/torch-file.js";
 import type { Decoder } from "../nn/decoder.js";
-import { keep, Tensor, tidy } from "../tensor/index.js";
+import { isFloating, keep, Tensor, tidy } from "../tensor/index.js";
 import { type SteeringSite, SteeringVector } from "../train/steering.js";
+
+/** A direction or steering vector that cannot be used: not floating point, non-finite values, or zero. */
+export class DirectionError extends Data.TaggedError("DirectionError")<{ readonly message: string; readonly file: string }> {}
+
+/**
+ * Throws DirectionError unless `t` is floating point with only finite values and (when
+ * `nonZero`) a non-zero norm: a NaN direction makes every projection NaN and a monitor never alarm.
+ */
+export function checkDirectionValues(t: Tensor, what: string, file = "", nonZero = true): void {
+  if (!isFloating(t.dtype)) throw new DirectionError({ message: `${what} is ${t.dtype}; a direction must be floating point`, file });
+  const [finite, norm] = tidy(() => [t.isfinite().all().toNumber(), t.to("f64").norm().toNumber()]);
+  if (!finite) throw new DirectionError({ message: `${what} has non-finite values (NaN or infinity)`, file });
+  if (nonZero && !(norm > 0)) throw new DirectionError({ message: `${what} is zero; it has no direction`, file });
+}
 
 /** Keys accepted in a study `steering_vector.pt` dict, first match wins. */
 export const TORCH_VECTOR_KEYS = { vector: ["steering_vector", "vector", "v"], layer: ["layer_idx", "layer"], alpha: ["alpha"] } as const;
@@ -87,6 +102,12 @@ export function loadSteeringVector(file: string, decoder: Decoder, overrides: { 
     read.vector.dispose();
     throw new RangeError(problem);
   }
+  try {
+    checkDirectionValues(read.vector, `${file}: vector`, file, false);
+  } catch (error) {
+    read.vector.dispose();
+    throw error;
+  }
   const vector = keep(tidy(() => read.vector.to(decoder.device)));
   if (vector !== read.vector) read.vector.dispose();
   return new SteeringVector(layer!, read.site, overrides.alpha ?? read.alpha ?? 1, vector);
@@ -96,6 +117,12 @@ export function loadSteeringVector(file: string, decoder: Decoder, overrides: { 
 export function loadDirection(file: string, device: Tensor["device"] = "cpu"): Tensor {
   if (/\.pth?$/i.test(file)) {
     const read = readTorchSteeringVector(file);
+    try {
+      checkDirectionValues(read.vector, `${file}: vector`, file, false);
+    } catch (error) {
+      read.vector.dispose();
+      throw error;
+    }
     const moved = keep(tidy(() => read.vector.to(device)));
     if (moved !== read.vector) read.vector.dispose();
     return moved;
@@ -104,5 +131,11 @@ export function loadDirection(file: string, device: Tensor["device"] = "cpu"): T
   const direction = tensors.get("direction") ?? tensors.get("vector");
   for (const [name, t] of tensors) if (t !== direction) t.dispose();
   if (!direction) throw new RangeError(`${file}: no tensor named direction (or vector)`);
+  try {
+    checkDirectionValues(direction, `${file}: ${tensors.has("direction") ? "direction" : "vector"}`, file, false);
+  } catch (error) {
+    direction.dispose();
+    throw error;
+  }
   return keep(direction);
 }

@@ -10,6 +10,7 @@ import { layerPoint } from "../hooks/points.js";
 import type { HookHandle } from "../hooks/registry.js";
 import type { Decoder } from "../nn/decoder.js";
 import { keep, type Tensor, tidy } from "../tensor/index.js";
+import { checkDirectionValues } from "./files.js";
 
 export interface MonitorEvent {
   step: number;
@@ -32,6 +33,8 @@ export interface MonitorOptions extends GenerateOptions {
 
 /** Generates with the monitor; returns the generation and every event. */
 export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly number[])[], mask: readonly (readonly number[])[] | null, options: MonitorOptions) {
+  checkDirectionValues(options.direction, "monitor direction");
+  if (Number.isNaN(options.threshold)) throw new RangeError("monitor: threshold is NaN (it would never alarm)");
   const unit = keep(tidy(() => options.direction.to("f32").div(options.direction.to("f32").norm().clamp(1e-30))));
   const events: MonitorEvent[] = [];
   let latest: number[] = [];

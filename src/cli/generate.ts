@@ -3,6 +3,8 @@
  * template). Decoding defaults follow Hugging Face (the model's generation_config.json, greedy without
  * one); sampling is seeded (a random seed when --seed is absent, printed on stderr and in --json).
  * With --json prints {"output_ids": [...], "texts": [...], "finish_reasons": [...], "seed": S}.
+ * A --prompt needs the model's chat template (an error when it has none); --raw-text feeds it
+ * untemplated instead, on explicit request.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -72,6 +74,7 @@ export const generateCommand = defineCommand({
     "attention-mask": { type: "string", value: "JSON", description: "1 for tokens, 0 for left padding, the shape of --ids" },
     prompt: { type: "string", value: "TEXT", description: "a user message, encoded with the model's chat template" },
     system: { type: "string", value: "TEXT", description: "a system message before --prompt" },
+    "raw-text": { type: "boolean", description: "feed --prompt untemplated (for models without a chat template); not with --system" },
     samples: { type: "string", value: "K", default: "1", description: "samples per prompt" },
     ...steeringOptions,
     json: { type: "boolean", description: "print output ids, texts, finish reasons and the seed as JSON" },
@@ -94,6 +97,8 @@ export function runGenerate(argv: readonly string[]): number {
   const { values } = parsed;
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new UsageError("give exactly one of --ids and --prompt");
   if (values.system !== undefined && values.prompt === undefined) throw new UsageError("--system needs --prompt");
+  if (values["raw-text"] && values.prompt === undefined) throw new UsageError("--raw-text needs --prompt");
+  if (values["raw-text"] && values.system !== undefined) throw new UsageError("--raw-text cannot be combined with --system (a system message needs the chat template)");
   const samples = parseNumber("--samples", values.samples, { integer: true, min: 1 })!;
   let ids: number[][] | null = null;
   let mask: number[][] | null = null;
@@ -113,7 +118,7 @@ export function runGenerate(argv: readonly string[]): number {
       if (ids === null) {
         if (!tokenizer) throw new UsageError(`--prompt needs a tokenizer.json in ${model.dir}; use --ids`);
         const messages = [...(values.system !== undefined ? [{ role: "system", content: values.system }] : []), { role: "user", content: values.prompt! }];
-        ids = [tokenizer.hasChatTemplate ? tokenizer.encodeChat(messages, { addGenerationPrompt: true }) : tokenizer.encode(values.prompt!)];
+        ids = [tokenizer.promptIds(messages, { rawText: values["raw-text"] === true })];
       }
       const pad = tokenizer?.padTokenId ?? model.spec.padTokenId ?? model.eosTokenIds[0] ?? 0;
       const result = generate(model.decoder, ids, mask, { ...sampling, samples, eosTokenIds: stopIds(model, tokenizer), padTokenId: pad });

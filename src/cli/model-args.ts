@@ -1,6 +1,7 @@
 /**
  * The options every model command shares: --model, --adapter (a PEFT LoRA directory, a comma list of
- * them, or a run directory holding several: all are applied), --dtype, --device.
+ * them, or a run directory holding several: all are applied), --dtype, --device, --allow-unused-weights
+ * (load a checkpoint holding tensors its config does not use).
  */
 import { attachPeftAdapters } from "../adapters/adapter-dirs.js";
 import { loadModel, type LoadedModel } from "../models/load.js";
@@ -12,9 +13,10 @@ export const modelOptions = {
   adapter: { type: "string", value: "DIR", description: "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution" },
   dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
   device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
+  "allow-unused-weights": { type: "boolean", description: "load even when the checkpoint holds tensors the config does not use (listed as unused)" },
 } as const;
 
-export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string }): LoadedModel {
+export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string; "allow-unused-weights"?: boolean }): LoadedModel {
   const dir = required("--model", values.model);
   const dtype = (values.dtype ?? modelOptions.dtype.default) as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
@@ -26,7 +28,7 @@ export function openModel(values: { model?: string; adapter?: string; dtype?: st
   } catch (error) {
     throw new UsageError(`--device: ${(error as Error).message}`);
   }
-  const model = loadModel(dir, { dtype, device });
+  const model = loadModel(dir, { dtype, device, allowUnusedWeights: values["allow-unused-weights"] === true });
   if (values.adapter === undefined) return model;
   try {
     const adapters = attachPeftAdapters(values.adapter, model);

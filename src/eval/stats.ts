@@ -3,9 +3,25 @@
  * Pearson and Spearman correlation, Cohen's kappa.
  */
 
+/**
+ * The 32-bit generator state of a seed. Seeds in [0, 2^32) map to themselves; larger or negative
+ * safe integers fold their high word in through a multiplicative hash, so seeds that differ by a
+ * multiple of 2^32 no longer collide. Anything but a safe integer is refused.
+ */
+export function seedState(seed: number): number {
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
+  if (seed >= 0 && seed < 2 ** 32) return seed;
+  const bits = BigInt.asUintN(64, BigInt(seed));
+  const low = Number(bits & 0xffffffffn);
+  const high = Number(bits >> 32n);
+  let h = Math.imul(high ^ (high >>> 16), 0x45d9f3b);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  return (low ^ h ^ (h >>> 16) ^ 0x9e3779b9) >>> 0;
+}
+
 /** mulberry32: small, fast, seedable; enough for resampling. */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
+  let s = seedState(seed);
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;

@@ -16,6 +16,7 @@ import { KvCache } from "../nn/kv-cache.js";
 import { cat, manualSeed, ones, type Tensor, tensor, tidy } from "../tensor/index.js";
 import { IdShapeError, idRows, type IdRowsInput } from "./ids.js";
 import { chooseNext, type SamplingOptions } from "./sampling.js";
+import { checkGenerationBudget } from "./budget.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -82,6 +83,9 @@ export function generate(
   };
   if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`maxNewTokens: expected a positive integer, got ${options.maxNewTokens}`);
   const samples = options.samples ?? 1;
+  if (!Number.isSafeInteger(samples) || samples < 1) throw new RangeError(`generate: samples must be a positive integer, got ${samples}`);
+  if (!Number.isSafeInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`);
+  checkGenerationBudget(decoder.spec, decoder.dtype, decoder.device, { rows, promptLength: length, maxNewTokens: options.maxNewTokens, samples });
   const eos = new Set(options.eosTokenIds ?? []);
   const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;
   if (options.seed !== undefined) manualSeed(options.seed);

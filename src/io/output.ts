@@ -9,6 +9,7 @@
 import { appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Data } from "effect";
+import { mkdirLevels } from "./files.js";
 
 /** An output destination that emlab refuses to write (not a regular file, or outside its directory). */
 export class OutputPathError extends Data.TaggedError("OutputPathError")<{ readonly message: string; readonly path: string }> {}
@@ -114,11 +115,12 @@ export function makeOutputDir(dir: string): void {
     return;
   }
   try {
-    mkdirSync(dir, { recursive: true });
+    // Level by level: Node's recursive mkdir never returns on paths such as /proc/x (issue 13).
+    mkdirLevels(dir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST" || code === "ENOTDIR") refuse(dir, "a parent of the output directory is not a directory");
-    if (code === "EACCES" || code === "EPERM" || code === "EROFS") refuse(dir, `cannot create the output directory (${code})`);
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "ENOENT") refuse(dir, `cannot create the output directory (${code})`);
     throw error;
   }
 }

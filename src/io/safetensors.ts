@@ -1,14 +1,17 @@
 /**
- * safetensors files: header parsing with full validation (8-byte length inside the file, JSON
- * object, known dtypes, shape x itemsize = byte length, offsets inside the data, no overlaps),
+ * safetensors files: header parsing with the reference format's strict rules (8-byte length inside
+ * the file, a strict-UTF-8 JSON object starting with `{`, no repeated keys, known dtypes,
+ * shape x itemsize = byte length, tensors tiling the data section exactly: no overlap, no gap, no
+ * trailing bytes), opened without blocking (a FIFO is refused, not waited on),
  * loading tensors of every supported dtype straight from the file into libtorch (no copy through
  * JS), and atomic writing with string metadata. Every error names the file and the problem.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { Data } from "effect";
 import { native } from "../native/addon.js";
 import { writeOutput } from "./output.js";
 import { type Device, type DType, dtypeCode, itemSize, normalizeDevice, Tensor } from "../tensor/index.js";
+import { decodeUtf8Strict, findDuplicateJsonKey, openRegularFile } from "./files.js";
 
 /** A malformed or unreadable safetensors file. */
 export class SafetensorsError extends Data.TaggedError("SafetensorsError")<{
@@ -21,7 +24,7 @@ const fail = (file: string, problem: string): never => {
   throw new SafetensorsError({ message: `${file}: ${problem}`, file, problem });
 };
 
-const fileDtypes: Record<string, DType> = {
+const fileDtypes: Readonly<Record<string, DType>> = {
   F64: "f64",
   F32: "f32",
   F16: "f16",
@@ -33,6 +36,8 @@ const fileDtypes: Record<string, DType> = {
   U8: "u8",
   BOOL: "bool",
 };
+/** The emlab dtype of a header dtype string; own keys only (a dtype named "constructor" is unknown). */
+const dtypeOfFile = (name: string): DType | undefined => (Object.hasOwn(fileDtypes, name) ? fileDtypes[name] : undefined);
 const fileDtypeOf: Record<DType, string> = Object.fromEntries(Object.entries(fileDtypes).map(([k, v]) => [v, k])) as Record<DType, string>;
 
 /** Largest header we accept (the format's own limit is 100 MB). */
@@ -62,15 +67,13 @@ function isNonNegativeInteger(v: unknown): v is number {
 /** Reads and validates the header of `file`. */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
   let fd: number;
+  let size: number;
   try {
-    fd = openSync(file, "r");
+    ({ fd, size } = openRegularFile(file));
   } catch (error) {
     return fail(file, `cannot open (${(error as Error).message})`);
   }
   try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) fail(file, "not a regular file");
-    const size = stat.size;
     if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length`);
     const lengthBytes = Buffer.alloc(8);
     readSync(fd, lengthBytes, 0, 8, 0);
@@ -81,7 +84,13 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     const headerBytes = Buffer.alloc(n);
     if (readSync(fd, headerBytes, 0, n, 8) !== n) fail(file, "short read of the header");
     const dataStart = 8 + n;
-    return parseHeader(file, headerBytes.toString("utf8"), dataStart, size - dataStart);
+    let text: string;
+    try {
+      text = decodeUtf8Strict(headerBytes);
+    } catch {
+      return fail(file, "header is not valid UTF-8");
+    }
+    return parseHeader(file, text, dataStart, size - dataStart);
   } catch (error) {
     if (error instanceof SafetensorsError) throw error;
     return fail(file, `cannot read (${(error as Error).message})`);
@@ -91,6 +100,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 }
 
 function parseHeader(file: string, text: string, dataStart: number, dataLength: number): SafetensorsHeader {
+  if (!text.startsWith("{")) fail(file, "header does not start with '{'");
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -98,36 +108,43 @@ function parseHeader(file: string, text: string, dataStart: number, dataLength: 
     return fail(file, `header is not valid JSON (${(error as Error).message})`);
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) return fail(file, "header is not a JSON object");
-  const metadata: Record<string, string> = {};
+  const duplicate = findDuplicateJsonKey(text);
+  if (duplicate !== null) fail(file, `header repeats the key ${JSON.stringify(duplicate)}`);
+  const metadataEntries: [string, string][] = [];
   const entries = new Map<string, TensorEntry>();
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (value === null || typeof value !== "object" || Array.isArray(value)) fail(file, "__metadata__ is not an object");
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== "string") fail(file, `__metadata__.${k} is not a string`);
-        metadata[k] = v as string;
+        metadataEntries.push([k, v as string]);
       }
       continue;
     }
     entries.set(name, parseEntry(file, name, value, dataLength));
   }
-  // Empty tensors occupy no bytes; among the others, each must start at or after the furthest end so far.
-  const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let furthest: TensorEntry | undefined;
+  // The tensors must tile the data section: in offset order each starts where the previous ended
+  // (empty tensors included), and the last one ends at the end of the file.
+  const sorted = [...entries.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  let previous: TensorEntry | undefined;
   for (const entry of sorted) {
-    if (furthest && entry.begin < furthest.end) {
-      fail(file, `tensor ${entry.name} [${entry.begin}, ${entry.end}) overlaps ${furthest.name} [${furthest.begin}, ${furthest.end})`);
+    if (entry.begin < cursor) {
+      fail(file, `tensor ${entry.name} [${entry.begin}, ${entry.end}) overlaps ${previous!.name} [${previous!.begin}, ${previous!.end})`);
     }
-    if (!furthest || entry.end > furthest.end) furthest = entry;
+    if (entry.begin > cursor) fail(file, `tensor ${entry.name} starts at byte ${entry.begin} of the data section, leaving a gap after byte ${cursor}`);
+    cursor = entry.end;
+    previous = entry;
   }
-  return { file, entries, metadata, dataStart };
+  if (cursor !== dataLength) fail(file, `the data section has ${dataLength - cursor} trailing byte(s) after the last tensor (ends at ${cursor} of ${dataLength})`);
+  return { file, entries, metadata: Object.fromEntries(metadataEntries), dataStart };
 }
 
 function parseEntry(file: string, name: string, value: unknown, dataLength: number): TensorEntry {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return fail(file, `tensor ${name}: entry is not an object`);
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
   if (typeof dtype !== "string") return fail(file, `tensor ${name}: dtype is missing`);
-  const mapped = fileDtypes[dtype];
+  const mapped = dtypeOfFile(dtype);
   if (!mapped) return fail(file, `tensor ${name}: unsupported dtype ${dtype}`);
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) return fail(file, `tensor ${name}: shape must be an array of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
@@ -137,6 +154,7 @@ function parseEntry(file: string, name: string, value: unknown, dataLength: numb
   if (begin > end) fail(file, `tensor ${name}: data_offsets [${begin}, ${end}] are reversed`);
   if (end > dataLength) fail(file, `tensor ${name}: data_offsets [${begin}, ${end}] run past the data section (${dataLength} bytes)`);
   const expected = (shape as number[]).reduce((a, b) => a * b, 1) * itemSize(mapped);
+  if (!Number.isSafeInteger(expected)) fail(file, `tensor ${name}: shape [${shape.join(", ")}] is too large`);
   if (end - begin !== expected) {
     fail(file, `tensor ${name}: shape [${shape.join(", ")}] of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
   }
@@ -153,7 +171,7 @@ export interface LoadOptions {
 export function loadSafetensors(file: string, options: LoadOptions = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(file);
   const names = options.names ?? [...header.entries.keys()];
-  const entries = names.map((name) => header.entries.get(name) ?? fail(file, `no tensor named ${name}`));
+  const entries = names.map((name) => header.entries.get(name) ?? fail(file, `no tensor named ${JSON.stringify(name)}`));
   let handles;
   try {
     handles = native.readTensors(
@@ -180,7 +198,8 @@ export function saveSafetensors(
   metadata: Readonly<Record<string, string>> = {},
 ): void {
   const list: [string, Tensor][] = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, Tensor>);
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor named "__proto__" must become a key, not replace the prototype.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
   let offset = 0;
   for (const [name, t] of list) {

@@ -1,6 +1,7 @@
 /**
  * The contract of a model family folder, and the config fields all families read the same way.
  */
+import { checkActivation } from "./config-checks.js";
 import type { HfConfig } from "./hf-config.js";
 import { ropeForLayerType, tokenIds } from "./hf-config.js";
 import type { DecoderSpec, FamilyName, LayerSpec } from "./spec.js";
@@ -25,8 +26,17 @@ export function layersFromTypes(config: HfConfig, types: readonly string[], file
   }));
 }
 
-/** Fields whose defaults are common to every family (overridden per family as needed). */
-export function commonSpec(config: HfConfig, family: FamilyName): Omit<DecoderSpec, "layers"> {
+/** Activation names meaning SiLU in transformers (ACT2FN), the only one Llama and Qwen run here. */
+export const SILU_NAMES = ["silu", "swish"] as const;
+/** Gemma 2/3 run GELU with the tanh approximation (`hidden_activation`). */
+export const GELU_TANH_NAMES = ["gelu_pytorch_tanh"] as const;
+
+/**
+ * Fields whose defaults are common to every family (overridden per family as needed). The SiLU
+ * families' `hidden_act` is checked here (Gemma's activation in gemmaSpec).
+ */
+export function commonSpec(config: HfConfig, family: FamilyName, file: string): Omit<DecoderSpec, "layers"> {
+  if (family !== "gemma2" && family !== "gemma3") checkActivation(config, file, SILU_NAMES, ["hidden_act"]);
   const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
   return {
     family,
@@ -37,6 +47,7 @@ export function commonSpec(config: HfConfig, family: FamilyName): Omit<DecoderSp
     numKvHeads: config.num_key_value_heads ?? config.num_attention_heads,
     headDim,
     rmsNormEps: config.rms_norm_eps ?? 1e-6,
+    maxPositions: config.max_position_embeddings ?? null,
     normStyle: "weight",
     qkvBias: false,
     oBias: false,
@@ -55,9 +66,9 @@ export function commonSpec(config: HfConfig, family: FamilyName): Omit<DecoderSp
   };
 }
 
-/** `layer_types` when the config lists them (transformers >= 4.5x), else `fallback(i)`. */
+/** `layer_types` when the config lists them (transformers >= 4.5x; their count is checked on reading), else `fallback(i)`. */
 export function layerTypes(config: HfConfig, fallback: (layer: number) => LayerType): string[] {
-  if (config.layer_types && config.layer_types.length === config.num_hidden_layers) return [...config.layer_types];
+  if (config.layer_types) return [...config.layer_types];
   return Array.from({ length: config.num_hidden_layers }, (_, i) => fallback(i));
 }
 
@@ -71,7 +82,8 @@ export function qwenLayerTypes(config: HfConfig): string[] {
  * GELU-tanh, query_pre_attn_scalar, soft-capping as configured, tied embeddings by default.
  */
 export function gemmaSpec(config: HfConfig, family: FamilyName, types: readonly string[], file: string): DecoderSpec {
-  const base = commonSpec(config, family);
+  checkActivation(config, file, GELU_TANH_NAMES, ["hidden_activation", "hidden_act"]);
+  const base = commonSpec(config, family, file);
   return {
     ...base,
     normStyle: "oneplus",

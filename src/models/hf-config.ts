@@ -4,10 +4,11 @@
  * forms (transformers-5 `rope_parameters`, possibly per layer type, and the older `rope_theta` +
  * `rope_scaling`), and the multimodal Gemma 3 wrapper whose text settings live in `text_config`.
  */
-import { readFileSync } from "node:fs";
+import { readTextFile } from "../io/files.js";
 import { join } from "node:path";
 import { Schema } from "effect";
 import type { RopeSpec } from "../nn/rope.js";
+import { checkNonNegativeInteger, checkPositiveFinite, checkRopeParameters, checkTextConfig } from "./config-checks.js";
 import { ModelConfigError } from "./errors.js";
 
 const TokenIds = Schema.optional(Schema.NullOr(Schema.Union([Schema.Number, Schema.Array(Schema.Number)])));
@@ -33,6 +34,7 @@ const TextConfigFields = {
   rope_scaling: Schema.optional(Schema.NullOr(RopeParameters)),
   rope_parameters: Schema.optional(Schema.NullOr(RopeParameters)),
   rope_local_base_freq: Schema.optional(Schema.Number),
+  max_position_embeddings: Schema.optional(Schema.NullOr(Schema.Number)),
   sliding_window: Schema.optional(Schema.NullOr(Schema.Number)),
   use_sliding_window: Schema.optional(Schema.Boolean),
   max_window_layers: Schema.optional(Schema.Number),
@@ -71,7 +73,7 @@ export type HfGenerationConfig = typeof GenerationConfig.Type;
 function readJson(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readTextFile(file);
   } catch (error) {
     throw new ModelConfigError({ message: `${file}: cannot read (${(error as Error).message})`, file });
   }
@@ -104,9 +106,10 @@ export function readHfConfig(dir: string): HfConfig {
   const wrapper = decode(Schema.decodeUnknownSync(WrapperConfig), raw, file);
   if (wrapper.text_config !== undefined) {
     const text = decode(Schema.decodeUnknownSync(TextConfig), wrapper.text_config, file, "text_config: ");
+    checkTextConfig(text, file, "text_config.");
     return { ...text, architectures: wrapper.architectures ?? text.architectures, model_type: text.model_type ?? wrapper.model_type };
   }
-  return decode(Schema.decodeUnknownSync(TextConfig), raw, file);
+  return checkTextConfig(decode(Schema.decodeUnknownSync(TextConfig), raw, file), file);
 }
 
 /** Reads `dir/generation_config.json` when present. */
@@ -114,12 +117,23 @@ export function readGenerationConfig(dir: string): HfGenerationConfig | null {
   const file = join(dir, "generation_config.json");
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
+    raw = JSON.parse(readTextFile(file));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new ModelConfigError({ message: `${file}: ${(error as Error).message}`, file });
   }
-  return decode(Schema.decodeUnknownSync(GenerationConfig), raw, file);
+  const config = decode(Schema.decodeUnknownSync(GenerationConfig), raw, file);
+  for (const name of ["bos_token_id", "eos_token_id", "pad_token_id"] as const) {
+    const value = config[name];
+    if (value === undefined || value === null) continue;
+    (typeof value === "number" ? [value] : value).forEach((id, i) => checkNonNegativeInteger(id, typeof value === "number" ? name : `${name}[${i}]`, file));
+  }
+  for (const name of ["temperature", "top_p"] as const) {
+    const value = config[name];
+    if (value !== undefined && value !== null && !(Number.isFinite(value) && value >= 0)) checkPositiveFinite(value, name, file);
+  }
+  if (config.top_k !== undefined && config.top_k !== null) checkNonNegativeInteger(config.top_k, "top_k", file);
+  return config;
 }
 
 /** Token ids as a list (HF allows a number, a list or null). */
@@ -131,16 +145,21 @@ export function tokenIds(value: number | readonly number[] | null | undefined): 
 const num = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
 
 /** One RoPE spec from a rope_parameters / rope_scaling object (theta from the object or `theta`). */
-export function ropeFrom(params: Record<string, unknown> | null | undefined, theta: number | undefined, file: string): RopeSpec {
+export function ropeFrom(params: Record<string, unknown> | null | undefined, theta: number | undefined, file: string, field = "rope_parameters"): RopeSpec {
+  if (params) checkRopeParameters(params, file, field);
   const type = (params?.rope_type ?? params?.type ?? "default") as string;
   const base = num(params?.rope_theta) ?? theta;
   if (base === undefined) throw new ModelConfigError({ message: `${file}: no rope_theta`, file });
+  checkPositiveFinite(base, "rope_theta", file);
   switch (type) {
     case "default":
       return { theta: base, type: "default" };
     case "linear":
       return { theta: base, type: "linear", factor: num(params?.factor) ?? 1 };
     case "llama3":
+      if ((num(params?.high_freq_factor) ?? 4) <= (num(params?.low_freq_factor) ?? 1)) {
+        throw new ModelConfigError({ message: `${file}: ${field}.high_freq_factor must be greater than low_freq_factor`, file });
+      }
       return {
         theta: base,
         type: "llama3",
@@ -162,11 +181,11 @@ export function ropeFrom(params: Record<string, unknown> | null | undefined, the
 export function ropeForLayerType(config: HfConfig, layerType: string, file: string): RopeSpec {
   const params = config.rope_parameters ?? undefined;
   if (params && typeof params[layerType] === "object" && params[layerType] !== null) {
-    return ropeFrom(params[layerType] as Record<string, unknown>, config.rope_theta, file);
+    return ropeFrom(params[layerType] as Record<string, unknown>, config.rope_theta, file, `rope_parameters.${layerType}`);
   }
   if (params && ("rope_type" in params || "rope_theta" in params)) return ropeFrom(params, config.rope_theta, file);
   if (layerType === "sliding_attention" && config.rope_local_base_freq !== undefined) {
     return { theta: config.rope_local_base_freq, type: "default" };
   }
-  return ropeFrom(config.rope_scaling ?? undefined, config.rope_theta ?? 10000, file);
+  return ropeFrom(config.rope_scaling ?? undefined, config.rope_theta ?? 10000, file, "rope_scaling");
 }

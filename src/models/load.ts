@@ -7,8 +7,8 @@
 import { join } from "node:path";
 import { Decoder, type DecoderWeights, type LayerWeights } from "../nn/decoder.js";
 import { loadSafetensors } from "../io/safetensors.js";
-import { type Device, type DType, keep, noGrad, type Tensor, TensorScope } from "../tensor/index.js";
-import { ModelWeightsError } from "./errors.js";
+import { checkDeviceAvailable, type Device, type DType, keep, noGrad, normalizeDevice, type Tensor, TensorScope } from "../tensor/index.js";
+import { ModelConfigError, ModelWeightsError } from "./errors.js";
 import { familyFor } from "./families.js";
 import { type HfConfig, type HfGenerationConfig, readGenerationConfig, readHfConfig, tokenIds } from "./hf-config.js";
 import type { DecoderSpec } from "./spec.js";
@@ -18,7 +18,18 @@ export interface ModelLoadOptions {
   /** Compute dtype; default: f32 (float checkpoints are converted; use "bf16" to keep bf16). */
   dtype?: DType;
   device?: Device;
+  /**
+   * Load even when the checkpoint holds tensors the config does not use (listed in
+   * `unusedWeights`). Off by default: such tensors mean config and weights do not belong together
+   * (e.g. Gemma 3 q/k norms under a Gemma 2 config, more layers than num_hidden_layers).
+   */
+  allowUnusedWeights?: boolean;
 }
+
+/** Non-parameter buffers some checkpoints carry (recomputed here from the config). */
+const IGNORED_BUFFERS = /\.rotary_emb\.inv_freq$/;
+/** Wrapper architectures whose checkpoints legitimately hold other modalities' towers. */
+const MULTIMODAL_ARCHITECTURES = new Set(["Gemma3ForConditionalGeneration"]);
 
 export interface LoadedModel {
   readonly dir: string;
@@ -85,6 +96,13 @@ function readWeights(sources: Map<string, WeightSource>, expected: Map<string, n
       const files = [...new Set([...sources.values()].map((s) => s.file))].join(", ");
       throw new ModelWeightsError({ message: `${files}: missing weight ${name}`, file: files, tensor: name });
     }
+    if (!isFloat(source.entry.dtype)) {
+      throw new ModelWeightsError({
+        message: `${source.file}: weight ${name} is stored as ${source.entry.dtype}; model weights must be floating point (f32, f16, bf16 or f64)`,
+        file: source.file,
+        tensor: name,
+      });
+    }
     const got = source.entry.shape;
     if (got.length !== shape.length || got.some((n, i) => n !== shape[i])) {
       throw new ModelWeightsError({
@@ -108,7 +126,7 @@ function readWeights(sources: Map<string, WeightSource>, expected: Map<string, n
           const { tensors } = loadSafetensors(file, { names: list.map((s) => s.fileName), device });
           for (const s of list) {
             const raw = tensors.get(s.fileName)!;
-            const converted = raw.dtype === dtype || !isFloat(raw.dtype) ? raw : raw.to(dtype);
+            const converted = raw.dtype === dtype ? raw : raw.to(dtype);
             out.set(s.name, keep(converted));
           }
         }
@@ -163,6 +181,7 @@ function decoderWeights(spec: DecoderSpec, w: Map<string, Tensor>): DecoderWeigh
 
 /** Loads the model in `dir` (config.json + safetensors). */
 export function loadModel(dir: string, options: ModelLoadOptions = {}): LoadedModel {
+  checkDeviceAvailable(normalizeDevice(options.device ?? "cpu"), `loading ${dir}`);
   const config = readHfConfig(dir);
   const file = join(dir, "config.json");
   const family = familyFor(config, file);
@@ -170,8 +189,24 @@ export function loadModel(dir: string, options: ModelLoadOptions = {}): LoadedMo
   const generationConfig = readGenerationConfig(dir);
   const { sources, unused } = indexWeights(dir);
   const expected = expectedWeights(spec);
-  const extra = [...sources.keys()].filter((name) => !expected.has(name) && !(spec.tieEmbeddings && name === "lm_head.weight"));
-  const parameters = readWeights(sources, expected, options.dtype ?? "f32", options.device ?? "cpu");
+  const extra = [...sources.keys()].filter(
+    (name) => !expected.has(name) && !(spec.tieEmbeddings && name === "lm_head.weight") && !IGNORED_BUFFERS.test(name),
+  );
+  const otherModalities = MULTIMODAL_ARCHITECTURES.has(config.architectures?.[0] ?? "") ? [] : unused;
+  const unexpected = [...extra, ...otherModalities];
+  if (unexpected.length > 0 && !options.allowUnusedWeights) {
+    const shown = unexpected.slice(0, 5).join(", ");
+    throw new ModelWeightsError({
+      message:
+        `${dir}: ${unexpected.length} checkpoint tensor(s) are not used by ${file} (${shown}${unexpected.length > 5 ? ", ..." : ""}); ` +
+        "config and weights do not match (pass allowUnusedWeights / --allow-unused-weights to load anyway)",
+      file: dir,
+      tensor: unexpected[0]!,
+    });
+  }
+  const dtype = options.dtype ?? "f32";
+  if (!isFloat(dtype)) throw new ModelConfigError({ message: `${dir}: compute dtype must be floating point, got ${dtype}`, file: dir });
+  const parameters = readWeights(sources, expected, dtype, options.device ?? "cpu");
   const decoder = new Decoder(spec, decoderWeights(spec, parameters));
   const eos = tokenIds(generationConfig?.eos_token_id);
   return {

@@ -22,6 +22,8 @@ export interface DecoderSpec {
   numKvHeads: number;
   headDim: number;
   rmsNormEps: number;
+  /** Positions the model was trained for (config max_position_embeddings); null when not stated. */
+  maxPositions: number | null;
   normStyle: NormStyle;
   /** q/k/v projections have biases (Qwen2). */
   qkvBias: boolean;

@@ -3,8 +3,9 @@
  * `model.safetensors.index.json`; names normalised so multimodal Gemma 3 checkpoints expose their
  * text model under `model.` / `lm_head.` (vision tower and projector are left unused).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readTextFile } from "../io/files.js";
 import { readSafetensorsHeader, SafetensorsError, type TensorEntry } from "../io/safetensors.js";
 import { ModelWeightsError } from "./errors.js";
 
@@ -19,6 +20,7 @@ export interface WeightSource {
 
 /** Maps a checkpoint tensor name to the text model's name, or null for tensors of other modalities. */
 export function normalizeWeightName(name: string): string | null {
+  if (/^(model\.)?(vision_tower|multi_modal_projector)\./.test(name)) return null;
   if (name.startsWith("model.language_model.")) return `model.${name.slice("model.language_model.".length)}`;
   if (name.startsWith("language_model.model.")) return `model.${name.slice("language_model.model.".length)}`;
   if (name.startsWith("language_model.lm_head.")) return `lm_head.${name.slice("language_model.lm_head.".length)}`;
@@ -34,7 +36,7 @@ export function indexWeights(dir: string): { sources: Map<string, WeightSource>;
   if (existsSync(indexFile)) {
     let map: Record<string, string>;
     try {
-      const parsed = JSON.parse(readFileSync(indexFile, "utf8")) as { weight_map?: Record<string, string> };
+      const parsed = JSON.parse(readTextFile(indexFile)) as { weight_map?: Record<string, string> };
       if (!parsed.weight_map || typeof parsed.weight_map !== "object") throw new Error("no weight_map object");
       map = parsed.weight_map;
     } catch (error) {

@@ -61,6 +61,10 @@ export interface NativeAddon {
   adoptByGc(x: Handle): Handle;
   isDisposed(x: Handle): boolean;
   liveCount(): number;
+  /** Times freed host tensor memory was returned to the kernel (bounded retention, native/src/memory.cc). */
+  hostTrimCount(): number;
+  /** V8's external-memory counter in bytes (GC-owned tensors are reported there). */
+  externalMemory(): number;
   toBytes(x: Handle): ArrayBuffer;
   rawBytes(x: Handle): ArrayBuffer;
   item(x: Handle): number | bigint | boolean;

@@ -32,6 +32,7 @@ import { additiveMask, positionsFromMask } from "./masks.js";
 import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
 import { rmsNorm } from "./rms-norm.js";
 import { inverseFrequencies, type RopeSpec, ropeTables } from "./rope.js";
+import { contextLengthError } from "./errors.js";
 
 export interface LayerWeights {
   inputNorm: Tensor;
@@ -267,6 +268,7 @@ export class Decoder {
     const ids = inputIds.to({ dtype: "i64", device: this.device });
     const [batch, pos] = ids.shape as [number, number];
     const past = cache?.length ?? 0;
+    if (spec.maxPositions !== null && past + pos > spec.maxPositions) throw contextLengthError("this forward pass", past + pos, spec.maxPositions);
     const keyMask = options.attentionMask ? options.attentionMask.to(this.device) : null;
     if (keyMask && keyMask.size(1) !== past + pos) {
       throw new RangeError(`attention mask covers ${keyMask.size(1)} positions; expected ${past + pos} (cached ${past} + new ${pos})`);

@@ -70,3 +70,17 @@ function requireCuda(op: string): void {
     throw new DeviceUnavailableError({ message: `${op}: ${message}`, op, torchMessage: "" });
   }
 }
+
+/**
+ * Throws DeviceUnavailableError when `device` cannot hold tensors here (CUDA on a CPU-only build,
+ * no GPU, or an index past the device count), before any work is done on it.
+ */
+export function checkDeviceAvailable(device: string, op = "device"): void {
+  if (device === "cpu") return;
+  const index = deviceIndex(device);
+  requireCuda(op);
+  const count = native.cudaDeviceCount();
+  if (index >= count) {
+    throw new DeviceUnavailableError({ message: `${op}: ${device} does not exist (${count} CUDA device${count === 1 ? "" : "s"})`, op, torchMessage: "" });
+  }
+}

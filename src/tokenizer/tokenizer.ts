@@ -4,11 +4,12 @@
  * `chat_template.jinja` file) through @huggingface/jinja. Rendered chats are encoded without adding
  * special tokens (the template already has them). Assistant-token masks come from rendering prefixes.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Data } from "effect";
+import { readTextFile } from "../io/files.js";
 
 /** Missing or unreadable tokenizer files, or a template that fails to render. */
 export class TokenizerError extends Data.TaggedError("TokenizerError")<{ readonly message: string; readonly file: string }> {}
@@ -34,16 +35,36 @@ function tokenText(value: unknown): string | null {
   return null;
 }
 
+/**
+ * The template of a tokenizer_config.json `chat_template`: a string, or transformers' list of named
+ * templates (the one named "default"). Absent or null: none. Anything else is an error.
+ */
+function templateFromConfig(value: unknown, file: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) {
+    const entry = value.find((e) => e !== null && typeof e === "object" && (e as { name?: unknown }).name === "default") as { template?: unknown } | undefined;
+    if (entry && typeof entry.template === "string") return entry.template;
+    if (entry === undefined) throw new TokenizerError({ message: `${file}: chat_template lists named templates but none named "default"`, file });
+  }
+  throw new TokenizerError({ message: `${file}: chat_template must be a string or a list of {name, template}`, file });
+}
+
 export class ChatTokenizer {
   private readonly template: Template | null;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
     readonly config: Record<string, unknown>,
-    templateSource: string | null,
+    private readonly templateSource: string | null,
     private readonly file: string,
+    templateFile: string,
   ) {
-    this.template = templateSource ? new Template(templateSource) : null;
+    try {
+      this.template = templateSource !== null && templateSource.trim() !== "" ? new Template(templateSource) : null;
+    } catch (error) {
+      throw new TokenizerError({ message: `${templateFile}: chat_template does not parse: ${(error as Error).message}`, file: templateFile });
+    }
   }
 
   /** Reads `tokenizer.json`, `tokenizer_config.json` and an optional `chat_template.jinja` from `dir`. */
@@ -51,32 +72,72 @@ export class ChatTokenizer {
     const read = (name: string): unknown => {
       const file = join(dir, name);
       try {
-        return JSON.parse(readFileSync(file, "utf8"));
+        return JSON.parse(readTextFile(file));
       } catch (error) {
         throw new TokenizerError({ message: `${file}: ${(error as Error).message}`, file });
       }
     };
-    const json = read("tokenizer.json") as Record<string, unknown>;
-    const config = existsSync(join(dir, "tokenizer_config.json")) ? (read("tokenizer_config.json") as Record<string, unknown>) : {};
+    const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
+    const json = read("tokenizer.json");
+    const tokenizerFile = join(dir, "tokenizer.json");
+    if (!isObject(json)) throw new TokenizerError({ message: `${tokenizerFile}: not a JSON object`, file: tokenizerFile });
+    const configFile = join(dir, "tokenizer_config.json");
+    const config = existsSync(configFile) ? read("tokenizer_config.json") : {};
+    if (!isObject(config)) throw new TokenizerError({ message: `${configFile}: not a JSON object`, file: configFile });
     const templateFile = join(dir, "chat_template.jinja");
-    let template = typeof config.chat_template === "string" ? config.chat_template : null;
-    if (template === null && existsSync(templateFile)) template = readFileSync(templateFile, "utf8");
+    let template = templateFromConfig(config.chat_template, configFile);
+    let templateOrigin = configFile;
+    if (template === null && existsSync(templateFile)) {
+      try {
+        template = readTextFile(templateFile);
+      } catch (error) {
+        throw new TokenizerError({ message: `${templateFile}: ${(error as Error).message}`, file: templateFile });
+      }
+      templateOrigin = templateFile;
+    }
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(json, config);
     } catch (error) {
-      throw new TokenizerError({ message: `${join(dir, "tokenizer.json")}: ${(error as Error).message}`, file: join(dir, "tokenizer.json") });
+      throw new TokenizerError({ message: `${tokenizerFile}: ${(error as Error).message}`, file: tokenizerFile });
     }
-    return new ChatTokenizer(tokenizer, config, template, dir);
+    // Special (added) tokens alone cannot encode text: a vocabulary without ordinary tokens is unusable.
+    if (![...tokenizer.get_vocab(false).keys()].some((token) => typeof token === "string" && token.length > 0)) {
+      throw new TokenizerError({ message: `${tokenizerFile}: the vocabulary is empty (no tokens besides the special ones)`, file: tokenizerFile });
+    }
+    return new ChatTokenizer(tokenizer, config, template, dir, templateOrigin);
   }
 
   get hasChatTemplate(): boolean {
     return this.template !== null;
   }
 
-  /** Token ids of `text` (special tokens added per the tokenizer's post-processor unless disabled). */
+  /**
+   * Token ids of `text` (special tokens added per the tokenizer's post-processor unless disabled).
+   * Non-empty text that encodes to nothing (a vocabulary that cannot represent it) is an error,
+   * never a silently dropped prompt.
+   */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+    const ids = this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+    if (ids.length === 0 && /\S/.test(text)) {
+      throw new TokenizerError({ message: `${this.file}: the tokenizer encodes a non-empty text (${text.length} characters) to no tokens`, file: this.file });
+    }
+    return ids;
+  }
+
+  /**
+   * The ids a model is prompted with: the chat rendered by the template with a generation prompt;
+   * with `rawText`, the user text alone, untemplated (only on explicit request, and without a system
+   * message). A model without a chat template is an error otherwise, as in transformers.
+   */
+  promptIds(messages: readonly ChatMessage[], options: ChatTemplateOptions & { rawText?: boolean } = {}): number[] {
+    if (options.rawText) {
+      if (messages.length !== 1 || messages[0]!.role !== "user") {
+        throw new TokenizerError({ message: `${this.file}: raw-text prompting takes a single user message (no system message)`, file: this.file });
+      }
+      return this.encode(messages[0]!.content);
+    }
+    return this.encodeChat(messages, { ...options, addGenerationPrompt: true });
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
@@ -90,7 +151,12 @@ export class ChatTokenizer {
 
   /** The chat rendered by the model's template. */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
-    if (!this.template) throw new TokenizerError({ message: `${this.file}: the tokenizer has no chat_template`, file: this.file });
+    if (!this.template) {
+      throw new TokenizerError({
+        message: `${this.file}: no chat template (tokenizer_config.json has no chat_template and there is no chat_template.jinja); chat use needs one (raw-text prompting must be asked for explicitly)`,
+        file: this.file,
+      });
+    }
     const special: Record<string, unknown> = {};
     for (const key of ["bos_token", "eos_token", "pad_token", "unk_token"]) {
       const text = tokenText(this.config[key]);
@@ -110,7 +176,14 @@ export class ChatTokenizer {
 
   /** Ids of the rendered chat (no extra special tokens). */
   encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    // Each message's text must be representable: a vocabulary that encodes it to nothing would leave
+    // only the template's special tokens, silently dropping the prompt.
+    for (const m of messages) this.encode(m.content, { addSpecialTokens: false });
+    const ids = this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+    if (ids.length === 0 && messages.length > 0) {
+      throw new TokenizerError({ message: `${this.file}: the chat template renders ${messages.length} message(s) as an empty text`, file: this.file });
+    }
+    return ids;
   }
 
   /**
@@ -154,8 +227,7 @@ export class ChatTokenizer {
 
   /** End-of-turn tokens count only when the chat template uses them. */
   private isEndOfTurnFor(token: string): boolean {
-    const source = typeof this.config.chat_template === "string" ? this.config.chat_template : "";
-    return source.includes(token);
+    return (this.templateSource ?? "").includes(token);
   }
 
   /** The pad id: pad_token if configured, else null. */

@@ -478,7 +478,7 @@ describe("malformed files", () => {
 
   test("zero-length header", () => {
     const file = rawFile("", eight);
-    expectRejected(file, /not valid JSON/);
+    expectRejected(file, /does not start with '\{'/);
   });
 
   test("bad JSON", () => {
@@ -488,7 +488,7 @@ describe("malformed files", () => {
 
   test("header not an object", () => {
     for (const text of ["[1, 2]", "42", "null", '"x"', "true"]) {
-      expectRejected(rawFile(text, eight), /not a JSON object/);
+      expectRejected(rawFile(text, eight), /does not start with '\{'/);
     }
   });
 
@@ -560,7 +560,8 @@ describe("malformed files", () => {
       },
       data,
     );
-    expectRejected(file, /late .*overlaps big/);
+    // Under the format's strict tiling even the empty tensor inside "big" is refused (it comes first in offset order).
+    expectRejected(file, /overlaps big/);
   });
 
   test("__metadata__ not an object, or with a non-string value", () => {

@@ -29,9 +29,7 @@ export class LocalJudge implements Judge {
 
   /** The 20 most likely first tokens of the judge's reply, with their log-probabilities. */
   topLogprobs(prompt: string): TopLogprob[] {
-    const ids = this.tokenizer.hasChatTemplate
-      ? this.tokenizer.encodeChat([{ role: "user", content: prompt }], { addGenerationPrompt: true })
-      : this.tokenizer.encode(prompt);
+    const ids = this.tokenizer.promptIds([{ role: "user", content: prompt }]);
     return inferenceMode(() =>
       tidy(() => {
         const input = tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length], device: this.loaded.decoder.device });

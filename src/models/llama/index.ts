@@ -9,7 +9,7 @@ export const llama: ModelFamily = {
   toSpec(config, file) {
     const types = layerTypes(config, () => "full_attention");
     return {
-      ...commonSpec(config, "llama"),
+      ...commonSpec(config, "llama", file),
       qkvBias: config.attention_bias ?? false,
       oBias: config.attention_bias ?? false,
       mlpBias: config.mlp_bias ?? false,

@@ -7,6 +7,6 @@ export const qwen2: ModelFamily = {
   architectures: ["Qwen2ForCausalLM"],
   modelTypes: ["qwen2"],
   toSpec(config, file) {
-    return { ...commonSpec(config, "qwen2"), qkvBias: true, layers: layersFromTypes(config, qwenLayerTypes(config), file) };
+    return { ...commonSpec(config, "qwen2", file), qkvBias: true, layers: layersFromTypes(config, qwenLayerTypes(config), file) };
   },
 };

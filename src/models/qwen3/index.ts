@@ -8,7 +8,7 @@ export const qwen3: ModelFamily = {
   modelTypes: ["qwen3"],
   toSpec(config, file) {
     return {
-      ...commonSpec(config, "qwen3"),
+      ...commonSpec(config, "qwen3", file),
       qkvBias: config.attention_bias ?? false,
       oBias: config.attention_bias ?? false,
       qkNorm: true,
