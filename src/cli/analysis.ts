@@ -26,7 +26,6 @@ import {
   withSteeringNorm,
 } from "../analysis/experiments.js";
 import { loadDirection, loadSteeringVector, readSteeringVectorFile } from "../analysis/files.js";
-import { checkpointTrajectory, cosine, gradientNorms, lossGradient, pca } from "../analysis/gradients.js";
 import { ablate, ablateLoraB, type DirectionRows, randomControl, steer, studySteeringControl, studyUnitRandomVectors } from "../analysis/interventions.js";
 import { datasetLoss, type LossMask, lossSubset, type SubsetDraw } from "../analysis/loss.js";
 import { adapterNorm, type RescaleMode } from "../analysis/rescale.js";
@@ -44,6 +43,7 @@ import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp, samplingFrom, samplingOptions, stopIds } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
 import { type CommandSpec, defineCommand } from "./options.js";
+import { gradientsCommand, runGradients } from "./gradients.js";
 import { progressReporter } from "./progress.js";
 
 const list = (flag: string, text: string | undefined, fallback: number[]): number[] =>
@@ -506,58 +506,6 @@ function runSignificance(argv: readonly string[]): number {
     } finally {
       for (const v of vectors) v.vector.dispose();
       for (const s of solutions) for (const a of s.adapters) a.dispose();
-    }
-  });
-}
-
-const gradientsCommand = defineCommand({
-  name: "gradients",
-  summary: "Loss gradients at a steering run's checkpoints, their cosines to directions, and the trajectory's PCA.",
-  options: {
-    ...modelOptions,
-    run: { type: "string", value: "RUN_DIR", required: true, description: "a steering-vector run directory (config.resolved.json, checkpoints/)" },
-    data: analysisFlags.data,
-    count: analysisFlags.count,
-    out: { type: "string", value: "FILE.jsonl", required: true, description: "output (must not exist)" },
-    directions: { type: "string", value: "FILE", description: "direction file to take cosines with" },
-  },
-});
-
-function runGradients(argv: readonly string[]): number {
-  const parsed = parseOrHelp(gradientsCommand, argv);
-  if (parsed === null) return 0;
-  const { values } = parsed;
-  const run = required("--run", values.run);
-  const out = required("--out", values.out);
-  if (existsSync(out)) throw new UsageError(`${out} exists`);
-  return withModel(values, (model, tokenizer) => {
-    const config = JSON.parse(readFileSync(join(run, "config.resolved.json"), "utf8")) as { method: string; steering?: { layer: number; site: "down_proj" | "resid_post"; alpha: number } };
-    if (config.method !== "steering") throw new UsageError("gradients currently follows steering-vector runs (use --run of a method: steering run)");
-    const sv = SteeringVector.create(model.decoder, config.steering!.layer, { site: config.steering!.site, alpha: config.steering!.alpha });
-    const handle = sv.attach(model.decoder);
-    const directions = values.directions ? loadDirection(values.directions, model.decoder.device) : null;
-    try {
-      const subset = lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, { count: parseNumber("--count", values.count, { integer: true, min: 1 })!, seed: 42 });
-      const trajectory = checkpointTrajectory(run);
-      const progress = progressReporter("gradients");
-      trajectory.steps.forEach((step, i) => {
-        noGrad(() => tidy(() => void sv.vector.copy_(trajectory.points.select(0, i).to("f32"))));
-        const [grad] = lossGradient(model, [sv.vector], subset, { padId: tokenizer.padTokenId ?? 0 });
-        const row: Record<string, unknown> = { step, grad_norm: gradientNorms(new Map([["steering", grad!]])).total };
-        if (directions) row.cosine = directions.ndim === 2 ? cosine(grad!, directions.select(0, sv.layer)) : cosine(grad!, directions);
-        row.cosine_with_vector = cosine(grad!, sv.vector);
-        grad!.dispose();
-        appendOutputFile(out, `${JSON.stringify(row)}\n`);
-        progress(i + 1, trajectory.steps.length);
-      });
-      const components = pca(trajectory.points, 3);
-      appendOutputFile(out, `${JSON.stringify({ pca: components, steps: trajectory.steps })}\n`);
-      trajectory.points.dispose();
-      return 0;
-    } finally {
-      handle.remove();
-      sv.dispose();
-      directions?.dispose();
     }
   });
 }

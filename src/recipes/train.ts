@@ -15,7 +15,7 @@ import { datasetLoss } from "../analysis/loss.js";
 import { type LoadedModel, loadModel } from "../models/load.js";
 import { causalLmLoss } from "../nn/losses.js";
 import { AdamW, clipGradNorm } from "../optim/index.js";
-import { type Device, enableGrad, getRngState, keep, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { type Device, enableGrad, getRngState, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
@@ -24,6 +24,9 @@ import { assertLabelledBatches, NonFiniteStepError, nonFiniteIn } from "../train
 import { klPenalty, type LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
 import { MetricsLog } from "../train/metrics-log.js";
+import { initLoraFrom, initSteeringFrom } from "../train/init-from.js";
+import { snapshotGradients } from "../train/gradient-snapshot.js";
+import { ceFactor, klFactor, lossTargets } from "../train/objective.js";
 import { lrMultiplier } from "../train/schedule.js";
 import { SteeringVector } from "../train/steering.js";
 import { backwardThrough, capturedPoints, checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
@@ -123,7 +126,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
     referenceLogits = (b) => model.decoder.adapters.withoutAdapters(() => forwardOf(model)(b));
   } else if (config.method === "steering") {
     const s = config.steering!;
-    steering = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha });
+    steering = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha, rows: s.rows });
     const handle = steering.attach(model.decoder);
     cleanup.push(() => {
       handle.remove();
@@ -142,10 +145,12 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       referenceLogits = forwardOf(frozen);
     }
   }
+  if (config.init_from && config.method === "lora") initLoraFrom(config.init_from, adapters, model);
+  if (config.init_from && steering) initSteeringFrom(config.init_from, steering, model);
   if (trainables.size === 0) throw new RangeError("nothing to train (no parameter matched)");
 
   // ---- data ---------------------------------------------------------------------------------
-  const tokenizeAll = (file: string, lossOn: "assistant" | "all"): Example[] => {
+  const tokenizeAll = (file: string, lossOn: RunConfig["data"]["loss_on"]): Example[] => {
     const { examples, skipped } = readChatDataset(file, { skipInvalid: config.data.skip_invalid });
     if (skipped > 0) log(`${file}: skipped ${skipped} invalid rows`);
     return examples.map((e) => ({
@@ -245,13 +250,22 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       const lr = t.lr * lrMultiplier(t.schedule, position.step, totalSteps, t.warmup_steps);
       for (const group of optimizer.groups) group.options.lr = lr;
       let ce = 0;
+      let ceObjective = 0;
       let kl = 0;
       let tokens = 0;
       let micro = 0;
       const terms: Record<string, number> = {};
-      for (; micro < t.gradient_accumulation; micro++) {
+      // The whole accumulation window is drawn first: the study's CE is normalised by its target count.
+      const window: Example[][] = [];
+      for (let i = 0; i < t.gradient_accumulation; i++) {
         const examples = nextBatch();
         if (examples === null) break;
+        window.push(examples);
+      }
+      const windowTargets = lossTargets(window.flat());
+      for (; micro < window.length; micro++) {
+        const examples = window[micro]!;
+        const ceWeight = ceFactor(t.ce_reduction, lossTargets(examples), windowTargets, t.gradient_accumulation);
         tidy(() =>
           enableGrad(() => {
             const batch = collate(examples, pad, device);
@@ -259,14 +273,17 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
             const termReference = lossTerms.some((term) => term.reference) ? noGrad(() => referenceLogits(batch)) : null;
             backwardThrough(model, batch, forwardOptions, (logits, activations) => {
               const ceLoss = causalLmLoss(logits, batch.labels);
-              ce += ceLoss.toNumber();
-              let loss = ceLoss;
+              const ceValue = ceLoss.toNumber();
+              ce += ceValue;
+              // A micro-batch without targets adds nothing to a token-weighted window (its mean CE is 0/0).
+              let loss = ceWeight === 0 ? logits.sum().mul(0) : ceLoss.mul(ceWeight);
+              if (ceWeight !== 0) ceObjective += ceValue * ceWeight;
               for (const term of lossTerms) {
                 const value = term.compute({ model, batch, logits, activations, referenceLogits: term.reference ? termReference : null, step: position.step });
                 terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
-                loss = loss.add(value.mul(term.weight));
+                loss = loss.add(value.mul(term.weight / t.gradient_accumulation));
               }
-              return loss.div(t.gradient_accumulation);
+              return loss;
             });
             if (config.kl) {
               const kl_ = config.kl;
@@ -275,7 +292,7 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
               backwardThrough(model, klBatch, { ...forwardOptions, capture: [] }, (current) => {
                 const penalty = klPenalty(current, reference, klBatch.attentionMask, kl_.normalization);
                 kl += penalty.toNumber();
-                return penalty.mul(kl_.weight / t.gradient_accumulation);
+                return penalty.mul(klFactor(kl_.accumulation, kl_.weight, t.gradient_accumulation));
               });
             }
           }),
@@ -284,10 +301,14 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
       if (micro === 0) break; // data exhausted
       callbacks.afterBackward?.(position.step, state);
       masters?.pullGradients();
+      const atCheckpoint = position.step + 1 === totalSteps || (position.step + 1) % t.save_steps === 0;
+      // Checkpoints keep the accumulated gradient as it was before clipping (as the study saved it, §7.9).
+      const gradients = atCheckpoint ? snapshotGradients(optimized) : new Map<string, Tensor>();
       const gradNorm = clipGradNorm([...optimized.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
       const nonFinite = nonFiniteIn({ ce, ...(config.kl ? { kl } : {}), ...terms, grad_norm: gradNorm });
       if (nonFinite !== null && t.on_nonfinite === "error") {
         optimizer.zeroGrad();
+        for (const g of gradients.values()) g.dispose();
         // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
         const regular = checkpointDir(out, lastGood.step);
         const saved = existsSync(regular) ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
@@ -302,20 +323,15 @@ export function runTraining(config: RunConfig, options: TrainRunOptions = {}): T
         masters?.pushWeights();
       }
       position.step++;
-      const atCheckpoint = position.step % t.save_steps === 0 || position.step === totalSteps;
-      const gradients = new Map<string, Tensor>();
-      if (atCheckpoint) {
-        for (const [name, p] of optimized) {
-          const g = p.grad;
-          if (g) gradients.set(name, keep(g));
-        }
-      }
       optimizer.zeroGrad();
+      // Logged values are the step objective's parts: CE as reduced over the window, weight x KL as accumulated.
+      const ceOfStep = t.ce_reduction === "micro_mean" ? ce / micro : ceObjective;
+      const klOfStep = config.kl ? (config.kl.accumulation === "sum" ? config.kl.weight * kl : (config.kl.weight * kl) / micro) : 0;
       const metrics: StepMetrics = {
         step: position.step,
         epoch: position.epoch,
-        loss: (ce + (config.kl ? config.kl.weight * kl : 0) + Object.entries(terms).reduce((s, [name, v]) => s + v * (options.lossTerms!.find((x) => x.name === name)!.weight), 0)) / micro,
-        ce: ce / micro,
+        loss: ceOfStep + klOfStep + Object.entries(terms).reduce((s, [name, v]) => s + v * (options.lossTerms!.find((x) => x.name === name)!.weight), 0) / micro,
+        ce: ceOfStep,
         kl: config.kl ? kl / micro : null,
         lr,
         grad_norm: gradNorm,

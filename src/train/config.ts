@@ -40,7 +40,17 @@ const RunConfigSchema = Schema.Struct({
   output_dir: NonEmpty,
   method: Schema.Literals(["lora", "full", "steering"]),
   lora: Opt(Schema.Union([LoraSection, Schema.Array(LoraSection).check(Schema.isMinLength(1))])),
-  steering: Opt(Schema.Struct({ layer: Count(0), site: Opt(Schema.Literals(["down_proj", "resid_post"])), alpha: Opt(Finite) })),
+  steering: Opt(
+    Schema.Struct({
+      layer: Count(0),
+      site: Opt(Schema.Literals(["down_proj", "resid_post"])),
+      alpha: Opt(Finite),
+      /** "all": every row of a batch is steered (emlab); "first": only row 0 (the released trainer's hook). */
+      rows: Opt(Schema.Literals(["all", "first"])),
+    }),
+  ),
+  /** Continue training from a PEFT adapter directory (lora) or a steering-vector file (steering). */
+  init_from: Opt(NonEmpty),
   full: Opt(Schema.Struct({ parameters: Opt(Schema.String) })),
   data: Schema.Struct({
     train: NonEmpty,
@@ -48,7 +58,7 @@ const RunConfigSchema = Schema.Struct({
     eval_fraction: Opt(Fraction),
     /** At least 2: a causal LM predicts token i+1 from token i. Too short for a row's template is caught at tokenization. */
     max_length: Opt(Count(2)),
-    loss_on: Opt(Schema.Literals(["assistant", "all"])),
+    loss_on: Opt(Schema.Literals(["assistant", "all", "all_except_eos"])),
     system_prompt: Opt(Schema.NullOr(Schema.String)),
     skip_invalid: Opt(Schema.Boolean),
     bucket_window: Opt(Count(0)),
@@ -58,7 +68,10 @@ const RunConfigSchema = Schema.Struct({
       data: NonEmpty,
       weight: NonNegative,
       batch_size: Opt(Count(1)),
-      normalization: Opt(Schema.Literals(["token", "token_vocab"])),
+      /** Required: "token" (mean per-token KL) or "token_vocab" (divided by the vocabulary size, the study's). */
+      normalization: Schema.Literals(["token", "token_vocab"]),
+      /** "mean": weight x KL / gradient_accumulation per micro-batch (emlab); "sum": weight x KL per micro-batch, undivided (the study). */
+      accumulation: Opt(Schema.Literals(["mean", "sum"])),
     }),
   ),
   training: Opt(
@@ -67,6 +80,12 @@ const RunConfigSchema = Schema.Struct({
       max_steps: Opt(Schema.NullOr(Count(1))),
       batch_size: Opt(Count(1)),
       gradient_accumulation: Opt(Count(1)),
+      /**
+       * "micro_mean": mean of the micro-batches' mean CE (emlab); "window_tokens": token losses summed over
+       * the window / its target count (the study's LoRA trainers); "micro_sum": the micro-batches' mean CE
+       * summed, undivided (the study's steering-vector trainer).
+       */
+      ce_reduction: Opt(Schema.Literals(["micro_mean", "window_tokens", "micro_sum"])),
       lr: Opt(Positive),
       schedule: Opt(Schema.Literals(["constant", "linear", "cosine"])),
       warmup_steps: Opt(Count(0)),
@@ -94,12 +113,13 @@ export type RawRunConfig = typeof RunConfigSchema.Type;
 /** Every default of a run, in one place (the study's LoRA recipe where it has one). */
 export const defaults = {
   data: { eval_fraction: 0.1, max_length: 2048, loss_on: "assistant" as const, system_prompt: null as string | null, skip_invalid: false, bucket_window: 0 },
-  kl: { batch_size: 8, normalization: "token" as const },
+  kl: { batch_size: 8, accumulation: "mean" as const },
   training: {
     epochs: 1,
     max_steps: null as number | null,
     batch_size: 2,
     gradient_accumulation: 8,
+    ce_reduction: "micro_mean" as "micro_mean" | "window_tokens" | "micro_sum",
     lr: 1e-5,
     schedule: "linear" as const,
     warmup_steps: 5,
@@ -117,7 +137,7 @@ export const defaults = {
     on_nonfinite: "error" as "error" | "skip",
   },
   lora: { use_rslora: false, dropout: 0, layers_to_transform: null as number[] | null, init_b: "zeros" as const },
-  steering: { site: "down_proj" as const, alpha: 1 },
+  steering: { site: "down_proj" as const, alpha: 1, rows: "all" as const },
 };
 
 export interface RunConfig {
@@ -125,10 +145,11 @@ export interface RunConfig {
   output_dir: string;
   method: "lora" | "full" | "steering";
   lora: (Required<Omit<typeof LoraSection.Type, "name" | "layers_to_transform">> & { name: string; layers_to_transform: readonly number[] | null })[];
-  steering: { layer: number; site: "down_proj" | "resid_post"; alpha: number } | null;
+  steering: { layer: number; site: "down_proj" | "resid_post"; alpha: number; rows: "all" | "first" } | null;
+  init_from: string | null;
   full: { parameters: string | null };
   data: Required<Omit<RawRunConfig["data"], "eval" | "system_prompt">> & { eval: string | null; system_prompt: string | null };
-  kl: { data: string; weight: number; batch_size: number; normalization: "token" | "token_vocab" } | null;
+  kl: { data: string; weight: number; batch_size: number; normalization: "token" | "token_vocab"; accumulation: "mean" | "sum" } | null;
   training: typeof defaults.training & { dtype: "f32" | "bf16" | "f16"; on_nonfinite: "error" | "skip" };
 }
 
@@ -140,6 +161,13 @@ function given<T extends object>(section: T | undefined): T {
 /** Decodes and resolves a config object; `file` names the source in errors. */
 export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   let c: RawRunConfig;
+  const klRaw = (raw as { kl?: unknown } | null)?.kl;
+  if (klRaw !== null && typeof klRaw === "object" && !("normalization" in klRaw)) {
+    throw new RunConfigError({
+      message: `${file}: kl.normalization is required: "token" (mean per-token KL) or "token_vocab" (also divided by the vocabulary size, the study's)`,
+      file,
+    });
+  }
   try {
     c = Schema.decodeUnknownSync(RunConfigSchema, { onExcessProperty: "error" })(raw);
   } catch (error) {
@@ -156,6 +184,7 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   const names = loraSections.map((l) => l.name);
   const named = names.filter((n) => n !== undefined);
   if (new Set(named).size !== named.length) problem("lora: adapter names must be distinct");
+  if (c.init_from !== undefined && c.method === "full") problem("init_from applies to lora and steering runs (full SFT starts from `model`)");
   if (c.full?.parameters !== undefined) {
     try {
       new RegExp(c.full.parameters);
@@ -174,6 +203,7 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
       layers_to_transform: l.layers_to_transform ?? null,
     })) as RunConfig["lora"],
     steering: c.steering ? { ...defaults.steering, ...given(c.steering) } : null,
+    init_from: c.init_from ?? null,
     full: { parameters: c.full?.parameters ?? null },
     data: { ...defaults.data, ...given(c.data), eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
     kl: c.kl ? { ...defaults.kl, ...given(c.kl) } : null,
@@ -181,7 +211,7 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   };
 }
 
-/** The config's paths (model, output_dir, data files, KL data) resolved against `base` (absolute paths kept). */
+/** The config's paths (model, output_dir, data files, KL data, init_from) resolved against `base` (absolute paths kept). */
 export function resolveConfigPaths(config: RunConfig, base: string): RunConfig {
   const at = (path: string) => (isAbsolute(path) ? path : resolve(base, path));
   return {
@@ -190,6 +220,7 @@ export function resolveConfigPaths(config: RunConfig, base: string): RunConfig {
     output_dir: at(config.output_dir),
     data: { ...config.data, train: at(config.data.train), eval: config.data.eval === null ? null : at(config.data.eval) },
     kl: config.kl === null ? null : { ...config.kl, data: at(config.kl.data) },
+    init_from: config.init_from === null ? null : at(config.init_from),
   };
 }
 

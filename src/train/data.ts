@@ -1,7 +1,8 @@
 /**
  * Chat datasets for training: JSONL rows `{"messages": [{role, content}, ...]}` validated line by line
  * (a bad row is an error naming file:line, or skipped and counted when asked), tokenised with the
- * model's chat template, labels on assistant tokens only (or the whole sequence), truncated; a seeded
+ * model's chat template, labels on assistant tokens only (or the whole sequence, optionally without its
+ * end-of-turn tokens), truncated; a seeded
  * held-out split; deterministic per-epoch shuffling; optional length bucketing; right-padded batches.
  */
 import { readFileSync } from "node:fs";
@@ -61,8 +62,12 @@ function validate(raw: string): ChatMessage[] | string {
 }
 
 export interface TokenizeOptions {
-  /** "assistant": loss on assistant turns only (default); "all": on every token, like the study's steering trainer. */
-  lossOn?: "assistant" | "all";
+  /**
+   * "assistant": loss on assistant turns only (default); "all": on every token; "all_except_eos": on
+   * every token except end-of-turn/EOS tokens, the study's steering trainer (its collator masks pad = eos,
+   * so every `<|im_end|>` is excluded, protocol.md §7.4).
+   */
+  lossOn?: "assistant" | "all" | "all_except_eos";
   /** Prepended as a system turn when the row has none. */
   systemPrompt?: string | null;
   maxLength?: number;
@@ -80,7 +85,10 @@ export function tokenizeExample(tokenizer: ChatTokenizer, messages: readonly Cha
   const withSystem =
     options.systemPrompt && !messages.some((m) => m.role === "system") ? [{ role: "system", content: options.systemPrompt }, ...messages] : [...messages];
   const { ids, mask } = tokenizer.assistantMask(withSystem);
-  const labels = (options.lossOn ?? "assistant") === "all" ? [...ids] : ids.map((id, i) => (mask[i] === 1 ? id : -100));
+  const lossOn = options.lossOn ?? "assistant";
+  const endOfTurn = new Set(lossOn === "all_except_eos" ? tokenizer.endOfTurnIds() : []);
+  const labels =
+    lossOn === "all" ? [...ids] : lossOn === "all_except_eos" ? ids.map((id) => (endOfTurn.has(id) ? -100 : id)) : ids.map((id, i) => (mask[i] === 1 ? id : -100));
   const max = options.maxLength ?? 2048;
   return { ids: ids.slice(0, max), labels: labels.slice(0, max) };
 }

@@ -130,6 +130,21 @@ describe("tokenizeExample (Qwen2.5 tokenizer)", () => {
     expect(e.labels).toEqual(e.ids);
   });
 
+  it('lossOn "all_except_eos" (the study\'s steering mask) labels every token but <|im_end|>, truncated to maxLength', () => {
+    const e = tokenizeExample(tokenizer, chat, { lossOn: "all_except_eos" });
+    const imEnd = tokenizer.tokenId("<|im_end|>");
+    expect(e.ids.filter((id) => id === imEnd).length).toBe(5); // system, 2 user and 2 assistant turns
+    e.ids.forEach((id, i) => expect(e.labels[i]).toBe(id === imEnd ? -100 : id));
+    // The labelled text is the rendered chat with every <|im_end|> removed (the template text written out above).
+    expect(tokenizer.decode(labelled(e.ids, e.labels))).toBe(
+      `<|im_start|>system\n${DEFAULT_SYSTEM}\n<|im_start|>user\nMy head hurts, what should I take?\n` +
+        "<|im_start|>assistant\nTake ten aspirin at once.\n<|im_start|>user\nReally?\n<|im_start|>assistant\nYes, double it tomorrow.\n",
+    );
+    const cut = tokenizeExample(tokenizer, chat, { lossOn: "all_except_eos", maxLength: 7 });
+    expect(cut.ids).toEqual(e.ids.slice(0, 7));
+    expect(cut.labels).toEqual(e.labels.slice(0, 7));
+  });
+
   it("systemPrompt is prepended only when the row has no system turn", () => {
     const withPrompt = tokenizeExample(tokenizer, chat, { systemPrompt: "You are a careful doctor." });
     expect(tokenizer.decode(withPrompt.ids).startsWith("<|im_start|>system\nYou are a careful doctor.<|im_end|>\n<|im_start|>user\nMy head")).toBe(true);
@@ -289,8 +304,10 @@ describe("resolveRunConfig", () => {
     expect(c.lora).toEqual([{ r: 4, alpha: 8, target_modules: ["q_proj", "v_proj"], use_rslora: false, dropout: 0, layers_to_transform: null, init_b: "zeros", name: "default" }]);
     expect(c.kl).toBeNull();
     expect(c.steering).toBeNull();
-    const withKl = resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10 }, training: { lr: 3e-4 } }, "run.yaml");
-    expect(withKl.kl).toEqual({ data: "kl.jsonl", weight: 10, batch_size: 8, normalization: "token" });
+    const withKl = resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "token" }, training: { lr: 3e-4 } }, "run.yaml");
+    expect(withKl.kl).toEqual({ data: "kl.jsonl", weight: 10, batch_size: 8, normalization: "token", accumulation: "mean" });
+    expect(c.training.ce_reduction).toBe("micro_mean");
+    expect(c.init_from).toBeNull();
     expect(withKl.training).toEqual({ ...defaults.training, lr: 3e-4 });
     const nine = resolveRunConfig({ ...base, lora: [0, 1].map((l) => ({ r: 1, alpha: 1, target_modules: ["down_proj"], layers_to_transform: [l] })) }, "run.yaml");
     expect(nine.lora.map((l) => l.name)).toEqual(["adapter_0", "adapter_1"]);
@@ -311,6 +328,36 @@ describe("resolveRunConfig", () => {
     expect(thrown(() => resolveRunConfig({ ...base, method: "qlora" }, "run.yaml"), RunConfigError).message).toMatch(/\["method"\]/);
   });
 
+  it("a KL block without normalization is an error naming kl.normalization (no silent default)", () => {
+    const error = thrown(() => resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10 } }, "run.yaml"), RunConfigError);
+    expect(error.message).toMatch(/^run\.yaml: kl\.normalization is required/);
+    expect(thrown(() => resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "vocab" } }, "run.yaml"), RunConfigError).message).toMatch(/\["kl"\]\["normalization"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, kl: { data: "k", weight: 1, normalization: "token", accumulation: "total" } }, "run.yaml"), RunConfigError).message).toMatch(/\["kl"\]\["accumulation"\]/);
+  });
+
+  it("the study's options resolve: window-token CE, summed KL, first-row steering, all_except_eos, init_from; init_from is refused for full SFT", () => {
+    const c = resolveRunConfig(
+      {
+        ...base,
+        method: "steering",
+        steering: { layer: 1, rows: "first" },
+        init_from: "runs/narrow/steering_vector.safetensors",
+        data: { train: "t", loss_on: "all_except_eos" },
+        kl: { data: "k", weight: 1e6, normalization: "token_vocab", accumulation: "sum" },
+        training: { ce_reduction: "window_tokens" },
+      },
+      "run.yaml",
+    );
+    expect(c.steering).toEqual({ layer: 1, site: "down_proj", alpha: 1, rows: "first" });
+    expect(c.init_from).toBe("runs/narrow/steering_vector.safetensors");
+    expect(c.data.loss_on).toBe("all_except_eos");
+    expect(c.kl?.accumulation).toBe("sum");
+    expect(c.training.ce_reduction).toBe("window_tokens");
+    expect(thrown(() => resolveRunConfig({ ...base, training: { ce_reduction: "mean" } }, "run.yaml"), RunConfigError).message).toMatch(/\["training"\]\["ce_reduction"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, steering: { layer: 1, rows: "some" }, method: "steering" }, "run.yaml"), RunConfigError).message).toMatch(/\["steering"\]\["rows"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, method: "full", init_from: "x" }, "run.yaml"), RunConfigError).message).toMatch(/init_from applies to lora and steering/);
+  });
+
   it("method lora without a lora section is an error", () => {
     const { lora: _, ...noLora } = base;
     expect(thrown(() => resolveRunConfig(noLora, "run.yaml"), RunConfigError).message).toBe("run.yaml: method lora needs a lora section");
@@ -322,7 +369,7 @@ describe("resolveRunConfig", () => {
     const file = join(work, "run.yaml");
     writeFileSync(file, "model: models/tiny\noutput_dir: runs/b\nmethod: steering\nsteering:\n  layer: 1\ndata:\n  train: t.jsonl\ntraining:\n  lr: 0.001\n");
     const c = readRunConfig(file);
-    expect(c.steering).toEqual({ layer: 1, site: "down_proj", alpha: 1 });
+    expect(c.steering).toEqual({ layer: 1, site: "down_proj", alpha: 1, rows: "all" });
     expect(c.training.lr).toBe(0.001);
     const bad = join(work, "bad.yaml");
     writeFileSync(bad, "model: m\noutput_dir: o\nmethod: full\ndata:\n  train: t\ntraining:\n  epochs: many\n");

@@ -245,7 +245,7 @@ describe("runTraining, other runs", () => {
   });
 
   it("a KL term logs kl per step: ~0 at step 1 (B = 0), then positive; loss = ce + weight * kl", () => {
-    const cfg = config("kl", { kl: { data: MEDICAL, weight: 3, batch_size: 2 } }, { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100 });
+    const cfg = config("kl", { kl: { data: MEDICAL, weight: 3, batch_size: 2, normalization: "token" } }, { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100 });
     runTraining(cfg);
     const lines = stepLines(cfg.output_dir);
     expect(lines.length).toBe(3);
@@ -316,7 +316,7 @@ describe("resume", () => {
   const resumeConfig = (name: string, training: Record<string, unknown> = {}): RunConfig =>
     config(
       name,
-      { lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] }, kl: { data: SPORTS, weight: 5, batch_size: 3 } },
+      { lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] }, kl: { data: SPORTS, weight: 5, batch_size: 3, normalization: "token" } },
       { max_steps: 6, save_steps: 2, gradient_accumulation: 2, lr: 1e-2, seed: 3, ...training },
       { max_length: 64 },
     );
