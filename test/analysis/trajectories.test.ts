@@ -132,7 +132,7 @@ const train = (name: string, fields: Record<string, unknown>) => {
       {
         model: modelDir,
         output_dir: out,
-        data: { train: MEDICAL, max_length: 96 },
+        data: { train: MEDICAL, max_length: 160 },
         training: { max_steps: 3, batch_size: 2, gradient_accumulation: 2, lr: 2e-2, warmup_steps: 0, save_steps: 1, max_grad_norm: 1e-4 },
         ...fields,
       },

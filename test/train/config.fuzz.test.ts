@@ -64,7 +64,7 @@ const valid = (): Record<string, any> => ({
   method: "lora",
   lora: { r: 4, alpha: 8, dropout: 0.05, target_modules: ["q_proj", "v_proj"], name: "first" },
   data: { train: "train.jsonl", max_length: 256, eval_fraction: 0.1, bucket_window: 2 },
-  kl: { data: "kl.jsonl", weight: 1, batch_size: 2 },
+  kl: { data: "kl.jsonl", weight: 1, batch_size: 2, normalization: "token" },
   training: {
     epochs: 1, max_steps: 10, batch_size: 2, gradient_accumulation: 2, lr: 1e-4, warmup_steps: 1, weight_decay: 0, betas: [0.9, 0.999],
     eps: 1e-8, max_grad_norm: 1, seed: 3, save_steps: 5, eval_steps: 5, early_stop: { loss_below: 0.1, patience: 2 },

@@ -4,7 +4,7 @@
 // narrow LoRA without its KL term.
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining } from "../../src/recipes/train.js";
@@ -76,7 +76,8 @@ describe("tiny configs train on CPU", { timeout: 600_000 }, () => {
   /** The tiny config with the model, run directories and step count redirected. */
   const tiny = (name: string): RunConfig => {
     const c = readRunConfig(join(ROOT, "tiny", name));
-    const redirect = (p: string) => join(work, p);
+    // Paths come back resolved against the config's folder: re-root the repository-relative part.
+    const redirect = (p: string) => join(work, relative(process.cwd(), p));
     return {
       ...c,
       model: modelDir,
