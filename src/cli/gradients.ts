@@ -44,6 +44,8 @@ export const gradientsCommand = defineCommand({
   summary: "Trajectories of training runs of any method (norms, local cosines, pre-clipping gradients), one joint PCA, loss gradients.",
   options: {
     ...modelOptions,
+    // The model is needed only for --data (loss gradients); the trajectory outputs read checkpoints alone.
+    model: { ...modelOptions.model, required: false, description: "the chat model the runs trained on (needed with --data)" },
     run: { type: "string", value: "RUN[,RUN...]", required: true, description: "emlab train run directories (config.resolved.json, checkpoints/)" },
     labels: { type: "string", value: "A[,B...]", description: "names of the runs in the outputs (default: their directories)" },
     out: { type: "string", value: "DIR", required: true, description: "output directory (must not exist): trajectory.csv, pca.csv, pca_explained.csv[, loss_gradients.csv]" },
