@@ -34,7 +34,7 @@ export const klDataCommand = defineCommand({
     temperature: { type: "string", value: "T", description: "sample answers at this temperature (default: greedy; questions are sampled at 1)" },
     seed: { type: "string", value: "S", default: "0", description: "seed of the first row (+1 per row)" },
   },
-  notes: ["--prompts replaces the topic source (--topics, --count)"],
+  notes: ["with --prompts the topic source (--topics, --count) is not used"],
 });
 
 /** Attempts (with other seeds) before a topic whose generated question stays empty is an error. */
@@ -103,15 +103,14 @@ function askQuestion(attempt: (n: number) => string, topic: string): string {
 }
 
 function readPrompts(file: string): string[] {
-  if (file.endsWith(".jsonl")) {
-    return readChatDataset(file).examples.map((e) => {
-      const user = e.messages.find((m) => m.role === "user")?.content;
-      if (!user?.trim()) throw new UsageError(`${file}:${e.line}: no user turn to use as a prompt`);
-      return user;
-    });
-  }
-  const prompts = readText(file).split("\n").filter((l) => l.trim() !== "");
-  if (prompts.length === 0) throw new UsageError(`${file}: no prompts`);
+  const prompts = file.endsWith(".jsonl")
+    ? readChatDataset(file).examples.map((e) => {
+        const user = e.messages.find((m) => m.role === "user")?.content;
+        if (!user?.trim()) throw new UsageError(`${file}:${e.line}: no user turn to use as a prompt`);
+        return user;
+      })
+    : readText(file).split("\n").filter((l) => l.trim() !== "");
+  if (prompts.length === 0) throw new UsageError(`--prompts: ${file} has no prompts; nothing to answer`);
   return prompts;
 }
 
