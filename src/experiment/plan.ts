@@ -74,6 +74,8 @@ function expectedFor(field: string): { kinds: string[]; methods?: RunConfig["met
       return { kinds: ["direction"], what: "a direction stage" };
     case "kl_data":
       return { kinds: ["kl-data"], what: "a kl-data stage" };
+    case "init_from":
+      return { kinds: ["train"], methods: ["lora", "steering"], what: "a LoRA or steering-vector train stage" };
     default:
       return { kinds: [], what: "?" };
   }
@@ -98,7 +100,7 @@ function outputOf(stage: Stage, dir: string, runConfig: RunConfig | null): strin
 }
 
 /** Reads a train stage's config (inline or a file) into a run config rooted in the stage directory. */
-function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, file: string, at: (p: string) => string, model: string, dir: string, klData: string | null, device: string | null): RunConfig {
+function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, file: string, at: (p: string) => string, model: string, dir: string, klData: string | null, device: string | null, initFrom: string | null): RunConfig {
   let raw: Record<string, unknown>;
   let source = `${file}: ${path}.config`;
   if (typeof stage.config === "string") {
@@ -130,6 +132,7 @@ function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, fil
     output_dir: join(dir, "run"),
     data: { ...data, ...(typeof data.train === "string" ? { train: rel(data.train) } : {}), ...(typeof data.eval === "string" ? { eval: rel(data.eval) } : {}) },
     ...(kl ? { kl: { ...kl, data: klData ?? (typeof kl.data === "string" ? rel(kl.data) : kl.data) } } : {}),
+    ...(initFrom !== null ? { init_from: initFrom } : typeof raw.init_from === "string" ? { init_from: rel(raw.init_from) } : {}),
     training,
   };
   try {
@@ -169,7 +172,19 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
     if (s.kind !== "train") return;
     const klRef = s.kl_data ?? null;
     const klPath = klRef === null ? null : byName.has(klRef) ? join(dir, "stages", klRef, "kl.jsonl") : at(klRef);
-    runConfigs.set(s.name, trainConfig(s, `stages[${i}]`, file, at, baseOf(s), join(dir, "stages", s.name), klPath, s.device ?? device));
+    // init_from: an earlier train stage's artefact (the run continues that solution), or a path.
+    const initRef = s.init_from ?? null;
+    let initPath: string | null = null;
+    if (initRef !== null) {
+      const target = byName.get(initRef);
+      if (!target) initPath = at(initRef);
+      else {
+        const targetConfig = runConfigs.get(initRef);
+        if (!targetConfig) fail(`stages[${i}].init_from`, `${initRef} must be a train stage listed before ${s.name}`);
+        initPath = outputOf(target.stage, join(dir, "stages", initRef), targetConfig!);
+      }
+    }
+    runConfigs.set(s.name, trainConfig(s, `stages[${i}]`, file, at, baseOf(s), join(dir, "stages", s.name), klPath, s.device ?? device, initPath));
   });
 
   const planned = new Map<string, PlannedStage>();

@@ -54,7 +54,7 @@ const Sampling = {
 const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]), direction_layer: Opt(Num), random_control: Opt(Num) };
 
 export const StageSchemas = {
-  train: Schema.Struct({ ...Common, kind: Schema.Literal("train"), config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]), kl_data: Opt(Ref) }),
+  train: Schema.Struct({ ...Common, kind: Schema.Literal("train"), config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]), kl_data: Opt(Ref), init_from: Opt(Ref) }),
   "kl-data": Schema.Struct({ ...Common, kind: Schema.Literal("kl-data"), prompts: Str, limit: Opt(Num), max_new_tokens: Opt(Num), seed: Opt(Num) }),
   sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling }),
   steer: Schema.Struct({ ...Common, kind: Schema.Literal("steer"), ...Sampling, ...Intervention, scale: Opt(Num) }),
@@ -158,7 +158,7 @@ function decode<T>(schema: Schema.Codec<T, unknown>, value: unknown, file: strin
 export function stageReferences(stage: Stage): [string, string][] {
   const out: [string, string][] = [];
   const s = stage as Record<string, unknown>;
-  for (const key of ["model", "solution", "results", "direction", "directions", "kl_data"]) if (typeof s[key] === "string") out.push([key, s[key] as string]);
+  for (const key of ["model", "solution", "results", "direction", "directions", "kl_data", "init_from"]) if (typeof s[key] === "string") out.push([key, s[key] as string]);
   for (const key of ["results", "solutions", "vectors", "runs", "compare"]) {
     const v = s[key];
     if (v && typeof v === "object" && !Array.isArray(v)) for (const [label, ref] of Object.entries(v as Record<string, string>)) out.push([`${key}.${label}`, ref]);

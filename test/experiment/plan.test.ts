@@ -44,6 +44,20 @@ describe("experiment plans", () => {
     expect(plan.warnings.some((w) => w.includes("q.yaml does not exist"))).toBe(true);
   });
 
+  it("init_from names an earlier LoRA or steering train stage: the continued run starts from its artefact and depends on it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "emlab-plan-"));
+    const file = join(dir, "e.json");
+    writeFileSync(file, JSON.stringify(base([train("narrow", "steering"), train("continued", "steering", { init_from: "narrow" }), train("full", "full")])));
+    const plan = planExperiment(readExperiment(file));
+    const continued = plan.stages.find((s) => s.stage.name === "continued")!;
+    const artefact = join(dir, "runs", "e", "stages", "narrow", "run", "steering_vector.safetensors");
+    expect(continued.runConfig!.init_from).toBe(artefact);
+    expect(continued.inputs.init_from).toEqual({ path: artefact, stage: "narrow" });
+    expect(plan.stages.map((s) => s.stage.name).indexOf("narrow")).toBeLessThan(plan.stages.map((s) => s.stage.name).indexOf("continued"));
+    expect(() => planExperiment(decodeExperiment(base([train("full", "full"), train("c", "lora", { init_from: "full" })]), "x.yaml"))).toThrow(/stages\[1\]\.init_from: full is a train \(full\) stage/);
+    expect(() => planExperiment(decodeExperiment(base([train("c", "lora", { init_from: "later" }), train("later", "lora")]), "x.yaml"))).toThrow(/stages\[0\]\.init_from: later must be a train stage listed before c/);
+  });
+
   it("rejects wrong-kind references, unknown judges and cycles, naming the field", () => {
     const f = "x.yaml";
     expect(() => planExperiment(decodeExperiment(base([train("sv", "steering"), { name: "e", kind: "sample", model: "sv", questions: "q" }]), f))).toThrow(
