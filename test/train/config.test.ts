@@ -87,8 +87,8 @@ const invalid: [string, unknown][] = [
   ["lora.name", "a/b"],
   ["lora.name", ".."],
   ["lora.name", ""],
-  ["kl", { data: "kl.jsonl", weight: -1 }],
-  ["kl", { data: "kl.jsonl", weight: 1, batch_size: 0 }],
+  ["kl", { data: "kl.jsonl", weight: -1, normalization: "token" }],
+  ["kl", { data: "kl.jsonl", weight: 1, batch_size: 0, normalization: "token" }],
   ["steering", { layer: -1 }],
   ["steering", { layer: 1.5 }],
   ["model", ""],
@@ -148,7 +148,7 @@ describe("valid boundary values are accepted", () => {
     ["data.eval_fraction", 0],
     ["lora.dropout", 0],
     ["lora.name", "adapter_0.v2-final"],
-    ["kl", { data: "kl.jsonl", weight: 0 }],
+    ["kl", { data: "kl.jsonl", weight: 0, normalization: "token" }],
   ];
   for (const [field, value] of valid) {
     it(`${field}: ${JSON.stringify(value)}`, () => {
