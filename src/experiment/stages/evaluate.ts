@@ -5,7 +5,7 @@
  * with bootstrap CIs per condition and question, and judge agreement). Sampling resumes exactly
  * (the results file is completed, never duplicated); judging skips rows that already have scores.
  */
-import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ablate, ablateLoraB, type DirectionRows, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
@@ -100,7 +100,8 @@ export async function runJudgeStage(ctx: StageContext<StageOf<"judge">>): Promis
     rmSync(join(ctx.dir, "results.partial.jsonl"), { force: true });
     const fresh = ResultsFile.resume(join(ctx.dir, "results.partial.jsonl"));
     fresh.rewrite(source.rows.map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })));
-    copyFileSync(fresh.path, out);
+    // A rename, not a copy: a kill can never leave a partial results file that resume would then cut short.
+    renameSync(fresh.path, out);
   }
   const results = ResultsFile.resume(out);
   const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
