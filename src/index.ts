@@ -43,6 +43,7 @@ export * from "./models/hf-config.js";
 export * from "./models/load.js";
 export * from "./models/random.js";
 export type * from "./models/spec.js";
+export type * from "./nn/spec.js";
 export * from "./nn/decoder.js";
 export * from "./nn/kv-cache.js";
 export * from "./nn/losses.js";

@@ -1,13 +1,14 @@
 /**
- * The adapters attached to a decoder: the decoder routes every linear projection through `linear`,
+ * The adapters attached to a decoder (its injected ProjectionSource): the decoder routes every linear projection through `linear`,
  * which adds the active LoRA adapters' contributions for that module. With none attached it is a
  * plain linear. `withoutAdapters` switches them off inside a scope (the frozen reference model for
  * KL terms, without a second copy of the weights).
  */
+import type { ProjectionSource } from "../nn/projections.js";
 import { dropout, linear, type Tensor } from "../tensor/index.js";
 import type { LoraAdapter } from "./lora.js";
 
-export class AdapterSet {
+export class AdapterSet implements ProjectionSource {
   private readonly adapters: LoraAdapter[] = [];
   private disabledDepth = 0;
   /** Set while training: LoRA dropout only applies then. */

@@ -4,8 +4,12 @@
  * init (a non-zero init for tests); targets by module-name suffix or a full-match regex, optionally
  * only in `layersToTransform`; merge / unmerge into the base weights. Adapters own their tensors.
  */
-import type { DecoderSpec } from "../models/spec.js";
+import { linearModules } from "../nn/linear-modules.js";
+import type { DecoderSpec } from "../nn/spec.js";
 import { keep, matmul, noGrad, rand, type Tensor, TensorScope, tidy, zeros } from "../tensor/index.js";
+
+/** [out, in] of every linear module by full name: the one table in src/nn/linear-modules.ts. */
+export { linearModules };
 
 export interface LoraConfig {
   r: number;
@@ -23,30 +27,6 @@ export interface LoraModule {
   A: Tensor;
   /** [out, r] */
   B: Tensor;
-}
-
-const PROJECTIONS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
-
-/** [out, in] of every linear module of the decoder, by full name (model.layers.{l}.self_attn.q_proj ...). */
-export function linearModules(spec: DecoderSpec): Map<string, [number, number]> {
-  const d = spec.hiddenSize;
-  const q = spec.numHeads * spec.headDim;
-  const kv = spec.numKvHeads * spec.headDim;
-  const f = spec.intermediateSize;
-  const shapes: Record<string, [number, number]> = {
-    "self_attn.q_proj": [q, d],
-    "self_attn.k_proj": [kv, d],
-    "self_attn.v_proj": [kv, d],
-    "self_attn.o_proj": [d, q],
-    "mlp.gate_proj": [f, d],
-    "mlp.up_proj": [f, d],
-    "mlp.down_proj": [d, f],
-  };
-  const out = new Map<string, [number, number]>();
-  spec.layers.forEach((_, l) => {
-    for (const p of PROJECTIONS) out.set(`model.layers.${l}.${p}`, shapes[p]!);
-  });
-  return out;
 }
 
 /** Whether PEFT would put an adapter on `module` for this config. */

@@ -7,7 +7,7 @@
  */
 import { totalmem } from "node:os";
 import { Data } from "effect";
-import type { DecoderSpec } from "../models/spec.js";
+import type { DecoderSpec } from "../nn/spec.js";
 import { contextLengthError } from "../nn/errors.js";
 import { type Device, type DType, itemSize } from "../tensor/index.js";
 

@@ -4,7 +4,8 @@
 import { checkActivation } from "./config-checks.js";
 import type { HfConfig } from "./hf-config.js";
 import { ropeForLayerType, tokenIds } from "./hf-config.js";
-import type { DecoderSpec, FamilyName, LayerSpec } from "./spec.js";
+import type { LayerSpec } from "../nn/spec.js";
+import type { FamilyName, ModelSpec } from "./spec.js";
 
 export interface ModelFamily {
   readonly name: FamilyName;
@@ -13,7 +14,7 @@ export interface ModelFamily {
   /** `model_type` values, used when `architectures` is absent. */
   readonly modelTypes: readonly string[];
   /** Turns a config.json into the decoder description. */
-  toSpec(config: HfConfig, file: string): DecoderSpec;
+  toSpec(config: HfConfig, file: string): ModelSpec;
 }
 
 export type LayerType = "full_attention" | "sliding_attention";
@@ -35,7 +36,7 @@ export const GELU_TANH_NAMES = ["gelu_pytorch_tanh"] as const;
  * Fields whose defaults are common to every family (overridden per family as needed). The SiLU
  * families' `hidden_act` is checked here (Gemma's activation in gemmaSpec).
  */
-export function commonSpec(config: HfConfig, family: FamilyName, file: string): Omit<DecoderSpec, "layers"> {
+export function commonSpec(config: HfConfig, family: FamilyName, file: string): Omit<ModelSpec, "layers"> {
   if (family !== "gemma2" && family !== "gemma3") checkActivation(config, file, SILU_NAMES, ["hidden_act"]);
   const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
   return {
@@ -81,7 +82,7 @@ export function qwenLayerTypes(config: HfConfig): string[] {
  * The conventions Gemma 2 and 3 share: (1+w) RMSNorm, sandwich norms, sqrt(d_model) embedding scale,
  * GELU-tanh, query_pre_attn_scalar, soft-capping as configured, tied embeddings by default.
  */
-export function gemmaSpec(config: HfConfig, family: FamilyName, types: readonly string[], file: string): DecoderSpec {
+export function gemmaSpec(config: HfConfig, family: FamilyName, types: readonly string[], file: string): ModelSpec {
   checkActivation(config, file, GELU_TANH_NAMES, ["hidden_activation", "hidden_act"]);
   const base = commonSpec(config, family, file);
   return {

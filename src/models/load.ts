@@ -5,13 +5,16 @@
  * reported. The LoadedModel owns the weights: dispose() frees them.
  */
 import { join } from "node:path";
+import { AdapterSet } from "../adapters/adapter-set.js";
 import { Decoder, type DecoderWeights, type LayerWeights } from "../nn/decoder.js";
+import { LINEAR_MODULES } from "../nn/linear-modules.js";
 import { loadSafetensors } from "../io/safetensors.js";
 import { checkDeviceAvailable, type Device, type DType, keep, noGrad, normalizeDevice, type Tensor, TensorScope } from "../tensor/index.js";
 import { ModelConfigError, ModelWeightsError } from "./errors.js";
 import { familyFor } from "./families.js";
 import { type HfConfig, type HfGenerationConfig, readGenerationConfig, readHfConfig, tokenIds } from "./hf-config.js";
-import type { DecoderSpec } from "./spec.js";
+import type { DecoderSpec } from "../nn/spec.js";
+import type { ModelSpec } from "./spec.js";
 import { indexWeights, type WeightSource } from "./weights.js";
 
 export interface ModelLoadOptions {
@@ -35,8 +38,9 @@ export interface LoadedModel {
   readonly dir: string;
   readonly config: HfConfig;
   readonly generationConfig: HfGenerationConfig | null;
-  readonly spec: DecoderSpec;
-  readonly decoder: Decoder;
+  readonly spec: ModelSpec;
+  /** The decoder, its projections routed through the model's LoRA adapter set. */
+  readonly decoder: Decoder<AdapterSet>;
   /** Every weight by its Hugging Face name (tied lm_head not repeated). */
   readonly parameters: ReadonlyMap<string, Tensor>;
   /** Checkpoint tensors the model does not use. */
@@ -49,23 +53,18 @@ export interface LoadedModel {
 /** Expected weights with their shapes, in load order. */
 export function expectedWeights(spec: DecoderSpec): Map<string, number[]> {
   const d = spec.hiddenSize;
-  const q = spec.numHeads * spec.headDim;
-  const kv = spec.numKvHeads * spec.headDim;
-  const f = spec.intermediateSize;
   const out = new Map<string, number[]>([["model.embed_tokens.weight", [spec.vocabSize, d]]]);
+  const attention = LINEAR_MODULES.filter((m) => m.group === "self_attn");
+  const mlp = LINEAR_MODULES.filter((m) => m.group === "mlp");
   spec.layers.forEach((_, l) => {
     const p = `model.layers.${l}.`;
+    // Weights of a group, then its biases (the order checkpoints list them in).
+    const linears = (rows: typeof LINEAR_MODULES) => {
+      for (const m of rows) out.set(`${p}${m.group}.${m.kind}.weight`, m.shape(spec));
+      for (const m of rows) if (m.hasBias(spec)) out.set(`${p}${m.group}.${m.kind}.bias`, [m.shape(spec)[0]]);
+    };
     out.set(`${p}input_layernorm.weight`, [d]);
-    out.set(`${p}self_attn.q_proj.weight`, [q, d]);
-    out.set(`${p}self_attn.k_proj.weight`, [kv, d]);
-    out.set(`${p}self_attn.v_proj.weight`, [kv, d]);
-    out.set(`${p}self_attn.o_proj.weight`, [d, q]);
-    if (spec.qkvBias) {
-      out.set(`${p}self_attn.q_proj.bias`, [q]);
-      out.set(`${p}self_attn.k_proj.bias`, [kv]);
-      out.set(`${p}self_attn.v_proj.bias`, [kv]);
-    }
-    if (spec.oBias) out.set(`${p}self_attn.o_proj.bias`, [d]);
+    linears(attention);
     if (spec.qkNorm) {
       out.set(`${p}self_attn.q_norm.weight`, [spec.headDim]);
       out.set(`${p}self_attn.k_norm.weight`, [spec.headDim]);
@@ -75,14 +74,7 @@ export function expectedWeights(spec: DecoderSpec): Map<string, number[]> {
       out.set(`${p}pre_feedforward_layernorm.weight`, [d]);
       out.set(`${p}post_feedforward_layernorm.weight`, [d]);
     }
-    out.set(`${p}mlp.gate_proj.weight`, [f, d]);
-    out.set(`${p}mlp.up_proj.weight`, [f, d]);
-    out.set(`${p}mlp.down_proj.weight`, [d, f]);
-    if (spec.mlpBias) {
-      out.set(`${p}mlp.gate_proj.bias`, [f]);
-      out.set(`${p}mlp.up_proj.bias`, [f]);
-      out.set(`${p}mlp.down_proj.bias`, [d]);
-    }
+    linears(mlp);
   });
   out.set("model.norm.weight", [d]);
   if (!spec.tieEmbeddings) out.set("lm_head.weight", [spec.vocabSize, d]);
@@ -207,7 +199,7 @@ export function loadModel(dir: string, options: ModelLoadOptions = {}): LoadedMo
   const dtype = options.dtype ?? "f32";
   if (!isFloat(dtype)) throw new ModelConfigError({ message: `${dir}: compute dtype must be floating point, got ${dtype}`, file: dir });
   const parameters = readWeights(sources, expected, dtype, options.device ?? "cpu");
-  const decoder = new Decoder(spec, decoderWeights(spec, parameters));
+  const decoder = new Decoder(spec, decoderWeights(spec, parameters), new AdapterSet());
   const eos = tokenIds(generationConfig?.eos_token_id);
   return {
     dir,

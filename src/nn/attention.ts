@@ -7,9 +7,10 @@
  */
 import type { AttentionPoint } from "../hooks/points.js";
 import { linear, scaledDotProductAttention, type Tensor } from "../tensor/index.js";
+import type { LinearKind } from "./linear-modules.js";
 
 /** A linear projection by module kind; adapters hook in here (default: plain linear). */
-export type Projection = (kind: "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj", x: Tensor, weight: Tensor, bias: Tensor | null) => Tensor;
+export type Projection = (kind: LinearKind, x: Tensor, weight: Tensor, bias: Tensor | null) => Tensor;
 export const plainProjection: Projection = (_kind, x, weight, bias) => linear(x, weight, bias);
 import type { KvCache } from "./kv-cache.js";
 import { type NormStyle, rmsNorm } from "./rms-norm.js";

@@ -4,28 +4,13 @@
  * norm -> gated MLP -> (post-norm) -> add], final norm, lm_head (optionally soft-capped). Hook points
  * (src/hooks/points.ts) are run at fixed sites; with no hooks a site costs one Map lookup, and the
  * per-head / MLP-internal points cost nothing unless a hook is registered in that layer. `capture` hands
- * back chosen activations of a pass (differentiable, also through gradient checkpointing).
+ * back chosen activations of a pass (differentiable). Linear projections go through the injected
+ * ProjectionSource (adapters supply it). The stages of a pass (prepare, embed, layer, head) are public
+ * so training can wrap them (gradient checkpointing, src/train/checkpointed-forward.ts).
  */
-import { AdapterSet } from "../adapters/adapter-set.js";
-import { type ActivationCache, type CacheOptions, runWithCache } from "../hooks/cache.js";
-import type { IdRowsInput } from "../generate/ids.js";
 import { HookRegistry } from "../hooks/registry.js";
-import { type AttentionPoint, type HookPoint, isHookPoint, layerPoint, type MlpPoint, parseLayerPoint } from "../hooks/points.js";
-import type { DecoderSpec } from "../models/spec.js";
-import {
-  arange,
-  embedding,
-  enableGrad,
-  getRngState,
-  keep,
-  linear,
-  noGrad,
-  setRngState,
-  type Tensor,
-  TensorScope,
-  tensor,
-  tidy,
-} from "../tensor/index.js";
+import { type AttentionPoint, type HookPoint, isHookPoint, layerPoint, type MlpPoint } from "../hooks/points.js";
+import { arange, embedding, keep, linear, type Tensor, tensor, tidy } from "../tensor/index.js";
 import { type AttentionShape, type AttentionTap, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
@@ -33,6 +18,9 @@ import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
 import { rmsNorm } from "./rms-norm.js";
 import { inverseFrequencies, type RopeSpec, ropeTables } from "./rope.js";
 import { contextLengthError } from "./errors.js";
+import { linearModuleName } from "./linear-modules.js";
+import { plainProjections, type ProjectionSource } from "./projections.js";
+import type { DecoderSpec } from "./spec.js";
 
 export interface LayerWeights {
   inputNorm: Tensor;
@@ -80,7 +68,7 @@ const mlpPoints: readonly MlpPoint[] = ["mlp.gate", "mlp.up", "mlp.hidden"];
 const ropeKey = (r: RopeSpec): string => JSON.stringify(r);
 
 /** What every layer of one forward pass shares: ids, cache, masks and RoPE tables (built on first use). */
-interface LayerContext {
+export interface LayerContext {
   ids: Tensor;
   cache: KvCache | null;
   adapted: boolean;
@@ -89,15 +77,15 @@ interface LayerContext {
   shape: AttentionShape;
 }
 
-export class Decoder {
+export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
   readonly hooks: HookRegistry;
-  /** LoRA adapters applied to the linear projections. */
-  readonly adapters = new AdapterSet();
   private readonly invFreq = new Map<string, Tensor>();
 
+  /** `adapters`: what the linear projections are routed through (LoRA adapters for a loaded model). */
   constructor(
     readonly spec: DecoderSpec,
     readonly weights: DecoderWeights,
+    readonly adapters: Projections = plainProjections as Projections,
   ) {
     this.hooks = new HookRegistry((point) => isHookPoint(point, spec.layers.length));
     // RoPE frequencies are computed once, up front, so forward passes leave the tensor count unchanged.
@@ -143,126 +131,8 @@ export class Decoder {
     });
   }
 
-  /** One forward pass with the activations at `options.points` cached (see src/hooks/cache.ts). */
-  runWithCache(ids: IdRowsInput | Tensor, options: CacheOptions): ActivationCache {
-    return runWithCache(this, ids, options);
-  }
-
-  /**
-   * Per-layer gradient checkpointing for training: the layers run without recording autograd (only
-   * each layer's input is kept); `logits` is differentiable with respect to the last layer's output
-   * and the head. After `loss.backward()`, `finish()` recomputes each layer from its saved input (the
-   * CPU RNG restored, so dropout repeats) and back-propagates through it, last layer first, into
-   * every trainable tensor (weights, adapters, steering vectors, embeddings). Hooks run again during
-   * recomputation. `dispose()` frees the saved state without back-propagating.
-   *
-   * `capture` points come back in `activations`, usable in the loss: `embed` and `final_norm` are in
-   * the graph; a layer's points are leaves whose gradient (from `loss.backward()`) `finish()` injects
-   * when it recomputes that layer, so a loss on them gets the gradients of a plain forward (equal up to
-   * the order in which float contributions are summed).
-   */
-  checkpointedForward(
-    inputIds: Tensor,
-    options: Omit<ForwardOptions, "cache" | "hiddenStates"> = {},
-  ): { logits: Tensor; activations: Map<HookPoint, Tensor>; finish(): void; dispose(): void } {
-    const scope = new TensorScope(null, true);
-    const activations = new Map<HookPoint, Tensor>();
-    // During recomputation the capture hooks collect the re-made activations of the layer being recomputed.
-    let recomputed: Map<HookPoint, Tensor> | null = null;
-    const captures = (options.capture ?? []).map((point) =>
-      this.hooks.add(point, (x) => {
-        if (recomputed !== null) recomputed.set(point, x);
-        else activations.set(point, parseLayerPoint(point) === null ? x : x.detach().requiresGrad_());
-      }),
-    );
-    const removeCaptures = () => {
-      for (const handle of captures.splice(0)) handle.remove();
-    };
-    let saved;
-    let logits: Tensor;
-    try {
-      saved = scope.run(() => {
-        const context = this.prepare(inputIds, options);
-        const embedded = this.embed(context.ids);
-        const inputs: Tensor[] = [];
-        const rng: Tensor[] = [];
-        const boundary = noGrad(() => {
-          let x = embedded.detach();
-          for (let l = 0; l < this.spec.layers.length; l++) {
-            inputs.push(x);
-            rng.push(getRngState());
-            x = this.layer(l, x, context);
-          }
-          return x.detach().requiresGrad_();
-        });
-        // Where a plain forward would leave the RNG; finish() returns it there after its replays.
-        const rngAfter = getRngState();
-        return { context, embedded, inputs, rng, boundary, rngAfter };
-      });
-      // The head's tensors (logits, a captured final_norm) belong to the caller's scope.
-      logits = enableGrad(() => this.head(saved!.boundary, options.logits ?? "all").logits!);
-    } catch (error) {
-      removeCaptures();
-      scope.close();
-      throw error;
-    }
-    const state = saved;
-    let done = false;
-    const dispose = () => {
-      if (done) return;
-      done = true;
-      removeCaptures();
-      scope.close();
-    };
-    const finish = () => {
-      if (done) throw new Error("checkpointedForward: finish() or dispose() already called");
-      try {
-        let grad = state.boundary.grad;
-        if (grad === null) throw new Error("checkpointedForward: call backward() on a loss of the logits before finish()");
-        grad = keep(grad);
-        for (let l = this.spec.layers.length - 1; l >= 0; l--) {
-          const next = tidy(() =>
-            enableGrad(() => {
-              const input = state.inputs[l]!.detach().requiresGrad_();
-              setRngState(state.rng[l]!);
-              const injected = [...activations].filter(([point, leaf]) => parseLayerPoint(point)?.layer === l && leaf.grad !== null);
-              if (injected.length === 0) {
-                this.layer(l, input, state.context).backward(grad!);
-                return input.grad;
-              }
-              const again = new Map<HookPoint, Tensor>();
-              recomputed = again;
-              let output: Tensor;
-              try {
-                output = this.layer(l, input, state.context);
-              } finally {
-                recomputed = null;
-              }
-              // sum(out * g) back-propagates exactly g into out; each captured point gets its leaf's gradient.
-              let objective = output.mul(grad!).sum();
-              for (const [point, leaf] of injected) objective = objective.add(again.get(point)!.mul(leaf.grad!).sum());
-              objective.backward();
-              return input.grad;
-            }),
-          );
-          grad.dispose();
-          grad = next === null ? null : keep(next);
-          if (grad === null) break;
-        }
-        if (grad !== null) {
-          if (state.embedded.requiresGrad) enableGrad(() => state.embedded.backward(grad!));
-          grad.dispose();
-        }
-        setRngState(state.rngAfter);
-      } finally {
-        dispose();
-      }
-    };
-    return { logits, activations, finish, dispose };
-  }
-
   /** Ids on the model's device, positions, and lazily built masks and RoPE tables for one forward pass. */
-  private prepare(inputIds: Tensor, options: ForwardOptions): LayerContext {
+  prepare(inputIds: Tensor, options: ForwardOptions): LayerContext {
     const spec = this.spec;
     const cache = options.cache ?? null;
     const ids = inputIds.to({ dtype: "i64", device: this.device });
@@ -313,14 +183,14 @@ export class Decoder {
   }
 
   /** Token embeddings (scaled for Gemma), after the `embed` hooks. */
-  private embed(ids: Tensor): Tensor {
+  embed(ids: Tensor): Tensor {
     let x = embedding(this.weights.embed, ids);
     if (this.spec.embeddingScale !== null) x = x.mul(tensor(this.spec.embeddingScale, { device: this.device }).to(x.dtype));
     return this.hooks.run("embed", -1, x);
   }
 
   /** Decoder layer `l` on the residual stream x, hooks included. */
-  private layer(l: number, input: Tensor, context: LayerContext): Tensor {
+  layer(l: number, input: Tensor, context: LayerContext): Tensor {
     const spec = this.spec;
     const layer = spec.layers[l]!;
     const w = this.weights.layers[l]!;
@@ -358,7 +228,7 @@ export class Decoder {
   }
 
   /** Final norm (after its hooks) and logits (soft-capped for Gemma 2). */
-  private head(x: Tensor, which: "all" | "last" | "none"): { final: Tensor; logits: Tensor | null } {
+  head(x: Tensor, which: "all" | "last" | "none"): { final: Tensor; logits: Tensor | null } {
     const spec = this.spec;
     let final = rmsNorm(x, this.weights.finalNorm, spec.rmsNormEps, spec.normStyle);
     final = this.hooks.run("final_norm", -1, final);
@@ -369,12 +239,9 @@ export class Decoder {
     return { final, logits };
   }
 
-  /** Routes layer `l`'s projections through the adapters (module names as in Hugging Face / PEFT). */
+  /** Routes layer `l`'s projections through the injected source (module names as in Hugging Face / PEFT). */
   private projectionFor(l: number): Projection {
-    return (kind, x, weight, bias) => {
-      const group = kind === "gate_proj" || kind === "up_proj" || kind === "down_proj" ? "mlp" : "self_attn";
-      return this.adapters.linear(`model.layers.${l}.${group}.${kind}`, x, weight, bias);
-    };
+    return (kind, x, weight, bias) => this.adapters.linear(linearModuleName(l, kind), x, weight, bias);
   }
 
   private inverseFrequencies(rope: RopeSpec): Tensor {

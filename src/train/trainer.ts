@@ -16,6 +16,7 @@ import type { RunConfig } from "./config.js";
 import type { Batch } from "./data.js";
 import { RunInputError } from "./inputs.js";
 import type { LossTerm } from "./losses.js";
+import { checkpointedForward } from "./checkpointed-forward.js";
 
 /** What the caller already holds; the recipe uses it instead of loading from `config.model` (and does not dispose it). */
 export interface TrainerModel {
@@ -74,7 +75,7 @@ export function backwardThrough(
     lossOf(out.logits!, out.activations).backward();
     return;
   }
-  const run = model.decoder.checkpointedForward(batch.ids, forward);
+  const run = checkpointedForward(model.decoder, batch.ids, forward);
   try {
     lossOf(run.logits, run.activations).backward();
     run.finish();

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelConfigError, UnsupportedArchitectureError } from "../../src/models/errors.js";
 import { familyFor } from "../../src/models/families.js";
 import { readHfConfig } from "../../src/models/hf-config.js";
-import type { DecoderSpec } from "../../src/models/spec.js";
+import type { DecoderSpec } from "../../src/nn/spec.js";
 import { FUZZ_SEED, fuzzRuns } from "./budget.js";
 
 const FAMILIES = ["qwen2", "qwen3", "llama", "gemma2", "gemma3"] as const;

@@ -14,6 +14,7 @@ import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { causalLmLoss } from "../../src/nn/losses.js";
 import { AdamW } from "../../src/optim/index.js";
 import { klPenalty } from "../../src/train/losses.js";
+import { checkpointedForward } from "../../src/train/checkpointed-forward.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { getRngState, keep, manualSeed, noGrad, rand, randn, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
@@ -349,7 +350,7 @@ describe("training gradients (qwen2 fixture, float64)", () => {
           causalLmLoss(model.decoder.forward(ids).logits!, labels).backward();
           return;
         }
-        const run = model.decoder.checkpointedForward(ids);
+        const run = checkpointedForward(model.decoder, ids);
         try {
           causalLmLoss(run.logits, labels).backward();
           run.finish();

@@ -1,4 +1,4 @@
-// Per-layer gradient checkpointing (Decoder.checkpointedForward): the gradients it produces for LoRA
+// Per-layer gradient checkpointing (checkpointedForward, the wrapper the trainer applies): the gradients it produces for LoRA
 // parameters (with dropout, so the RNG replay matters), a steering vector, embeddings and layer
 // weights equal those of a plain backward exactly, on a Llama-style and a Gemma model in float64;
 // logits are equal; misuse is an error; nothing leaks.
@@ -8,6 +8,7 @@ import { loadSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { causalLmLoss } from "../../src/nn/losses.js";
 import { manualSeed, type Tensor, tidy } from "../../src/tensor/index.js";
+import { checkpointedForward } from "../../src/train/checkpointed-forward.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 
@@ -51,7 +52,7 @@ for (const family of ["qwen2", "gemma2"] as const) {
           l.backward();
           return l.toNumber();
         }
-        const run = model.decoder.checkpointedForward(ids);
+        const run = checkpointedForward(model.decoder, ids);
         const l = causalLmLoss(run.logits, labels);
         l.backward();
         run.finish();
@@ -75,14 +76,14 @@ for (const family of ["qwen2", "gemma2"] as const) {
 
     it("refuses finish() before backward and twice", () =>
       tidy(() => {
-        const run = model.decoder.checkpointedForward(expected.get("input_ids")!);
+        const run = checkpointedForward(model.decoder, expected.get("input_ids")!);
         expect(() => run.finish()).toThrow(/backward/);
         expect(() => run.finish()).toThrow(/already/);
       }));
 
     it("frees its saved state on dispose()", () =>
       tidy(() => {
-        const run = model.decoder.checkpointedForward(expected.get("input_ids")!);
+        const run = checkpointedForward(model.decoder, expected.get("input_ids")!);
         run.dispose();
         run.dispose();
       }));
