@@ -1,5 +1,6 @@
-// Module entry of the emlab addon: registers every op group and sets libtorch's intra-op
-// threads from the core count (Debian's libtorch 1.13 starts with one).
+// Module entry of the emlab addon: exports every op table the source files registered (ops.h) and
+// sets libtorch's intra-op threads from the core count (Debian's libtorch 1.13 starts with one).
+// A new op file needs no line here.
 #include "common.h"
 
 #include <cstdlib>
@@ -9,21 +10,6 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-
-namespace emlab {
-void registerCreation(Napi::Env, Napi::Object);
-void registerTensor(Napi::Env, Napi::Object);
-void registerElementwise(Napi::Env, Napi::Object);
-void registerReduction(Napi::Env, Napi::Object);
-void registerShape(Napi::Env, Napi::Object);
-void registerNn(Napi::Env, Napi::Object);
-void registerAutograd(Napi::Env, Napi::Object);
-void registerOptim(Napi::Env, Napi::Object);
-void registerDevice(Napi::Env, Napi::Object);
-void registerFiles(Napi::Env, Napi::Object);
-void registerPickle(Napi::Env, Napi::Object);
-void registerBench(Napi::Env, Napi::Object);
-}  // namespace emlab
 
 // Large CPU tensors (logits over a 150k vocabulary, activations) are above glibc's mmap threshold:
 // each allocation is a fresh mmap whose pages the kernel zeroes on first touch, then unmapped on free.
@@ -46,18 +32,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   } catch (...) {
     // thread setup is an optimisation; never fail module load for it
   }
-  emlab::registerCreation(env, exports);
-  emlab::registerTensor(env, exports);
-  emlab::registerElementwise(env, exports);
-  emlab::registerReduction(env, exports);
-  emlab::registerShape(env, exports);
-  emlab::registerNn(env, exports);
-  emlab::registerAutograd(env, exports);
-  emlab::registerOptim(env, exports);
-  emlab::registerDevice(env, exports);
-  emlab::registerFiles(env, exports);
-  emlab::registerPickle(env, exports);
-  emlab::registerBench(env, exports);
+  emlab::exportRegisteredOps(env, exports);
   return exports;
 }
 

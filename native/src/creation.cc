@@ -16,8 +16,7 @@ at::TensorOptions options(const Napi::CallbackInfo& info, int dtypeIndex, int de
 }
 
 // Copies `bytes` (an ArrayBuffer or any ArrayBufferView) into a new CPU tensor, then moves it.
-Napi::Value fromBytes(const Napi::CallbackInfo& info) {
-  const char* op = "fromBytes";
+Napi::Value fromBytes(const Napi::CallbackInfo& info, const char* op) {
   Napi::Value source = info[0];
   const uint8_t* data = nullptr;
   size_t length = 0;
@@ -52,55 +51,53 @@ Napi::Value fromBytes(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void registerCreation(Napi::Env env, Napi::Object exports) {
-  exports.Set("fromBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    return guard(info, "fromBytes", [&] { return fromBytes(info); });
-  }));
-  EMLAB_FN(exports, "scalarTensor", {
-    return wrap(info.Env(), at::scalar_tensor(toScalar(info[0], "scalarTensor", 0), options(info, 1, 2, "scalarTensor")));
-  });
-  EMLAB_FN(exports, "zeros", { return wrap(info.Env(), at::zeros(toIntList(info[0], "zeros", 0), options(info, 1, 2, "zeros"))); });
-  EMLAB_FN(exports, "ones", { return wrap(info.Env(), at::ones(toIntList(info[0], "ones", 0), options(info, 1, 2, "ones"))); });
-  EMLAB_FN(exports, "empty", { return wrap(info.Env(), at::empty(toIntList(info[0], "empty", 0), options(info, 1, 2, "empty"))); });
-  EMLAB_FN(exports, "full", {
-    return wrap(info.Env(), at::full(toIntList(info[0], "full", 0), toScalar(info[1], "full", 1), options(info, 2, 3, "full")));
-  });
-  EMLAB_FN(exports, "arange", {
-    return wrap(info.Env(), at::arange(toScalar(info[0], "arange", 0), toScalar(info[1], "arange", 1),
-                                       toScalar(info[2], "arange", 2), options(info, 3, 4, "arange")));
-  });
-  EMLAB_FN(exports, "linspace", {
-    return wrap(info.Env(), at::linspace(toScalar(info[0], "linspace", 0), toScalar(info[1], "linspace", 1),
-                                         toInt(info[2], "linspace", 2), options(info, 3, 4, "linspace")));
-  });
-  EMLAB_FN(exports, "randn", { return wrap(info.Env(), at::randn(toIntList(info[0], "randn", 0), options(info, 1, 2, "randn"))); });
-  EMLAB_FN(exports, "rand", { return wrap(info.Env(), at::rand(toIntList(info[0], "rand", 0), options(info, 1, 2, "rand"))); });
-  EMLAB_FN(exports, "randint", {
-    return wrap(info.Env(), at::randint(toInt(info[0], "randint", 0), toInt(info[1], "randint", 1),
-                                        toIntList(info[2], "randint", 2), options(info, 3, 4, "randint")));
-  });
-  EMLAB_FN(exports, "eye", {
-    return wrap(info.Env(), at::eye(toInt(info[0], "eye", 0), toInt(info[1], "eye", 1), options(info, 2, 3, "eye")));
-  });
-  EMLAB_FN(exports, "zerosLike", { return wrap(info.Env(), at::zeros_like(unwrap(info[0], "zerosLike", 0))); });
-  EMLAB_FN(exports, "onesLike", { return wrap(info.Env(), at::ones_like(unwrap(info[0], "onesLike", 0))); });
-  EMLAB_FN(exports, "randnLike", { return wrap(info.Env(), at::randn_like(unwrap(info[0], "randnLike", 0))); });
+static const OpTable creationOps("creation", {
+  EMLAB_OP("fromBytes", { return fromBytes(info, op); }),
+  EMLAB_OP("scalarTensor", {
+    return wrap(info.Env(), at::scalar_tensor(toScalar(info[0], op, 0), options(info, 1, 2, op)));
+  }),
+  EMLAB_OP("zeros", { return wrap(info.Env(), at::zeros(toIntList(info[0], op, 0), options(info, 1, 2, op))); }),
+  EMLAB_OP("ones", { return wrap(info.Env(), at::ones(toIntList(info[0], op, 0), options(info, 1, 2, op))); }),
+  EMLAB_OP("empty", { return wrap(info.Env(), at::empty(toIntList(info[0], op, 0), options(info, 1, 2, op))); }),
+  EMLAB_OP("full", {
+    return wrap(info.Env(), at::full(toIntList(info[0], op, 0), toScalar(info[1], op, 1), options(info, 2, 3, op)));
+  }),
+  EMLAB_OP("arange", {
+    return wrap(info.Env(), at::arange(toScalar(info[0], op, 0), toScalar(info[1], op, 1),
+                                       toScalar(info[2], op, 2), options(info, 3, 4, op)));
+  }),
+  EMLAB_OP("linspace", {
+    return wrap(info.Env(), at::linspace(toScalar(info[0], op, 0), toScalar(info[1], op, 1),
+                                         toInt(info[2], op, 2), options(info, 3, 4, op)));
+  }),
+  EMLAB_OP("randn", { return wrap(info.Env(), at::randn(toIntList(info[0], op, 0), options(info, 1, 2, op))); }),
+  EMLAB_OP("rand", { return wrap(info.Env(), at::rand(toIntList(info[0], op, 0), options(info, 1, 2, op))); }),
+  EMLAB_OP("randint", {
+    return wrap(info.Env(), at::randint(toInt(info[0], op, 0), toInt(info[1], op, 1),
+                                        toIntList(info[2], op, 2), options(info, 3, 4, op)));
+  }),
+  EMLAB_OP("eye", {
+    return wrap(info.Env(), at::eye(toInt(info[0], op, 0), toInt(info[1], op, 1), options(info, 2, 3, op)));
+  }),
+  EMLAB_OP("zerosLike", { return wrap(info.Env(), at::zeros_like(unwrap(info[0], op, 0))); }),
+  EMLAB_OP("onesLike", { return wrap(info.Env(), at::ones_like(unwrap(info[0], op, 0))); }),
+  EMLAB_OP("randnLike", { return wrap(info.Env(), at::randn_like(unwrap(info[0], op, 0))); }),
   // CPU generator state as a uint8 tensor (for exact resume), and its restoration.
-  EMLAB_FN(exports, "getRngState", {
+  EMLAB_OP("getRngState", {
     auto generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     return wrap(info.Env(), generator.get_state());
-  });
-  EMLAB_FN(exports, "setRngState", {
+  }),
+  EMLAB_OP("setRngState", {
     auto generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(unwrap(info[0], "setRngState", 0));
+    generator.set_state(unwrap(info[0], op, 0));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "manualSeed", {
-    torch::manual_seed(static_cast<uint64_t>(toInt(info[0], "manualSeed", 0)));
+  }),
+  EMLAB_OP("manualSeed", {
+    torch::manual_seed(static_cast<uint64_t>(toInt(info[0], op, 0)));
     return info.Env().Undefined();
-  });
-}
+  }),
+});
 
 }  // namespace emlab

@@ -12,29 +12,29 @@
 
 namespace emlab {
 
-void registerDevice(Napi::Env env, Napi::Object exports) {
-  exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+static const OpTable deviceOps("device", {
+  EMLAB_CONSTANT("torchVersion", { return Napi::String::New(env, TORCH_VERSION); }),
 #ifdef EMLAB_WITH_CUDA
-  exports.Set("builtWithCuda", Napi::Boolean::New(env, true));
+  EMLAB_CONSTANT("builtWithCuda", { return Napi::Boolean::New(env, true); }),
 #else
-  exports.Set("builtWithCuda", Napi::Boolean::New(env, false));
+  EMLAB_CONSTANT("builtWithCuda", { return Napi::Boolean::New(env, false); }),
 #endif
-  EMLAB_FN(exports, "numThreads", { return Napi::Number::New(info.Env(), at::get_num_threads()); });
-  EMLAB_FN(exports, "setNumThreads", {
-    at::set_num_threads(static_cast<int>(toInt(info[0], "setNumThreads", 0)));
+  EMLAB_OP("numThreads", { return Napi::Number::New(info.Env(), at::get_num_threads()); }),
+  EMLAB_OP("setNumThreads", {
+    at::set_num_threads(static_cast<int>(toInt(info[0], op, 0)));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "parallelInfo", { return Napi::String::New(info.Env(), at::get_parallel_info()); });
-  EMLAB_FN(exports, "buildConfig", { return Napi::String::New(info.Env(), at::show_config()); });
-  EMLAB_FN(exports, "cudaIsAvailable", { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
-  EMLAB_FN(exports, "cudaDeviceCount", { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); });
-  EMLAB_FN(exports, "cudaSynchronize", {
-    torch::cuda::synchronize(toInt(info[0], "cudaSynchronize", 0));
+  }),
+  EMLAB_OP("parallelInfo", { return Napi::String::New(info.Env(), at::get_parallel_info()); }),
+  EMLAB_OP("buildConfig", { return Napi::String::New(info.Env(), at::show_config()); }),
+  EMLAB_OP("cudaIsAvailable", { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }),
+  EMLAB_OP("cudaDeviceCount", { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); }),
+  EMLAB_OP("cudaSynchronize", {
+    torch::cuda::synchronize(toInt(info[0], op, 0));
     return info.Env().Undefined();
-  });
+  }),
   // cudaMemory(device) -> [allocated, reserved, peakAllocated] bytes.
-  EMLAB_FN(exports, "cudaMemory", {
-    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], "cudaMemory", 0));
+  EMLAB_OP("cudaMemory", {
+    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], op, 0));
 #ifdef EMLAB_WITH_CUDA
     auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
     constexpr auto all = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
@@ -47,22 +47,22 @@ void registerDevice(Napi::Env env, Napi::Object exports) {
     (void)device;
     TORCH_CHECK(false, "Torch not compiled with CUDA enabled (emlab was built against a CPU-only libtorch)");
 #endif
-  });
-  EMLAB_FN(exports, "cudaEmptyCache", {
+  }),
+  EMLAB_OP("cudaEmptyCache", {
 #ifdef EMLAB_WITH_CUDA
     c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "cudaResetPeak", {
-    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], "cudaResetPeak", 0));
+  }),
+  EMLAB_OP("cudaResetPeak", {
+    auto device = static_cast<c10::DeviceIndex>(toInt(info[0], op, 0));
 #ifdef EMLAB_WITH_CUDA
     c10::cuda::CUDACachingAllocator::resetPeakStats(device);
 #else
     (void)device;
 #endif
     return info.Env().Undefined();
-  });
-}
+  }),
+});
 
 }  // namespace emlab

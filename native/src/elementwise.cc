@@ -136,16 +136,16 @@ at::Tensor operand(const Napi::Value& value, const char* op, int index) {
   return scalarOperand(value, op, index);
 }
 
-void registerElementwise(Napi::Env env, Napi::Object exports) {
-  exports.Set("unaryOps", names(env, kUnary));
-  exports.Set("binaryOps", names(env, kBinary));
-  EMLAB_FN(exports, "unary", {
-    int code = opCode(info[0], kUnaryCount, "unary");
+static const OpTable elementwiseOps("elementwise", {
+  EMLAB_CONSTANT("unaryOps", { return names(env, kUnary); }),
+  EMLAB_CONSTANT("binaryOps", { return names(env, kBinary); }),
+  EMLAB_OP("unary", {
+    int code = opCode(info[0], kUnaryCount, op);
     return wrap(info.Env(), kUnary[code].fn(unwrap(info[1], kUnary[code].name, 1)));
-  });
+  }),
   // binary(op, a, b, reversed): b may be a tensor handle or a scalar; reversed computes op(b, a).
-  EMLAB_FN(exports, "binary", {
-    int code = opCode(info[0], kBinaryCount, "binary");
+  EMLAB_OP("binary", {
+    int code = opCode(info[0], kBinaryCount, op);
     const char* name = kBinary[code].name;
     const at::Tensor& a = unwrap(info[1], name, 1);
     bool reversed = false;
@@ -160,80 +160,72 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
     }
     at::Tensor b = operand(info[2], name, 2);
     return wrap(info.Env(), reversed ? kBinary[code].fn(b, a) : kBinary[code].fn(a, b));
-  });
+  }),
   // Tensor-tensor fast paths for the hottest ops: two arguments, no op code or scalar dispatch.
-  exports.Set("addTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return guard(info, "add", [&] { return wrap(info.Env(), at::add(unwrap(info[0], "add", 1), unwrap(info[1], "add", 2))); });
-  }));
-  exports.Set("subTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return guard(info, "sub", [&] { return wrap(info.Env(), at::sub(unwrap(info[0], "sub", 1), unwrap(info[1], "sub", 2))); });
-  }));
-  exports.Set("mulTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return guard(info, "mul", [&] { return wrap(info.Env(), at::mul(unwrap(info[0], "mul", 1), unwrap(info[1], "mul", 2))); });
-  }));
-  exports.Set("divTT", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return guard(info, "div", [&] { return wrap(info.Env(), at::div(unwrap(info[0], "div", 1), unwrap(info[1], "div", 2))); });
-  }));
-  EMLAB_FN(exports, "addScaled", {
-    return wrap(info.Env(), at::add(unwrap(info[0], "addScaled", 0), operand(info[1], "addScaled", 1),
-                                    toScalar(info[2], "addScaled", 2)));
-  });
-  EMLAB_FN(exports, "where", {
-    return wrap(info.Env(), at::where(unwrap(info[0], "where", 0), operand(info[1], "where", 1), operand(info[2], "where", 2)));
-  });
-  EMLAB_FN(exports, "maskedFill", {
-    const at::Tensor& x = unwrap(info[0], "maskedFill", 0);
-    const at::Tensor& mask = unwrap(info[1], "maskedFill", 1);
-    if (info[2].IsExternal()) return wrap(info.Env(), at::masked_fill(x, mask, unwrap(info[2], "maskedFill", 2)));
-    return wrap(info.Env(), at::masked_fill(x, mask, toScalar(info[2], "maskedFill", 2)));
-  });
-  EMLAB_FN(exports, "clamp", {
-    const at::Tensor& x = unwrap(info[0], "clamp", 0);
+  EMLAB_OP_REPORTED_AS("addTT", "add", { return wrap(info.Env(), at::add(unwrap(info[0], op, 1), unwrap(info[1], op, 2))); }),
+  EMLAB_OP_REPORTED_AS("subTT", "sub", { return wrap(info.Env(), at::sub(unwrap(info[0], op, 1), unwrap(info[1], op, 2))); }),
+  EMLAB_OP_REPORTED_AS("mulTT", "mul", { return wrap(info.Env(), at::mul(unwrap(info[0], op, 1), unwrap(info[1], op, 2))); }),
+  EMLAB_OP_REPORTED_AS("divTT", "div", { return wrap(info.Env(), at::div(unwrap(info[0], op, 1), unwrap(info[1], op, 2))); }),
+  EMLAB_OP("addScaled", {
+    return wrap(info.Env(), at::add(unwrap(info[0], op, 0), operand(info[1], op, 1),
+                                    toScalar(info[2], op, 2)));
+  }),
+  EMLAB_OP("where", {
+    return wrap(info.Env(), at::where(unwrap(info[0], op, 0), operand(info[1], op, 1), operand(info[2], op, 2)));
+  }),
+  EMLAB_OP("maskedFill", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    const at::Tensor& mask = unwrap(info[1], op, 1);
+    if (info[2].IsExternal()) return wrap(info.Env(), at::masked_fill(x, mask, unwrap(info[2], op, 2)));
+    return wrap(info.Env(), at::masked_fill(x, mask, toScalar(info[2], op, 2)));
+  }),
+  EMLAB_OP("clamp", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
     c10::optional<at::Scalar> lo, hi;
-    if (!info[1].IsNull() && !info[1].IsUndefined()) lo = toScalar(info[1], "clamp", 1);
-    if (!info[2].IsNull() && !info[2].IsUndefined()) hi = toScalar(info[2], "clamp", 2);
+    if (!info[1].IsNull() && !info[1].IsUndefined()) lo = toScalar(info[1], op, 1);
+    if (!info[2].IsNull() && !info[2].IsUndefined()) hi = toScalar(info[2], op, 2);
     return wrap(info.Env(), at::clamp(x, lo, hi));
-  });
-  EMLAB_FN(exports, "lerp", {
-    return wrap(info.Env(), at::lerp(unwrap(info[0], "lerp", 0), unwrap(info[1], "lerp", 1), toScalar(info[2], "lerp", 2)));
-  });
+  }),
+  EMLAB_OP("lerp", {
+    return wrap(info.Env(), at::lerp(unwrap(info[0], op, 0), unwrap(info[1], op, 1), toScalar(info[2], op, 2)));
+  }),
 
   // In-place variants: they return nothing; the TS side returns the receiver.
-  EMLAB_FN(exports, "add_", {
-    unwrap(info[0], "add_", 0).add_(operand(info[1], "add_", 1), info[2].IsUndefined() ? at::Scalar(1) : toScalar(info[2], "add_", 2));
+  EMLAB_OP("add_", {
+    unwrap(info[0], op, 0).add_(operand(info[1], op, 1), info[2].IsUndefined() ? at::Scalar(1) : toScalar(info[2], op, 2));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "sub_", {
-    unwrap(info[0], "sub_", 0).sub_(operand(info[1], "sub_", 1), info[2].IsUndefined() ? at::Scalar(1) : toScalar(info[2], "sub_", 2));
+  }),
+  EMLAB_OP("sub_", {
+    unwrap(info[0], op, 0).sub_(operand(info[1], op, 1), info[2].IsUndefined() ? at::Scalar(1) : toScalar(info[2], op, 2));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "mul_", {
-    unwrap(info[0], "mul_", 0).mul_(operand(info[1], "mul_", 1));
+  }),
+  EMLAB_OP("mul_", {
+    unwrap(info[0], op, 0).mul_(operand(info[1], op, 1));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "div_", {
-    unwrap(info[0], "div_", 0).div_(operand(info[1], "div_", 1));
+  }),
+  EMLAB_OP("div_", {
+    unwrap(info[0], op, 0).div_(operand(info[1], op, 1));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "copy_", {
-    unwrap(info[0], "copy_", 0).copy_(unwrap(info[1], "copy_", 1));
+  }),
+  EMLAB_OP("copy_", {
+    unwrap(info[0], op, 0).copy_(unwrap(info[1], op, 1));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "zero_", {
-    unwrap(info[0], "zero_", 0).zero_();
+  }),
+  EMLAB_OP("zero_", {
+    unwrap(info[0], op, 0).zero_();
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "fill_", {
-    unwrap(info[0], "fill_", 0).fill_(toScalar(info[1], "fill_", 1));
+  }),
+  EMLAB_OP("fill_", {
+    unwrap(info[0], op, 0).fill_(toScalar(info[1], op, 1));
     return info.Env().Undefined();
-  });
-  EMLAB_FN(exports, "clamp_", {
+  }),
+  EMLAB_OP("clamp_", {
     c10::optional<at::Scalar> lo, hi;
-    if (!info[1].IsNull() && !info[1].IsUndefined()) lo = toScalar(info[1], "clamp_", 1);
-    if (!info[2].IsNull() && !info[2].IsUndefined()) hi = toScalar(info[2], "clamp_", 2);
-    unwrap(info[0], "clamp_", 0).clamp_(lo, hi);
+    if (!info[1].IsNull() && !info[1].IsUndefined()) lo = toScalar(info[1], op, 1);
+    if (!info[2].IsNull() && !info[2].IsUndefined()) hi = toScalar(info[2], op, 2);
+    unwrap(info[0], op, 0).clamp_(lo, hi);
     return info.Env().Undefined();
-  });
-}
+  }),
+});
 
 }  // namespace emlab

@@ -23,10 +23,9 @@ File openFile(const std::string& path, const char* mode) {
 
 }  // namespace
 
-void registerFiles(Napi::Env env, Napi::Object exports) {
+static const OpTable filesOps("files", {
   // readTensors(path, [[offset, dtype, shape], ...], device) -> handles. Offsets are absolute.
-  EMLAB_FN(exports, "readTensors", {
-    const char* op = "readTensors";
+  EMLAB_OP("readTensors", {
     std::string path = toString(info[0], op, 0);
     if (!info[1].IsArray()) throwType(info.Env(), op, 1, "an array of [offset, dtype, shape] entries");
     auto entries = info[1].As<Napi::Array>();
@@ -49,10 +48,9 @@ void registerFiles(Napi::Env env, Napi::Object exports) {
       tensors.push_back(device.is_cpu() ? t : t.to(device));
     }
     return wrapList(info.Env(), tensors);
-  });
+  }),
   // writeTensors(path, header: Uint8Array, tensors[]): header bytes, then each tensor's bytes in order.
-  EMLAB_FN(exports, "writeTensors", {
-    const char* op = "writeTensors";
+  EMLAB_OP("writeTensors", {
     std::string path = toString(info[0], op, 0);
     if (!info[1].IsTypedArray()) throwType(info.Env(), op, 1, "a Uint8Array");
     auto header = info[1].As<Napi::Uint8Array>();
@@ -66,7 +64,7 @@ void registerFiles(Napi::Env env, Napi::Object exports) {
     }
     TORCH_CHECK_VALUE(std::fflush(file.get()) == 0, "flush failed: ", path);
     return info.Env().Undefined();
-  });
-}
+  }),
+});
 
 }  // namespace emlab

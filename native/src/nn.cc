@@ -74,76 +74,76 @@ at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, at::Tensor
 
 }  // namespace
 
-void registerNn(Napi::Env env, Napi::Object exports) {
-  EMLAB_FN(exports, "matmul", { return wrap(info.Env(), at::matmul(unwrap(info[0], "matmul", 0), unwrap(info[1], "matmul", 1))); });
-  EMLAB_FN(exports, "bmm", { return wrap(info.Env(), at::bmm(unwrap(info[0], "bmm", 0), unwrap(info[1], "bmm", 1))); });
-  EMLAB_FN(exports, "outer", { return wrap(info.Env(), at::outer(unwrap(info[0], "outer", 0), unwrap(info[1], "outer", 1))); });
+static const OpTable nnOps("nn", {
+  EMLAB_OP("matmul", { return wrap(info.Env(), at::matmul(unwrap(info[0], op, 0), unwrap(info[1], op, 1))); }),
+  EMLAB_OP("bmm", { return wrap(info.Env(), at::bmm(unwrap(info[0], op, 0), unwrap(info[1], op, 1))); }),
+  EMLAB_OP("outer", { return wrap(info.Env(), at::outer(unwrap(info[0], op, 0), unwrap(info[1], op, 1))); }),
   // linear(x, weight [out, in], bias|null)
-  EMLAB_FN(exports, "linear", {
-    at::Tensor bias = unwrapOptional(info[2], "linear", 2);
-    return wrap(info.Env(), at::linear(unwrap(info[0], "linear", 0), unwrap(info[1], "linear", 1),
+  EMLAB_OP("linear", {
+    at::Tensor bias = unwrapOptional(info[2], op, 2);
+    return wrap(info.Env(), at::linear(unwrap(info[0], op, 0), unwrap(info[1], op, 1),
                                        bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt));
-  });
-  EMLAB_FN(exports, "einsum", {
-    return wrap(info.Env(), at::einsum(toString(info[0], "einsum", 0), unwrapList(info[1], "einsum", 1)));
-  });
-  EMLAB_FN(exports, "softmax", { return wrap(info.Env(), at::softmax(unwrap(info[0], "softmax", 0), toInt(info[1], "softmax", 1))); });
-  EMLAB_FN(exports, "logSoftmax", {
-    return wrap(info.Env(), at::log_softmax(unwrap(info[0], "logSoftmax", 0), toInt(info[1], "logSoftmax", 1)));
-  });
+  }),
+  EMLAB_OP("einsum", {
+    return wrap(info.Env(), at::einsum(toString(info[0], op, 0), unwrapList(info[1], op, 1)));
+  }),
+  EMLAB_OP("softmax", { return wrap(info.Env(), at::softmax(unwrap(info[0], op, 0), toInt(info[1], op, 1))); }),
+  EMLAB_OP("logSoftmax", {
+    return wrap(info.Env(), at::log_softmax(unwrap(info[0], op, 0), toInt(info[1], op, 1)));
+  }),
   // crossEntropy(logits [N, C] or [N, C, ...], target, weight|null, reduction 0 none/1 mean/2 sum, ignoreIndex, labelSmoothing)
-  EMLAB_FN(exports, "crossEntropy", {
-    at::Tensor weight = unwrapOptional(info[2], "crossEntropy", 2);
-    return wrap(info.Env(), at::cross_entropy_loss(unwrap(info[0], "crossEntropy", 0), unwrap(info[1], "crossEntropy", 1),
+  EMLAB_OP("crossEntropy", {
+    at::Tensor weight = unwrapOptional(info[2], op, 2);
+    return wrap(info.Env(), at::cross_entropy_loss(unwrap(info[0], op, 0), unwrap(info[1], op, 1),
                                                    weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt,
-                                                   toInt(info[3], "crossEntropy", 3), toInt(info[4], "crossEntropy", 4),
-                                                   toDouble(info[5], "crossEntropy", 5)));
-  });
+                                                   toInt(info[3], op, 3), toInt(info[4], op, 4),
+                                                   toDouble(info[5], op, 5)));
+  }),
   // klDiv(input (log-probs), target, reduction, logTarget): pointwise target * (log target - input).
-  EMLAB_FN(exports, "klDiv", {
-    return wrap(info.Env(), at::kl_div(unwrap(info[0], "klDiv", 0), unwrap(info[1], "klDiv", 1), toInt(info[2], "klDiv", 2),
-                                       toBool(info[3], "klDiv", 3)));
-  });
-  EMLAB_FN(exports, "mseLoss", {
-    return wrap(info.Env(), at::mse_loss(unwrap(info[0], "mseLoss", 0), unwrap(info[1], "mseLoss", 1), toInt(info[2], "mseLoss", 2)));
-  });
-  EMLAB_FN(exports, "dropout", {
-    return wrap(info.Env(), at::dropout(unwrap(info[0], "dropout", 0), toDouble(info[1], "dropout", 1), toBool(info[2], "dropout", 2)));
-  });
+  EMLAB_OP("klDiv", {
+    return wrap(info.Env(), at::kl_div(unwrap(info[0], op, 0), unwrap(info[1], op, 1), toInt(info[2], op, 2),
+                                       toBool(info[3], op, 3)));
+  }),
+  EMLAB_OP("mseLoss", {
+    return wrap(info.Env(), at::mse_loss(unwrap(info[0], op, 0), unwrap(info[1], op, 1), toInt(info[2], op, 2)));
+  }),
+  EMLAB_OP("dropout", {
+    return wrap(info.Env(), at::dropout(unwrap(info[0], op, 0), toDouble(info[1], op, 1), toBool(info[2], op, 2)));
+  }),
   // embedding(weight [vocab, d], ids)
-  EMLAB_FN(exports, "embedding", {
-    return wrap(info.Env(), at::embedding(unwrap(info[0], "embedding", 0), unwrap(info[1], "embedding", 1)));
-  });
-  EMLAB_FN(exports, "layerNorm", {
-    at::Tensor weight = unwrapOptional(info[2], "layerNorm", 2), bias = unwrapOptional(info[3], "layerNorm", 3);
-    return wrap(info.Env(), at::layer_norm(unwrap(info[0], "layerNorm", 0), toIntList(info[1], "layerNorm", 1),
+  EMLAB_OP("embedding", {
+    return wrap(info.Env(), at::embedding(unwrap(info[0], op, 0), unwrap(info[1], op, 1)));
+  }),
+  EMLAB_OP("layerNorm", {
+    at::Tensor weight = unwrapOptional(info[2], op, 2), bias = unwrapOptional(info[3], op, 3);
+    return wrap(info.Env(), at::layer_norm(unwrap(info[0], op, 0), toIntList(info[1], op, 1),
                                            weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt,
                                            bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt,
-                                           toDouble(info[4], "layerNorm", 4)));
-  });
+                                           toDouble(info[4], op, 4)));
+  }),
   // attention(q, k, v, mask|null, causal, scale|null, dropout): scaled dot-product attention with GQA.
-  EMLAB_FN(exports, "attention", {
-    return wrap(info.Env(), attention(unwrap(info[0], "attention", 0), unwrap(info[1], "attention", 1),
-                                      unwrap(info[2], "attention", 2), unwrapOptional(info[3], "attention", 3),
-                                      toBool(info[4], "attention", 4), toOptionalDouble(info[5], "attention", 5),
-                                      toDouble(info[6], "attention", 6)));
-  });
+  EMLAB_OP("attention", {
+    return wrap(info.Env(), attention(unwrap(info[0], op, 0), unwrap(info[1], op, 1),
+                                      unwrap(info[2], op, 2), unwrapOptional(info[3], op, 3),
+                                      toBool(info[4], op, 4), toOptionalDouble(info[5], op, 5),
+                                      toDouble(info[6], op, 6)));
+  }),
   // topk(x, k, dim, largest, sorted) -> [values, indices]
-  EMLAB_FN(exports, "topk", {
-    auto r = at::topk(unwrap(info[0], "topk", 0), toInt(info[1], "topk", 1), toInt(info[2], "topk", 2), toBool(info[3], "topk", 3),
-                      toBool(info[4], "topk", 4));
+  EMLAB_OP("topk", {
+    auto r = at::topk(unwrap(info[0], op, 0), toInt(info[1], op, 1), toInt(info[2], op, 2), toBool(info[3], op, 3),
+                      toBool(info[4], op, 4));
     return wrapList(info.Env(), {std::get<0>(r), std::get<1>(r)});
-  });
+  }),
   // sort(x, dim, descending, stable) -> [values, indices]
-  EMLAB_FN(exports, "sort", {
-    auto r = at::sort(unwrap(info[0], "sort", 0), toBool(info[3], "sort", 3), toInt(info[1], "sort", 1), toBool(info[2], "sort", 2));
+  EMLAB_OP("sort", {
+    auto r = at::sort(unwrap(info[0], op, 0), toBool(info[3], op, 3), toInt(info[1], op, 1), toBool(info[2], op, 2));
     return wrapList(info.Env(), {std::get<0>(r), std::get<1>(r)});
-  });
-  EMLAB_FN(exports, "multinomial", {
-    return wrap(info.Env(), at::multinomial(unwrap(info[0], "multinomial", 0), toInt(info[1], "multinomial", 1),
-                                            toBool(info[2], "multinomial", 2)));
-  });
-  EMLAB_FN(exports, "cumsum", { return wrap(info.Env(), at::cumsum(unwrap(info[0], "cumsum", 0), toInt(info[1], "cumsum", 1))); });
-}
+  }),
+  EMLAB_OP("multinomial", {
+    return wrap(info.Env(), at::multinomial(unwrap(info[0], op, 0), toInt(info[1], op, 1),
+                                            toBool(info[2], op, 2)));
+  }),
+  EMLAB_OP("cumsum", { return wrap(info.Env(), at::cumsum(unwrap(info[0], op, 0), toInt(info[1], op, 1))); }),
+});
 
 }  // namespace emlab

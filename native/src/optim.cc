@@ -11,11 +11,10 @@
 
 namespace emlab {
 
-void registerOptim(Napi::Env env, Napi::Object exports) {
+static const OpTable optimOps("optim", {
   // adamwStep(params[], expAvg[], expAvgSq[], step, lr, beta1, beta2, eps, weightDecay, maximize)
   // Same arithmetic as torch.optim.AdamW (single-tensor path). Params without grad are skipped.
-  EMLAB_FN(exports, "adamwStep", {
-    const char* op = "adamwStep";
+  EMLAB_OP("adamwStep", {
     auto params = unwrapList(info[0], op, 0);
     auto expAvg = unwrapList(info[1], op, 1);
     auto expAvgSq = unwrapList(info[2], op, 2);
@@ -68,11 +67,10 @@ void registerOptim(Napi::Env env, Napi::Object exports) {
       param.addcdiv_(expAvg[i], denom, -stepSize);
     }
     return info.Env().Undefined();
-  });
+  }),
   // sgdStep(params[], buffers[] (null entries allowed), lr, momentum, dampening, weightDecay, nesterov, maximize)
   // Returns an array with a new handle where a momentum buffer was created, null elsewhere.
-  EMLAB_FN(exports, "sgdStep", {
-    const char* op = "sgdStep";
+  EMLAB_OP("sgdStep", {
     auto params = unwrapList(info[0], op, 0);
     auto buffers = unwrapList(info[1], op, 1);
     TORCH_CHECK_VALUE(params.size() == buffers.size(), "buffer list must match params");
@@ -100,11 +98,11 @@ void registerOptim(Napi::Env env, Napi::Object exports) {
       param.add_(d, -lr);
     }
     return wrapList(info.Env(), created);
-  });
+  }),
   // clipGradNorm(params[], maxNorm, normType) -> total norm before clipping (like torch.nn.utils.clip_grad_norm_).
-  EMLAB_FN(exports, "clipGradNorm", {
-    auto params = unwrapList(info[0], "clipGradNorm", 0);
-    const double maxNorm = toDouble(info[1], "clipGradNorm", 1), normType = toDouble(info[2], "clipGradNorm", 2);
+  EMLAB_OP("clipGradNorm", {
+    auto params = unwrapList(info[0], op, 0);
+    const double maxNorm = toDouble(info[1], op, 1), normType = toDouble(info[2], op, 2);
     at::NoGradGuard noGrad;
     std::vector<at::Tensor> grads, norms;
     for (auto& p : params)
@@ -116,7 +114,7 @@ void registerOptim(Napi::Env env, Napi::Object exports) {
     at::Tensor coefficient = at::clamp(maxNorm / (total + 1e-6), c10::nullopt, 1.0);
     for (auto& g : grads) g.mul_(coefficient.to(g.device()));
     return Napi::Number::New(info.Env(), total.item<double>());
-  });
-}
+  }),
+});
 
 }  // namespace emlab

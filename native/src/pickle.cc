@@ -453,10 +453,9 @@ c10::IValue readTorchZip(const std::string& path) {
 
 }  // namespace
 
-void registerPickle(Napi::Env env, Napi::Object exports) {
+static const OpTable pickleOps("pickle", {
   // loadTorchFile(path) -> the unpickled tree (see toJs). Legacy (pre-1.6) files are refused by name.
-  EMLAB_FN(exports, "loadTorchFile", {
-    const char* op = "loadTorchFile";
+  EMLAB_OP("loadTorchFile", {
     std::string path = toString(info[0], op, 0);
     std::string format = formatOf(path);
     TORCH_CHECK_VALUE(format == "zip" || format == "legacy", path, ": not a torch.save file (neither a zip archive nor a pickle)");
@@ -467,7 +466,7 @@ void registerPickle(Napi::Env env, Napi::Object exports) {
       TORCH_CHECK_VALUE(false, path, ": ", error.what());
     }
     return toJs(info.Env(), value);
-  });
-}
+  }),
+});
 
 }  // namespace emlab

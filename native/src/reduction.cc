@@ -46,64 +46,66 @@ constexpr int kReduceCount = sizeof(kReduce) / sizeof(kReduce[0]);
 
 }  // namespace
 
-void registerReduction(Napi::Env env, Napi::Object exports) {
-  auto names = Napi::Array::New(env, kReduceCount);
-  for (int i = 0; i < kReduceCount; ++i) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, kReduce[i].name));
-  exports.Set("reduceOps", names);
+static const OpTable reductionOps("reduction", {
+  EMLAB_CONSTANT("reduceOps", {
+    auto names = Napi::Array::New(env, kReduceCount);
+    for (int i = 0; i < kReduceCount; ++i) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, kReduce[i].name));
+    return names;
+  }),
   // reduce(op, x, dims|null, keepdim); all/any with dims null reduce everything.
-  EMLAB_FN(exports, "reduce", {
+  EMLAB_OP("reduce", {
     int code = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-    if (code < 0 || code >= kReduceCount) throwType(info.Env(), "reduce", 0, "a known reduction code");
+    if (code < 0 || code >= kReduceCount) throwType(info.Env(), op, 0, "a known reduction code");
     const char* name = kReduce[code].name;
     const at::Tensor& x = unwrap(info[1], name, 1);
     auto dims = dimsOrAll(info[2], x, name, 2);
     bool keepdim = toBool(info[3], name, 3);
     return wrap(info.Env(), kReduce[code].fn(x, dims, keepdim));
-  });
-  EMLAB_FN(exports, "prod", {
-    const at::Tensor& x = unwrap(info[0], "prod", 0);
-    auto dim = toOptionalInt(info[1], "prod", 1);
-    return wrap(info.Env(), dim ? at::prod(x, *dim, toBool(info[2], "prod", 2)) : at::prod(x));
-  });
+  }),
+  EMLAB_OP("prod", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    auto dim = toOptionalInt(info[1], op, 1);
+    return wrap(info.Env(), dim ? at::prod(x, *dim, toBool(info[2], op, 2)) : at::prod(x));
+  }),
   // argmax/argmin(x, dim|null, keepdim)
-  EMLAB_FN(exports, "argmax", {
-    const at::Tensor& x = unwrap(info[0], "argmax", 0);
-    return wrap(info.Env(), at::argmax(x, toOptionalInt(info[1], "argmax", 1), toBool(info[2], "argmax", 2)));
-  });
-  EMLAB_FN(exports, "argmin", {
-    const at::Tensor& x = unwrap(info[0], "argmin", 0);
-    return wrap(info.Env(), at::argmin(x, toOptionalInt(info[1], "argmin", 1), toBool(info[2], "argmin", 2)));
-  });
+  EMLAB_OP("argmax", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    return wrap(info.Env(), at::argmax(x, toOptionalInt(info[1], op, 1), toBool(info[2], op, 2)));
+  }),
+  EMLAB_OP("argmin", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    return wrap(info.Env(), at::argmin(x, toOptionalInt(info[1], op, 1), toBool(info[2], op, 2)));
+  }),
   // maxDim/minDim(x, dim, keepdim) -> [values, indices]
-  EMLAB_FN(exports, "maxDim", {
-    auto result = at::max(unwrap(info[0], "maxDim", 0), toInt(info[1], "maxDim", 1), toBool(info[2], "maxDim", 2));
+  EMLAB_OP("maxDim", {
+    auto result = at::max(unwrap(info[0], op, 0), toInt(info[1], op, 1), toBool(info[2], op, 2));
     return wrapList(info.Env(), {std::get<0>(result), std::get<1>(result)});
-  });
-  EMLAB_FN(exports, "minDim", {
-    auto result = at::min(unwrap(info[0], "minDim", 0), toInt(info[1], "minDim", 1), toBool(info[2], "minDim", 2));
+  }),
+  EMLAB_OP("minDim", {
+    auto result = at::min(unwrap(info[0], op, 0), toInt(info[1], op, 1), toBool(info[2], op, 2));
     return wrapList(info.Env(), {std::get<0>(result), std::get<1>(result)});
-  });
+  }),
   // norm(x, p, dims|null, keepdim): vector p-norm (p = Infinity for max-abs).
-  EMLAB_FN(exports, "norm", {
-    const at::Tensor& x = unwrap(info[0], "norm", 0);
-    double p = toDouble(info[1], "norm", 1);
-    auto dims = toOptionalIntList(info[2], "norm", 2);
+  EMLAB_OP("norm", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    double p = toDouble(info[1], op, 1);
+    auto dims = toOptionalIntList(info[2], op, 2);
     at::OptionalIntArrayRef dimRef = dims ? at::OptionalIntArrayRef(*dims) : c10::nullopt;
-    return wrap(info.Env(), at::linalg_vector_norm(x, p, dimRef, toBool(info[3], "norm", 3), c10::nullopt));
-  });
+    return wrap(info.Env(), at::linalg_vector_norm(x, p, dimRef, toBool(info[3], op, 3), c10::nullopt));
+  }),
   // var/std(x, dims|null, unbiased, keepdim)
-  EMLAB_FN(exports, "var", {
-    const at::Tensor& x = unwrap(info[0], "var", 0);
-    auto dims = toOptionalIntList(info[1], "var", 1);
+  EMLAB_OP("var", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    auto dims = toOptionalIntList(info[1], op, 1);
     at::OptionalIntArrayRef dimRef = dims ? at::OptionalIntArrayRef(*dims) : c10::nullopt;
-    return wrap(info.Env(), at::var(x, dimRef, toBool(info[2], "var", 2), toBool(info[3], "var", 3)));
-  });
-  EMLAB_FN(exports, "std", {
-    const at::Tensor& x = unwrap(info[0], "std", 0);
-    auto dims = toOptionalIntList(info[1], "std", 1);
+    return wrap(info.Env(), at::var(x, dimRef, toBool(info[2], op, 2), toBool(info[3], op, 3)));
+  }),
+  EMLAB_OP("std", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    auto dims = toOptionalIntList(info[1], op, 1);
     at::OptionalIntArrayRef dimRef = dims ? at::OptionalIntArrayRef(*dims) : c10::nullopt;
-    return wrap(info.Env(), at::std(x, dimRef, toBool(info[2], "std", 2), toBool(info[3], "std", 3)));
-  });
-}
+    return wrap(info.Env(), at::std(x, dimRef, toBool(info[2], op, 2), toBool(info[3], op, 3)));
+  }),
+});
 
 }  // namespace emlab

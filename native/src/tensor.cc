@@ -6,70 +6,70 @@
 
 namespace emlab {
 
-void registerTensor(Napi::Env env, Napi::Object exports) {
+static const OpTable tensorOps("tensor", {
   // setErrorFactory(fn(code, op, message, torchMessage) -> Error): how the addon builds its errors.
-  exports.Set("setErrorFactory", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    if (!info[0].IsFunction()) throwType(info.Env(), "setErrorFactory", 0, "a function");
+  EMLAB_OP("setErrorFactory", {
+    if (!info[0].IsFunction()) throwType(info.Env(), op, 0, "a function");
     info.Env().SetInstanceData(new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>())));
     return info.Env().Undefined();
-  }));
-  EMLAB_FN(exports, "shape", { return intListToJs(info.Env(), unwrap(info[0], "shape", 0).sizes()); });
-  EMLAB_FN(exports, "dtype", { return Napi::Number::New(info.Env(), dtypeCode(unwrap(info[0], "dtype", 0).scalar_type())); });
-  EMLAB_FN(exports, "device", { return Napi::String::New(info.Env(), deviceString(unwrap(info[0], "device", 0).device())); });
-  EMLAB_FN(exports, "numel", { return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0], "numel", 0).numel())); });
-  EMLAB_FN(exports, "dim", { return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0], "dim", 0).dim())); });
-  EMLAB_FN(exports, "isContiguous", { return Napi::Boolean::New(info.Env(), unwrap(info[0], "isContiguous", 0).is_contiguous()); });
+  }),
+  EMLAB_OP("shape", { return intListToJs(info.Env(), unwrap(info[0], op, 0).sizes()); }),
+  EMLAB_OP("dtype", { return Napi::Number::New(info.Env(), dtypeCode(unwrap(info[0], op, 0).scalar_type())); }),
+  EMLAB_OP("device", { return Napi::String::New(info.Env(), deviceString(unwrap(info[0], op, 0).device())); }),
+  EMLAB_OP("numel", { return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0], op, 0).numel())); }),
+  EMLAB_OP("dim", { return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0], op, 0).dim())); }),
+  EMLAB_OP("isContiguous", { return Napi::Boolean::New(info.Env(), unwrap(info[0], op, 0).is_contiguous()); }),
   // to(x, dtype|null, device|null, copy)
-  EMLAB_FN(exports, "to", {
-    const at::Tensor& x = unwrap(info[0], "to", 0);
-    auto dtype = info[1].IsNull() || info[1].IsUndefined() ? x.scalar_type() : toDtype(info[1], "to", 1);
-    auto device = info[2].IsNull() || info[2].IsUndefined() ? x.device() : toDevice(info[2], "to", 2);
+  EMLAB_OP("to", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
+    auto dtype = info[1].IsNull() || info[1].IsUndefined() ? x.scalar_type() : toDtype(info[1], op, 1);
+    auto device = info[2].IsNull() || info[2].IsUndefined() ? x.device() : toDevice(info[2], op, 2);
     bool copy = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
     return wrap(info.Env(), x.to(device, dtype, /*non_blocking=*/false, copy));
-  });
-  EMLAB_FN(exports, "contiguous", { return wrap(info.Env(), unwrap(info[0], "contiguous", 0).contiguous()); });
-  EMLAB_FN(exports, "clone", { return wrap(info.Env(), unwrap(info[0], "clone", 0).clone()); });
+  }),
+  EMLAB_OP("contiguous", { return wrap(info.Env(), unwrap(info[0], op, 0).contiguous()); }),
+  EMLAB_OP("clone", { return wrap(info.Env(), unwrap(info[0], op, 0).clone()); }),
   // Same tensor, new handle (for keeping a tensor alive past its scope without copying).
-  EMLAB_FN(exports, "share", { return wrap(info.Env(), unwrap(info[0], "share", 0)); });
-  EMLAB_FN(exports, "dispose", { return Napi::Boolean::New(info.Env(), disposeHandle(info[0])); });
-  EMLAB_FN(exports, "isDisposed", { return Napi::Boolean::New(info.Env(), isDisposed(info[0])); });
-  EMLAB_FN(exports, "adoptByGc", { return adoptByGc(info[0]); });
-  EMLAB_FN(exports, "liveCount", { return Napi::Number::New(info.Env(), static_cast<double>(liveHandleCount())); });
+  EMLAB_OP("share", { return wrap(info.Env(), unwrap(info[0], op, 0)); }),
+  EMLAB_OP("dispose", { return Napi::Boolean::New(info.Env(), disposeHandle(info[0])); }),
+  EMLAB_OP("isDisposed", { return Napi::Boolean::New(info.Env(), isDisposed(info[0])); }),
+  EMLAB_OP("adoptByGc", { return adoptByGc(info[0]); }),
+  EMLAB_OP("liveCount", { return Napi::Number::New(info.Env(), static_cast<double>(liveHandleCount())); }),
   // How often freed tensor memory was handed back to the kernel (see memory.cc).
-  EMLAB_FN(exports, "hostTrimCount", { return Napi::Number::New(info.Env(), static_cast<double>(hostTrimCount())); });
+  EMLAB_OP("hostTrimCount", { return Napi::Number::New(info.Env(), static_cast<double>(hostTrimCount())); }),
   // V8's count of external memory (what napi_adjust_external_memory reports; read by adjusting by 0).
-  EMLAB_FN(exports, "externalMemory", {
+  EMLAB_OP("externalMemory", {
     std::int64_t value = 0;
     napi_adjust_external_memory(info.Env(), 0, &value);
     return Napi::Number::New(info.Env(), static_cast<double>(value));
-  });
+  }),
   // toBytes(x) -> ArrayBuffer with the contiguous CPU data; f16/bf16 widened to f32.
-  EMLAB_FN(exports, "toBytes", {
-    at::Tensor x = unwrap(info[0], "toBytes", 0).detach();
+  EMLAB_OP("toBytes", {
+    at::Tensor x = unwrap(info[0], op, 0).detach();
     if (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16) x = x.to(at::kFloat);
     x = x.to(at::kCPU).contiguous();
     auto bytes = static_cast<size_t>(x.numel()) * x.element_size();
     auto buffer = Napi::ArrayBuffer::New(info.Env(), bytes);
     if (bytes > 0) std::memcpy(buffer.Data(), x.data_ptr(), bytes);
     return buffer;
-  });
+  }),
   // rawBytes(x) -> ArrayBuffer with the tensor's own dtype bytes (bf16/f16 not widened).
-  EMLAB_FN(exports, "rawBytes", {
-    at::Tensor x = unwrap(info[0], "rawBytes", 0).detach().to(at::kCPU).contiguous();
+  EMLAB_OP("rawBytes", {
+    at::Tensor x = unwrap(info[0], op, 0).detach().to(at::kCPU).contiguous();
     auto bytes = static_cast<size_t>(x.numel()) * x.element_size();
     auto buffer = Napi::ArrayBuffer::New(info.Env(), bytes);
     if (bytes > 0) std::memcpy(buffer.Data(), x.data_ptr(), bytes);
     return buffer;
-  });
+  }),
   // item(x): number for floats and 32-bit ints, bigint for int64, boolean for bool.
-  EMLAB_FN(exports, "item", {
-    const at::Tensor& x = unwrap(info[0], "item", 0);
+  EMLAB_OP("item", {
+    const at::Tensor& x = unwrap(info[0], op, 0);
     at::Scalar s = x.item();
     if (x.scalar_type() == at::kBool) return Napi::Boolean::New(info.Env(), s.toBool());
     if (x.scalar_type() == at::kLong) return Napi::BigInt::New(info.Env(), s.toLong());
     if (c10::isIntegralType(x.scalar_type(), false)) return Napi::Number::New(info.Env(), static_cast<double>(s.toLong()));
     return Napi::Number::New(info.Env(), s.toDouble());
-  });
-}
+  }),
+});
 
 }  // namespace emlab

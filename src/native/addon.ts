@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeTorchError } from "./errors.js";
 
 /** An opaque native tensor handle. */
 export type Handle = { readonly __emlabHandle: unique symbol };
@@ -210,8 +211,6 @@ export interface NativeAddon {
   cudaEmptyCache(): void;
   cudaResetPeak(device: number): void;
 
-  // benchmark baseline
-  benchTinyAdd(iterations: number, requiresGrad: boolean): number;
 
   // files
   readTensors(path: string, entries: readonly [offset: number, dtype: number, shape: readonly number[]][], device: string): Handle[];
@@ -222,11 +221,16 @@ export interface NativeAddon {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+/** Where an addon file may live: build/Release or build/Debug from the package root (src/ or dist/). */
+export function addonCandidates(file: string): string[] {
+  const roots = [resolve(here, "../.."), resolve(here, "../../..")];
+  return roots.flatMap((root) => [join(root, "build/Release", file), join(root, "build/Debug", file)]);
+}
+
 /** Where the addon may live: $EMLAB_NATIVE, then build/Release from the package root (src/ or dist/). */
 function candidatePaths(): string[] {
   const fromEnv = process.env.EMLAB_NATIVE ? [resolve(process.env.EMLAB_NATIVE)] : [];
-  const roots = [resolve(here, "../.."), resolve(here, "../../..")];
-  return [...fromEnv, ...roots.flatMap((root) => [join(root, "build/Release/emlab.node"), join(root, "build/Debug/emlab.node")])];
+  return [...fromEnv, ...addonCandidates("emlab.node")];
 }
 
 /**
@@ -248,7 +252,10 @@ function load(): NativeAddon {
     );
   }
   const require = createRequire(import.meta.url);
-  return require(path) as NativeAddon;
+  const addon = require(path) as NativeAddon;
+  // Failing ops throw the typed errors of errors.ts, built by the addon through this factory.
+  addon.setErrorFactory(makeTorchError);
+  return addon;
 }
 
 /** The loaded addon (loaded once, at first import). */

@@ -1,6 +1,6 @@
 /**
  * Dtypes and devices as the TS API names them, with the codes shared with the addon
- * (order of kDtypes in native/src/common.cc) and the typed arrays used for host reads.
+ * (order of kDtypes in native/src/convert.cc) and the typed arrays used for host reads.
  */
 
 /** Element types. bf16 and f16 read back as Float32Array. */

@@ -5,11 +5,7 @@
  */
 import { type Handle, native, type Operand } from "../native/addon.js";
 import { type Device, type DType, dtypeCode, dtypeFromCode, type HostArray, hostArray, normalizeDevice } from "./dtype.js";
-import { makeTorchError } from "./errors.js";
 import { type Disposable, TensorScope, trackUnowned } from "./scope.js";
-
-// Failing ops throw the typed errors of errors.ts, built by the addon through this factory.
-native.setErrorFactory(makeTorchError);
 
 /** A tensor or a JS scalar (numbers that are integers act like Python ints in type promotion). */
 export type TensorLike = Tensor | number | bigint | boolean;

@@ -1,0 +1,24 @@
+/**
+ * The benchmark-only addon (native/bench/, emlab_bench.node): C++ baselines the ops benchmark
+ * compares emlab's per-call cost against. It is not part of the production addon; build it with
+ * `npm run build:native:bench`. Loaded on first use, so nothing else ever needs it.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { addonCandidates } from "./addon.js";
+
+export interface BenchAddon {
+  /** Microseconds per at::add of two 4-element f32 tensors in a C++ loop (no JS per call). */
+  benchTinyAdd(iterations: number, requiresGrad: boolean): number;
+}
+
+let loaded: BenchAddon | null = null;
+
+/** The benchmark addon; throws with the build command when it is not built. */
+export function benchAddon(): BenchAddon {
+  if (loaded !== null) return loaded;
+  const path = addonCandidates("emlab_bench.node").find((p) => existsSync(p));
+  if (!path) throw new Error("emlab: the benchmark addon (build/Release/emlab_bench.node) is not built. Run `npm run build:native:bench`.");
+  loaded = createRequire(import.meta.url)(path) as BenchAddon;
+  return loaded;
+}
