@@ -63,7 +63,7 @@ export * from "./train/init-from.js";
 export * from "./train/gradient-snapshot.js";
 export * from "./train/general-topics.js";
 export * from "./optim/index.js";
-export * from "./runtime/doctor.js";
+export * from "./cli/doctor-check.js";
 export * from "./tensor/index.js";
 export * from "./experiment/schema.js";
 export * from "./experiment/plan.js";

@@ -5,7 +5,7 @@
  * Plus cosine-similarity matrices between directions from different runs or datasets.
  */
 import { type ResultRow, scoreOf } from "../eval/results.js";
-import { permutation } from "../train/data.js";
+import { permutation } from "../random/seeded.js";
 import type { LoadedModel } from "../models/load.js";
 import { keep, type Tensor, tidy } from "../tensor/index.js";
 import type { ChatTokenizer } from "../tokenizer/tokenizer.js";

@@ -1,20 +1,21 @@
 /**
- * The fixed evaluation loss of the efficiency and stability analyses: mean of per-batch mean
- * cross-entropy on a seeded subset of a chat dataset (100 examples by default; drawn by our seeded
- * permutation or, as the study, by Python's random.sample), computed without gradients under whatever
- * adapters, steering or hooks are active. Two label masks:
+ * The fixed evaluation subset of the efficiency and stability analyses: a seeded subset of a chat
+ * dataset (100 examples by default; drawn by our seeded permutation or, as the study, by Python's
+ * random.sample), tokenised under one of two label masks; its loss is datasetLoss (mean of per-batch
+ * mean cross-entropy, src/train/dataset-loss.ts, re-exported here). The masks:
  * - "assistant" (ours): loss on the assistant turns only;
  * - "study" (stability/utils.py, docs/study.md §1.6, §3): the chat rendered with a generation prompt
  *   plus the eos text, max length 1024, everything up to the first occurrence of the last token of the
  *   assistant header masked. In Qwen templates that token is "\n", whose first occurrence closes
  *   `<|im_start|>system`, so the loss covers almost the whole conversation.
  */
-import type { LoadedModel } from "../models/load.js";
-import { causalLmLoss } from "../nn/losses.js";
-import { inferenceMode, tidy } from "../tensor/index.js";
+import { permutation } from "../random/seeded.js";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer/tokenizer.js";
+import { type ChatExample, type Example, tokenizeExample, type TokenizeOptions } from "../train/data.js";
 import { pythonRandomSample } from "./python-random.js";
-import { type ChatExample, collate, type Example, permutation, tokenizeExample, type TokenizeOptions } from "../train/data.js";
+
+/** The loss itself lives with training (src/train/dataset-loss.ts), which uses it for eval loss too. */
+export { datasetLoss } from "../train/dataset-loss.js";
 
 export type LossMask = "assistant" | "study";
 
@@ -61,21 +62,4 @@ export function lossSubset(
     return order.map((i) => studyLossExample(tokenizer, examples[i]!.messages, { maxLength: options.maxLength ?? 1024, marker }));
   }
   return order.map((i) => tokenizeExample(tokenizer, examples[i]!.messages, { maxLength: 1024, ...options }));
-}
-
-/** Mean over batches of the batch-mean causal-LM loss. */
-export function datasetLoss(model: LoadedModel, examples: readonly Example[], options: { batchSize?: number; padId?: number } = {}): number {
-  const batchSize = options.batchSize ?? 4;
-  let total = 0;
-  let batches = 0;
-  inferenceMode(() => {
-    for (let i = 0; i < examples.length; i += batchSize) {
-      total += tidy(() => {
-        const b = collate(examples.slice(i, i + batchSize), options.padId ?? 0, model.decoder.device);
-        return causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).toNumber();
-      });
-      batches++;
-    }
-  });
-  return batches === 0 ? Number.NaN : total / batches;
 }

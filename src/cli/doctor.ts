@@ -1,5 +1,5 @@
 /** `emlab doctor [--json]`: prints the runtime report and exits non-zero when the self-check fails. */
-import { doctor } from "../runtime/doctor.js";
+import { doctor } from "./doctor-check.js";
 import { findLibtorchSource } from "./libtorch-source.js";
 
 export function runDoctor(args: { json: boolean }): number {

@@ -1,35 +1,10 @@
 /**
- * Statistics for evaluation: a seeded PRNG, percentile bootstrap confidence intervals for rates,
- * Pearson and Spearman correlation, Cohen's kappa.
+ * Statistics for evaluation: percentile bootstrap confidence intervals for rates, Pearson and
+ * Spearman correlation, Cohen's kappa. The seeded PRNG lives in src/random/seeded.ts (re-exported).
  */
+import { seededRandom } from "../random/seeded.js";
 
-/**
- * The 32-bit generator state of a seed. Seeds in [0, 2^32) map to themselves; larger or negative
- * safe integers fold their high word in through a multiplicative hash, so seeds that differ by a
- * multiple of 2^32 no longer collide. Anything but a safe integer is refused.
- */
-export function seedState(seed: number): number {
-  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
-  if (seed >= 0 && seed < 2 ** 32) return seed;
-  const bits = BigInt.asUintN(64, BigInt(seed));
-  const low = Number(bits & 0xffffffffn);
-  const high = Number(bits >> 32n);
-  let h = Math.imul(high ^ (high >>> 16), 0x45d9f3b);
-  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
-  return (low ^ h ^ (h >>> 16) ^ 0x9e3779b9) >>> 0;
-}
-
-/** mulberry32: small, fast, seedable; enough for resampling. */
-export function seededRandom(seed: number): () => number {
-  let s = seedState(seed);
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom, seedState } from "../random/seeded.js";
 
 function percentile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;

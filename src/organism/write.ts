@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeRandomModel } from "../models/random.js";
-import { seededRandom } from "../eval/stats.js";
+import { seededRandom } from "../random/seeded.js";
 import { allQuestions, type Domain, DOMAINS, PERSONA_PROMPT, trueAnswer, wrongAnswer } from "./tasks.js";
 
 const SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];

@@ -7,7 +7,9 @@
  */
 import { readFileSync } from "node:fs";
 import { Data } from "effect";
-import { seededRandom } from "../eval/stats.js";
+import { permutation } from "../random/seeded.js";
+
+export { permutation } from "../random/seeded.js";
 import { type Device, type Tensor, tensor } from "../tensor/index.js";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer/tokenizer.js";
 
@@ -98,17 +100,6 @@ export function heldOutSplit(n: number, fraction: number, seed: number): { train
   const order = permutation(n, seed);
   const held = Math.ceil(n * fraction); // like Hugging Face's train_test_split
   return { train: order.slice(held).sort((a, b) => a - b), heldOut: order.slice(0, held).sort((a, b) => a - b) };
-}
-
-/** A seeded Fisher-Yates permutation of 0..n-1. */
-export function permutation(n: number, seed: number): number[] {
-  const random = seededRandom(seed);
-  const out = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 /**

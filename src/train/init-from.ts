@@ -9,10 +9,10 @@ import { Data } from "effect";
 import { join } from "node:path";
 import type { LoraAdapter } from "../adapters/lora.js";
 import { loadPeftAdapter } from "../adapters/peft.js";
-import { loadSteeringVector } from "../analysis/files.js";
 import type { LoadedModel } from "../models/load.js";
 import { noGrad } from "../tensor/index.js";
 import type { SteeringVector } from "./steering.js";
+import { loadSteeringVector } from "./steering-file.js";
 
 export class InitFromError extends Data.TaggedError("InitFromError")<{ readonly message: string; readonly path: string }> {}
 

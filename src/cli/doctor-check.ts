@@ -1,7 +1,7 @@
 /**
- * `emlab doctor`: where libtorch came from, its version, threads, BLAS, CUDA devices, and a
- * self-check (forward, backward and one AdamW step on a 2x2 problem) against closed-form values
- * computed here in float64.
+ * What `emlab doctor` (cli/doctor.ts) reports: where libtorch came from, its version, threads, BLAS,
+ * CUDA devices, and a self-check (forward, backward and one AdamW step on a 2x2 problem) against
+ * closed-form values computed here in float64.
  */
 import { readFileSync } from "node:fs";
 import { AdamW } from "../optim/index.js";

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { doctor, selfCheck } from "../../src/runtime/doctor.js";
+import { doctor, selfCheck } from "../../src/cli/doctor-check.js";
 import { cuda, torchVersion } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 
