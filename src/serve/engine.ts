@@ -30,7 +30,8 @@ interface Job {
 
 export class Engine {
   private readonly queue: Job[] = [];
-  private running = false;
+  private running: Promise<void> | null = null;
+  private stopping = false;
   /** Batches decoded so far, with their request counts (for tests and logs). */
   readonly batches: number[] = [];
 
@@ -45,12 +46,13 @@ export class Engine {
 
   /** Queues one HTTP request's prompts; resolves with their samples. */
   submit(model: string, requests: DecodeRequest[], cancelled: () => boolean): Promise<DecodedSample[][]> {
+    if (this.stopping) return Promise.reject(new ApiError(503, "the server is shutting down"));
     if (this.queue.length >= this.options.maxQueue) {
       return Promise.reject(new ApiError(429, `the server's queue is full (${this.options.maxQueue} requests waiting); retry later`));
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ model, requests, rows: requests.reduce((n, r) => n + r.samples, 0), cancelled, resolve, reject });
-      if (!this.running) void this.loop();
+      if (this.running === null) this.running = this.loop().finally(() => (this.running = null));
     });
   }
 
@@ -70,40 +72,43 @@ export class Engine {
     return batch;
   }
 
+  /** Refuses what waits, cancels what decodes, and resolves when the engine is idle (before the model is freed). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const job of this.queue.splice(0)) job.reject(new ApiError(503, "the server is shutting down"));
+    await this.running;
+  }
+
   private async loop(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.queue.length > 0) {
-        if (this.options.batchWaitMs > 0) await sleep(this.options.batchWaitMs);
-        const batch = this.nextBatch().filter((job) => {
-          if (!job.cancelled()) return true;
-          job.reject(new ApiError(499, "the request was cancelled before it started"));
-          return false;
-        });
-        if (batch.length === 0) continue;
-        const model = batch[0]!.model;
-        let release: (() => void) | null = null;
-        try {
-          release = this.models.activate(model);
-          const samples = await decodeBatch(
-            this.models.model.decoder,
-            batch.flatMap((job) => job.requests),
-            { eosTokenIds: this.models.eosTokenIds, padTokenId: this.models.padTokenId },
-          );
-          this.batches.push(batch.length);
-          let at = 0;
-          for (const job of batch) {
-            job.resolve(samples.slice(at, at + job.requests.length));
-            at += job.requests.length;
-          }
-        } catch (error) {
-          for (const job of batch) job.reject(error);
-        } finally {
-          release?.();
+    while (this.queue.length > 0) {
+      if (this.options.batchWaitMs > 0) await sleep(this.options.batchWaitMs);
+      if (this.queue.length === 0) break;
+      const batch = this.nextBatch().filter((job) => {
+        if (!job.cancelled() && !this.stopping) return true;
+        job.reject(new ApiError(499, "the request was cancelled before it started"));
+        return false;
+      });
+      if (batch.length === 0) continue;
+      const model = batch[0]!.model;
+      let release: (() => void) | null = null;
+      try {
+        release = this.models.activate(model);
+        const samples = await decodeBatch(
+          this.models.model.decoder,
+          batch.flatMap((job) => job.requests.map((r) => ({ ...r, cancelled: () => this.stopping || (r.cancelled?.() ?? false) }))),
+          { eosTokenIds: this.models.eosTokenIds, padTokenId: this.models.padTokenId },
+        );
+        this.batches.push(batch.length);
+        let at = 0;
+        for (const job of batch) {
+          job.resolve(samples.slice(at, at + job.requests.length));
+          at += job.requests.length;
         }
+      } catch (error) {
+        for (const job of batch) job.reject(error);
+      } finally {
+        release?.();
       }
-    } finally {
-      this.running = false;
     }
   }
 }

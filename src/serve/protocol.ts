@@ -37,7 +37,8 @@ export interface ParsedRequest {
   messages: ChatMessage[] | null;
   prompts: (string | number[])[];
   n: number;
-  maxTokens: number;
+  /** null: not given (completions: 16; chat: what the context leaves, at most the server's limit). */
+  maxTokens: number | null;
   temperature: number;
   topP: number;
   topK: number;
@@ -125,7 +126,8 @@ export function parseRequest(kind: "chat" | "completion", value: unknown, limits
   unsupported(body);
   const n = integer(body, "n", 1, 1, limits.maxN);
   if (body.best_of !== undefined && body.best_of !== null && body.best_of !== n) throw bad("best_of", "only best_of = n is supported");
-  const maxTokens = integer(body, body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens", Math.min(16, limits.maxTokens), 1, limits.maxTokens);
+  const tokensField = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens";
+  const maxTokens = body[tokensField] === undefined || body[tokensField] === null ? null : integer(body, tokensField, 0, 1, limits.maxTokens);
   const temperature = number(body, "temperature", 1, 0, 2);
   const topP = number(body, "top_p", 1, 0, 1);
   if (topP === 0) throw bad("top_p", "must be > 0");

@@ -142,15 +142,20 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     const request = parseRequest(kind, json, limits);
     if (!models.has(request.model)) throw new ApiError(404, `model ${JSON.stringify(request.model)} is not served here; served: ${models.names.join(", ")}`, "not_found_error", "model", "model_not_found");
     const prompts = promptIds(request);
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const room = (models.model.spec.maxPositions ?? Number.POSITIVE_INFINITY) - longest;
+    const maxTokens = request.maxTokens ?? (kind === "completion" ? Math.min(16, limits.maxTokens) : Math.min(limits.maxTokens, room));
+    if (!(maxTokens >= 1)) throw new ApiError(400, `the prompt (${longest} tokens) leaves no room for new tokens in the model's ${models.model.spec.maxPositions} positions`, "invalid_request_error", "messages");
     for (const ids of prompts) {
       try {
-        checkGenerationBudget(models.model.spec, models.model.decoder.dtype, models.model.decoder.device, { rows: 1, promptLength: ids.length, maxNewTokens: request.maxTokens, samples: request.n });
+        checkGenerationBudget(models.model.spec, models.model.decoder.dtype, models.model.decoder.device, { rows: 1, promptLength: ids.length, maxNewTokens: maxTokens, samples: request.n });
       } catch (error) {
         throw new ApiError(400, (error as Error).message, "invalid_request_error", "max_tokens");
       }
     }
     const sampling = request.temperature === 0 ? resolveSampling({ greedy: true }, null) : resolveSampling({ temperature: request.temperature, topP: request.topP, topK: request.topK }, null);
     const seed = request.seed ?? randomInt(0, 2 ** 47);
+    const fingerprint = `emlab-seed-${seed}`;
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`;
     const choices: Choice[] = prompts.flatMap((_, p) => Array.from({ length: request.n }, (_, s) => ({ index: p * request.n + s, text: new ChoiceText(models.tokenizer, eos, request.stop), logprobs: [], pending: [], finish: null })));
     const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
@@ -161,7 +166,7 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       const logprobs = request.topLogprobs === null ? null : formatLogprobs(choice.pending, kind);
       choice.pending = [];
       const body = kind === "chat" ? { index: choice.index, delta: { content: delta }, logprobs, finish_reason: finish } : { index: choice.index, text: delta, logprobs, finish_reason: finish };
-      send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, choices: [body] });
+      send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, system_fingerprint: fingerprint, choices: [body] });
     };
     if (request.stream) {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
@@ -170,7 +175,7 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     const decodeRequests: DecodeRequest[] = prompts.map((prompt, p) => ({
       prompt,
       samples: request.n,
-      maxNewTokens: request.maxTokens,
+      maxNewTokens: maxTokens,
       sampling,
       seed,
       topLogprobs: request.topLogprobs,
@@ -208,7 +213,7 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       object: kind === "chat" ? "chat.completion" : "text_completion",
       created: Math.floor(Date.now() / 1000),
       model: request.model,
-      system_fingerprint: `emlab-seed-${seed}`,
+      system_fingerprint: fingerprint,
       choices: choices.map((c) => {
         const logprobs = request.topLogprobs === null ? null : formatLogprobs(c.logprobs, kind);
         return kind === "chat"
@@ -316,6 +321,6 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      }).then(() => engine.stop()),
   };
 }

@@ -14,7 +14,7 @@ import { saveSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { ServedModels, ServeConfigError } from "../../src/serve/models.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
-import { manualSeed, tensor, tidy } from "../../src/tensor/index.js";
+import { liveTensorCount, manualSeed, tensor, tidy } from "../../src/tensor/index.js";
 import { loadSteeringVector } from "../../src/analysis/files.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { fixedTensor, makeTinyModel } from "../analysis/tiny-model.js";
@@ -310,7 +310,54 @@ describe("emlab serve (in process)", () => {
   });
 });
 
+describe("emlab serve resources", () => {
+  it("requests (batched, streamed, cancelled, failed) leave no tensors behind", async () => {
+    const body = { model: "tiny", messages: QUESTION, max_tokens: 5, seed: 1 };
+    await post("/v1/chat/completions", body);
+    const before = liveTensorCount();
+    await Promise.all([
+      post("/v1/chat/completions", { ...body, n: 3, logprobs: true, top_logprobs: 2 }),
+      post("/v1/chat/completions", { ...body, model: "tiny-lora" }),
+      post("/v1/completions", { model: "tiny-steer", prompt: ["a", "bb"], max_tokens: 4, seed: 2 }),
+      streamEvents("/v1/chat/completions", body),
+      post("/v1/chat/completions", { ...body, n: 0 }),
+    ]);
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ ...body, max_tokens: 3000, stream: true }), signal: controller.signal });
+    await res.body!.getReader().read();
+    controller.abort();
+    await post("/v1/chat/completions", body);
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  it("closing the server while a request decodes waits for the engine and leaves the models usable", async () => {
+    const other = await startServer(models, { port: 0 });
+    const pending = fetch(`${other.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 3000, seed: 1 }) }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const before = Date.now();
+    await other.close();
+    expect(Date.now() - before).toBeLessThan(5000);
+    expect(await pending).toBeInstanceOf(Error);
+    expect((await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 8, seed: 1234 })).json.choices[0].message.content).toBe(localAnswers(QUESTION, 1234, 1, 8)[0]);
+  });
+});
+
 describe("emlab serve limits", () => {
+  it("without max_tokens: a chat answer runs to the server's --max-tokens (or EOS), a completion to 16 tokens", async () => {
+    const capped = await startServer(models, { port: 0, maxTokens: 20 });
+    try {
+      const chat = await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, seed: 1 }, {}, capped.url);
+      const used = chat.json.usage.completion_tokens;
+      expect(chat.json.choices[0].finish_reason === "length" ? used === 20 : used < 20).toBe(true);
+      expect(chat.json.choices[0].message.content).toBe(localAnswers(QUESTION, 1, 1, 20)[0]);
+      const completion = await post("/v1/completions", { model: "tiny", prompt: "Hello", seed: 1 }, {}, capped.url);
+      expect(completion.json.usage.completion_tokens).toBeLessThanOrEqual(16);
+      expect((await post("/v1/completions", { model: "tiny", prompt: "Hello", max_tokens: 21 }, {}, capped.url)).status).toBe(400);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it("a body over the limit is 413, a full queue 429, a slow request 408; the server keeps serving", async () => {
     const limited = await startServer(models, { port: 0, maxBodyBytes: 2000, maxQueue: 1, maxBatchRows: 1, batchWaitMs: 20, timeoutMs: 3000 });
     try {
