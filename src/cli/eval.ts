@@ -3,6 +3,7 @@
  * Inputs and judge credentials are checked before the model is loaded or anything is written; the
  * command exits 1 when no row could be scored (every judge call failed, or no score), saying why.
  */
+import { redact } from "../eval/judge/redact.js";
 import { emReport } from "../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import { ResultsFile } from "../eval/results.js";
@@ -73,7 +74,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`);
   }
   if (endpoint !== null) {
-    process.stderr.write(`sampling seed ${sampling.seed} through ${endpoint.url} (model ${endpoint.model})\n`);
+    process.stderr.write(redact(`sampling seed ${sampling.seed} through ${endpoint.url} (model ${endpoint.model})\n`));
     const added = await sampleResponsesRemote(endpoint, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
     process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
   } else {

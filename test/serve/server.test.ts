@@ -134,6 +134,9 @@ describe("emlab serve (in process)", () => {
       expect(mine.map((c: any) => c.delta.content ?? "").join("")).toBe(plain.json.choices[index].message.content);
       expect(mine.at(-1).finish_reason).toBe(plain.json.choices[index].finish_reason);
     }
+    const withUsage = await streamEvents("/v1/chat/completions", { ...body, stream_options: { include_usage: true } });
+    expect(withUsage.at(-1).choices).toEqual([]);
+    expect(withUsage.at(-1).usage).toEqual(plain.json.usage);
     const cBody = { model: "tiny", prompt: "Hello", max_tokens: 10, seed: 5 };
     const cPlain = await post("/v1/completions", cBody);
     const cEvents = await streamEvents("/v1/completions", cBody);

@@ -4,7 +4,7 @@
  * seed, chunks and resume. The served `model` selects base model, LoRA module or steering, so the
  * stage takes no `solution`; the key is read from the environment variable `api_key_env` names.
  */
-import { registerSecret } from "../../eval/judge/redact.js";
+import { redact, registerSecret } from "../../eval/judge/redact.js";
 import type { Question } from "../../eval/questions.js";
 import { sampleResponsesRemote } from "../../eval/remote-sample.js";
 import type { ResultsFile } from "../../eval/results.js";
@@ -22,7 +22,7 @@ export async function sampleThroughEndpoint(ctx: StageContext<StageOf<"sample">>
     registerSecret(apiKey);
   }
   if (endpoint.concurrency !== undefined && !(Number.isInteger(endpoint.concurrency) && endpoint.concurrency >= 1)) throw new RangeError(`${s.name}: endpoint.concurrency must be a positive integer`);
-  ctx.log(`sampling through ${endpoint.url} (model ${endpoint.model})`);
+  ctx.log(redact(`sampling through ${endpoint.url} (model ${endpoint.model})`));
   const added = await sampleResponsesRemote({ url: endpoint.url, model: endpoint.model, apiKey, ...(endpoint.concurrency === undefined ? {} : { concurrency: endpoint.concurrency }) }, questions, results, {
     samples: s.samples,
     maxNewTokens: s.max_new_tokens ?? 600,
