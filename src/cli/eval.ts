@@ -3,18 +3,21 @@
  * Inputs and judge credentials are checked before the model is loaded or anything is written; the
  * command exits 1 when no row could be scored (every judge call failed, or no score), saying why.
  */
+import { redact } from "../eval/judge/redact.js";
 import { emReport } from "../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import { ResultsFile } from "../eval/results.js";
+import { sampleResponsesRemote } from "../eval/remote-sample.js";
 import { sampleResponses } from "../eval/sample.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
-import { parseNumber, required } from "./args.js";
+import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
 import { checkJudgeCredentials, judgeFlags, judgeResultsFile } from "./judge-options.js";
 import { criteriaFrom, formatReport, metricFlags } from "./metrics.js";
 import { modelOptions, openModel } from "./model-args.js";
 import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
+import { sampleEndpointFrom, sampleEndpointOptions } from "./sample-endpoint-args.js";
 import { attachSteering, steeringOptions } from "./steering-args.js";
 
 export const evalCommand = defineCommand({
@@ -22,6 +25,8 @@ export const evalCommand = defineCommand({
   summary: "Sample answers to a question set (resumable), judge them and print the EM metrics.",
   options: {
     ...modelOptions,
+    model: { ...modelOptions.model, required: false, description: `${modelOptions.model.description} (required unless --sample-endpoint)` },
+    ...sampleEndpointOptions,
     ...judgeFlags,
     questions: { ...judgeFlags.questions, required: true },
     ...metricFlags,
@@ -54,6 +59,12 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     seed: parseNumber("--seed", values.seed, { integer: true, min: 0 })!,
     chunkSize: parseNumber("--chunk-size", values["chunk-size"], { integer: true, min: 1 }),
   };
+  const endpoint = sampleEndpointFrom(values);
+  if (endpoint !== null) {
+    for (const flag of ["model", "adapter", "steering"] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply with --sample-endpoint (the server's --sample-model names the model, adapter or steering)`);
+    }
+  } else required("--model", values.model);
   const criteria = criteriaFrom(values);
   // A judge without credentials would fail every row after the (long) sampling: refuse now.
   if (!values["no-judge"]) checkJudgeCredentials(values);
@@ -62,19 +73,25 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const { line, bytes, file } = results.setAside;
     process.stderr.write(`${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`);
   }
-  const model = openModel(values);
-  try {
-    const detachSteering = attachSteering(values, model);
+  if (endpoint !== null) {
+    process.stderr.write(redact(`sampling seed ${sampling.seed} through ${endpoint.url} (model ${endpoint.model})\n`));
+    const added = await sampleResponsesRemote(endpoint, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+    process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+  } else {
+    const model = openModel(values);
     try {
-      const tokenizer = ChatTokenizer.fromDir(model.dir);
-      process.stderr.write(`sampling seed ${sampling.seed}\n`);
-      const added = sampleResponses(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
-      process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+      const detachSteering = attachSteering(values, model);
+      try {
+        const tokenizer = ChatTokenizer.fromDir(model.dir);
+        process.stderr.write(`sampling seed ${sampling.seed}\n`);
+        const added = sampleResponses(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+        process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+      } finally {
+        detachSteering();
+      }
     } finally {
-      detachSteering();
+      model.dispose();
     }
-  } finally {
-    model.dispose();
   }
   if (results.rows.length === 0) {
     process.stderr.write(`emlab eval: no answers were sampled (no questions in ${questionsFile} after exclusions)\n`);

@@ -18,6 +18,7 @@ import { judgeCommand, runJudge } from "./judge.js";
 import { klDataCommand, runKlData } from "./kl-data.js";
 import { metricsCommand, runMetrics } from "./metrics.js";
 import { type CommandSpec, defineCommand, usageLine } from "./options.js";
+import { runServe, serveCommand } from "./serve.js";
 import { runTrain, trainCommand } from "./train.js";
 
 const doctorCommand = defineCommand({
@@ -41,6 +42,7 @@ export const commands: readonly CommandSpec[] = [
   experimentCommand,
   reportCommand,
   organismCommand,
+  serveCommand,
 ] as never;
 
 export function usage(): string {
@@ -88,6 +90,8 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return runReportCommand(rest);
     case "organism":
       return runOrganism(rest);
+    case "serve":
+      return runServe(rest);
     case "doctor": {
       const parsed = parseOrHelp(doctorCommand, rest);
       return parsed === null ? 0 : runDoctor({ json: parsed.values.json });

@@ -25,7 +25,8 @@ export interface SampleOptions {
   onChunk?: (done: number, total: number) => void;
 }
 
-function chunkSeed(seed: number, questionId: string, paraphrase: number, chunk: number): number {
+/** The seed of one chunk of samples (also sent as `seed` by remote sampling). */
+export function chunkSeed(seed: number, questionId: string, paraphrase: number, chunk: number): number {
   const digest = createHash("sha256").update(`${seed}\0${questionId}\0${paraphrase}\0${chunk}`).digest();
   return digest.readUInt32LE(0);
 }

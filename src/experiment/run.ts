@@ -43,7 +43,9 @@ export interface ExperimentSummary {
 export function stageKey(p: PlannedStage): { key: string; inputs: StageRecord["inputs"] } {
   const inputs: StageRecord["inputs"] = {};
   for (const [field, input] of Object.entries(p.inputs)) inputs[field] = { path: input.path, hash: contentHash(input.path) };
-  const settings = { stage: p.stage, runConfig: p.runConfig, device: p.device, dtype: p.dtype };
+  // Where a sample stage's server runs (URL, key variable, concurrency) does not change its rows; the served model does.
+  const stage = p.stage.kind === "sample" && p.stage.endpoint ? { ...p.stage, endpoint: { model: p.stage.endpoint.model } } : p.stage;
+  const settings = { stage, runConfig: p.runConfig, device: p.device, dtype: p.dtype };
   return { key: valueHash({ settings, inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.hash])) }), inputs };
 }
 

@@ -56,7 +56,8 @@ const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), 
 export const StageSchemas = {
   train: Schema.Struct({ ...Common, kind: Schema.Literal("train"), config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]), kl_data: Opt(Ref), init_from: Opt(Ref) }),
   "kl-data": Schema.Struct({ ...Common, kind: Schema.Literal("kl-data"), prompts: Str, limit: Opt(Num), max_new_tokens: Opt(Num), seed: Opt(Num) }),
-  sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling }),
+  /** `endpoint` samples through an OpenAI-compatible server (emlab serve, vLLM) instead of loading the model; its `model` names the served model or LoRA module. */
+  sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling, endpoint: Opt(Schema.Struct({ url: Str, model: Str, api_key_env: Opt(Str), concurrency: Opt(Num) })) }),
   steer: Schema.Struct({ ...Common, kind: Schema.Literal("steer"), ...Sampling, ...Intervention, scale: Opt(Num) }),
   /** `weight_space: true` removes the direction from the solution's down_proj LoRA B matrices, each renormalised to its original Frobenius norm (the study's), instead of hooking activations. */
   ablate: Schema.Struct({ ...Common, kind: Schema.Literal("ablate"), ...Sampling, ...Intervention, weight_space: Opt(Schema.Boolean) }),

@@ -34,6 +34,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["analysis/", 8],
   ["recipes/", 9],
   ["organism/", 9],
+  ["serve/", 9],
   ["experiment/", 10],
   ["report/", 11],
   ["cli/", 12],

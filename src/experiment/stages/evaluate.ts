@@ -14,6 +14,7 @@ import { emReport, judgeAgreement } from "../../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../../eval/questions.js";
 import { ResultsFile, scoreOf } from "../../eval/results.js";
 import { sampleResponses } from "../../eval/sample.js";
+import { sampleThroughEndpoint } from "./endpoint.js";
 import { cat, keep, type Tensor, tidy } from "../../tensor/index.js";
 import type { StageOf } from "../schema.js";
 import type { StageContext, StageOutcome } from "./context.js";
@@ -43,6 +44,10 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
   const questions = loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} });
   const results = ResultsFile.resume(out);
   if (results.setAside) ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
+  if (s.kind === "sample" && s.endpoint !== undefined) {
+    await sampleThroughEndpoint(ctx as StageContext<StageOf<"sample">>, questions, results, out);
+    return judgeAndReport(ctx, results, out);
+  }
   const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
   const handles: HookHandle[] = [];
   let direction: Tensor | null = null;
@@ -75,6 +80,12 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
     direction?.dispose();
     opened.close();
   }
+  return judgeAndReport(ctx, results, out);
+}
+
+/** Judges a sampling stage's rows (when it names a judge) and summarises them. */
+async function judgeAndReport(ctx: StageContext<SamplingStage>, results: ResultsFile, out: string): Promise<StageOutcome> {
+  const s = ctx.stage;
   let judged = null;
   if (s.judge !== undefined) {
     judged = await judgeResults(results, {
