@@ -3,11 +3,13 @@
  * (config.resolved.json, metrics.jsonl, checkpoints/, the final adapter / vector / model). Paths in the
  * config resolve relative to the config file.
  */
-import { runTraining } from "../recipes/train.js";
+import { Effect } from "effect";
+import { trainingProgram } from "../recipes/train.js";
 import { readRunConfig } from "../train/config.js";
 import { parseOrHelp } from "./generate.js";
 import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
+import { runInterruptible } from "./runtime.js";
 
 export const trainCommand = defineCommand({
   name: "train",
@@ -16,14 +18,15 @@ export const trainCommand = defineCommand({
   options: { resume: { type: "boolean", description: "continue from the newest checkpoint (a finished run is left as it is)" } },
 });
 
-export function runTrain(argv: readonly string[]): number {
+/** Runs the recipe as the process's main fiber: Ctrl-C / SIGTERM checkpoint the run and exit 130 / 143. */
+export async function runTrain(argv: readonly string[]): Promise<number> {
   const parsed = parseOrHelp(trainCommand, argv);
   if (parsed === null) return 0;
   const { values, positionals } = parsed;
   const config = readRunConfig(positionals[0]!);
   const progress = progressReporter("train");
   const tty = process.stderr.isTTY;
-  const result = runTraining(config, {
+  const program = trainingProgram(config, {
     resume: values.resume,
     log: (line) => process.stderr.write(`${line}\n`),
     onStep: (m, total) => {
@@ -31,6 +34,10 @@ export function runTrain(argv: readonly string[]): number {
       else process.stderr.write(`step ${m.step}/${total} loss ${m.loss.toFixed(4)} ce ${m.ce.toFixed(4)}${m.kl === null ? "" : ` kl ${m.kl.toExponential(3)}`} lr ${m.lr.toExponential(2)} grad_norm ${m.grad_norm.toFixed(3)} ${m.tokens_per_s.toFixed(0)} tok/s\n`);
     },
   });
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  return 0;
+  return runInterruptible(
+    Effect.map(program, (result) => {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      return 0;
+    }),
+  );
 }

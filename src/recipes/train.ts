@@ -1,50 +1,37 @@
 /**
- * The training recipe behind `emlab train CONFIG`: one straight-line program from a resolved run
- * config to a run directory. Set-up (model, method, data, optimizer, resume) -> loop (micro-batches,
- * optional per-layer gradient checkpointing, KL penalty against the model with the method switched off
- * or a frozen copy for full SFT, custom terms, clipping, AdamW, schedule, metrics, checkpoints, early
- * stop) -> final artefact (PEFT adapter, steering vector or full weights) -> clean-up.
+ * The training recipe behind `emlab train CONFIG`: one Effect program from a resolved run config to a
+ * run directory, in three parts. Set-up: every resource (model, the method's adapters / steering
+ * vector / frozen reference copy, master weights, optimizer) is acquired in the program's Scope, so a
+ * failure at any stage, or an interruption, releases what was acquired before it. Loop: one optimizer
+ * step (src/train/step.ts) is one synchronous block between two yields to the event loop; an
+ * interruption (Ctrl-C in the CLI) lands between steps and writes a checkpoint that `--resume`
+ * continues from exactly. Save: held-out loss and the method's artefact. `runTraining` runs the
+ * program synchronously for scripts and tests, `runTrainingAsync` as a Promise.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LoraAdapter } from "../adapters/lora.js";
-import { savePeftAdapter } from "../adapters/peft.js";
-import { makeOutputDir, pathInside, writeOutputFile } from "../io/output.js";
-import { saveSafetensors } from "../io/safetensors.js";
-import { datasetLoss } from "../analysis/loss.js";
+import { Effect, type Scope } from "effect";
+import { makeOutputDir, writeOutputFile } from "../io/output.js";
 import { type LoadedModel, loadModel } from "../models/load.js";
-import { causalLmLoss } from "../nn/losses.js";
-import { AdamW, clipGradNorm } from "../optim/index.js";
-import { type Device, enableGrad, getRngState, manualSeed, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { AdamW } from "../optim/index.js";
+import { type Device, manualSeed, type Tensor } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
+import { attempt, type TaggedFailure } from "../train/attempt.js";
 import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
-import { type Batch, collate, epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "../train/data.js";
-import { assertLabelledBatches, NonFiniteStepError, nonFiniteIn } from "../train/guards.js";
-import { klPenalty, type LossTerm } from "../train/losses.js";
+import type { LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
 import { MetricsLog } from "../train/metrics-log.js";
-import { initLoraFrom, initSteeringFrom } from "../train/init-from.js";
-import { snapshotGradients } from "../train/gradient-snapshot.js";
-import { ceFactor, klFactor, lossTargets } from "../train/objective.js";
-import { lrMultiplier } from "../train/schedule.js";
-import { SteeringVector } from "../train/steering.js";
-import { backwardThrough, capturedPoints, checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
+import { fullMethod } from "../train/methods/full.js";
+import { loraMethod } from "../train/methods/lora.js";
+import type { TrainingMethod } from "../train/methods/method.js";
+import { steeringMethod } from "../train/methods/steering.js";
+import { BatchCursor, readRunData } from "../train/run-data.js";
+import { enterStage, type InjectedStageFailure } from "../train/setup-stages.js";
+import { heldOutLoss, type StepContext, type StepMetrics, trainStep } from "../train/step.js";
+import { checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
 
-export interface StepMetrics {
-  step: number;
-  epoch: number;
-  loss: number;
-  ce: number;
-  kl: number | null;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  terms?: Record<string, number>;
-  eval_loss?: number;
-  /** Set when the step's update was dropped (training.on_nonfinite: skip). */
-  skipped?: string;
-}
+export type { StepMetrics } from "../train/step.js";
 
 export interface TrainRunOptions {
   resume?: boolean;
@@ -68,325 +55,170 @@ export interface TrainRunResult {
   alreadyFinished?: boolean;
 }
 
-export function runTraining(config: RunConfig, options: TrainRunOptions = {}): TrainRunResult {
-  const log = options.log ?? (() => {});
-  const t = config.training;
-  const out = config.output_dir;
-  checkRunInputs(config, { modelProvided: options.model !== undefined });
-  const resolvedFile = join(out, "config.resolved.json");
-  const resolved = `${JSON.stringify(config, null, 2)}\n`;
-  const checkpoint = options.resume ? latestCheckpoint(out) : null;
-  if (options.resume && existsSync(resolvedFile) && readFileSync(resolvedFile, "utf8") !== resolved) {
-    throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
-  }
-  const metricsLog = new MetricsLog(out);
-  if (!options.resume && metricsLog.exists()) throw new RangeError(`${out} already holds a run; use --resume or a new output_dir`);
-  manualSeed(t.seed);
+/** A training run that failed with a typed error (a bad input, a non-finite step, a libtorch op error...). */
+export type TrainingError = TaggedFailure | InjectedStageFailure;
 
-  // ---- model and method --------------------------------------------------------------------
-  const model = options.model?.model ?? loadModel(config.model, { dtype: t.dtype, device: t.device as Device });
-  const modelDir = model.dir;
-  const cleanup: (() => void)[] = options.model ? [] : [() => model.dispose()];
-  const tokenizer = options.model?.tokenizer ?? ChatTokenizer.fromDir(modelDir);
-  const trainables = new Map<string, Tensor>();
-  // Logits of the reference (chat) model for the KL term: the same weights with the method switched
-  // off, or for full SFT a frozen copy.
-  const forwardOf = (m: LoadedModel) => (b: Batch) => m.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!;
-  let referenceLogits: (batch: Batch) => Tensor = forwardOf(model);
-  const adapters: LoraAdapter[] = [];
-  let steering: SteeringVector | null = null;
-  if (config.method === "lora" && options.model?.adapters) {
-    for (const adapter of options.model.adapters) {
-      if (!model.decoder.adapters.list.includes(adapter)) {
-        model.decoder.adapters.attach(adapter);
-        cleanup.push(() => model.decoder.adapters.detach(adapter));
-      }
-      adapters.push(adapter);
-      for (const [module, m] of adapter.modules) {
-        trainables.set(`${adapter.name}/${module}.lora_A`, m.A);
-        trainables.set(`${adapter.name}/${module}.lora_B`, m.B);
-      }
-    }
-    referenceLogits = (b) => model.decoder.adapters.withoutAdapters(() => forwardOf(model)(b));
-  } else if (config.method === "lora") {
-    for (const l of config.lora) {
-      const adapter = LoraAdapter.create(
-        model.spec,
-        { r: l.r, alpha: l.alpha, useRslora: l.use_rslora, dropout: l.dropout, targetModules: l.target_modules, layersToTransform: l.layers_to_transform },
-        { name: l.name, initB: l.init_b, device: model.decoder.device },
+/** The model of the run: the caller's (left alone) or loaded from `config.model` and freed with the Scope. */
+const acquireModel = (config: RunConfig, provided: TrainerModel | undefined): Effect.Effect<LoadedModel, TrainingError, Scope.Scope> =>
+  provided
+    ? Effect.succeed(provided.model)
+    : Effect.acquireRelease(
+        attempt(() => loadModel(config.model, { dtype: config.training.dtype, device: config.training.device as Device })),
+        (model) => Effect.sync(() => model.dispose()),
       );
-      model.decoder.adapters.attach(adapter);
-      adapters.push(adapter);
-      cleanup.push(() => adapter.dispose());
-      for (const [module, m] of adapter.modules) {
-        trainables.set(`${l.name}/${module}.lora_A`, m.A);
-        trainables.set(`${l.name}/${module}.lora_B`, m.B);
+
+const acquireMethod = (config: RunConfig, model: LoadedModel, provided: TrainerModel | undefined): Effect.Effect<TrainingMethod, TrainingError, Scope.Scope> => {
+  if (config.method === "lora") return loraMethod(config, model, provided?.adapters);
+  if (config.method === "steering") return steeringMethod(config, model);
+  return fullMethod(config, model);
+};
+
+/** The resolved config as written to config.resolved.json (compared on --resume). */
+const resolvedText = (config: RunConfig): string => `${JSON.stringify(config, null, 2)}\n`;
+
+/**
+ * The training run as an Effect program. Fails with the typed errors of its inputs and steps; on
+ * interruption between steps it writes a checkpoint of the current step (unless one exists) and says
+ * where in `options.log`.
+ */
+export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}): Effect.Effect<TrainRunResult, TrainingError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const log = options.log ?? (() => {});
+      const t = config.training;
+      const out = config.output_dir;
+      // ---- set-up: inputs checked, then every resource owned by the Scope -------------------
+      const resolvedFile = join(out, "config.resolved.json");
+      const checkpoint = yield* attempt(() => {
+        checkRunInputs(config, { modelProvided: options.model !== undefined });
+        if (options.resume && existsSync(resolvedFile) && readFileSync(resolvedFile, "utf8") !== resolvedText(config)) {
+          throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
+        }
+        return options.resume ? latestCheckpoint(out) : null;
+      });
+      const metricsLog = new MetricsLog(out);
+      if (!options.resume && metricsLog.exists()) return yield* Effect.die(new RangeError(`${out} already holds a run; use --resume or a new output_dir`));
+      manualSeed(t.seed);
+
+      yield* enterStage("model");
+      const model = yield* acquireModel(config, options.model);
+      yield* enterStage("tokenizer");
+      const tokenizer = options.model?.tokenizer ?? (yield* attempt(() => ChatTokenizer.fromDir(model.dir)));
+      yield* enterStage("method");
+      const method = yield* acquireMethod(config, model, options.model);
+      if (method.trainables.size === 0) return yield* Effect.die(new RangeError("nothing to train (no parameter matched)"));
+      yield* enterStage("data");
+      const data = yield* attempt(() => readRunData(config, tokenizer, model.eosTokenIds, log));
+      log(`train ${data.trainSet.length} examples, held out ${data.evalSet.length}, ${data.totalSteps} optimizer steps, ${method.trainables.size} trainable tensors`);
+
+      // A finished run resumed: say so and change nothing.
+      const finishedAt = checkpoint ? readCheckpointPosition(checkpoint) : null;
+      const artefactPath = method.artefactPath(out);
+      if (finishedAt && existsSync(artefactPath) && (finishedAt.step >= data.totalSteps || (t.early_stop !== null && finishedAt.lowLossStreak > t.early_stop.patience))) {
+        log(`${out}: the run already finished at step ${finishedAt.step} (${artefactPath}); nothing to do`);
+        const lastLoss = readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { loss?: number }).filter((m) => m.loss !== undefined).at(-1)?.loss;
+        return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < data.totalSteps, artefact: artefactPath, alreadyFinished: true };
       }
-    }
-    referenceLogits = (b) => model.decoder.adapters.withoutAdapters(() => forwardOf(model)(b));
-  } else if (config.method === "steering") {
-    const s = config.steering!;
-    steering = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha, rows: s.rows });
-    const handle = steering.attach(model.decoder);
-    cleanup.push(() => {
-      handle.remove();
-      steering!.dispose();
-    });
-    trainables.set("steering.vector", steering.vector);
-    const sv = steering;
-    referenceLogits = (b) => sv.withoutSteering(() => forwardOf(model)(b));
-  } else {
-    const pattern = config.full.parameters ? new RegExp(config.full.parameters) : null;
-    for (const [name, p] of model.parameters) if (!pattern || pattern.test(name)) trainables.set(name, p.requiresGrad_());
-    if (config.kl) {
-      // Full SFT changes the weights themselves: the reference is a frozen copy.
-      const frozen = loadModel(modelDir, { dtype: t.dtype, device: t.device as Device });
-      cleanup.push(() => frozen.dispose());
-      referenceLogits = forwardOf(frozen);
-    }
-  }
-  if (config.init_from && config.method === "lora") initLoraFrom(config.init_from, adapters, model);
-  if (config.init_from && steering) initSteeringFrom(config.init_from, steering, model);
-  if (trainables.size === 0) throw new RangeError("nothing to train (no parameter matched)");
+      // Every input has been read and checked: the run directory is written from here on.
+      yield* attempt(() => {
+        makeOutputDir(out);
+        for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
+        writeOutputFile(resolvedFile, resolvedText(config));
+      });
 
-  // ---- data ---------------------------------------------------------------------------------
-  const tokenizeAll = (file: string, lossOn: RunConfig["data"]["loss_on"]): Example[] => {
-    const { examples, skipped } = readChatDataset(file, { skipInvalid: config.data.skip_invalid });
-    if (skipped > 0) log(`${file}: skipped ${skipped} invalid rows`);
-    return examples.map((e) => ({
-      ...tokenizeExample(tokenizer, e.messages, { lossOn, systemPrompt: config.data.system_prompt, maxLength: config.data.max_length }),
-      source: `${file}:${e.line}`,
-    }));
-  };
-  const all = tokenizeAll(config.data.train, config.data.loss_on);
-  let trainSet = all;
-  let evalSet: Example[] = [];
-  if (config.data.eval) evalSet = tokenizeAll(config.data.eval, config.data.loss_on);
-  else if (config.data.eval_fraction > 0) {
-    const split = heldOutSplit(all.length, config.data.eval_fraction, t.seed);
-    trainSet = split.train.map((i) => all[i]!);
-    evalSet = split.heldOut.map((i) => all[i]!);
-  }
-  if (trainSet.length === 0) throw new RangeError(`${config.data.train}: no training examples`);
-  const klSet = config.kl ? tokenizeAll(config.kl.data, "all") : [];
-  const pad = tokenizer.padTokenId ?? tokenizer.endOfTurnIds(model.eosTokenIds)[0] ?? 0;
-  const lengths = trainSet.map((e) => e.ids.length);
-  const batchesPerEpoch = Math.ceil(trainSet.length / t.batch_size);
-  const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
-  const epochsDrawn = t.max_steps === null ? t.epochs : Math.ceil((t.max_steps * t.gradient_accumulation) / batchesPerEpoch);
-  const batchesOf = (epoch: number) => epochBatches(lengths, t.batch_size, t.seed, epoch, config.data.bucket_window);
-  assertLabelledBatches(trainSet, batchesOf, epochsDrawn, evalSet, t.batch_size, config.data.max_length);
-  log(`train ${trainSet.length} examples, held out ${evalSet.length}, ${totalSteps} optimizer steps, ${trainables.size} trainable tensors`);
-
-  // A finished run resumed: say so and change nothing.
-  const finishedAt = checkpoint ? readCheckpointPosition(checkpoint) : null;
-  const artefactPath = join(out, config.method === "lora" ? "adapter" : config.method === "steering" ? "steering_vector.safetensors" : "model");
-  if (finishedAt && existsSync(artefactPath) && (finishedAt.step >= totalSteps || (t.early_stop !== null && finishedAt.lowLossStreak > t.early_stop.patience))) {
-    log(`${out}: the run already finished at step ${finishedAt.step} (${artefactPath}); nothing to do`);
-    for (const fn of cleanup.reverse()) fn();
-    const lastLoss = readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { loss?: number }).filter((m) => m.loss !== undefined).at(-1)?.loss;
-    return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < totalSteps, artefact: artefactPath, alreadyFinished: true };
-  }
-  // Every input has been read and checked: the run directory is written from here on.
-  makeOutputDir(out);
-  for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
-  writeOutputFile(resolvedFile, resolved);
-
-  // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
-  const masters = config.method === "full" && t.dtype !== "f32" ? new MasterWeights(trainables) : null;
-  if (masters) cleanup.push(() => masters.dispose());
-  const optimized = masters ? masters.masters : trainables;
-  const optimizer = new AdamW([...optimized.values()], { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
-  cleanup.push(() => optimizer.dispose());
-
-  let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
-  if (checkpoint) {
-    position = loadCheckpoint(checkpoint, optimized, optimizer);
-    masters?.pushWeights();
-    log(`resumed from ${checkpoint} at step ${position.step}`);
-  }
-  // Steps after the checkpoint (all of them without one) are run again, the final line written again.
-  if (options.resume) metricsLog.truncateAfter(position.step);
-  let order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
-  const nextBatch = (): Example[] | null => {
-    if (position.batchInEpoch >= order.length) {
-      position.epoch++;
-      position.batchInEpoch = 0;
-      if (t.max_steps === null && position.epoch >= t.epochs) return null;
-      order = epochBatches(lengths, t.batch_size, t.seed, position.epoch, config.data.bucket_window);
-    }
-    return order[position.batchInEpoch++]!.map((i) => trainSet[i]!);
-  };
-  const nextKlBatch = (): Example[] => {
-    const size = config.kl!.batch_size;
-    const batch = Array.from({ length: size }, (_, i) => klSet[(position.klCursor + i) % klSet.length]!);
-    position.klCursor = (position.klCursor + size) % klSet.length;
-    return batch;
-  };
-
-  const device = model.decoder.device;
-  const evalLoss = (): number => datasetLoss(model, evalSet, { batchSize: t.batch_size, padId: pad });
-
-  const lossTerms = options.lossTerms ?? [];
-  const forwardOptions = { checkpointing: t.gradient_checkpointing, capture: capturedPoints(lossTerms) };
-  const state: TrainerState = { model, tokenizer, trainables, totalSteps, outputDir: out };
-  const callbacks = options.callbacks ?? {};
-  callbacks.setup?.(state);
-
-  // ---- loop -----------------------------------------------------------------------------------
-  model.decoder.adapters.training = true;
-  let finalLoss = Number.NaN;
-  let stoppedEarly = false;
-  try {
-    let lastGoodRng: Tensor | null = null;
-    cleanup.push(() => lastGoodRng?.dispose());
-    while (position.step < totalSteps) {
-      const started = Date.now();
-      callbacks.beforeStep?.(position.step, state);
-      // Where a non-finite step would be checkpointed from: the position and RNG before it.
-      const lastGood = { ...position };
-      lastGoodRng?.dispose();
-      lastGoodRng = getRngState();
-      const lr = t.lr * lrMultiplier(t.schedule, position.step, totalSteps, t.warmup_steps);
-      for (const group of optimizer.groups) group.options.lr = lr;
-      let ce = 0;
-      let ceObjective = 0;
-      let kl = 0;
-      let tokens = 0;
-      let micro = 0;
-      const terms: Record<string, number> = {};
-      // The whole accumulation window is drawn first: the study's CE is normalised by its target count.
-      const window: Example[][] = [];
-      for (let i = 0; i < t.gradient_accumulation; i++) {
-        const examples = nextBatch();
-        if (examples === null) break;
-        window.push(examples);
-      }
-      const windowTargets = lossTargets(window.flat());
-      for (; micro < window.length; micro++) {
-        const examples = window[micro]!;
-        const ceWeight = ceFactor(t.ce_reduction, lossTargets(examples), windowTargets, t.gradient_accumulation);
-        tidy(() =>
-          enableGrad(() => {
-            const batch = collate(examples, pad, device);
-            tokens += batch.tokens;
-            const termReference = lossTerms.some((term) => term.reference) ? noGrad(() => referenceLogits(batch)) : null;
-            backwardThrough(model, batch, forwardOptions, (logits, activations) => {
-              const ceLoss = causalLmLoss(logits, batch.labels);
-              const ceValue = ceLoss.toNumber();
-              ce += ceValue;
-              // A micro-batch without targets adds nothing to a token-weighted window (its mean CE is 0/0).
-              let loss = ceWeight === 0 ? logits.sum().mul(0) : ceLoss.mul(ceWeight);
-              if (ceWeight !== 0) ceObjective += ceValue * ceWeight;
-              for (const term of lossTerms) {
-                const value = term.compute({ model, batch, logits, activations, referenceLogits: term.reference ? termReference : null, step: position.step });
-                terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
-                loss = loss.add(value.mul(term.weight / t.gradient_accumulation));
-              }
-              return loss;
-            });
-            if (config.kl) {
-              const kl_ = config.kl;
-              const klBatch = collate(nextKlBatch(), pad, device);
-              const reference = noGrad(() => referenceLogits(klBatch));
-              backwardThrough(model, klBatch, { ...forwardOptions, capture: [] }, (current) => {
-                const penalty = klPenalty(current, reference, klBatch.attentionMask, kl_.normalization);
-                kl += penalty.toNumber();
-                return penalty.mul(klFactor(kl_.accumulation, kl_.weight, t.gradient_accumulation));
-              });
-            }
-          }),
-        );
-      }
-      if (micro === 0) break; // data exhausted
-      callbacks.afterBackward?.(position.step, state);
-      masters?.pullGradients();
-      const atCheckpoint = position.step + 1 === totalSteps || (position.step + 1) % t.save_steps === 0;
-      // Checkpoints keep the accumulated gradient as it was before clipping (as the study saved it, §7.9).
-      const gradients = atCheckpoint ? snapshotGradients(optimized) : new Map<string, Tensor>();
-      const gradNorm = clipGradNorm([...optimized.values()], t.max_grad_norm ?? Number.POSITIVE_INFINITY);
-      const nonFinite = nonFiniteIn({ ce, ...(config.kl ? { kl } : {}), ...terms, grad_norm: gradNorm });
-      if (nonFinite !== null && t.on_nonfinite === "error") {
-        optimizer.zeroGrad();
-        for (const g of gradients.values()) g.dispose();
-        // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
-        const regular = checkpointDir(out, lastGood.step);
-        const saved = existsSync(regular) ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: lastGoodRng });
-        throw new NonFiniteStepError({
-          message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
-          step: position.step + 1,
-          checkpoint: saved,
-        });
-      }
-      if (nonFinite === null) {
-        optimizer.step();
+      yield* enterStage("optimizer");
+      // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
+      const masters =
+        config.method === "full" && t.dtype !== "f32"
+          ? yield* Effect.acquireRelease(
+              Effect.sync(() => new MasterWeights(method.trainables)),
+              (m) => Effect.sync(() => m.dispose()),
+            )
+          : null;
+      const optimized = masters ? masters.masters : method.trainables;
+      const optimizer = yield* Effect.acquireRelease(
+        Effect.sync(() => new AdamW([...optimized.values()], { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weight_decay })),
+        (o) => Effect.sync(() => o.dispose()),
+      );
+      let position: TrainerPosition = { step: 0, epoch: 0, batchInEpoch: 0, klCursor: 0, lowLossStreak: 0 };
+      if (checkpoint) {
+        position = yield* attempt(() => loadCheckpoint(checkpoint, optimized, optimizer));
         masters?.pushWeights();
+        log(`resumed from ${checkpoint} at step ${position.step}`);
       }
-      position.step++;
-      optimizer.zeroGrad();
-      // Logged values are the step objective's parts: CE as reduced over the window, weight x KL as accumulated.
-      const ceOfStep = t.ce_reduction === "micro_mean" ? ce / micro : ceObjective;
-      const klOfStep = config.kl ? (config.kl.accumulation === "sum" ? config.kl.weight * kl : (config.kl.weight * kl) / micro) : 0;
-      const metrics: StepMetrics = {
-        step: position.step,
-        epoch: position.epoch,
-        loss: ceOfStep + klOfStep + Object.entries(terms).reduce((s, [name, v]) => s + v * (options.lossTerms!.find((x) => x.name === name)!.weight), 0) / micro,
-        ce: ceOfStep,
-        kl: config.kl ? kl / micro : null,
-        lr,
-        grad_norm: gradNorm,
-        tokens_per_s: tokens / Math.max(1e-3, (Date.now() - started) / 1000),
-        ...(Object.keys(terms).length > 0 ? { terms: Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v / micro])) } : {}),
-        ...(nonFinite !== null ? { skipped: `non-finite ${nonFinite}` } : {}),
+      // Steps after the checkpoint (all of them without one) are run again, the final line written again.
+      if (options.resume) metricsLog.truncateAfter(position.step);
+      const lastGoodRng = yield* Effect.acquireRelease(
+        Effect.sync(() => ({ tensor: null as Tensor | null })),
+        (holder) => Effect.sync(() => holder.tensor?.dispose()),
+      );
+      // Training mode (LoRA dropout) for the loop only, also when it fails or is interrupted.
+      yield* Effect.acquireRelease(
+        Effect.sync(() => void (model.decoder.adapters.training = true)),
+        () => Effect.sync(() => void (model.decoder.adapters.training = false)),
+      );
+      const state: TrainerState = { model, tokenizer, trainables: method.trainables, totalSteps: data.totalSteps, outputDir: out };
+      const callbacks = options.callbacks ?? {};
+      const ctx: StepContext = {
+        config, model, method, data, position, optimizer, optimized, masters, callbacks, state, metricsLog, lastGoodRng, log,
+        cursor: new BatchCursor(config, data, position),
+        lossTerms: options.lossTerms ?? [],
+        onStep: options.onStep,
       };
-      if (t.eval_steps && position.step % t.eval_steps === 0 && evalSet.length > 0) {
-        metrics.eval_loss = evalLoss();
-        callbacks.evaluation?.({ step: position.step, loss: metrics.eval_loss, final: false }, state);
-      }
-      finalLoss = metrics.loss;
-      metricsLog.append(metrics);
-      options.onStep?.(metrics, totalSteps);
-      callbacks.afterStep?.(metrics as StepMetrics & Record<string, unknown>, state);
-      if (t.early_stop) {
-        position.lowLossStreak = metrics.loss < t.early_stop.loss_below ? position.lowLossStreak + 1 : 0;
-        if (position.lowLossStreak > t.early_stop.patience) stoppedEarly = true;
-      }
-      if (atCheckpoint || stoppedEarly) {
-        saveCheckpoint(out, position, optimized, optimizer, gradients);
-        callbacks.checkpoint?.(checkpointDir(out, position.step), position.step, state);
-      }
-      for (const g of gradients.values()) g.dispose();
-      if (stoppedEarly) {
-        log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
-        break;
-      }
-    }
-    model.decoder.adapters.training = false;
-    const heldOut = evalSet.length > 0 ? evalLoss() : Number.NaN;
-    if (Number.isFinite(heldOut)) {
-      metricsLog.append({ step: position.step, final_eval_loss: heldOut });
-      callbacks.evaluation?.({ step: position.step, loss: heldOut, final: true }, state);
-    }
+      callbacks.setup?.(state);
 
-    // ---- final artefact ---------------------------------------------------------------------
-    let artefact: string;
-    if (config.method === "lora") {
-      artefact = join(out, "adapter");
-      for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : pathInside(artefact, adapter.name), adapter, { baseModel: modelDir });
-    } else if (config.method === "steering") {
-      artefact = join(out, "steering_vector.safetensors");
-      saveSafetensors(artefact, { vector: steering!.vector }, { layer: String(steering!.layer), site: steering!.site, alpha: String(steering!.alpha) });
-    } else {
-      artefact = join(out, "model");
-      makeOutputDir(artefact);
-      saveSafetensors(join(artefact, "model.safetensors"), model.parameters, { format: "pt" });
-      for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
-        if (existsSync(join(modelDir, f))) writeOutputFile(join(artefact, f), readFileSync(join(modelDir, f)));
-      }
-    }
-    return { outputDir: out, steps: position.step, finalLoss, stoppedEarly, artefact };
-  } finally {
-    model.decoder.adapters.training = false;
-    for (const fn of cleanup.reverse()) fn();
+      // ---- loop: one synchronous step at a time, the event loop turning in between ----------------
+      let finalLoss = Number.NaN;
+      // A run resumed from its early-stop checkpoint (interrupted before its artefact was written) trains no further.
+      let stoppedEarly = t.early_stop !== null && position.lowLossStreak > t.early_stop.patience;
+      let first = true;
+      const loop = Effect.gen(function* () {
+        while (position.step < data.totalSteps && !stoppedEarly) {
+          yield* Effect.yieldNow;
+          if (first) yield* enterStage("first-step");
+          first = false;
+          const outcome = yield* attempt(() => trainStep(ctx));
+          if (outcome.kind === "exhausted") break;
+          finalLoss = outcome.metrics.loss;
+          stoppedEarly = outcome.stoppedEarly;
+        }
+      });
+      yield* loop.pipe(Effect.onInterrupt(() => Effect.sync(() => checkpointOnInterrupt(ctx))));
+      yield* Effect.yieldNow;
+
+      // ---- save: held-out loss and the artefact ---------------------------------------------------
+      model.decoder.adapters.training = false;
+      const artefact = yield* attempt(() => {
+        const heldOut = data.evalSet.length > 0 ? heldOutLoss(ctx) : Number.NaN;
+        if (Number.isFinite(heldOut)) {
+          metricsLog.append({ step: position.step, final_eval_loss: heldOut });
+          callbacks.evaluation?.({ step: position.step, loss: heldOut, final: true }, state);
+        }
+        return method.saveArtefact(out);
+      });
+      return { outputDir: out, steps: position.step, finalLoss, stoppedEarly, artefact };
+    }),
+  );
+
+/** On interruption between steps: a checkpoint of the position reached (the regular one if it exists). */
+function checkpointOnInterrupt(ctx: StepContext): void {
+  const { position } = ctx;
+  const out = ctx.config.output_dir;
+  if (position.step === 0) {
+    ctx.log(`interrupted before the first step finished; no checkpoint written (${out})`);
+    return;
   }
+  const dir = checkpointDir(out, position.step);
+  if (!existsSync(dir)) saveCheckpoint(out, position, ctx.optimized, ctx.optimizer, new Map());
+  ctx.log(`interrupted after step ${position.step}; checkpoint in ${dir} (continue with --resume)`);
+}
+
+/** Runs the training recipe to completion, synchronously; throws its error (typed ones as they are). */
+export function runTraining(config: RunConfig, options: TrainRunOptions = {}): TrainRunResult {
+  return Effect.runSync(trainingProgram(config, options));
+}
+
+/** The training recipe as a Promise (the event loop turns between steps). */
+export function runTrainingAsync(config: RunConfig, options: TrainRunOptions = {}): Promise<TrainRunResult> {
+  return Effect.runPromise(trainingProgram(config, options));
 }

