@@ -3,20 +3,22 @@
  * Inputs and judge credentials are checked before the model is loaded or anything is written; the
  * command exits 1 when no row could be scored (every judge call failed, or no score), saying why.
  */
+import { Effect } from "effect";
 import { redact } from "../eval/judge/redact.js";
 import { emReport } from "../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import { ResultsFile } from "../eval/results.js";
 import { sampleResponsesRemote } from "../eval/remote-sample.js";
-import { sampleResponses } from "../eval/sample.js";
+import { sampleAndJudge } from "../eval/sample-and-judge.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
-import { checkJudgeCredentials, judgeFlags, judgeResultsFile } from "./judge-options.js";
+import { checkJudgeCredentials, judgedLine, judgeFlags, judgeResultsFile, judgingFrom } from "./judge-options.js";
 import { criteriaFrom, formatReport, metricFlags } from "./metrics.js";
 import { modelOptions, openModel } from "./model-args.js";
 import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
+import { runInterruptible } from "./runtime.js";
 import { sampleEndpointFrom, sampleEndpointOptions } from "./sample-endpoint-args.js";
 import { attachSteering, steeringOptions } from "./steering-args.js";
 
@@ -73,37 +75,58 @@ export async function runEval(argv: readonly string[]): Promise<number> {
     const { line, bytes, file } = results.setAside;
     process.stderr.write(`${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`);
   }
-  if (endpoint !== null) {
-    process.stderr.write(redact(`sampling seed ${sampling.seed} through ${endpoint.url} (model ${endpoint.model})\n`));
-    const added = await sampleResponsesRemote(endpoint, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
-    process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
-  } else {
-    const model = openModel(values);
-    try {
-      const detachSteering = attachSteering(values, model);
-      try {
-        const tokenizer = ChatTokenizer.fromDir(model.dir);
-        process.stderr.write(`sampling seed ${sampling.seed}\n`);
-        const added = sampleResponses(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
-        process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
-      } finally {
-        detachSteering();
+  // Sampling (and, with a remote judge, judging overlapped with it) runs as an Effect program: Ctrl-C
+  // or SIGTERM stop it between chunks, the rows sampled and judged so far stay in the results file.
+  // Remote sampling (--sample-endpoint) is a Promise: it is not overlapped with judging.
+  const overlapJudging = endpoint === null && !values["no-judge"] && values["local-judge"] === undefined;
+  const sampledRemotely = (remote: NonNullable<typeof endpoint>) =>
+    Effect.promise(async () => {
+      process.stderr.write(redact(`sampling seed ${sampling.seed} through ${remote.url} (model ${remote.model})\n`));
+      const added = await sampleResponsesRemote(remote, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+      process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
+      return null;
+    });
+  const sampledHere = Effect.scoped(
+    Effect.gen(function* () {
+      const model = yield* Effect.acquireRelease(
+        Effect.sync(() => openModel(values)),
+        (m) => Effect.sync(() => m.dispose()),
+      );
+      yield* Effect.acquireRelease(
+        Effect.sync(() => attachSteering(values, model)),
+        (detach) => Effect.sync(() => detach()),
+      );
+      const tokenizer = ChatTokenizer.fromDir(model.dir);
+      const judging = overlapJudging
+        ? yield* Effect.acquireRelease(
+            Effect.sync(() => judgingFrom(results, { ...values, questions: questionsFile }, true)),
+            (j) => Effect.sync(() => j.close()),
+          )
+        : null;
+      process.stderr.write(`sampling seed ${sampling.seed}\n`);
+      const outcome = yield* sampleAndJudge(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") }, judging && { ...judging.options, onProgress: progressReporter("judge") });
+      process.stderr.write(`sampled ${outcome.added} new rows (${results.rows.length} in ${out})\n`);
+      if (outcome.judged) process.stderr.write(judgedLine(outcome.judged));
+      return outcome.judged;
+    }),
+  );
+  const code = await runInterruptible(
+    Effect.gen(function* () {
+      let summary = yield* (endpoint !== null ? sampledRemotely(endpoint) : sampledHere);
+      if (results.rows.length === 0) {
+        process.stderr.write(`emlab eval: no answers were sampled (no questions in ${questionsFile} after exclusions)\n`);
+        return 1;
       }
-    } finally {
-      model.dispose();
-    }
-  }
-  if (results.rows.length === 0) {
-    process.stderr.write(`emlab eval: no answers were sampled (no questions in ${questionsFile} after exclusions)\n`);
-    return 1;
-  }
-  if (!values["no-judge"]) {
-    const summary = await judgeResultsFile(results, { ...values, questions: questionsFile });
-    if (summary.requested > 0 && summary.failed === summary.requested) {
-      process.stderr.write(`emlab eval: every judge call failed (${summary.failed}); see the *_error columns of ${out}\n`);
-      return 1;
-    }
-  }
+      // A local judge is a model in this process: it is loaded once the sampled model is released.
+      if (!values["no-judge"] && !overlapJudging) summary = yield* Effect.promise(() => judgeResultsFile(results, { ...values, questions: questionsFile }));
+      if (summary && summary.requested > 0 && summary.failed === summary.requested) {
+        process.stderr.write(`emlab eval: every judge call failed (${summary.failed}); see the *_error columns of ${out}\n`);
+        return 1;
+      }
+      return -1;
+    }),
+  );
+  if (code !== -1) return code;
   const report = emReport(results.rows, criteria);
   process.stdout.write(values.json ? `${JSON.stringify({ file: out, ...report })}\n` : `${formatReport(out, report)}\n`);
   if (!values["no-judge"] && report.scored === 0) {

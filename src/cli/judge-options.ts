@@ -5,7 +5,7 @@ import type { Judge } from "../eval/judge/judge.js";
 import { redact } from "../eval/judge/redact.js";
 import { LocalJudge } from "../eval/judge/local.js";
 import { OpenAIJudge } from "../eval/judge/openai.js";
-import { type JudgeSummary, judgeRows, promptsFrom } from "../eval/judge/run.js";
+import { type JudgeRowsOptions, type JudgeSummary, judgeRows, promptsFrom } from "../eval/judge/run.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import type { ResultsFile } from "../eval/results.js";
 import { loadModel } from "../models/load.js";
@@ -65,8 +65,8 @@ export function judgeFrom(values: JudgeValues, defaultModel: string | null): { j
   return { judge, close: () => {} };
 }
 
-/** Judges `results` in place and rewrites it with the judge columns. */
-export async function judgeResultsFile(results: ResultsFile, values: JudgeValues): Promise<JudgeSummary> {
+/** What judging `results` needs from the flags: the judge (with its disposer), names, prompts, cache, concurrency. */
+export function judgingFrom(results: ResultsFile, values: JudgeValues, overlapped = false): { options: Omit<JudgeRowsOptions, "onProgress">; close: () => void } {
   const questionsFile = values.questions as string | undefined;
   const judgesFile = values.judges as string | undefined;
   if (questionsFile === undefined && judgesFile === undefined) throw new UsageError("judging needs --questions FILE (judge prompts per question) or --judges FILE");
@@ -74,27 +74,26 @@ export async function judgeResultsFile(results: ResultsFile, values: JudgeValues
   const questions = questionsFile ? loadQuestions(questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
   const byQuestion = new Map(questions.map((q) => [q.id, q.judgePrompts]));
   const names = ((values["judge-names"] as string | undefined) ?? judgeFlags["judge-names"].default).split(",").map((n) => n.trim()).filter(Boolean);
-  const { judge, close } = judgeFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
+  const concurrency = parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, { integer: true, min: 1 })!;
   const cache = new JudgeCache((values.cache as string | undefined) ?? `${results.path}.judge-cache.jsonl`);
+  const { judge, close } = judgeFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
+  process.stderr.write(`judging ${overlapped ? "each sampled chunk" : `${results.rows.length} rows`} with ${redact(judge.model)} (${names.join(", ")})\n`);
+  if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
+  return { options: { judge, names, promptFor: promptsFrom(byQuestion, fallback), cache, concurrency, overwrite: values.overwrite === true }, close };
+}
+
+/** The summary line of a judgement. */
+export const judgedLine = (summary: JudgeSummary): string =>
+  `judged ${summary.requested}: ${summary.scored} scored, ${summary.unscored} without a score (< 0.25 numeric mass), ${summary.failed} failed, ${summary.fromCache} from cache\n`;
+
+/** Judges `results` in place and rewrites it with the judge columns. */
+export async function judgeResultsFile(results: ResultsFile, values: JudgeValues): Promise<JudgeSummary> {
+  const { options, close } = judgingFrom(results, values);
   try {
-    process.stderr.write(`judging ${results.rows.length} rows with ${redact(judge.model)} (${names.join(", ")})\n`);
-    if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
-    const summary = await Effect.runPromise(
-      judgeRows(results.rows, {
-        judge,
-        names,
-        promptFor: promptsFrom(byQuestion, fallback),
-        cache,
-        concurrency: parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, { integer: true, min: 1 })!,
-        overwrite: values.overwrite === true,
-        onProgress: progressReporter("judge"),
-      }),
-    );
-    const failed = names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
-    results.rewrite(results.rows, [...names, ...failed.map((n) => `${n}_error`)]);
-    process.stderr.write(
-      `judged ${summary.requested}: ${summary.scored} scored, ${summary.unscored} without a score (< 0.25 numeric mass), ${summary.failed} failed, ${summary.fromCache} from cache\n`,
-    );
+    const summary = await Effect.runPromise(judgeRows(results.rows, { ...options, onProgress: progressReporter("judge") }));
+    const failed = options.names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
+    results.rewrite(results.rows, [...options.names, ...failed.map((n) => `${n}_error`)]);
+    process.stderr.write(judgedLine(summary));
     return summary;
   } finally {
     close();

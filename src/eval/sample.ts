@@ -39,6 +39,23 @@ export function sampleResponses(
   results: ResultsFile,
   options: SampleOptions = {},
 ): number {
+  let added = 0;
+  for (const rows of sampleChunks(model, tokenizer, questions, results, options)) added += rows.length;
+  return added;
+}
+
+/**
+ * `sampleResponses` one chunk at a time: generates a chunk, appends its rows to `results`, yields
+ * them; the caller decides what happens between chunks (src/eval/sample-and-judge.ts judges them
+ * while the next chunk is sampled, and lets the event loop turn).
+ */
+export function* sampleChunks(
+  model: LoadedModel,
+  tokenizer: ChatTokenizer,
+  questions: readonly Question[],
+  results: ResultsFile,
+  options: SampleOptions = {},
+): Generator<ResultRow[], void> {
   const chunkSize = options.chunkSize ?? 25;
   const done = new Map<string, number>();
   for (const row of results.rows) {
@@ -49,10 +66,9 @@ export function sampleResponses(
   const pad = tokenizer.padTokenId ?? eos[0] ?? 0;
   const total = questions.reduce((n, q) => n + q.paraphrases.length * (options.samples ?? q.samplesPerParaphrase), 0);
   let progress = [...done.values()].reduce((a, b) => a + b, 0);
-  let added = 0;
   for (const question of questions) {
     const wanted = options.samples ?? question.samplesPerParaphrase;
-    question.paraphrases.forEach((text, paraphrase) => {
+    for (const [paraphrase, text] of question.paraphrases.entries()) {
       const key = `${question.id}\0${text}`;
       let have = done.get(key) ?? 0;
       const system = question.system ?? options.system;
@@ -79,11 +95,10 @@ export function sampleResponses(
         }));
         results.append(rows);
         have += rows.length;
-        added += rows.length;
         progress += rows.length;
         options.onChunk?.(progress, total);
+        yield rows;
       }
-    });
+    }
   }
-  return added;
 }

