@@ -28,7 +28,7 @@ import type { TrainingMethod } from "../train/methods/method.js";
 import { steeringMethod } from "../train/methods/steering.js";
 import { BatchCursor, readRunData } from "../train/run-data.js";
 import { enterStage, type InjectedStageFailure } from "../train/setup-stages.js";
-import { heldOutLoss, type StepContext, type StepMetrics, trainStep } from "../train/step.js";
+import { heldOutLoss, type ParallelStepSeam, type StepContext, type StepMetrics, trainStep } from "../train/step.js";
 import { checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
 
 export type { StepMetrics } from "../train/step.js";
@@ -43,6 +43,10 @@ export interface TrainRunOptions {
   callbacks?: TrainerCallbacks;
   onStep?: (metrics: StepMetrics, totalSteps: number) => void;
   log?: (line: string) => void;
+  /** One rank of a data-parallel run: its shard of each batch; only a writing rank writes (src/train/step.ts). */
+  dataParallel?: ParallelStepSeam;
+  /** Between backward and the optimizer step, with the optimized tensors' gradients (a data-parallel all-reduce). */
+  afterBackward?: (optimized: ReadonlyMap<string, Tensor>) => void;
 }
 
 export interface TrainRunResult {
@@ -120,7 +124,8 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
         return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < data.totalSteps, artefact: artefactPath, alreadyFinished: true };
       }
       // Every input has been read and checked: the run directory is written from here on.
-      yield* attempt(() => {
+      const writes = options.dataParallel?.writes ?? true;
+      if (writes) yield* attempt(() => {
         makeOutputDir(out);
         for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
         writeOutputFile(resolvedFile, resolvedText(config));
@@ -147,7 +152,7 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
         log(`resumed from ${checkpoint} at step ${position.step}`);
       }
       // Steps after the checkpoint (all of them without one) are run again, the final line written again.
-      if (options.resume) metricsLog.truncateAfter(position.step);
+      if (options.resume && writes) metricsLog.truncateAfter(position.step);
       const lastGoodRng = yield* Effect.acquireRelease(
         Effect.sync(() => ({ tensor: null as Tensor | null })),
         (holder) => Effect.sync(() => holder.tensor?.dispose()),
@@ -164,6 +169,8 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
         cursor: new BatchCursor(config, data, position),
         lossTerms: options.lossTerms ?? [],
         onStep: options.onStep,
+        parallel: options.dataParallel,
+        afterBackward: options.afterBackward,
       };
       callbacks.setup?.(state);
 
@@ -190,6 +197,7 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
       model.decoder.adapters.training = false;
       const artefact = yield* attempt(() => {
         const heldOut = data.evalSet.length > 0 ? heldOutLoss(ctx) : Number.NaN;
+        if (!writes) return artefactPath;
         if (Number.isFinite(heldOut)) {
           metricsLog.append({ step: position.step, final_eval_loss: heldOut });
           callbacks.evaluation?.({ step: position.step, loss: heldOut, final: true }, state);
@@ -209,6 +217,7 @@ function checkpointOnInterrupt(ctx: StepContext): void {
     return;
   }
   const dir = checkpointDir(out, position.step);
+  if (ctx.parallel && !ctx.parallel.writes) return;
   if (!existsSync(dir)) saveCheckpoint(out, position, ctx.optimized, ctx.optimizer, new Map());
   ctx.log(`interrupted after step ${position.step}; checkpoint in ${dir} (continue with --resume)`);
 }

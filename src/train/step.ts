@@ -40,6 +40,18 @@ export interface StepMetrics {
   skipped?: string;
 }
 
+/**
+ * One rank of a data-parallel run (the component of src/train/data-parallel.ts plugs in here): the
+ * rank's shard of every micro-batch with the factor on its mean CE, sums of step metrics across
+ * ranks, and whether this rank writes (rank 0: checkpoints, metrics, artefact). Its gradient
+ * all-reduce goes in `afterBackward`.
+ */
+export interface ParallelStepSeam {
+  readonly writes: boolean;
+  shard(examples: readonly Example[]): { examples: Example[]; share: number };
+  sumAcross(values: readonly number[]): number[];
+}
+
 /** Everything a step reads or advances; built once by the recipe's set-up. */
 export interface StepContext {
   readonly config: RunConfig;
@@ -64,6 +76,8 @@ export interface StepContext {
    * a data-parallel run all-reduces `optimized`'s gradients here.
    */
   readonly afterBackward?: (optimized: ReadonlyMap<string, Tensor>) => void;
+  /** Set in one rank of a data-parallel run. */
+  readonly parallel?: ParallelStepSeam;
   readonly onStep?: (metrics: StepMetrics, totalSteps: number) => void;
   readonly log: (line: string) => void;
 }
@@ -83,6 +97,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
   const device = model.decoder.device;
   const pad = ctx.data.pad;
   const forwardOptions = { checkpointing: t.gradient_checkpointing, capture: capturedPoints(lossTerms) };
+  const writes = ctx.parallel?.writes ?? true;
   const started = Date.now();
   callbacks.beforeStep?.(position.step, state);
   // Where a non-finite step would be checkpointed from: the position and RNG before it.
@@ -106,8 +121,9 @@ export function trainStep(ctx: StepContext): StepOutcome {
   }
   const windowTargets = lossTargets(window.flat());
   for (; micro < window.length; micro++) {
-    const examples = window[micro]!;
-    const ceWeight = ceFactor(t.ce_reduction, lossTargets(examples), windowTargets, t.gradient_accumulation);
+    const parallel = ctx.parallel;
+    const { examples, share } = parallel ? parallel.shard(window[micro]!) : { examples: window[micro]!, share: 1 };
+    const ceWeight = ceFactor(t.ce_reduction, lossTargets(window[micro]!), windowTargets, t.gradient_accumulation) * share;
     tidy(() =>
       enableGrad(() => {
         const batch = collate(examples, pad, device);
@@ -116,7 +132,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
         backwardThrough(model, batch, forwardOptions, (logits, activations) => {
           const ceLoss = causalLmLoss(logits, batch.labels);
           const ceValue = ceLoss.toNumber();
-          ce += ceValue;
+          ce += share === 1 ? ceValue : share === 0 ? 0 : ceValue * share;
           // A micro-batch without targets adds nothing to a token-weighted window (its mean CE is 0/0).
           let loss = ceWeight === 0 ? logits.sum().mul(0) : ceLoss.mul(ceWeight);
           if (ceWeight !== 0) ceObjective += ceValue * ceWeight;
@@ -141,6 +157,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
     );
   }
   if (micro === 0) return { kind: "exhausted" };
+  if (ctx.parallel) [ce = 0, ceObjective = 0, tokens = 0] = ctx.parallel.sumAcross([ce, ceObjective, tokens]);
   callbacks.afterBackward?.(position.step, state);
   masters?.pullGradients();
   ctx.afterBackward?.(optimized);
@@ -154,7 +171,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
       optimizer.zeroGrad();
       // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
       const regular = checkpointDir(out, lastGood.step);
-      const saved = existsSync(regular) ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: ctx.lastGoodRng.tensor! });
+      const saved = existsSync(regular) || !writes ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: ctx.lastGoodRng.tensor! });
       throw new NonFiniteStepError({
         message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
         step: position.step + 1,
@@ -186,7 +203,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
       metrics.eval_loss = heldOutLoss(ctx);
       callbacks.evaluation?.({ step: position.step, loss: metrics.eval_loss, final: false }, state);
     }
-    ctx.metricsLog.append(metrics);
+    if (writes) ctx.metricsLog.append(metrics);
     ctx.onStep?.(metrics, totalSteps);
     callbacks.afterStep?.(metrics as StepMetrics & Record<string, unknown>, state);
     let stoppedEarly = false;
@@ -194,7 +211,7 @@ export function trainStep(ctx: StepContext): StepOutcome {
       position.lowLossStreak = metrics.loss < t.early_stop.loss_below ? position.lowLossStreak + 1 : 0;
       if (position.lowLossStreak > t.early_stop.patience) stoppedEarly = true;
     }
-    if (atCheckpoint || stoppedEarly) {
+    if ((atCheckpoint || stoppedEarly) && writes) {
       saveCheckpoint(out, position, optimized, optimizer, gradients);
       callbacks.checkpoint?.(checkpointDir(out, position.step), position.step, state);
     }
