@@ -25,7 +25,7 @@ function configFile(name: string): string {
       `output_dir: ${join(work, name)}`,
       "method: lora",
       "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
-      `data: { train: ${SPORTS}, max_length: 48 }`,
+      `data: { train: ${SPORTS}, max_length: 64 }`,
       `training: { max_steps: ${STEPS}, batch_size: 2, lr: 1.0e-2, warmup_steps: 1, save_steps: 1000, seed: 7 }`,
       "",
     ].join("\n"),

@@ -42,7 +42,7 @@ const config = (name: string): RunConfig =>
       output_dir: join(work, name),
       method: "lora",
       lora: { r: 2, alpha: 4, dropout: 0.2, target_modules: ["q_proj", "down_proj"] },
-      data: { train: SPORTS, max_length: 48 },
+      data: { train: SPORTS, max_length: 64 },
       training: { max_steps: 5, batch_size: 2, lr: 1e-2, warmup_steps: 1, save_steps: 100, seed: 5 },
     },
     `${name}.yaml`,
