@@ -6,7 +6,7 @@
  * metrics, held-out evaluation, checkpoint, early stop.
  */
 import { existsSync } from "node:fs";
-import { datasetLoss } from "../analysis/loss.js";
+import { datasetLoss } from "./dataset-loss.js";
 import type { LoadedModel } from "../models/load.js";
 import { causalLmLoss } from "../nn/losses.js";
 import { type AdamW, clipGradNorm } from "../optim/index.js";
