@@ -66,15 +66,16 @@ export class LoraAdapter {
         for (const [module, [out, inp]] of linearModules(spec)) {
           if (!isTarget(module, config)) continue;
           const bound = 1 / Math.sqrt(inp); // kaiming_uniform_(a=sqrt(5)) on [r, in]
-          const A = keep(rand([config.r, inp], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_());
-          const B = keep(
+          const A = rand([config.r, inp], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_();
+          const B =
             options.initB === "random"
               ? rand([out, config.r], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_()
-              : zeros([out, config.r], { device: options.device }).requiresGrad_(),
-          );
+              : zeros([out, config.r], { device: options.device }).requiresGrad_();
           modules.set(module, { A, B });
         }
       });
+      // Kept only once every module exists: a failure half way frees them all with the scope.
+      for (const m of modules.values()) (keep(m.A), keep(m.B));
     } finally {
       scope.close();
     }
@@ -130,5 +131,9 @@ export class LoraAdapter {
       m.B.dispose();
     }
     this.modules.clear();
+  }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
