@@ -4,12 +4,16 @@
  * init (a non-zero init for tests); targets by module-name suffix or a full-match regex, optionally
  * only in `layersToTransform`; merge / unmerge into the base weights. Adapters own their tensors.
  */
+import { Data } from "effect";
 import { linearModules } from "../nn/linear-modules.js";
 import type { DecoderSpec } from "../nn/spec.js";
 import { keep, matmul, noGrad, rand, type Tensor, TensorScope, tidy, zeros } from "../tensor/index.js";
 
 /** [out, in] of every linear module by full name: the one table in src/nn/linear-modules.ts. */
 export { linearModules };
+
+/** A LoRA configuration that cannot make an adapter (r not a positive integer, no module targeted). */
+export class LoraConfigError extends Data.TaggedError("LoraConfigError")<{ readonly message: string }> {}
 
 export interface LoraConfig {
   r: number;
@@ -58,7 +62,7 @@ export class LoraAdapter {
 
   /** Creates an adapter for `spec` with PEFT's initialisation (B = 0), or random B for tests. */
   static create(spec: DecoderSpec, config: LoraConfig, options: { name?: string; initB?: "zeros" | "random"; device?: Tensor["device"] } = {}): LoraAdapter {
-    if (!(config.r >= 1) || !Number.isInteger(config.r)) throw new RangeError(`LoRA r must be a positive integer, got ${config.r}`);
+    if (!(config.r >= 1) || !Number.isInteger(config.r)) throw new LoraConfigError({ message: `LoRA r must be a positive integer, got ${config.r}` });
     const modules = new Map<string, LoraModule>();
     const scope = new TensorScope(null, true);
     try {
@@ -79,7 +83,7 @@ export class LoraAdapter {
     } finally {
       scope.close();
     }
-    if (modules.size === 0) throw new RangeError(`LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})`);
+    if (modules.size === 0) throw new LoraConfigError({ message: `LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})` });
     return new LoraAdapter(options.name ?? "default", config, modules);
   }
 
