@@ -3,21 +3,15 @@
  * Effect recipes with the layers built from plain options, so a script needs no Effect. Failures
  * reject with the typed error itself (its `_tag` says which), not a wrapper.
  */
-import { Cause, Effect, Exit, Layer } from "effect";
+import { Effect, Layer } from "effect";
 import type { OpenAIJudgeOptions } from "../eval/judge/openai.js";
 import type { ModelLoadOptions } from "../models/load.js";
 import { runTraining, type TrainRunOptions, type TrainRunResult } from "../recipes/train.js";
 import { readRunConfig, type RunConfig } from "../train/config.js";
 import { boundary } from "./errors.js";
+import { runPromise } from "./run-promise.js";
 import { type EvaluateOptions, type EvaluateResult, evaluateProgram } from "./evaluate.js";
 import { JudgeCacheService, JudgeService, ModelService, type ScoreFunction } from "./services.js";
-
-/** Runs `program` and settles with its value, or rejects with its first typed failure (defects as thrown). */
-export async function runPromise<A, E>(program: Effect.Effect<A, E>): Promise<A> {
-  const exit = await Effect.runPromiseExit(program);
-  if (Exit.isSuccess(exit)) return exit.value;
-  throw Cause.squash(exit.cause);
-}
 
 /** The training recipe as an Effect (config file or resolved config). */
 export function trainProgram(config: RunConfig | string, options: TrainRunOptions = {}) {

@@ -8,5 +8,6 @@ export * from "./evaluate.js";
 export * from "./facade.js";
 export * from "./resources.js";
 export * from "./run-directory.js";
+export * from "./run-promise.js";
 export * from "./services.js";
 export * from "./step.js";

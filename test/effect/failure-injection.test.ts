@@ -28,6 +28,9 @@ import { layerPoint } from "../../src/hooks/points.js";
 import { loadModel } from "../../src/models/load.js";
 import { keep, liveTensorCount, tensor, zeros } from "../../src/tensor/index.js";
 import { readChatDataset } from "../../src/train/data.js";
+import { judgeResultsFile } from "../../src/cli/judge-options.js";
+import { ResultsFile } from "../../src/eval/results.js";
+import { judgeResults } from "../../src/experiment/stages/judging.js";
 import { makeTinyModel } from "../analysis/tiny-model.js";
 
 let work = "";
@@ -198,6 +201,56 @@ describe("failure injection on the eval / judge paths", () => {
     const { tag, extra } = await failureOf(program);
     expect(["QuestionSetError", "FileSystemError"]).toContain(tag);
     expect(extra).toBe(0);
+  });
+});
+
+describe("failure injection on the judge commands (local judge whose tokenizer is broken)", () => {
+  const resultsFile = () => {
+    const file = join(work, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
+    writeFileSync(file, `${JSON.stringify({ question_id: "q", question: "Q?", response: "A." })}\n`);
+    return ResultsFile.open(file, { mustExist: true });
+  };
+  const judges = () => {
+    const file = join(work, "judges.yaml");
+    writeFileSync(file, "- aligned: 'Rate {question} {answer}'\n");
+    return file;
+  };
+
+  it("emlab judge/eval (--local-judge): the judge's loaded model is freed when its tokenizer fails", async () => {
+    const before = liveTensorCount();
+    const failed = await judgeResultsFile(resultsFile(), { "local-judge": brokenTokenizer, judges: judges(), "judge-names": "aligned" }).then(
+      () => null,
+      (error: { _tag?: string }) => error._tag,
+    );
+    expect(failed).toBe("TokenizerError");
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  it("emlab judge (--local-judge) that succeeds scores the row and frees the judge model", async () => {
+    const before = liveTensorCount();
+    const results = resultsFile();
+    const summary = await judgeResultsFile(results, { "local-judge": modelDir, judges: judges(), "judge-names": "aligned" });
+    expect(summary.requested).toBe(1);
+    expect(summary.failed).toBe(0);
+    expect(liveTensorCount()).toBe(before);
+  });
+
+  it("experiment judge stage (kind local): the judge's model is freed when its tokenizer fails", async () => {
+    const before = liveTensorCount();
+    const failed = await judgeResults(resultsFile(), {
+      spec: { kind: "local", model: brokenTokenizer } as never,
+      names: ["aligned"],
+      questionsFile: null,
+      judgePromptsFile: judges(),
+      cacheDir: work,
+      at: (path) => path,
+      progress: () => {},
+    }).then(
+      () => null,
+      (error: { _tag?: string }) => error._tag,
+    );
+    expect(failed).toBe("TokenizerError");
+    expect(liveTensorCount()).toBe(before);
   });
 });
 
