@@ -1,10 +1,21 @@
 /**
  * Boundary operations in the Effect error channel: `boundary(f)` runs a synchronous load or file
  * operation and turns the typed errors the components throw (model config/weights, safetensors,
- * tokenizer, adapter, dataset, run config, question set, libtorch), Node's file-system errors and
- * components' argument checks (RangeError) into failures; anything else (a bug) stays a defect. It does not retry or log.
+ * tokenizer, adapter, dataset, run config, question set, direction files, training guards, generation
+ * limits, libtorch), Node's file-system errors and components' argument checks (RangeError) into
+ * failures; anything else (a bug) stays a defect. It does not retry or log.
  */
 import { Data, Effect } from "effect";
+import { DocumentsError } from "../analysis/documents.js";
+import { MemoryBudgetError } from "../generate/budget.js";
+import { IdShapeError } from "../generate/ids.js";
+import { TorchFileError } from "../io/torch-file.js";
+import { ContextLengthError } from "../nn/errors.js";
+import { NonFiniteStepError, UnlabeledBatchError } from "../train/guards.js";
+import { InitFromError } from "../train/init-from.js";
+import { RunInputError } from "../train/inputs.js";
+import { MetricsLogError } from "../train/metrics-log.js";
+import { DirectionError } from "../train/steering-file.js";
 import { AdapterError } from "../adapters/peft.js";
 import { LoraConfigError } from "../adapters/lora.js";
 import { QuestionSetError } from "../eval/questions.js";
@@ -43,6 +54,17 @@ export type BoundaryError =
   | ResultsFileError
   | OutputDirectoryError
   | OutputPathError
+  | ContextLengthError
+  | IdShapeError
+  | MemoryBudgetError
+  | TorchFileError
+  | DirectionError
+  | DocumentsError
+  | RunInputError
+  | InitFromError
+  | MetricsLogError
+  | UnlabeledBatchError
+  | NonFiniteStepError
   | FileSystemError
   | InvalidSetupError
   | TorchError;
@@ -61,6 +83,17 @@ const TYPED = [
   ResultsFileError,
   OutputDirectoryError,
   OutputPathError,
+  ContextLengthError,
+  IdShapeError,
+  MemoryBudgetError,
+  TorchFileError,
+  DirectionError,
+  DocumentsError,
+  RunInputError,
+  InitFromError,
+  MetricsLogError,
+  UnlabeledBatchError,
+  NonFiniteStepError,
 ] as const;
 
 /** The typed failure for `error`, or null when it is not one (then it is a defect). */
