@@ -4,12 +4,16 @@
  * init (a non-zero init for tests); targets by module-name suffix or a full-match regex, optionally
  * only in `layersToTransform`; merge / unmerge into the base weights. Adapters own their tensors.
  */
+import { Data } from "effect";
 import { linearModules } from "../nn/linear-modules.js";
 import type { DecoderSpec } from "../nn/spec.js";
 import { keep, matmul, noGrad, rand, type Tensor, TensorScope, tidy, zeros } from "../tensor/index.js";
 
 /** [out, in] of every linear module by full name: the one table in src/nn/linear-modules.ts. */
 export { linearModules };
+
+/** A LoRA configuration that cannot make an adapter (r not a positive integer, no module targeted). */
+export class LoraConfigError extends Data.TaggedError("LoraConfigError")<{ readonly message: string }> {}
 
 export interface LoraConfig {
   r: number;
@@ -58,7 +62,7 @@ export class LoraAdapter {
 
   /** Creates an adapter for `spec` with PEFT's initialisation (B = 0), or random B for tests. */
   static create(spec: DecoderSpec, config: LoraConfig, options: { name?: string; initB?: "zeros" | "random"; device?: Tensor["device"] } = {}): LoraAdapter {
-    if (!(config.r >= 1) || !Number.isInteger(config.r)) throw new RangeError(`LoRA r must be a positive integer, got ${config.r}`);
+    if (!(config.r >= 1) || !Number.isInteger(config.r)) throw new LoraConfigError({ message: `LoRA r must be a positive integer, got ${config.r}` });
     const modules = new Map<string, LoraModule>();
     const scope = new TensorScope(null, true);
     try {
@@ -66,19 +70,20 @@ export class LoraAdapter {
         for (const [module, [out, inp]] of linearModules(spec)) {
           if (!isTarget(module, config)) continue;
           const bound = 1 / Math.sqrt(inp); // kaiming_uniform_(a=sqrt(5)) on [r, in]
-          const A = keep(rand([config.r, inp], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_());
-          const B = keep(
+          const A = rand([config.r, inp], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_();
+          const B =
             options.initB === "random"
               ? rand([out, config.r], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_()
-              : zeros([out, config.r], { device: options.device }).requiresGrad_(),
-          );
+              : zeros([out, config.r], { device: options.device }).requiresGrad_();
           modules.set(module, { A, B });
         }
       });
+      // Kept only once every module exists: a failure half way frees them all with the scope.
+      for (const m of modules.values()) (keep(m.A), keep(m.B));
     } finally {
       scope.close();
     }
-    if (modules.size === 0) throw new RangeError(`LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})`);
+    if (modules.size === 0) throw new LoraConfigError({ message: `LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})` });
     return new LoraAdapter(options.name ?? "default", config, modules);
   }
 
@@ -130,5 +135,9 @@ export class LoraAdapter {
       m.B.dispose();
     }
     this.modules.clear();
+  }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

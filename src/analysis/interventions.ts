@@ -26,18 +26,33 @@ export function rowFor(direction: Tensor, layer: number, rows: DirectionRows = "
   return direction.select(0, row);
 }
 
-/** Registers `make(row)` at each layer; the handle's remove() also frees the row it holds. */
+/**
+ * Registers `make(row)` at each layer; the handle's remove() also frees the row it holds. When one
+ * layer fails (a layer or row out of range) the hooks and rows already made are undone.
+ */
 function perLayer(decoder: Decoder, direction: Tensor, layers: readonly number[], rows: DirectionRows, make: (row: Tensor) => HookFn): HookHandle[] {
-  return layers.map((l) => {
-    const row = keep(tidy(() => rowFor(direction, l, rows).share()));
-    const handle = decoder.hooks.add(layerPoint(l, "resid_post"), make(row));
-    return {
-      remove: () => {
-        handle.remove();
+  const handles: HookHandle[] = [];
+  try {
+    for (const l of layers) {
+      const row = keep(tidy(() => rowFor(direction, l, rows).share()));
+      let hook: HookHandle;
+      try {
+        hook = decoder.hooks.add(layerPoint(l, "resid_post"), make(row));
+      } catch (error) {
         row.dispose();
-      },
-    };
-  });
+        throw error;
+      }
+      const remove = (): void => {
+        hook.remove();
+        row.dispose();
+      };
+      handles.push({ remove, [Symbol.dispose]: remove });
+    }
+  } catch (error) {
+    for (const handle of handles) handle.remove();
+    throw error;
+  }
+  return handles;
 }
 
 /** Adds scale * d to the output of each layer in `layers` (d per `rows`); remove() every handle to undo. */

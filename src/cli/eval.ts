@@ -13,7 +13,7 @@ import { sampleAndJudge } from "../eval/sample-and-judge.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
-import { checkJudgeCredentials, judgedLine, judgeFlags, judgeResultsFile, judgingFrom } from "./judge-options.js";
+import { acquireJudge, checkJudgeCredentials, judgedLine, judgeFlags, judgeResultsFile, judgingFrom } from "./judge-options.js";
 import { criteriaFrom, formatReport, metricFlags } from "./metrics.js";
 import { modelOptions, openModel } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -97,14 +97,10 @@ export async function runEval(argv: readonly string[]): Promise<number> {
         (detach) => Effect.sync(() => detach()),
       );
       const tokenizer = ChatTokenizer.fromDir(model.dir);
-      const judging = overlapJudging
-        ? yield* Effect.acquireRelease(
-            Effect.sync(() => judgingFrom(results, { ...values, questions: questionsFile }, true)),
-            (j) => Effect.sync(() => j.close()),
-          )
-        : null;
+      const judging = overlapJudging ? judgingFrom(results, { ...values, questions: questionsFile }) : null;
+      const judge = judging ? yield* acquireJudge(judging, "each sampled chunk") : null;
       process.stderr.write(`sampling seed ${sampling.seed}\n`);
-      const outcome = yield* sampleAndJudge(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") }, judging && { ...judging.options, onProgress: progressReporter("judge") });
+      const outcome = yield* sampleAndJudge(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") }, judging && judge && { ...judging.options, judge, onProgress: progressReporter("judge") });
       process.stderr.write(`sampled ${outcome.added} new rows (${results.rows.length} in ${out})\n`);
       if (outcome.judged) process.stderr.write(judgedLine(outcome.judged));
       return outcome.judged;

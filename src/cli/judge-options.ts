@@ -1,15 +1,14 @@
 /** Judge flags shared by `emlab eval` and `emlab judge`, and running a judgement over a results file. */
-import { Effect } from "effect";
+import { Context, Effect, Layer, type Scope } from "effect";
+import type { BoundaryError } from "../effect/errors.js";
+import { runPromise } from "../effect/run-promise.js";
+import { JudgeService } from "../effect/services.js";
 import { JudgeCache } from "../eval/judge/cache.js";
-import type { Judge } from "../eval/judge/judge.js";
 import { redact } from "../eval/judge/redact.js";
-import { LocalJudge } from "../eval/judge/local.js";
-import { OpenAIJudge } from "../eval/judge/openai.js";
+import type { Judge } from "../eval/judge/judge.js";
 import { type JudgeRowsOptions, type JudgeSummary, judgeRows, promptsFrom } from "../eval/judge/run.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import type { ResultsFile } from "../eval/results.js";
-import { loadModel } from "../models/load.js";
-import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, UsageError } from "./args.js";
 import { progressReporter } from "./progress.js";
 
@@ -47,26 +46,28 @@ export function checkJudgeCredentials(values: JudgeValues, env: NodeJS.ProcessEn
 
 type JudgeValues = Partial<Record<keyof typeof judgeFlags, string | boolean>>;
 
-/** The judge the flags describe (and a disposer for local judges). */
-export function judgeFrom(values: JudgeValues, defaultModel: string | null): { judge: Judge; close: () => void } {
+/** The judge the flags describe, as a layer (a local judge's model is freed by the layer's finalizer). */
+export function judgeLayerFrom(values: JudgeValues, defaultModel: string | null): Layer.Layer<JudgeService, BoundaryError> {
   const local = values["local-judge"] as string | undefined;
-  if (local !== undefined) {
-    const model = loadModel(local);
-    return { judge: new LocalJudge(model, ChatTokenizer.fromDir(local)), close: () => model.dispose() };
-  }
+  if (local !== undefined) return JudgeService.local(local);
   const endpoint = values["azure-endpoint"] as string | undefined;
-  const judge = new OpenAIJudge({
+  // Options are parsed here, eagerly: a bad flag is a UsageError before anything runs.
+  return JudgeService.openai({
     model: (values["judge-model"] as string | undefined) ?? defaultModel ?? "gpt-4o-2024-08-06",
     baseURL: values["base-url"] as string | undefined,
     azure: endpoint !== undefined || values["azure-api-version"] !== undefined ? { endpoint, apiVersion: values["azure-api-version"] as string | undefined } : undefined,
     maxRetries: parseNumber("--max-retries", values["max-retries"] as string | undefined, { integer: true, min: 0 }),
     timeoutMs: (parseNumber("--timeout", (values.timeout as string | undefined) ?? judgeFlags.timeout.default, { min: 0.001 }) ?? 60) * 1000,
   });
-  return { judge, close: () => {} };
 }
 
-/** What judging `results` needs from the flags: the judge (with its disposer), names, prompts, cache, concurrency. */
-export function judgingFrom(results: ResultsFile, values: JudgeValues, overlapped = false): { options: Omit<JudgeRowsOptions, "onProgress">; close: () => void } {
+/** What judging `results` needs from the flags: the judge's layer, names, prompts, cache, concurrency. */
+export interface Judging {
+  layer: Layer.Layer<JudgeService, BoundaryError>;
+  options: Omit<JudgeRowsOptions, "onProgress" | "judge">;
+}
+
+export function judgingFrom(results: ResultsFile, values: JudgeValues): Judging {
   const questionsFile = values.questions as string | undefined;
   const judgesFile = values.judges as string | undefined;
   if (questionsFile === undefined && judgesFile === undefined) throw new UsageError("judging needs --questions FILE (judge prompts per question) or --judges FILE");
@@ -74,12 +75,24 @@ export function judgingFrom(results: ResultsFile, values: JudgeValues, overlappe
   const questions = questionsFile ? loadQuestions(questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
   const byQuestion = new Map(questions.map((q) => [q.id, q.judgePrompts]));
   const names = ((values["judge-names"] as string | undefined) ?? judgeFlags["judge-names"].default).split(",").map((n) => n.trim()).filter(Boolean);
+  const layer = judgeLayerFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
   const concurrency = parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, { integer: true, min: 1 })!;
   const cache = new JudgeCache((values.cache as string | undefined) ?? `${results.path}.judge-cache.jsonl`);
-  const { judge, close } = judgeFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
-  process.stderr.write(`judging ${overlapped ? "each sampled chunk" : `${results.rows.length} rows`} with ${redact(judge.model)} (${names.join(", ")})\n`);
-  if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
-  return { options: { judge, names, promptFor: promptsFrom(byQuestion, fallback), cache, concurrency, overwrite: values.overwrite === true }, close };
+  return { layer, options: { names, promptFor: promptsFrom(byQuestion, fallback), cache, concurrency, overwrite: values.overwrite === true } };
+}
+
+/** Builds the judge in the caller's scope (a local judge's model is freed when that scope closes) and says what it judges. */
+export function acquireJudge(judging: Judging, what: string): Effect.Effect<Judge, BoundaryError, Scope.Scope> {
+  return Layer.build(judging.layer).pipe(
+    Effect.map((services) => Context.get(services, JudgeService)),
+    Effect.tap((judge) =>
+      Effect.sync(() => {
+        const { cache, names } = judging.options;
+        process.stderr.write(`judging ${what} with ${redact(judge.model)} (${names.join(", ")})\n`);
+        if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
+      }),
+    ),
+  );
 }
 
 /** The summary line of a judgement. */
@@ -88,14 +101,17 @@ export const judgedLine = (summary: JudgeSummary): string =>
 
 /** Judges `results` in place and rewrites it with the judge columns. */
 export async function judgeResultsFile(results: ResultsFile, values: JudgeValues): Promise<JudgeSummary> {
-  const { options, close } = judgingFrom(results, values);
-  try {
-    const summary = await Effect.runPromise(judgeRows(results.rows, { ...options, onProgress: progressReporter("judge") }));
-    const failed = options.names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
-    results.rewrite(results.rows, [...options.names, ...failed.map((n) => `${n}_error`)]);
-    process.stderr.write(judgedLine(summary));
-    return summary;
-  } finally {
-    close();
-  }
+  const judging = judgingFrom(results, values);
+  const judgeAll = Effect.scoped(
+    Effect.gen(function* () {
+      const judge = yield* acquireJudge(judging, `${results.rows.length} rows`);
+      return yield* judgeRows(results.rows, { ...judging.options, judge, onProgress: progressReporter("judge") });
+    }),
+  );
+  const summary = await runPromise(judgeAll);
+  const { names } = judging.options;
+  const failed = names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
+  results.rewrite(results.rows, [...names, ...failed.map((n) => `${n}_error`)]);
+  process.stderr.write(judgedLine(summary));
+  return summary;
 }

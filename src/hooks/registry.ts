@@ -18,7 +18,10 @@ export interface HookContext {
 export type HookFn = (activation: Tensor, context: HookContext) => Tensor | void;
 
 export interface HookHandle {
+  /** Detaches the hook (idempotent). */
   remove(): void;
+  /** Same as remove(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 export class HookRegistry {
@@ -32,15 +35,17 @@ export class HookRegistry {
     const list = this.hooks.get(point) ?? [];
     list.push(fn);
     this.hooks.set(point, list);
-    return {
-      remove: () => {
-        const current = this.hooks.get(point);
-        if (!current) return;
-        const index = current.indexOf(fn);
-        if (index >= 0) current.splice(index, 1);
-        if (current.length === 0) this.hooks.delete(point);
-      },
+    let removed = false;
+    const remove = (): void => {
+      if (removed) return;
+      removed = true;
+      const current = this.hooks.get(point);
+      if (!current) return;
+      const index = current.indexOf(fn);
+      if (index >= 0) current.splice(index, 1);
+      if (current.length === 0) this.hooks.delete(point);
     };
+    return { remove, [Symbol.dispose]: remove };
   }
 
   get size(): number {

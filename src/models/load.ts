@@ -47,7 +47,10 @@ export interface LoadedModel {
   readonly unusedWeights: readonly string[];
   /** EOS ids from generation_config.json, else config.json. */
   readonly eosTokenIds: readonly number[];
+  /** Frees the weights (idempotent). */
   dispose(): void;
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 /** Expected weights with their shapes, in load order. */
@@ -213,6 +216,9 @@ export function loadModel(dir: string, options: ModelLoadOptions = {}): LoadedMo
     dispose() {
       decoder.dispose();
       for (const t of parameters.values()) t.dispose();
+    },
+    [Symbol.dispose]() {
+      this.dispose();
     },
   };
 }

@@ -147,4 +147,8 @@ export class AdamW implements Optimizer<AdamWOptions> {
     }
     this.state.clear();
   }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

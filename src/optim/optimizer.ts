@@ -38,6 +38,8 @@ export interface Optimizer<O> {
   loadStateDict(state: OptimizerState): void;
   /** Frees the optimizer's state tensors. */
   dispose(): void;
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void;
 }
 
 export function makeGroups<O>(params: readonly Tensor[] | readonly ParamGroupSpec<O>[], defaults: O): ParamGroup<O>[] {

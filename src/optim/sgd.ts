@@ -109,4 +109,8 @@ export class SGD implements Optimizer<SGDOptions> {
     for (const b of this.buffers.values()) b.dispose();
     this.buffers.clear();
   }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

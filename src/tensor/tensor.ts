@@ -87,6 +87,10 @@ export class Tensor implements Disposable {
     this.released = true;
     native.dispose(this.handle);
   }
+  /** `using t = ...` frees the tensor at the end of the block (same as dispose()). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
   get isDisposed(): boolean {
     return native.isDisposed(this.handle);
   }

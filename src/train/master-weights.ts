@@ -10,9 +10,14 @@ export class MasterWeights {
   readonly masters = new Map<string, Tensor>();
 
   constructor(private readonly params: ReadonlyMap<string, Tensor>) {
-    noGrad(() => {
-      for (const [name, p] of params) this.masters.set(name, keep(tidy(() => p.to({ dtype: "f32" }).detach().clone().requiresGrad_())));
-    });
+    try {
+      noGrad(() => {
+        for (const [name, p] of params) this.masters.set(name, keep(tidy(() => p.to({ dtype: "f32" }).detach().clone().requiresGrad_())));
+      });
+    } catch (error) {
+      this.dispose(); // the copies made before the failure (e.g. out of memory half way)
+      throw error;
+    }
   }
 
   /** Moves the model's gradients onto the masters (as float32) and clears the model's. */
@@ -44,5 +49,9 @@ export class MasterWeights {
   dispose(): void {
     for (const m of this.masters.values()) m.dispose();
     this.masters.clear();
+  }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

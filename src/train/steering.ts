@@ -55,4 +55,8 @@ export class SteeringVector {
   dispose(): void {
     this.vector.dispose();
   }
+  /** Same as dispose(), for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

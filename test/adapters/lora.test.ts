@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isTarget, LoraAdapter, type LoraConfig, linearModules } from "../../src/adapters/lora.js";
+import { isTarget, LoraAdapter, type LoraConfig, LoraConfigError, linearModules } from "../../src/adapters/lora.js";
 import { AdapterError, loadPeftAdapter, savePeftAdapter } from "../../src/adapters/peft.js";
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
@@ -313,7 +313,7 @@ describe("targets, scale and initialisation", () => {
       } finally {
         adapter.dispose();
       }
-      expect(() => LoraAdapter.create(model.spec, { r: 2, alpha: 1, targetModules: ["fc1"] })).toThrow(RangeError);
+      expect(() => LoraAdapter.create(model.spec, { r: 2, alpha: 1, targetModules: ["fc1"] })).toThrow(LoraConfigError);
     });
 
     it("scale is alpha / r, or alpha / sqrt(r) with rsLoRA; delta(module) = scale * B A", () => {

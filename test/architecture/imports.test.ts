@@ -33,6 +33,8 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["eval/", 7],
   ["analysis/", 8],
   ["recipes/", 9],
+  // Scoped constructors, services/layers, the eval program and the Promise facade (over recipes/train).
+  ["effect/", 9],
   ["organism/", 9],
   ["serve/", 9],
   ["experiment/", 10],

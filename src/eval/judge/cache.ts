@@ -71,7 +71,10 @@ export class JudgeCache {
     this.entries.set(key, score);
     if (!this.path) return;
     const top = score.top.map((t) => ({ token: redactSecrets(t.token), logprob: t.logprob }));
-    const line = JSON.stringify({ key, model: redactSecrets(model), score: score.score, numericMass: score.numericMass, top });
+    const entry = { key, model: redactSecrets(model), score: score.score, numericMass: score.numericMass, top };
+    // Scores without logprob evidence (a TypeScript function judge) would be rejected on reading: keep them in memory only.
+    if (validEntry(entry) === null) return;
+    const line = JSON.stringify(entry);
     appendOutputFile(this.path, `${this.needsNewline ? "\n" : ""}${line}\n`);
     this.needsNewline = false;
   }

@@ -1,16 +1,18 @@
 /**
  * An OpenAI-compatible chat-completions judge (OpenAI, Azure OpenAI, vLLM, llama.cpp ...) through the
  * `openai` package: one user message, max_tokens 1, temperature 0, logprobs with 20 alternatives,
- * seed 0. Retries 429 / 5xx / timeouts / connection errors / malformed replies with exponential
- * backoff and jitter, honouring Retry-After; other client errors fail at once. Replies are validated
+ * seed 0. Retries 429 / 5xx / timeouts / connection errors / malformed replies on an Effect Schedule
+ * (retry.ts: exponential backoff with jitter, Retry-After honoured); other client errors fail at once
+ * with a JudgeError whose `reason` says why. Replies are validated
  * strictly (parseTopLogprobs). The API key is read from the options or the environment and never
  * logged: every error message is redacted (a server may echo the request's headers, body or query).
  */
 import { Effect } from "effect";
 import OpenAI, { AzureOpenAI } from "openai";
-import { type Judge, JudgeError } from "./judge.js";
+import { type Judge, JudgeError, type JudgeFailureReason } from "./judge.js";
+import { judgeRetrySchedule } from "./retry.js";
 import { redactMessage, redactSecrets, registerSecret } from "./redact.js";
-import { parseTopLogprobs, scoreFromTopLogprobs, type TopLogprob } from "./score.js";
+import { type JudgeScore, parseTopLogprobs, scoreFromTopLogprobs, type TopLogprob } from "./score.js";
 
 export interface OpenAIJudgeOptions {
   model: string;
@@ -33,13 +35,6 @@ export interface OpenAIJudgeOptions {
   maxCompletionTokens?: boolean;
 }
 
-interface Failure {
-  retryable: boolean;
-  status: number | null;
-  retryAfterMs: number | null;
-  message: string;
-}
-
 function retryAfter(headers: Headers | undefined): number | null {
   const ms = headers?.get("retry-after-ms");
   if (ms && Number.isFinite(Number(ms))) return Number(ms);
@@ -51,16 +46,20 @@ function retryAfter(headers: Headers | undefined): number | null {
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : null;
 }
 
-function classify(error: unknown): Failure {
+/** One failed attempt as a JudgeError (attempt count filled in by `score`). */
+function classify(error: unknown): JudgeError {
+  const fail = (reason: JudgeFailureReason, message: string, status: number | null = null) =>
+    new JudgeError({ message: redactMessage(message), reason, status, attempts: 1 });
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     const status = error.status;
-    const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
-    return { retryable, status, retryAfterMs: retryAfter(error.headers as Headers | undefined), message: redactMessage(`HTTP ${status}: ${error.message}`) };
+    const after = retryAfter(error.headers as Headers | undefined);
+    const reason: JudgeFailureReason = status === 429 ? { _tag: "RateLimited", retryAfterMs: after } : { _tag: "HttpStatus", status, retryAfterMs: after };
+    return fail(reason, `HTTP ${status}: ${error.message}`, status);
   }
-  if (error instanceof OpenAI.APIConnectionTimeoutError) return { retryable: true, status: null, retryAfterMs: null, message: "request timed out" };
-  if (error instanceof OpenAI.APIConnectionError) return { retryable: true, status: null, retryAfterMs: null, message: redactMessage(`connection error: ${error.message}`) };
+  if (error instanceof OpenAI.APIConnectionTimeoutError) return fail({ _tag: "Timeout" }, "request timed out");
+  if (error instanceof OpenAI.APIConnectionError) return fail({ _tag: "Network" }, `connection error: ${error.message}`);
   // Unparseable or incomplete replies (e.g. a proxy's HTML error page) are treated as transient.
-  return { retryable: true, status: null, retryAfterMs: null, message: redactMessage(`malformed reply: ${(error as Error).message}`) };
+  return fail({ _tag: "MalformedReply" }, `malformed reply: ${(error as Error).message}`);
 }
 
 export class OpenAIJudge implements Judge {
@@ -109,28 +108,28 @@ export class OpenAIJudge implements Judge {
       });
   }
 
-  score(prompt: string) {
-    const maxRetries = this.options.maxRetries ?? 6;
-    const base = this.options.baseDelayMs ?? 1000;
-    const cap = this.options.maxDelayMs ?? 60_000;
-    const attempt = (n: number): Effect.Effect<TopLogprob[], JudgeError> =>
-      Effect.tryPromise({ try: (signal) => this.request(prompt, signal), catch: classify }).pipe(
-        Effect.catch((failure: Failure) => {
-          if (!failure.retryable || n >= maxRetries) {
-            return Effect.fail(new JudgeError({ message: failure.message, status: failure.status, attempts: n + 1 }));
-          }
-          const backoff = Math.min(cap, base * 2 ** n) * (0.5 + Math.random() / 2);
-          const delay = failure.retryAfterMs !== null ? Math.min(cap, failure.retryAfterMs) : backoff;
-          return Effect.sleep(delay).pipe(Effect.andThen(() => attempt(n + 1)));
-        }),
+  /**
+   * Scores `prompt`; retryable failures are retried on `judgeRetrySchedule` (exponential backoff with
+   * jitter, Retry-After honoured, at most maxRetries retries); the final JudgeError counts attempts.
+   */
+  score(prompt: string): Effect.Effect<JudgeScore, JudgeError> {
+    const policy = { maxRetries: this.options.maxRetries ?? 6, baseDelayMs: this.options.baseDelayMs ?? 1000, maxDelayMs: this.options.maxDelayMs ?? 60_000 };
+    return Effect.suspend(() => {
+      let attempts = 0;
+      const once = Effect.suspend(() => {
+        attempts++;
+        return Effect.tryPromise({ try: (signal) => this.request(prompt, signal), catch: classify });
+      });
+      return once.pipe(
+        Effect.retry({ schedule: judgeRetrySchedule(policy), while: (error) => error.isRetryable }),
+        Effect.mapError((error) => new JudgeError({ message: error.message, reason: error.reason, status: error.status, attempts })),
+        Effect.flatMap((top) =>
+          Effect.try({
+            try: () => scoreFromTopLogprobs(top, this.options.minimumMass),
+            catch: (error) => new JudgeError({ message: redactMessage((error as Error).message), reason: { _tag: "InvalidResult" }, status: null, attempts }),
+          }),
+        ),
       );
-    return attempt(0).pipe(
-      Effect.flatMap((top) =>
-        Effect.try({
-          try: () => scoreFromTopLogprobs(top, this.options.minimumMass),
-          catch: (error) => new JudgeError({ message: redactMessage((error as Error).message), status: null, attempts: maxRetries + 1 }),
-        }),
-      ),
-    );
+    });
   }
 }

@@ -31,34 +31,30 @@ export function runDirectionStage(ctx: StageContext<StageOf<"direction">>): Stag
   const s = ctx.stage;
   const rows = ResultsFile.read(ctx.inputs.results!).rows;
   const { misaligned, aligned } = splitJudged(rows, { seed: s.seed ?? 0 });
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
+  using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
   const out = join(ctx.dir, "direction.safetensors");
+  const result = meanDiffDirection(opened.model, opened.tokenizer, misaligned, aligned, { batchSize: s.batch_size, onBatch: (d, t) => ctx.progress("activations", d, t) });
   try {
-    const result = meanDiffDirection(opened.model, opened.tokenizer, misaligned, aligned, { batchSize: s.batch_size, onBatch: (d, t) => ctx.progress("activations", d, t) });
-    try {
-      saveSafetensors(out, { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean }, {
-        misaligned: String(result.counts.misaligned),
-        aligned: String(result.counts.aligned),
-      });
-      const norms = tidy(() => Array.from(result.direction.to("f32").norm(2, -1).toArray() as Float32Array));
-      const cosines: Record<string, number[][]> = { self: cosineMatrix(result.direction, result.direction) };
-      for (const label of Object.keys(s.compare ?? {})) {
-        const other = loadDirection(ctx.inputs[`compare.${label}`]!, ctx.device as never);
-        try {
-          cosines[label] = cosineMatrix(result.direction, other);
-        } finally {
-          other.dispose();
-        }
+    saveSafetensors(out, { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean }, {
+      misaligned: String(result.counts.misaligned),
+      aligned: String(result.counts.aligned),
+    });
+    const norms = tidy(() => Array.from(result.direction.to("f32").norm(2, -1).toArray() as Float32Array));
+    const cosines: Record<string, number[][]> = { self: cosineMatrix(result.direction, result.direction) };
+    for (const label of Object.keys(s.compare ?? {})) {
+      const other = loadDirection(ctx.inputs[`compare.${label}`]!, ctx.device as never);
+      try {
+        cosines[label] = cosineMatrix(result.direction, other);
+      } finally {
+        other.dispose();
       }
-      writeJson(join(ctx.dir, "direction.json"), { counts: result.counts, norms, cosines });
-      return { outputs: [out, join(ctx.dir, "direction.json")], summary: result.counts };
-    } finally {
-      result.direction.dispose();
-      result.misalignedMean.dispose();
-      result.alignedMean.dispose();
     }
+    writeJson(join(ctx.dir, "direction.json"), { counts: result.counts, norms, cosines });
+    return { outputs: [out, join(ctx.dir, "direction.json")], summary: result.counts };
   } finally {
-    opened.close();
+    result.direction.dispose();
+    result.misalignedMean.dispose();
+    result.alignedMean.dispose();
   }
 }
 
@@ -70,23 +66,15 @@ interface SolutionsStage {
 
 /** Loads the base model once and runs `fn` with each labelled solution attached in turn. */
 function forEachSolution<T>(ctx: StageContext, stage: SolutionsStage, fn: (label: string, solution: ReturnType<typeof attachSolution>, loss: { subset: ReturnType<typeof lossSubset>; pad: number; model: ReturnType<typeof openModelWith>["model"] }) => T): Record<string, T> {
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
-  try {
-    const subset = lossSubset(opened.tokenizer, readChatDataset(ctx.inputs.data!).examples, { count: stage.count ?? 100, seed: stage.seed ?? 42 });
-    const pad = padIdOf(opened.tokenizer, opened.model);
-    const out: Record<string, T> = {};
-    for (const label of Object.keys(stage.solutions)) {
-      const solution = attachSolution(opened.model, ctx.inputs[`solutions.${label}`]!);
-      try {
-        out[label] = fn(label, solution, { subset, pad, model: opened.model });
-      } finally {
-        solution.detach();
-      }
-    }
-    return out;
-  } finally {
-    opened.close();
+  using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
+  const subset = lossSubset(opened.tokenizer, readChatDataset(ctx.inputs.data!).examples, { count: stage.count ?? 100, seed: stage.seed ?? 42 });
+  const pad = padIdOf(opened.tokenizer, opened.model);
+  const out: Record<string, T> = {};
+  for (const label of Object.keys(stage.solutions)) {
+    using solution = attachSolution(opened.model, ctx.inputs[`solutions.${label}`]!);
+    out[label] = fn(label, solution, { subset, pad, model: opened.model });
   }
+  return out;
 }
 
 export function runEfficiencyStage(ctx: StageContext<StageOf<"efficiency">>): StageOutcome {
@@ -149,7 +137,7 @@ function readTexts(file: string, max: number): string[] {
 export function runSignificanceStage(ctx: StageContext<StageOf<"significance">>): StageOutcome {
   const s = ctx.stage;
   const texts = readTexts(ctx.inputs.texts!, s.max_texts ?? 100);
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
+  using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
   const vectors: { label: string; vector: Tensor; alpha: number; layer: number }[] = [];
   try {
     for (const label of Object.keys(s.vectors)) {
@@ -174,13 +162,12 @@ export function runSignificanceStage(ctx: StageContext<StageOf<"significance">>)
     return { outputs: [out], summary: { texts: texts.length, vectors: vectors.length } };
   } finally {
     for (const v of vectors) v.vector.dispose();
-    opened.close();
   }
 }
 
 export function runGradientsStage(ctx: StageContext<StageOf<"gradients">>): StageOutcome {
   const s = ctx.stage;
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
+  using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
   const directions = ctx.inputs.directions ? loadDirection(ctx.inputs.directions, ctx.device as never) : null;
   const trajectories: { label: string; steps: number[]; points: Tensor }[] = [];
   try {
@@ -228,6 +215,5 @@ export function runGradientsStage(ctx: StageContext<StageOf<"gradients">>): Stag
   } finally {
     for (const t of trajectories) t.points.dispose();
     directions?.dispose();
-    opened.close();
   }
 }

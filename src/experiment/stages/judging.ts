@@ -8,14 +8,11 @@
 import { Effect } from "effect";
 import { join } from "node:path";
 import { JudgeCache } from "../../eval/judge/cache.js";
-import type { Judge } from "../../eval/judge/judge.js";
-import { LocalJudge } from "../../eval/judge/local.js";
-import { OpenAIJudge } from "../../eval/judge/openai.js";
+import { runPromise } from "../../effect/run-promise.js";
+import { JudgeService } from "../../effect/services.js";
 import { judgeRows, promptsFrom } from "../../eval/judge/run.js";
 import { loadJudges, loadQuestions } from "../../eval/questions.js";
 import type { ResultRow, ResultsFile } from "../../eval/results.js";
-import { loadModel } from "../../models/load.js";
-import { ChatTokenizer } from "../../tokenizer/tokenizer.js";
 import { loadFunctionJudge, runFunctionJudge } from "../function-judge.js";
 import type { JudgeSpec } from "../schema.js";
 
@@ -60,37 +57,31 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
   if (options.questionsFile === null && !options.judgePromptsFile) throw new RangeError("API and local judges need the question set or a judge_prompts file (their judge prompts)");
   const fallback = options.judgePromptsFile ? loadJudges(options.judgePromptsFile) : {};
   const questions = options.questionsFile ? loadQuestions(options.questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
-  let judge: Judge;
-  let close = () => {};
-  if (spec.kind === "local") {
-    const model = loadModel(options.at(spec.model));
-    judge = new LocalJudge(model, ChatTokenizer.fromDir(options.at(spec.model)));
-    close = () => model.dispose();
-  } else {
-    judge = new OpenAIJudge({
-      model: spec.model,
-      baseURL: spec.base_url,
-      azure: spec.azure_endpoint !== undefined ? { endpoint: spec.azure_endpoint, apiVersion: spec.azure_api_version } : undefined,
-      maxRetries: spec.max_retries,
-      timeoutMs: (spec.timeout_s ?? 60) * 1000,
+  // A local judge's model lives exactly as long as this program (the layer's finalizer frees it).
+  const judgeLayer =
+    spec.kind === "local"
+      ? JudgeService.local(options.at(spec.model))
+      : JudgeService.openai({
+          model: spec.model,
+          baseURL: spec.base_url,
+          azure: spec.azure_endpoint !== undefined ? { endpoint: spec.azure_endpoint, apiVersion: spec.azure_api_version } : undefined,
+          maxRetries: spec.max_retries,
+          timeoutMs: (spec.timeout_s ?? 60) * 1000,
+        });
+  const judgeAll = Effect.gen(function* () {
+    const judge = yield* JudgeService;
+    return yield* judgeRows(rows, {
+      judge,
+      names,
+      promptFor: promptsFrom(new Map(questions.map((q) => [q.id, q.judgePrompts])), fallback),
+      cache: new JudgeCache(join(options.cacheDir, "judge-cache.jsonl")),
+      concurrency: spec.concurrency ?? 8,
+      onProgress: (d, t) => options.progress("judge", d, t),
     });
-  }
-  try {
-    const summary = await Effect.runPromise(
-      judgeRows(rows, {
-        judge,
-        names,
-        promptFor: promptsFrom(new Map(questions.map((q) => [q.id, q.judgePrompts])), fallback),
-        cache: new JudgeCache(join(options.cacheDir, "judge-cache.jsonl")),
-        concurrency: spec.concurrency ?? 8,
-        onProgress: (d, t) => options.progress("judge", d, t),
-      }),
-    );
-    const failedNames = names.filter((n) => rows.some((r) => r[`${n}_error`] !== undefined));
-    results.rewrite(rows, [...names, ...failedNames.map((n) => `${n}_error`)]);
-    if (summary.failed > 0 && summary.failed === summary.requested) throw new RangeError(`every judge call failed (${summary.failed}); see the *_error columns of ${results.path}`);
-    return { judged: summary.requested, failed: summary.failed };
-  } finally {
-    close();
-  }
+  });
+  const summary = await runPromise(judgeAll.pipe(Effect.provide(judgeLayer)));
+  const failedNames = names.filter((n) => rows.some((r) => r[`${n}_error`] !== undefined));
+  results.rewrite(rows, [...names, ...failedNames.map((n) => `${n}_error`)]);
+  if (summary.failed > 0 && summary.failed === summary.requested) throw new RangeError(`every judge call failed (${summary.failed}); see the *_error columns of ${results.path}`);
+  return { judged: summary.requested, failed: summary.failed };
 }

@@ -24,6 +24,8 @@ export interface AttachedSolution {
   /** Runs fn with the solution switched off (the base chat model). */
   off: <T>(fn: () => T) => T;
   detach: () => void;
+  /** Same as detach(), for `using`. */
+  [Symbol.dispose]: () => void;
 }
 
 export function isAdapterDir(path: string): boolean {
@@ -45,6 +47,9 @@ export function attachSolution(model: LoadedModel, path: string): AttachedSoluti
         model.decoder.adapters.detach(adapter);
         adapter.dispose();
       },
+      [Symbol.dispose]() {
+        this.detach();
+      },
     };
   }
   if (!existsSync(path)) throw new RangeError(`${path}: no such solution (a PEFT adapter directory or a steering-vector .safetensors)`);
@@ -60,6 +65,9 @@ export function attachSolution(model: LoadedModel, path: string): AttachedSoluti
       handle.remove();
       steering.dispose();
     },
+    [Symbol.dispose]() {
+      this.detach();
+    },
   };
 }
 
@@ -68,24 +76,22 @@ export interface OpenedModel {
   tokenizer: ChatTokenizer;
   solution: AttachedSolution | null;
   close: () => void;
+  /** Same as close(), for `using`. */
+  [Symbol.dispose]: () => void;
 }
 
-/** Loads the base model (and the solution when given); close() frees everything. */
+/** Loads the base model (and the solution when given); close() (or the end of a `using` block) frees everything. */
 export function openModelWith(base: string, options: { device: string; dtype: "f32" | "bf16" | "f16"; solution?: string | null }): OpenedModel {
   const model = loadModel(base, { dtype: options.dtype, device: options.device as Device });
   let solution: AttachedSolution | null = null;
   try {
     if (options.solution) solution = attachSolution(model, options.solution);
     const tokenizer = ChatTokenizer.fromDir(base);
-    return {
-      model,
-      tokenizer,
-      solution,
-      close: () => {
-        solution?.detach();
-        model.dispose();
-      },
+    const close = (): void => {
+      solution?.detach();
+      model.dispose();
     };
+    return { model, tokenizer, solution, close, [Symbol.dispose]: close };
   } catch (error) {
     solution?.detach();
     model.dispose();

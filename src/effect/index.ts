@@ -1,0 +1,13 @@
+/**
+ * emlab's Effect layer: typed boundary errors, the `step` helper for the tensor hot path, scoped
+ * constructors for every native resource, services and layers for what a program is configured
+ * with, the evaluation recipe as an Effect program, and the Promise facade for plain scripts.
+ */
+export * from "./errors.js";
+export * from "./evaluate.js";
+export * from "./facade.js";
+export * from "./resources.js";
+export * from "./run-directory.js";
+export * from "./run-promise.js";
+export * from "./services.js";
+export * from "./step.js";
