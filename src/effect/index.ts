@@ -3,6 +3,7 @@
  * constructors for every native resource, services and layers for what a program is configured
  * with, the evaluation recipe as an Effect program, and the Promise facade for plain scripts.
  */
+export * from "./analysis.js";
 export * from "./errors.js";
 export * from "./evaluate.js";
 export * from "./facade.js";
