@@ -6,17 +6,17 @@
 import { Effect, Layer } from "effect";
 import type { OpenAIJudgeOptions } from "../eval/judge/openai.js";
 import type { ModelLoadOptions } from "../models/load.js";
-import { runTraining, type TrainRunOptions, type TrainRunResult } from "../recipes/train.js";
+import { type TrainRunOptions, type TrainRunResult, trainingProgram } from "../recipes/train.js";
 import { readRunConfig, type RunConfig } from "../train/config.js";
 import { boundary } from "./errors.js";
 import { runPromise } from "./run-promise.js";
 import { type EvaluateOptions, type EvaluateResult, evaluateProgram } from "./evaluate.js";
 import { JudgeCacheService, JudgeService, ModelService, type ScoreFunction } from "./services.js";
 
-/** The training recipe as an Effect (config file or resolved config). */
+/** The training recipe (src/recipes/train.ts) from a config file or a resolved config. */
 export function trainProgram(config: RunConfig | string, options: TrainRunOptions = {}) {
   return boundary(() => (typeof config === "string" ? readRunConfig(config) : config)).pipe(
-    Effect.flatMap((resolved) => boundary(() => runTraining(resolved, options))),
+    Effect.flatMap((resolved) => trainingProgram(resolved, options)),
   );
 }
 
