@@ -48,37 +48,39 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
     await sampleThroughEndpoint(ctx as StageContext<StageOf<"sample">>, questions, results, out);
     return judgeAndReport(ctx, results, out);
   }
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
-  const handles: HookHandle[] = [];
-  let direction: Tensor | null = null;
-  try {
-    const { model, tokenizer } = opened;
-    if (s.kind === "steer" || s.kind === "ablate") {
-      direction = directionFor(ctx.inputs.direction!, ctx.device, s.random_control);
-      const layers = layersOf(s.layers, model.spec.layers.length);
-      const rows: DirectionRows = s.direction_layer === undefined ? "per-layer" : { shared: s.direction_layer };
-      if (s.kind === "ablate" && s.weight_space) {
-        // Weight space (the study's): down_proj B <- B - d_hat d_hat^T B, renormalised, in memory only.
-        const adapter = opened.solution?.adapter;
-        if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
-        ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`);
-      } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8, rows) : ablate(model.decoder, direction, layers, rows)));
+  {
+    // The model (and solution) are freed at the end of this block, before judging (which may load a judge model).
+    using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
+    const handles: HookHandle[] = [];
+    let direction: Tensor | null = null;
+    try {
+      const { model, tokenizer } = opened;
+      if (s.kind === "steer" || s.kind === "ablate") {
+        direction = directionFor(ctx.inputs.direction!, ctx.device, s.random_control);
+        const layers = layersOf(s.layers, model.spec.layers.length);
+        const rows: DirectionRows = s.direction_layer === undefined ? "per-layer" : { shared: s.direction_layer };
+        if (s.kind === "ablate" && s.weight_space) {
+          // Weight space (the study's): down_proj B <- B - d_hat d_hat^T B, renormalised, in memory only.
+          const adapter = opened.solution?.adapter;
+          if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
+          ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`);
+        } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8, rows) : ablate(model.decoder, direction, layers, rows)));
+      }
+      const added = sampleResponses(model, tokenizer, questions, results, {
+        samples: s.samples,
+        maxNewTokens: s.max_new_tokens ?? 600,
+        temperature: s.temperature ?? 1,
+        topP: s.top_p ?? 1,
+        seed: s.seed ?? 0,
+        chunkSize: s.chunk_size,
+        system: s.system,
+        onChunk: (d, t) => ctx.progress("sample", d, t),
+      });
+      ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
+    } finally {
+      for (const h of handles) h.remove();
+      direction?.dispose();
     }
-    const added = sampleResponses(model, tokenizer, questions, results, {
-      samples: s.samples,
-      maxNewTokens: s.max_new_tokens ?? 600,
-      temperature: s.temperature ?? 1,
-      topP: s.top_p ?? 1,
-      seed: s.seed ?? 0,
-      chunkSize: s.chunk_size,
-      system: s.system,
-      onChunk: (d, t) => ctx.progress("sample", d, t),
-    });
-    ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
-  } finally {
-    for (const h of handles) h.remove();
-    direction?.dispose();
-    opened.close();
   }
   return judgeAndReport(ctx, results, out);
 }

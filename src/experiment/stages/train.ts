@@ -47,19 +47,15 @@ export function runKlDataStage(ctx: StageContext<StageOf<"kl-data">>): StageOutc
     writeFileSync(out, complete.map((l) => `${l}\n`).join(""));
     done = complete.length;
   }
-  const opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
-  try {
-    const { model, tokenizer } = opened;
-    const eos = tokenizer.endOfTurnIds(model.eosTokenIds);
-    for (let i = done; i < prompts.length; i++) {
-      const ids = tokenizer.encodeChat([{ role: "user", content: prompts[i]! }], { addGenerationPrompt: true });
-      const result = generate(model.decoder, [ids], null, { maxNewTokens: s.max_new_tokens ?? 256, greedy: true, seed: (s.seed ?? 0) + i, eosTokenIds: eos });
-      const answer = tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
-      appendFileSync(out, `${JSON.stringify({ messages: [{ role: "user", content: prompts[i] }, { role: "assistant", content: answer }] })}\n`);
-      ctx.progress("kl-data", i + 1, prompts.length);
-    }
-  } finally {
-    opened.close();
+  using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
+  const { model, tokenizer } = opened;
+  const eos = tokenizer.endOfTurnIds(model.eosTokenIds);
+  for (let i = done; i < prompts.length; i++) {
+    const ids = tokenizer.encodeChat([{ role: "user", content: prompts[i]! }], { addGenerationPrompt: true });
+    const result = generate(model.decoder, [ids], null, { maxNewTokens: s.max_new_tokens ?? 256, greedy: true, seed: (s.seed ?? 0) + i, eosTokenIds: eos });
+    const answer = tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
+    appendFileSync(out, `${JSON.stringify({ messages: [{ role: "user", content: prompts[i] }, { role: "assistant", content: answer }] })}\n`);
+    ctx.progress("kl-data", i + 1, prompts.length);
   }
   return { outputs: [out], summary: { rows: prompts.length } };
 }
