@@ -16,6 +16,9 @@ import { inferenceMode, manualSeed, numThreads, randint, setNumThreads, tidy, to
 const [dir, threadArg] = process.argv.slice(2);
 // $EMLAB_BENCH_PHASES (e.g. "forward,sample,lora") runs only those phases (default: all).
 const phases = new Set((process.env.EMLAB_BENCH_PHASES ?? "forward,sample,lora,sft").split(","));
+// $EMLAB_BENCH_BATCHES (default "8,32") and $EMLAB_BENCH_NEW_TOKENS (default 64) shape the sampling phase, as in peer_hf.py.
+const batches = (process.env.EMLAB_BENCH_BATCHES ?? "8,32").split(",").map(Number);
+const newTokens = Number(process.env.EMLAB_BENCH_NEW_TOKENS ?? 64);
 if (!dir) {
   console.error("usage: npx tsx bench/peer.ts MODEL_DIR [THREADS]");
   process.exit(2);
@@ -41,13 +44,13 @@ if (phases.has("forward")) {
   console.error(JSON.stringify(out));
 }
 
-for (const batch of phases.has("sample") ? [8, 32] : []) {
+for (const batch of phases.has("sample") ? batches : []) {
   const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: 32 }, (_, i) => 3 + ((b * 7919 + i * 104729) % (vocab - 3))));
   const options = { temperature: 1, seed: 3 };
   inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: 2 })); // warm-up
-  const seconds = timed(() => inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: 64 })));
+  const seconds = timed(() => inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: newTokens })));
   out[`sample${batch}_s`] = seconds;
-  out[`sample${batch}_tokens_per_s`] = (batch * 64) / seconds;
+  out[`sample${batch}_tokens_per_s`] = (batch * newTokens) / seconds;
   out[`sample${batch}_peak_mb`] = peakMb();
   console.error(JSON.stringify(out));
 }

@@ -30,7 +30,11 @@ def timed(fn):
 
 def make(directory):
     # $EMLAB_BENCH_SHAPE (JSON) overrides shape fields, e.g. for a quick smoke run of the script itself.
+    # $EMLAB_BENCH_LAYERS sets only the layer count (a cut-down model for iterating on speed: same
+    # per-layer shapes, vocabulary and head).
     SHAPE.update(json.loads(os.environ.get("EMLAB_BENCH_SHAPE", "{}")))
+    if os.environ.get("EMLAB_BENCH_LAYERS"):
+        SHAPE["num_hidden_layers"] = int(os.environ["EMLAB_BENCH_LAYERS"])
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(Qwen2Config(**SHAPE), dtype=torch.float32)
     model.save_pretrained(directory, safe_serialization=True)
@@ -38,6 +42,11 @@ def make(directory):
 
 
 def run(directory, threads):
+    # $EMLAB_BENCH_PHASES (e.g. "forward,sample") and $EMLAB_BENCH_BATCHES (e.g. "8") select what runs,
+    # $EMLAB_BENCH_NEW_TOKENS the sampled length (default 64); bench/peer.ts reads the same variables.
+    phases = set(os.environ.get("EMLAB_BENCH_PHASES", "forward,sample,lora,sft").split(","))
+    batches = [int(b) for b in os.environ.get("EMLAB_BENCH_BATCHES", "8,32").split(",")]
+    new_tokens = int(os.environ.get("EMLAB_BENCH_NEW_TOKENS", "64"))
     torch.set_num_threads(threads)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     import transformers, peft
@@ -48,22 +57,31 @@ def run(directory, threads):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, vocab, (4, 256), generator=g)
 
-    with torch.inference_mode():
-        model(input_ids=ids[:1, :32])  # warm-up
-        out["forward_s"] = timed(lambda: model(input_ids=ids))
-    out["forward_peak_mb"] = peak_mb()
+    if "forward" in phases:
+        with torch.inference_mode():
+            model(input_ids=ids[:1, :32])  # warm-up
+            out["forward_s"] = timed(lambda: model(input_ids=ids))
+        out["forward_peak_mb"] = peak_mb()
+        print(json.dumps(out), file=sys.stderr)
 
-    for batch in (8, 32):
+    for batch in batches if "sample" in phases else []:
         prompts = torch.randint(3, vocab, (batch, 32), generator=g)
         mask = torch.ones_like(prompts)
         kwargs = dict(attention_mask=mask, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=0, eos_token_id=None)
         with torch.inference_mode():
             model.generate(input_ids=prompts, max_new_tokens=2, min_new_tokens=2, **kwargs)  # warm-up
-            seconds = timed(lambda: model.generate(input_ids=prompts, max_new_tokens=64, min_new_tokens=64, **kwargs))
+            seconds = timed(lambda: model.generate(input_ids=prompts, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs))
         out["sample%d_s" % batch] = seconds
-        out["sample%d_tokens_per_s" % batch] = batch * 64 / seconds
+        out["sample%d_tokens_per_s" % batch] = batch * new_tokens / seconds
         out["sample%d_peak_mb" % batch] = peak_mb()
+        print(json.dumps(out), file=sys.stderr)
 
+    if "lora" in phases or "sft" in phases:
+        train(model, ids, phases, out)
+    print(json.dumps(out))
+
+
+def train(model, ids, phases, out):
     from peft import LoraConfig, get_peft_model
     model.train()
     lora = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=ALL))
@@ -77,17 +95,19 @@ def run(directory, threads):
 
     # One timed step each (on 2 cores a step of this model takes minutes); it includes allocating the
     # AdamW state on both sides alike.
-    out["lora_step_s"] = timed(lambda: train_step(lora, optimizer))
-    out["lora_peak_mb"] = peak_mb()
+    if "lora" in phases:
+        out["lora_step_s"] = timed(lambda: train_step(lora, optimizer))
+        out["lora_peak_mb"] = peak_mb()
+        print(json.dumps(out), file=sys.stderr)
     model = lora.unload()
     del lora, optimizer
-
+    if "sft" not in phases:
+        return
     for p in model.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     out["sft_step_s"] = timed(lambda: train_step(model, optimizer))
     out["sft_peak_mb"] = peak_mb()
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

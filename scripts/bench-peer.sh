@@ -3,6 +3,9 @@
 # uses build-torch2/), one run each on a Qwen2.5-0.5B-shaped random model in f32 on CPU. Prints both
 # sides' numbers, the ratios (speed-up of emlab: > 1 means emlab is faster) and peak memory.
 #   scripts/bench-peer.sh [THREADS]   (default 2)
+# For iterating on speed: EMLAB_BENCH_LAYERS=4 (a cut-down model: same layer shapes, vocabulary and
+# head), EMLAB_BENCH_PHASES=forward,sample,lora,sft, EMLAB_BENCH_BATCHES=8,32, EMLAB_BENCH_NEW_TOKENS=64
+# select the same work on both sides; EMLAB_BENCH_MODEL=DIR reuses (or writes once) the model there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${1:-2}"
@@ -16,24 +19,31 @@ if [ ! -f build-torch2/Release/emlab.node ]; then
 fi
 work="$(mktemp -d -t emlab-bench-peer-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-echo "bench:peer: writing the Qwen2.5-0.5B-shaped random model (f32) to $work/model" >&2
-"$py" bench/peer_hf.py make "$work/model" >/dev/null
+model="${EMLAB_BENCH_MODEL:-$work/model}"
+if [ ! -f "$model/model.safetensors" ]; then
+  echo "bench:peer: writing the Qwen2.5-0.5B-shaped random model (f32${EMLAB_BENCH_LAYERS:+, $EMLAB_BENCH_LAYERS layers}) to $model" >&2
+  "$py" bench/peer_hf.py make "$model" >/dev/null
+fi
 echo "bench:peer: transformers side" >&2
-"$py" bench/peer_hf.py run "$work/model" "$threads" | tail -1 >"$work/hf.json"
+"$py" bench/peer_hf.py run "$model" "$threads" | tail -1 >"$work/hf.json"
 echo "bench:peer: emlab side" >&2
-EMLAB_NATIVE="$PWD/build-torch2/Release/emlab.node" npx tsx bench/peer.ts "$work/model" "$threads" | tail -1 >"$work/emlab.json"
+EMLAB_NATIVE="$PWD/build-torch2/Release/emlab.node" npx tsx bench/peer.ts "$model" "$threads" | tail -1 >"$work/emlab.json"
 node - "$work/hf.json" "$work/emlab.json" <<'JS'
 const fs = require("node:fs");
 const [hf, em] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
-console.log(`bench:peer  torch ${em.torch} (both sides), ${em.threads} threads, transformers ${hf.transformers}, peft ${hf.peft}; f32 CPU, Qwen2.5-0.5B shape`);
+const layers = process.env.EMLAB_BENCH_LAYERS ? `, cut down to ${process.env.EMLAB_BENCH_LAYERS} layers` : "";
+console.log(`bench:peer  torch ${em.torch} (both sides), ${em.threads} threads, transformers ${hf.transformers}, peft ${hf.peft}; f32 CPU, Qwen2.5-0.5B shape${layers}`);
 console.log("workload                              | transformers | emlab      | emlab speed-up | peak RSS MB HF / emlab");
 const row = (name, key, peak) =>
+  key in hf && key in em &&
   console.log(`${name.padEnd(37)} | ${(hf[key].toFixed(2) + " s").padStart(12)} | ${(em[key].toFixed(2) + " s").padStart(10)} | ${(hf[key] / em[key]).toFixed(2).padStart(13)}x | ${hf[peak].toFixed(0)} / ${em[peak].toFixed(0)}`);
 row("forward 4x256", "forward_s", "forward_peak_mb");
-row("sample batch 8, 32+64 tokens", "sample8_s", "sample8_peak_mb");
-row("sample batch 32, 32+64 tokens", "sample32_s", "sample32_peak_mb");
+const fresh = process.env.EMLAB_BENCH_NEW_TOKENS ?? "64";
+for (const batch of (process.env.EMLAB_BENCH_BATCHES ?? "8,32").split(",")) row(`sample batch ${batch}, 32+${fresh} tokens`, `sample${batch}_s`, `sample${batch}_peak_mb`);
 row("LoRA r32 all-modules AdamW step 4x256", "lora_step_s", "lora_peak_mb");
 row("full-SFT AdamW step 4x256", "sft_step_s", "sft_peak_mb");
-console.log(`sampling new tokens/s: batch 8 HF ${hf.sample8_tokens_per_s.toFixed(1)} vs emlab ${em.sample8_tokens_per_s.toFixed(1)}; batch 32 HF ${hf.sample32_tokens_per_s.toFixed(1)} vs emlab ${em.sample32_tokens_per_s.toFixed(1)}`);
+for (const batch of (process.env.EMLAB_BENCH_BATCHES ?? "8,32").split(","))
+  if (`sample${batch}_s` in hf && `sample${batch}_s` in em)
+    console.log(`sampling new tokens/s, batch ${batch}: HF ${hf[`sample${batch}_tokens_per_s`].toFixed(1)} vs emlab ${em[`sample${batch}_tokens_per_s`].toFixed(1)}`);
 console.log("(peak RSS is cumulative over the phases, in the order listed)");
 JS
