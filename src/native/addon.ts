@@ -135,6 +135,8 @@ export interface NativeAddon {
   bmm(a: Handle, b: Handle): Handle;
   outer(a: Handle, b: Handle): Handle;
   linear(x: Handle, weight: Handle, bias: Opt<Handle>): Handle;
+  /** linear for decode steps (native/src/decode.cc). */
+  decodeLinear(x: Handle, weight: Handle, bias: Opt<Handle>): Handle;
   einsum(equation: string, operands: readonly Handle[]): Handle;
   softmax(x: Handle, dim: number): Handle;
   logSoftmax(x: Handle, dim: number): Handle;

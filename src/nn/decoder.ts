@@ -13,6 +13,7 @@ import { type AttentionPoint, type HookPoint, isHookPoint, layerPoint, type MlpP
 import { arange, embedding, keep, linear, type Tensor, tensor, tidy } from "../tensor/index.js";
 import { type AttentionShape, type AttentionTap, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
+import { decodeLinear, decodeProjection } from "./decode-linear.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
 import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
 import { rmsNorm } from "./rms-norm.js";
@@ -72,6 +73,8 @@ export interface LayerContext {
   ids: Tensor;
   cache: KvCache | null;
   adapted: boolean;
+  /** One new position per row on top of a cache: the projections take the decode fast path. */
+  decoding: boolean;
   maskFor(window: number | null): Tensor;
   ropeFor(rope: RopeSpec): { cos: Tensor; sin: Tensor };
   shape: AttentionShape;
@@ -153,6 +156,7 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
       ids,
       cache,
       adapted: this.adapters.active,
+      decoding: cache !== null && pos === 1,
       maskFor: (window) => {
         let mask = masks.get(window);
         if (!mask) {
@@ -194,7 +198,7 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     const spec = this.spec;
     const layer = spec.layers[l]!;
     const w = this.weights.layers[l]!;
-    const project: Projection = context.adapted ? this.projectionFor(l) : plainProjection;
+    const project: Projection = context.adapted ? this.projectionFor(l) : context.decoding ? decodeProjection : plainProjection;
     const taps = this.hooks.size === 0 ? null : this.tapsFor(l);
     let x = this.hooks.run(layerPoint(l, "resid_pre"), l, input);
     let attn = selfAttention(
@@ -234,7 +238,7 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     final = this.hooks.run("final_norm", -1, final);
     if (which === "none") return { final, logits: null };
     const input = which === "last" ? final.narrow(1, final.size(1) - 1, 1) : final;
-    let logits = linear(input, this.weights.lmHead);
+    let logits = which === "last" ? decodeLinear(input, this.weights.lmHead) : linear(input, this.weights.lmHead);
     if (spec.finalSoftcap !== null) logits = logits.div(spec.finalSoftcap).tanh().mul(spec.finalSoftcap);
     return { final, logits };
   }
