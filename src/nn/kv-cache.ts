@@ -1,6 +1,7 @@
 /**
  * Key/value cache for incremental decoding: per layer, preallocated [batch, kv_heads, capacity, d_head]
- * buffers written in place (grown by doubling when full). Owns its tensors: dispose() frees them.
+ * buffers written in place (grown by doubling when full); attention reads a narrow view of the filled
+ * part. Owns its tensors: dispose() (or `using`) frees them.
  */
 import { cat, keep, type Tensor, tidy, zeros } from "../tensor/index.js";
 
@@ -79,5 +80,9 @@ export class KvCache {
     for (const t of [...this.keys, ...this.values]) t?.dispose();
     this.keys.fill(null);
     this.values.fill(null);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
