@@ -123,8 +123,14 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
       let x = this.embed(context.ids);
       const hidden: Tensor[] = options.hiddenStates ? [x] : [];
       const last = this.spec.layers.length - 1;
+      // Without hooks (which may hold on to a layer's tensors) each layer runs in its own scope, so its
+      // intermediates are freed when it ends (autograd keeps what backward needs) rather than when the
+      // whole pass does: peak memory of one layer, not of all. Masks and RoPE tables are built first.
+      const layerScopes = this.hooks.size === 0;
+      if (layerScopes) for (const layer of this.spec.layers) void (context.maskFor(layer.slidingWindow), context.ropeFor(layer.rope));
       for (let l = 0; l <= last; l++) {
-        x = this.layer(l, x, context);
+        const input = x;
+        x = layerScopes ? tidy(() => this.layer(l, input, context)) : this.layer(l, input, context);
         if (options.hiddenStates && l < last) hidden.push(x);
       }
       cache?.commit();
