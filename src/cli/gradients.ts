@@ -16,20 +16,15 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LoraAdapter } from "../adapters/lora.js";
+import { checkpointLossGradients, followsMethod, type LossGradientRow, type LossGradientRun } from "../analysis/checkpoint-gradients.js";
 import { loadDirection } from "../analysis/files.js";
-import { cosine, lossGradient } from "../analysis/gradients.js";
 import { lossSubset } from "../analysis/loss.js";
 import { disposeTrajectory, jointPca, type RunTrajectory, readRunTrajectory, trajectoryRows } from "../analysis/trajectories.js";
 import { formatCsvRow } from "../eval/csv.js";
 import { makeOutputDir, writeOutputFile } from "../io/output.js";
-import { loadSafetensors } from "../io/safetensors.js";
-import type { LoadedModel } from "../models/load.js";
-import { cat, noGrad, type Tensor, tidy } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import type { RunConfig } from "../train/config.js";
 import { readChatDataset } from "../train/data.js";
-import { SteeringVector } from "../train/steering.js";
 import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
 import { modelOptions, openModel } from "./model-args.js";
@@ -89,7 +84,7 @@ export function runGradients(argv: readonly string[]): number {
     const rows = trajectories.flatMap(trajectoryRows);
     const joint = jointPca(trajectories, components);
     const lossRows = values.data
-      ? lossGradients(values, runs, labels, configs, trajectories.map((t) => t.steps), values.data, values.directions, parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100)
+      ? lossGradients(values, runs.map((dir, i) => ({ dir, label: labels[i]!, config: configs[i]!, steps: trajectories[i]!.steps })), values.data, values.directions, parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100)
       : null;
     makeOutputDir(out);
     writeCsv(
@@ -117,134 +112,18 @@ export function runGradients(argv: readonly string[]): number {
   }
 }
 
-interface LossGradientRow {
-  run: string;
-  step: number;
-  norm: number;
-  withParams: number | null;
-  withTraining: number | null;
-  withDirection: number | null;
-}
-
-const nullIfNaN = (x: number): number | null => (Number.isFinite(x) ? x : null);
-
-/** The CE gradient on `data` at every checkpoint of every run (LoRA or steering), with its cosines. */
-function lossGradients(
-  values: Record<string, string | boolean | undefined>,
-  runs: readonly string[],
-  labels: readonly string[],
-  configs: readonly RunConfig[],
-  stepsPerRun: readonly (readonly number[])[],
-  data: string,
-  directionsFile: string | undefined,
-  count: number,
-): LossGradientRow[] {
+/** Opens the model, computes the loss gradients of every run's checkpoints (src/analysis/checkpoint-gradients.ts), releases it. */
+function lossGradients(values: Record<string, string | boolean | undefined>, runs: readonly LossGradientRun[], data: string, directionsFile: string | undefined, count: number): LossGradientRow[] {
   const model = openModel(values as never);
   const directions = directionsFile ? loadDirection(directionsFile, model.decoder.device) : null;
-  const out: LossGradientRow[] = [];
   try {
     const tokenizer = ChatTokenizer.fromDir(model.dir);
     const subset = lossSubset(tokenizer, readChatDataset(data).examples, { count, seed: 42 });
-    const progress = progressReporter("gradients");
-    runs.forEach((run, r) => {
-      const config = configs[r]!;
-      const method = attachMethod(model, config);
-      try {
-        const names = [...method.params.keys()].sort();
-        const checkpoints = stepsPerRun[r]!;
-        checkpoints.forEach((step, k) => {
-          const dir = join(run, "checkpoints", `step-${String(step).padStart(6, "0")}`);
-          const { tensors } = loadSafetensors(join(dir, "trainable.safetensors"), { device: model.decoder.device });
-          const saved = existsSync(join(dir, "gradients.safetensors")) ? loadSafetensors(join(dir, "gradients.safetensors")).tensors : null;
-          try {
-            noGrad(() => {
-              for (const name of names) {
-                const value = tensors.get(name);
-                if (!value) throw new RangeError(`${dir}: no trainable ${name}`);
-                method.params.get(name)!.copy_(value);
-              }
-            });
-            const grads = lossGradient(model, names.map((n) => method.params.get(n)!), subset, { padId: tokenizer.padTokenId ?? 0 });
-            try {
-              tidy(() => {
-                const g = cat(grads.map((x) => x.to("f64").flatten()), 0);
-                const p = cat(names.map((n) => method.params.get(n)!.to("f64").flatten()), 0);
-                const training = saved && names.every((n) => saved.has(n)) ? cat(names.map((n) => saved.get(n)!.to("f64").flatten()), 0) : null;
-                out.push({
-                  run: labels[r]!,
-                  step,
-                  norm: g.norm().toNumber(),
-                  withParams: nullIfNaN(cosine(g, p)),
-                  withTraining: training ? nullIfNaN(cosine(g, training)) : null,
-                  withDirection:
-                    directions && method.steering
-                      ? nullIfNaN(cosine(grads[0]!, directions.ndim === 2 ? directions.select(0, method.steering.layer) : directions))
-                      : null,
-                });
-              });
-            } finally {
-              for (const g of grads) g.dispose();
-            }
-          } finally {
-            for (const t of tensors.values()) t.dispose();
-            for (const t of saved?.values() ?? []) t.dispose();
-          }
-          progress(k + 1, checkpoints.length);
-        });
-      } finally {
-        method.dispose();
-      }
-    });
-    return out;
+    const unfollowed = runs.find((run) => !followsMethod(run.config));
+    if (unfollowed) throw new UsageError("gradients --data follows LoRA and steering runs; for full SFT use the trajectory outputs (without --data) with --params");
+    return checkpointLossGradients(model, runs, subset, { padId: tokenizer.padTokenId ?? 0, directions, onProgress: progressReporter("gradients") });
   } finally {
     directions?.dispose();
     model.dispose();
   }
-}
-
-/** The run's trainable method attached to `model`, its tensors named as in the run's checkpoints. */
-function attachMethod(model: LoadedModel, config: RunConfig): { params: Map<string, Tensor>; steering: SteeringVector | null; dispose: () => void } {
-  const params = new Map<string, Tensor>();
-  if (config.method === "steering") {
-    const s = config.steering!;
-    // Every row steered, as the study's inference code does, whatever the run trained with (steering.rows).
-    const sv = SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha });
-    const handle = sv.attach(model.decoder);
-    params.set("steering.vector", sv.vector);
-    return {
-      params,
-      steering: sv,
-      dispose: () => {
-        handle.remove();
-        sv.dispose();
-      },
-    };
-  }
-  if (config.method === "lora") {
-    const adapters = config.lora.map((l) =>
-      LoraAdapter.create(
-        model.spec,
-        { r: l.r, alpha: l.alpha, useRslora: l.use_rslora, dropout: 0, targetModules: l.target_modules, layersToTransform: l.layers_to_transform },
-        { name: l.name, device: model.decoder.device },
-      ),
-    );
-    for (const adapter of adapters) {
-      model.decoder.adapters.attach(adapter);
-      for (const [module, m] of adapter.modules) {
-        params.set(`${adapter.name}/${module}.lora_A`, m.A);
-        params.set(`${adapter.name}/${module}.lora_B`, m.B);
-      }
-    }
-    return {
-      params,
-      steering: null,
-      dispose: () => {
-        for (const adapter of adapters) {
-          model.decoder.adapters.detach(adapter);
-          adapter.dispose();
-        }
-      },
-    };
-  }
-  throw new UsageError("gradients --data follows LoRA and steering runs; for full SFT use the trajectory outputs (without --data) with --params");
 }
