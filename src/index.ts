@@ -1,71 +1,15 @@
 /**
- * emlab's public API: tensors and autograd on libtorch, optimizers, safetensors IO, runtime checks,
- * Hugging Face models, hooks, tokenizers and generation.
+ * emlab's public API, everything in one import: the subpath entry points (`emlab/tensor`,
+ * `emlab/models`, `emlab/train`, `emlab/eval`, `emlab/analysis`, each with an explicit export list in
+ * src/api/), plus experiment files, reports, the demo organism and `emlab doctor`'s self-check.
+ * Internals (optimizer state plumbing, handle and dtype codes, weight-name tables) are not exported.
  */
-export * from "./adapters/adapter-dirs.js";
-export * from "./adapters/adapter-set.js";
-export * from "./analysis/activations.js";
-export * from "./analysis/directions.js";
-export * from "./analysis/documents.js";
-export * from "./analysis/experiments.js";
-export * from "./analysis/files.js";
-export * from "./analysis/gradients.js";
-export * from "./analysis/trajectories.js";
-export * from "./analysis/interventions.js";
-export * from "./analysis/loss.js";
-export * from "./analysis/monitor.js";
-export * from "./analysis/python-random.js";
-export * from "./analysis/rescale.js";
-export * from "./adapters/lora.js";
-export * from "./adapters/peft.js";
-export * from "./eval/judge/cache.js";
-export * from "./eval/judge/judge.js";
-export * from "./eval/judge/local.js";
-export * from "./eval/judge/openai.js";
-export * from "./eval/judge/retry.js";
-export * from "./eval/judge/run.js";
-export * from "./eval/judge/score.js";
-export * from "./eval/metrics.js";
-export * from "./eval/questions.js";
-export * from "./eval/results.js";
-export * from "./eval/sample.js";
-export * from "./eval/stats.js";
-export * from "./generate/generate.js";
-export * from "./generate/ids.js";
-export * from "./generate/sampling.js";
-export * from "./hooks/cache.js";
-export * from "./hooks/interventions.js";
-export * from "./hooks/points.js";
-export * from "./hooks/registry.js";
-export * from "./io/safetensors.js";
-export * from "./io/torch-file.js";
-export * from "./models/errors.js";
-export * from "./models/hf-config.js";
-export * from "./models/load.js";
-export * from "./models/random.js";
-export type * from "./models/spec.js";
-export type * from "./nn/spec.js";
-export * from "./nn/decoder.js";
-export * from "./nn/kv-cache.js";
-export * from "./nn/losses.js";
-export * from "./recipes/train.js";
-export * from "./tokenizer/tokenizer.js";
-export * from "./train/checkpoint.js";
-export * from "./train/config.js";
-export * from "./train/data.js";
-export * from "./train/losses.js";
-export * from "./train/schedule.js";
-export * from "./train/master-weights.js";
-export * from "./train/steering.js";
-export * from "./train/inputs.js";
-export * from "./train/trainer.js";
-export * from "./train/objective.js";
-export * from "./train/init-from.js";
-export * from "./train/gradient-snapshot.js";
-export * from "./train/general-topics.js";
-export * from "./optim/index.js";
+export * from "./api/tensor.js";
+export * from "./api/models.js";
+export * from "./api/train.js";
+export * from "./api/eval.js";
+export * from "./api/analysis.js";
 export * from "./cli/doctor-check.js";
-export * from "./tensor/index.js";
 export * from "./effect/index.js";
 export * from "./experiment/schema.js";
 export * from "./experiment/plan.js";

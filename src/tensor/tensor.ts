@@ -37,12 +37,17 @@ export class Tensor implements Disposable {
   kept = false;
 
   /**
-   * The native handle (internal). Replaced, never reused, when the tensor leaves its scope and
-   * gets a GC finalizer (adoptByGc).
+   * The native handle. Replaced, never reused, when the tensor leaves its scope and gets a GC
+   * finalizer (adoptByGc).
+   * Left out of the published typings (stripInternal).
+   * @internal
    */
   handle: Handle;
 
-  /** Set by dispose(). */
+  /**
+   * Set by dispose().
+   * @internal
+   */
   released = false;
 
   /** Wraps a native handle; the tensor joins the current scope (or the GC's care outside scopes). */
