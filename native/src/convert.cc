@@ -7,7 +7,7 @@
 
 namespace emlab {
 
-// Dtype codes shared with src/native/dtype.ts.
+// Dtype codes shared with src/tensor/dtype.ts (the order of kDtypes is the code).
 static const at::ScalarType kDtypes[] = {at::kFloat, at::kHalf,  at::kBFloat16, at::kDouble, at::kLong,
                                          at::kInt,   at::kByte,  at::kBool,     at::kChar,   at::kShort};
 static constexpr int kDtypeCount = sizeof(kDtypes) / sizeof(kDtypes[0]);

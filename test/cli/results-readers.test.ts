@@ -55,7 +55,7 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("results readers never modify t
   let counter = 0;
   for (const command of commands) {
     // Every case for metrics; the issue's case and a cut-off tail for the others (each run is a process start).
-    // eval is the writer of its --out file: it sets a cut-off tail aside (test/eval/faults.test.ts), so not that case.
+    // eval is the writer of its --out file: it sets a cut-off tail aside (test/eval/faults.fuzz.test.ts), so not that case.
     const applicable =
       command.name === "metrics"
         ? cases
