@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import { addonCandidates } from "./addon.js";
 
 export interface BenchAddon {
@@ -17,7 +18,9 @@ let loaded: BenchAddon | null = null;
 /** The benchmark addon; throws with the build command when it is not built. */
 export function benchAddon(): BenchAddon {
   if (loaded !== null) return loaded;
-  const path = addonCandidates("emlab_bench.node").find((p) => existsSync(p));
+  // Next to the addon in use first ($EMLAB_NATIVE, e.g. a libtorch 2.x build): one libtorch per process.
+  const besideNative = process.env.EMLAB_NATIVE ? [join(dirname(resolve(process.env.EMLAB_NATIVE)), "emlab_bench.node")] : [];
+  const path = [...besideNative, ...addonCandidates("emlab_bench.node")].find((p) => existsSync(p));
   if (!path) throw new Error("emlab: the benchmark addon (build/Release/emlab_bench.node) is not built. Run `npm run build:native:bench`.");
   loaded = createRequire(import.meta.url)(path) as BenchAddon;
   return loaded;
