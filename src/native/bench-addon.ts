@@ -18,10 +18,10 @@ let loaded: BenchAddon | null = null;
 /** The benchmark addon; throws with the build command when it is not built. */
 export function benchAddon(): BenchAddon {
   if (loaded !== null) return loaded;
-  // Next to the addon in use first ($EMLAB_NATIVE, e.g. a libtorch 2.x build): one libtorch per process.
-  const besideNative = process.env.EMLAB_NATIVE ? [join(dirname(resolve(process.env.EMLAB_NATIVE)), "emlab_bench.node")] : [];
-  const path = [...besideNative, ...addonCandidates("emlab_bench.node")].find((p) => existsSync(p));
-  if (!path) throw new Error("emlab: the benchmark addon (build/Release/emlab_bench.node) is not built. Run `npm run build:native:bench`.");
+  // With $EMLAB_NATIVE (e.g. a libtorch 2.x build) only the one beside it: one libtorch per process.
+  const candidates = process.env.EMLAB_NATIVE ? [join(dirname(resolve(process.env.EMLAB_NATIVE)), "emlab_bench.node")] : addonCandidates("emlab_bench.node");
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) throw new Error(`emlab: the benchmark addon is not built (looked for ${candidates.join(", ")}). Run \`npm run build:native:bench\` (-- --out DIR for another build directory).`);
   loaded = createRequire(import.meta.url)(path) as BenchAddon;
   return loaded;
 }
