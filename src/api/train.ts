@@ -4,7 +4,16 @@
  * seeded randomness. Optimizer state plumbing (groups, long-lived copies, restore checks) and the
  * recipe's step arithmetic are not part of it.
  */
-export { runTraining, type StepMetrics, type TrainRunOptions, type TrainRunResult } from "../recipes/train.js";
+export {
+  runTraining,
+  runTrainingAsync,
+  type StepMetrics,
+  type TrainingError,
+  trainingProgram,
+  type TrainRunOptions,
+  type TrainRunResult,
+} from "../recipes/train.js";
+export type { TrainingMethod } from "../train/methods/method.js";
 export { type RawRunConfig, readRunConfig, resolveConfigPaths, resolveRunConfig, type RunConfig, RunConfigError } from "../train/config.js";
 export {
   type Batch,

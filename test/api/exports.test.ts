@@ -30,8 +30,8 @@ const EXPECTED: Record<string, string[]> = {
     "AdamW", "DatasetError", "DirectionError", "InitFromError", "MasterWeights", "RunConfigError", "RunInputError", "SGD", "SteeringVector",
     "backwardThrough", "capturedPoints", "checkpointedForward", "clipGradNorm", "collate", "datasetLoss", "epochBatches", "heldOutSplit",
     "initLoraFrom", "initSteeringFrom", "klPenalty", "latestCheckpoint", "loadSteeringVector", "lrMultiplier", "permutation", "readChatDataset",
-    "readCheckpointPosition", "readRunConfig", "readSteeringVectorFile", "resolveConfigPaths", "resolveRunConfig", "runTraining", "seedState",
-    "seededRandom", "tokenizeExample",
+    "readCheckpointPosition", "readRunConfig", "readSteeringVectorFile", "resolveConfigPaths", "resolveRunConfig", "runTraining",
+    "runTrainingAsync", "seedState", "seededRandom", "tokenizeExample", "trainingProgram",
   ],
   "emlab/eval": [
     "InvalidJudgeReply", "JudgeCache", "JudgeError", "LocalJudge", "OpenAIJudge", "QuestionSetError", "ResultsFile", "ResultsFileError",
@@ -57,6 +57,7 @@ const INTERNALS = [
   "longLived", "restoreFor", "makeGroups", "zeroGrads", "checkLayout", "trackUnowned", "makeTorchError", "dtypeCode", "dtypeFromCode",
   "hostArray", "native", "expectedWeights", "ropeFrom", "tokenIds", "chooseNext", "idTensor", "leftPad", "resolveSampling", "ceFactor",
   "klFactor", "lossTargets", "snapshotGradients", "checkRunInputs", "removeStaleCheckpointTemporaries", "saveCheckpoint", "loadCheckpoint",
+  "FailTrainingAt", "enterStage", "trainStep",
 ];
 
 /** Export names of `specifiers`, each imported by a fresh Node process through the package's exports map. */
