@@ -1,6 +1,6 @@
 /**
  * emlab's public API, everything in one import: the subpath entry points (`emlab/tensor`,
- * `emlab/models`, `emlab/train`, `emlab/eval`, `emlab/analysis`, each with an explicit export list in
+ * `emlab/models`, `emlab/train`, `emlab/eval`, `emlab/analysis`, `emlab/effect`, each with an explicit export list in
  * src/api/), plus experiment files, reports, the demo organism and `emlab doctor`'s self-check.
  * Internals (optimizer state plumbing, handle and dtype codes, weight-name tables) are not exported.
  */
@@ -10,7 +10,7 @@ export * from "./api/train.js";
 export * from "./api/eval.js";
 export * from "./api/analysis.js";
 export * from "./cli/doctor-check.js";
-export * from "./effect/index.js";
+export * from "./api/effect.js";
 export * from "./experiment/schema.js";
 export * from "./experiment/plan.js";
 export * from "./experiment/run.js";

@@ -3,7 +3,8 @@
  * scoring), results files, emergent-misalignment metrics and the statistics behind them.
  */
 export { JudgeCache } from "../eval/judge/cache.js";
-export { type Judge, JudgeError } from "../eval/judge/judge.js";
+export { isRetryableReason, type Judge, JudgeError, type JudgeFailureReason } from "../eval/judge/judge.js";
+export { judgeRetrySchedule, type RetryPolicy } from "../eval/judge/retry.js";
 export { LocalJudge } from "../eval/judge/local.js";
 export { OpenAIJudge, type OpenAIJudgeOptions } from "../eval/judge/openai.js";
 export { judgeRows, type JudgeRowsOptions, type JudgeSummary, promptsFrom } from "../eval/judge/run.js";

@@ -35,9 +35,17 @@ const EXPECTED: Record<string, string[]> = {
   ],
   "emlab/eval": [
     "InvalidJudgeReply", "JudgeCache", "JudgeError", "LocalJudge", "OpenAIJudge", "QuestionSetError", "ResultsFile", "ResultsFileError",
-    "bootstrapRateCi", "cohenKappa", "emLabel", "emReport", "fillJudgePrompt", "judgeAgreement", "judgeRows", "loadJudges", "loadQuestions",
+    "bootstrapRateCi", "cohenKappa", "emLabel", "emReport", "fillJudgePrompt", "isRetryableReason", "judgeAgreement", "judgeRetrySchedule",
+    "judgeRows", "loadJudges", "loadQuestions",
     "parseTopLogprobs", "pearson", "promptsFrom", "ranks", "sampleResponses", "scoreFromTopLogprobs", "scoreOf", "seedState", "seededRandom",
     "spearman",
+  ],
+  "emlab/effect": [
+    "FileSystemError", "InvalidSetupError", "JudgeCacheService", "JudgeService", "ModelService", "RunDirectory", "RunDirectoryLockedError",
+    "acquireDisposable", "boundary", "evaluate", "evaluateProgram", "functionJudge", "loadTokenizer", "lockRunDirectory", "runPromise",
+    "scopedHook", "scopedKvCache", "scopedLoraAdapter", "scopedMasterWeights", "scopedModel", "scopedModelWithTokenizer", "scopedOptimizer",
+    "scopedPeftAdapter", "scopedRunDirectory", "scopedStep", "scopedSteeringVector", "scopedTensor", "seededRandomness", "step", "train",
+    "trainProgram",
   ],
   "emlab/analysis": [
     "DirectionError", "DocumentsError", "MAX_DOCUMENT_CHARS", "ablate", "ablateLoraB", "adapterEfficiency", "adapterNorm", "adapterSignificance",
@@ -57,7 +65,7 @@ const INTERNALS = [
   "longLived", "restoreFor", "makeGroups", "zeroGrads", "checkLayout", "trackUnowned", "makeTorchError", "dtypeCode", "dtypeFromCode",
   "hostArray", "native", "expectedWeights", "ropeFrom", "tokenIds", "chooseNext", "idTensor", "leftPad", "resolveSampling", "ceFactor",
   "klFactor", "lossTargets", "snapshotGradients", "checkRunInputs", "removeStaleCheckpointTemporaries", "saveCheckpoint", "loadCheckpoint",
-  "FailTrainingAt", "enterStage", "trainStep",
+  "FailTrainingAt", "enterStage", "trainStep", "LOCK_FILE", "asBoundaryError",
 ];
 
 /** Export names of `specifiers`, each imported by a fresh Node process through the package's exports map. */
