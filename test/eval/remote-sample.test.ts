@@ -177,6 +177,27 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     expect(unsetKey.stderr).toMatch(/EMLAB_TEST_UNSET_KEY is not set/);
   });
 
+  it("eval refuses inconsistent endpoint options before writing anything", () => {
+    const questionsFile = join(work, "questions-usage.yaml");
+    writeFileSync(questionsFile, questionYaml);
+    const out = join(work, "usage.jsonl");
+    const base = ["eval", "--questions", questionsFile, "--out", out, "--no-judge"];
+    const cases: [string[], RegExp][] = [
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1"], /--sample-endpoint needs --sample-model/],
+      [["--sample-model", "tiny"], /--sample-model needs --sample-endpoint/],
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--model", modelDir], /--model does not apply with --sample-endpoint/],
+      [["--sample-endpoint", "ftp://x", "--sample-model", "tiny"], /expected http/],
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--sample-api-key-env", "EMLAB_TEST_UNSET_KEY"], /EMLAB_TEST_UNSET_KEY is not set/],
+      [[], /--model is required/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli([...base, ...args]);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
+
   it("eval through the server equals a local eval; a killed server fails it resumably; a restart completes it", async () => {
     const questionsFile = join(work, "questions.yaml");
     writeFileSync(questionsFile, questionYaml);
