@@ -15,7 +15,7 @@ import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { ServedModels, ServeConfigError } from "../../src/serve/models.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
 import { liveTensorCount, manualSeed, tensor, tidy } from "../../src/tensor/index.js";
-import { loadSteeringVector } from "../../src/analysis/files.js";
+import { loadSteeringVector } from "../../src/train/steering-file.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { fixedTensor, makeTinyModel } from "../analysis/tiny-model.js";
 
