@@ -9,12 +9,13 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Effect, Fiber } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapters } from "../../src/adapters/adapter-dirs.js";
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { savePeftAdapter } from "../../src/adapters/peft.js";
 import type { Question } from "../../src/eval/questions.js";
-import { RemoteSamplingError, sampleResponsesRemote } from "../../src/eval/remote-sample.js";
+import { RemoteSamplingError, sampleResponsesRemote, sampleResponsesRemoteEffect } from "../../src/eval/remote-sample.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { sampleResponses } from "../../src/eval/sample.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
@@ -123,6 +124,25 @@ describe("remote sampling (in process)", () => {
     // Chunks requested: q_one chunk 1 (cut) and 2, then 2 + 2 chunks of q_two = 6 (not the 7 of a fresh run).
     expect(server.engine.batches.reduce((a, b) => a + b, 0) - before).toBe(6);
     expect(await sampleResponsesRemote({ url: `${server.url}/v1`, model: "tiny" }, questions, ResultsFile.resume(file), options)).toBe(0);
+  });
+
+  it("as an Effect: interrupting it stops appending; running it again completes the file as a full run", async () => {
+    const many: Question[] = [{ ...questions[0]!, samplesPerParaphrase: 40 }];
+    const opts = { ...options, maxNewTokens: 12, chunkSize: 1 };
+    const endpoint = { url: `${server.url}/v1`, model: "tiny", concurrency: 2 };
+    const full = ResultsFile.resume(join(work, "effect-full.jsonl"));
+    await Effect.runPromise(sampleResponsesRemoteEffect(endpoint, many, full, opts));
+    const file = join(work, "effect-cut.jsonl");
+    const results = ResultsFile.resume(file);
+    const fiber = Effect.runFork(sampleResponsesRemoteEffect(endpoint, many, results, opts));
+    while (results.rows.length < 3) await new Promise((r) => setTimeout(r, 5));
+    await Effect.runPromise(Fiber.interrupt(fiber));
+    const cut = ResultsFile.resume(file).rows.length;
+    expect(cut).toBeLessThan(40);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ResultsFile.resume(file).rows.length).toBe(cut);
+    await Effect.runPromise(sampleResponsesRemoteEffect(endpoint, many, ResultsFile.resume(file), opts));
+    expect(keyed(ResultsFile.resume(file).rows)).toEqual(keyed(full.rows));
   });
 
   it("typed errors: an unknown model, a refused connection (after retries), a bad URL; nothing written", async () => {
