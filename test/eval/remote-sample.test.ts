@@ -218,6 +218,36 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     expect(existsSync(out)).toBe(false);
   }, 120_000);
 
+  it("Ctrl-C during eval --sample-endpoint: exit 130, the rows so far on disk, nothing appended after; a rerun completes it", async () => {
+    const questionsFile = join(work, "questions-sigint.yaml");
+    writeFileSync(questionsFile, questionYaml);
+    const common = ["--questions", questionsFile, "--no-judge", "--samples", "12", "--seed", "5", "--max-new-tokens", "8", "--chunk-size", "1"];
+    const served = await serveChild(["--model", modelDir, "--served-model-name", "tiny"]);
+    try {
+      const out = join(work, "sigint.jsonl");
+      const args = ["bin/emlab.js", "eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--out", out, ...common];
+      const run = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let err = "";
+      run.stderr!.on("data", (d: Buffer) => void (err += d.toString()));
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline && !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) && run.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+      run.kill("SIGINT");
+      expect(await exited(run), err).toBe(130);
+      const cut = ResultsFile.read(out).rows.length;
+      expect(cut).toBeLessThan(36);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(ResultsFile.read(out).rows.length).toBe(cut);
+      const again = cli(args.slice(1));
+      expect(again.status, again.stderr).toBe(0);
+      const full = join(work, "sigint-full.jsonl");
+      expect(cli(["eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--out", full, ...common]).status).toBe(0);
+      expect(keyed(ResultsFile.read(out).rows)).toEqual(keyed(ResultsFile.read(full).rows));
+    } finally {
+      served.child.kill("SIGTERM");
+      await exited(served.child);
+    }
+  }, 300_000);
+
   it("eval through the server equals a local eval; a killed server fails it resumably; a restart completes it", async () => {
     const questionsFile = join(work, "questions.yaml");
     writeFileSync(questionsFile, questionYaml);
