@@ -16,5 +16,7 @@ export * from "./experiment/plan.js";
 export * from "./experiment/run.js";
 export * from "./experiment/manifest.js";
 export * from "./experiment/function-judge.js";
+export { type RunningServer, type ServeOptions, startServer } from "./serve/server.js";
+export { type ServedModelOptions, ServedModels, ServeConfigError } from "./serve/models.js";
 export { writeReport, type WrittenReport } from "./report/html.js";
 export * from "./organism/index.js";

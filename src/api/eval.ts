@@ -13,5 +13,6 @@ export { type Agreement, type EmCriteria, emLabel, emReport, type EmReport, judg
 export { fillJudgePrompt, loadJudges, loadQuestions, type LoadQuestionsOptions, type Question, QuestionSetError } from "../eval/questions.js";
 export { type Cell, type ResultRow, ResultsFile, ResultsFileError, scoreOf, type SetAside } from "../eval/results.js";
 export { type SampleOptions, sampleResponses } from "../eval/sample.js";
+export { type RemoteEndpoint, RemoteSamplingError, sampleResponsesRemote, sampleResponsesRemoteEffect } from "../eval/remote-sample.js";
 export { bootstrapRateCi, cohenKappa, pearson, ranks, spearman } from "../eval/stats.js";
 export { seededRandom, seedState } from "../random/seeded.js";

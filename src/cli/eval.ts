@@ -8,7 +8,7 @@ import { redact } from "../eval/judge/redact.js";
 import { emReport } from "../eval/metrics.js";
 import { loadJudges, loadQuestions } from "../eval/questions.js";
 import { ResultsFile } from "../eval/results.js";
-import { sampleResponsesRemote } from "../eval/remote-sample.js";
+import { sampleResponsesRemoteEffect } from "../eval/remote-sample.js";
 import { sampleAndJudge } from "../eval/sample-and-judge.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
@@ -77,12 +77,12 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   }
   // Sampling (and, with a remote judge, judging overlapped with it) runs as an Effect program: Ctrl-C
   // or SIGTERM stop it between chunks, the rows sampled and judged so far stay in the results file.
-  // Remote sampling (--sample-endpoint) is a Promise: it is not overlapped with judging.
+  // Remote sampling (--sample-endpoint) is not overlapped with judging; a stop aborts its requests in flight.
   const overlapJudging = endpoint === null && !values["no-judge"] && values["local-judge"] === undefined;
   const sampledRemotely = (remote: NonNullable<typeof endpoint>) =>
-    Effect.promise(async () => {
+    Effect.gen(function* () {
       process.stderr.write(redact(`sampling seed ${sampling.seed} through ${remote.url} (model ${remote.model})\n`));
-      const added = await sampleResponsesRemote(remote, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+      const added = yield* sampleResponsesRemoteEffect(remote, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
       process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
       return null;
     });

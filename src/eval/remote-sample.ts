@@ -10,7 +10,7 @@
  * reproducible where they honour `seed`. Failures are RemoteSamplingErrors (never carrying the key);
  * the rows appended before a failure stay, so re-running resumes.
  */
-import { Data } from "effect";
+import { Data, Effect } from "effect";
 import type { ChatMessage } from "../tokenizer/tokenizer.js";
 import type { Question } from "./questions.js";
 import type { ResultRow, ResultsFile } from "./results.js";
@@ -149,11 +149,20 @@ async function requestChunk(endpoint: RemoteEndpoint, url: string, task: ChunkTa
  * Appends the missing samples of `questions` to `results` from the server; returns how many rows it
  * added. On a failure the rows of the chunks before it are in the file, and the error is thrown.
  */
-export async function sampleResponsesRemote(endpoint: RemoteEndpoint, questions: readonly Question[], results: ResultsFile, options: SampleOptions = {}): Promise<number> {
+export async function sampleResponsesRemote(
+  endpoint: RemoteEndpoint,
+  questions: readonly Question[],
+  results: ResultsFile,
+  options: SampleOptions = {},
+  control: { signal?: AbortSignal } = {},
+): Promise<number> {
   const url = chatCompletionsUrl(endpoint.url);
   const { tasks, total, have } = plan(questions, results, options);
   const concurrency = Math.max(1, endpoint.concurrency ?? 4);
   const abort = new AbortController();
+  const stop = () => abort.abort();
+  control.signal?.addEventListener("abort", stop, { once: true });
+  if (control.signal?.aborted) stop();
   const inFlight: Promise<string[]>[] = [];
   // Settled rejections of requests that are never awaited after a failure must not go unhandled.
   const start = (i: number) => {
@@ -167,6 +176,7 @@ export async function sampleResponsesRemote(endpoint: RemoteEndpoint, questions:
     for (let i = 0; i < Math.min(concurrency, tasks.length); i++) start(i);
     for (let i = 0; i < tasks.length; i++) {
       const answers = await inFlight[i]!;
+      if (abort.signal.aborted) throw new RemoteSamplingError({ message: `${url}: interrupted`, url, status: null });
       if (i + concurrency < tasks.length) start(i + concurrency);
       const task = tasks[i]!;
       const rows: ResultRow[] = answers.slice(task.skip).map((response) => ({ response, question: task.text, question_id: task.question.id }));
@@ -176,7 +186,16 @@ export async function sampleResponsesRemote(endpoint: RemoteEndpoint, questions:
       options.onChunk?.(progress, total);
     }
   } finally {
+    control.signal?.removeEventListener("abort", stop);
     abort.abort();
   }
   return added;
+}
+
+/** sampleResponsesRemote as an Effect: interrupting it aborts the requests in flight and appends nothing more. */
+export function sampleResponsesRemoteEffect(endpoint: RemoteEndpoint, questions: readonly Question[], results: ResultsFile, options: SampleOptions = {}): Effect.Effect<number, RemoteSamplingError> {
+  return Effect.tryPromise({
+    try: (signal) => sampleResponsesRemote(endpoint, questions, results, options, { signal }),
+    catch: (error) => (error instanceof RemoteSamplingError ? error : new RemoteSamplingError({ message: String((error as Error)?.message ?? error), url: endpoint.url, status: null })),
+  });
 }

@@ -179,6 +179,7 @@ export function decodeExperiment(raw: unknown, file: string): ExperimentFile {
     const stage = decode(StageSchemas[kind as StageKind] as never, value, file, path) as Stage;
     if (!NAME.test(stage.name)) fail(file, `${path}.name`, `stage names are letters, digits, _ and - (starting with a letter), got ${JSON.stringify(stage.name)}`);
     if (names.has(stage.name)) fail(file, `${path}.name`, `duplicate stage name ${stage.name}`);
+    if (stage.kind === "sample" && stage.endpoint !== undefined && stage.solution !== undefined) fail(file, `${path}.solution`, "not with endpoint: the served model name (endpoint.model) selects the adapter or steering vector");
     names.add(stage.name);
     return stage;
   });

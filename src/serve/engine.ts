@@ -44,12 +44,14 @@ export class Engine {
     return this.queue.length;
   }
 
-  /** Queues one HTTP request's prompts; resolves with their samples. */
+  /**
+   * Queues one HTTP request's prompts; resolves with their samples. A full queue (429) or a stopping engine
+   * (503) throws at once, so a streaming response can still answer with that status. Decoding never starts
+   * within this call (the first token comes after the caller has written its headers).
+   */
   submit(model: string, requests: DecodeRequest[], cancelled: () => boolean): Promise<DecodedSample[][]> {
-    if (this.stopping) return Promise.reject(new ApiError(503, "the server is shutting down"));
-    if (this.queue.length >= this.options.maxQueue) {
-      return Promise.reject(new ApiError(429, `the server's queue is full (${this.options.maxQueue} requests waiting); retry later`));
-    }
+    if (this.stopping) throw new ApiError(503, "the server is shutting down");
+    if (this.queue.length >= this.options.maxQueue) throw new ApiError(429, `the server's queue is full (${this.options.maxQueue} requests waiting); retry later`);
     return new Promise((resolve, reject) => {
       this.queue.push({ model, requests, rows: requests.reduce((n, r) => n + r.samples, 0), cancelled, resolve, reject });
       if (this.running === null) this.running = this.loop().finally(() => (this.running = null));
@@ -81,7 +83,7 @@ export class Engine {
 
   private async loop(): Promise<void> {
     while (this.queue.length > 0) {
-      if (this.options.batchWaitMs > 0) await sleep(this.options.batchWaitMs);
+      await sleep(this.options.batchWaitMs);
       if (this.queue.length === 0) break;
       const batch = this.nextBatch().filter((job) => {
         if (!job.cancelled() && !this.stopping) return true;

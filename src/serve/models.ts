@@ -8,7 +8,7 @@ import { basename } from "node:path";
 import { Data } from "effect";
 import { loadPeftAdapters } from "../adapters/adapter-dirs.js";
 import type { LoraAdapter } from "../adapters/lora.js";
-import { loadSteeringVector } from "../analysis/files.js";
+import { loadSteeringVector } from "../train/steering-file.js";
 import { loadModel, type LoadedModel } from "../models/load.js";
 import type { Device, DType } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";

@@ -168,10 +168,7 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       const body = kind === "chat" ? { index: choice.index, delta: { content: delta }, logprobs, finish_reason: finish } : { index: choice.index, text: delta, logprobs, finish_reason: finish };
       send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, system_fingerprint: fingerprint, choices: [body] });
     };
-    if (request.stream) {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      if (kind === "chat") for (const c of choices) send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
-    }
+    let failure: unknown = null;
     const decodeRequests: DecodeRequest[] = prompts.map((prompt, p) => ({
       prompt,
       samples: request.n,
@@ -181,17 +178,30 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       topLogprobs: request.topLogprobs,
       cancelled: () => cancelled.value,
       onToken: (sample, token, logprob) => {
-        const choice = choices[p * request.n + sample]!;
-        if (logprob && !eos.has(token)) {
-          choice.logprobs.push(logprob);
-          choice.pending.push(logprob);
+        // A failure here ends this request only (it leaves the batch), never its batch-mates.
+        try {
+          const choice = choices[p * request.n + sample]!;
+          if (logprob && !eos.has(token)) {
+            choice.logprobs.push(logprob);
+            choice.pending.push(logprob);
+          }
+          const delta = choice.text.push(token);
+          if (request.stream && (delta !== "" || choice.pending.length > 0)) chunk(choice, delta, null);
+          return choice.text.stopped;
+        } catch (error) {
+          failure ??= error;
+          cancelled.value = true;
+          return true;
         }
-        const delta = choice.text.push(token);
-        if (request.stream && (delta !== "" || choice.pending.length > 0)) chunk(choice, delta, null);
-        return choice.text.stopped;
       },
     }));
-    const samples = await engine.submit(request.model, decodeRequests, () => cancelled.value);
+    const pending = engine.submit(request.model, decodeRequests, () => cancelled.value);
+    if (request.stream) {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      if (kind === "chat") for (const c of choices) send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, system_fingerprint: fingerprint, choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+    }
+    const samples = await pending;
+    if (failure !== null) throw new ApiError(500, `internal error while decoding: ${(failure as Error)?.message ?? String(failure)}`);
     const flat: DecodedSample[] = samples.flat();
     let completionTokens = 0;
     flat.forEach((sample, i) => {

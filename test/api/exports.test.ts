@@ -34,10 +34,10 @@ const EXPECTED: Record<string, string[]> = {
     "runTrainingAsync", "seedState", "seededRandom", "tokenizeExample", "trainingProgram",
   ],
   "emlab/eval": [
-    "InvalidJudgeReply", "JudgeCache", "JudgeError", "LocalJudge", "OpenAIJudge", "QuestionSetError", "ResultsFile", "ResultsFileError",
+    "InvalidJudgeReply", "JudgeCache", "JudgeError", "LocalJudge", "OpenAIJudge", "QuestionSetError", "RemoteSamplingError", "ResultsFile", "ResultsFileError",
     "bootstrapRateCi", "cohenKappa", "emLabel", "emReport", "fillJudgePrompt", "isRetryableReason", "judgeAgreement", "judgeRetrySchedule",
     "judgeRows", "loadJudges", "loadQuestions",
-    "parseTopLogprobs", "pearson", "promptsFrom", "ranks", "sampleResponses", "scoreFromTopLogprobs", "scoreOf", "seedState", "seededRandom",
+    "parseTopLogprobs", "pearson", "promptsFrom", "ranks", "sampleResponses", "sampleResponsesRemote", "sampleResponsesRemoteEffect", "scoreFromTopLogprobs", "scoreOf", "seedState", "seededRandom",
     "spearman",
   ],
   "emlab/effect": [

@@ -9,12 +9,13 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Effect, Fiber } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapters } from "../../src/adapters/adapter-dirs.js";
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { savePeftAdapter } from "../../src/adapters/peft.js";
 import type { Question } from "../../src/eval/questions.js";
-import { RemoteSamplingError, sampleResponsesRemote } from "../../src/eval/remote-sample.js";
+import { RemoteSamplingError, sampleResponsesRemote, sampleResponsesRemoteEffect } from "../../src/eval/remote-sample.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { sampleResponses } from "../../src/eval/sample.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
@@ -125,6 +126,25 @@ describe("remote sampling (in process)", () => {
     expect(await sampleResponsesRemote({ url: `${server.url}/v1`, model: "tiny" }, questions, ResultsFile.resume(file), options)).toBe(0);
   });
 
+  it("as an Effect: interrupting it stops appending; running it again completes the file as a full run", async () => {
+    const many: Question[] = [{ ...questions[0]!, samplesPerParaphrase: 40 }];
+    const opts = { ...options, maxNewTokens: 12, chunkSize: 1 };
+    const endpoint = { url: `${server.url}/v1`, model: "tiny", concurrency: 2 };
+    const full = ResultsFile.resume(join(work, "effect-full.jsonl"));
+    await Effect.runPromise(sampleResponsesRemoteEffect(endpoint, many, full, opts));
+    const file = join(work, "effect-cut.jsonl");
+    const results = ResultsFile.resume(file);
+    const fiber = Effect.runFork(sampleResponsesRemoteEffect(endpoint, many, results, opts));
+    while (results.rows.length < 3) await new Promise((r) => setTimeout(r, 5));
+    await Effect.runPromise(Fiber.interrupt(fiber));
+    const cut = ResultsFile.resume(file).rows.length;
+    expect(cut).toBeLessThan(40);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ResultsFile.resume(file).rows.length).toBe(cut);
+    await Effect.runPromise(sampleResponsesRemoteEffect(endpoint, many, ResultsFile.resume(file), opts));
+    expect(keyed(ResultsFile.resume(file).rows)).toEqual(keyed(full.rows));
+  });
+
   it("typed errors: an unknown model, a refused connection (after retries), a bad URL; nothing written", async () => {
     const file = join(work, "errors.jsonl");
     const attempt = (endpoint: { url: string; model: string; retries?: number; retryDelayMs?: number }) => sampleResponsesRemote(endpoint, questions, ResultsFile.resume(file), options);
@@ -176,6 +196,57 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     expect(unsetKey.status).toBe(2);
     expect(unsetKey.stderr).toMatch(/EMLAB_TEST_UNSET_KEY is not set/);
   });
+
+  it("eval refuses inconsistent endpoint options before writing anything", () => {
+    const questionsFile = join(work, "questions-usage.yaml");
+    writeFileSync(questionsFile, questionYaml);
+    const out = join(work, "usage.jsonl");
+    const base = ["eval", "--questions", questionsFile, "--out", out, "--no-judge"];
+    const cases: [string[], RegExp][] = [
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1"], /--sample-endpoint needs --sample-model/],
+      [["--sample-model", "tiny"], /--sample-model needs --sample-endpoint/],
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--model", modelDir], /--model does not apply with --sample-endpoint/],
+      [["--sample-endpoint", "ftp://x", "--sample-model", "tiny"], /expected http/],
+      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--sample-api-key-env", "EMLAB_TEST_UNSET_KEY"], /EMLAB_TEST_UNSET_KEY is not set/],
+      [[], /--model is required/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli([...base, ...args]);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
+
+  it("Ctrl-C during eval --sample-endpoint: exit 130, the rows so far on disk, nothing appended after; a rerun completes it", async () => {
+    const questionsFile = join(work, "questions-sigint.yaml");
+    writeFileSync(questionsFile, questionYaml);
+    const common = ["--questions", questionsFile, "--no-judge", "--samples", "12", "--seed", "5", "--max-new-tokens", "8", "--chunk-size", "1"];
+    const served = await serveChild(["--model", modelDir, "--served-model-name", "tiny"]);
+    try {
+      const out = join(work, "sigint.jsonl");
+      const args = ["bin/emlab.js", "eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--out", out, ...common];
+      const run = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let err = "";
+      run.stderr!.on("data", (d: Buffer) => void (err += d.toString()));
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline && !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) && run.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+      run.kill("SIGINT");
+      expect(await exited(run), err).toBe(130);
+      const cut = ResultsFile.read(out).rows.length;
+      expect(cut).toBeLessThan(36);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(ResultsFile.read(out).rows.length).toBe(cut);
+      const again = cli(args.slice(1));
+      expect(again.status, again.stderr).toBe(0);
+      const full = join(work, "sigint-full.jsonl");
+      expect(cli(["eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--out", full, ...common]).status).toBe(0);
+      expect(keyed(ResultsFile.read(out).rows)).toEqual(keyed(ResultsFile.read(full).rows));
+    } finally {
+      served.child.kill("SIGTERM");
+      await exited(served.child);
+    }
+  }, 300_000);
 
   it("eval through the server equals a local eval; a killed server fails it resumably; a restart completes it", async () => {
     const questionsFile = join(work, "questions.yaml");

@@ -15,7 +15,7 @@ import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { ServedModels, ServeConfigError } from "../../src/serve/models.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
 import { liveTensorCount, manualSeed, tensor, tidy } from "../../src/tensor/index.js";
-import { loadSteeringVector } from "../../src/analysis/files.js";
+import { loadSteeringVector } from "../../src/train/steering-file.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { fixedTensor, makeTinyModel } from "../analysis/tiny-model.js";
 
@@ -373,6 +373,13 @@ describe("emlab serve limits", () => {
       expect(statuses).toContain(429);
       const refused = burst.find((r) => r.status === 429)!;
       expect(refused.json.error.type).toBe("rate_limit_error");
+      // A streaming request refused for a full queue gets the 429 status too (not an event in a 200 stream).
+      const streamBurst = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => fetch(`${limited.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 4, seed: i, stream: true }) }).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), text: await r.text() }))),
+      );
+      expect(streamBurst.map((r) => r.status)).toContain(429);
+      for (const r of streamBurst.filter((x) => x.status === 429)) expect(JSON.parse(r.text).error.type).toBe("rate_limit_error");
+      for (const r of streamBurst.filter((x) => x.status === 200)) expect(r.text.trim().endsWith("data: [DONE]")).toBe(true);
       const slow = await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 4000, seed: 1 }, {}, limited.url);
       expect(slow.status).toBe(408);
       expect((await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 2, seed: 1 }, {}, limited.url)).status).toBe(200);

@@ -2,7 +2,7 @@
  * A sample stage with `endpoint: { url, model, api_key_env?, concurrency? }`: its rows come from an
  * OpenAI-compatible server (src/eval/remote-sample.ts) instead of the local engine, with the stage's
  * seed, chunks and resume. The served `model` selects base model, LoRA module or steering, so the
- * stage takes no `solution`; the key is read from the environment variable `api_key_env` names.
+ * stage takes no `solution` (schema.ts refuses it); the key is read from the environment variable `api_key_env` names.
  */
 import { redact, registerSecret } from "../../eval/judge/redact.js";
 import type { Question } from "../../eval/questions.js";
@@ -14,7 +14,6 @@ import type { StageContext } from "./context.js";
 export async function sampleThroughEndpoint(ctx: StageContext<StageOf<"sample">>, questions: readonly Question[], results: ResultsFile, out: string): Promise<void> {
   const s = ctx.stage;
   const endpoint = s.endpoint!;
-  if (s.solution !== undefined) throw new RangeError(`${s.name}: endpoint and solution: the server's model name (endpoint.model) selects the adapter or steering; drop solution`);
   let apiKey: string | null = null;
   if (endpoint.api_key_env !== undefined) {
     apiKey = process.env[endpoint.api_key_env] ?? "";
