@@ -24,6 +24,12 @@ if [ "$(node cmake/find-libtorch.mjs source)" = system ] && command -v apt-get >
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread >/dev/null
 fi
+# gloo's headers: emlab's c10d Gloo backend (data-parallel training) is compiled only where they exist;
+# neither libtorch-dev nor pip's torch wheel ships them.
+if command -v apt-get >/dev/null && ! installed libgloo-dev; then
+  echo "setup: installing libgloo-dev (headers for the Gloo backend of emlab train --nproc)"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev >/dev/null || echo "setup: libgloo-dev not installed; emlab train --nproc will be unavailable"
+fi
 for tool in cmake g++; do
   command -v "$tool" >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
 done

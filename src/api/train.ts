@@ -1,8 +1,8 @@
 /**
  * `emlab/train`: the training recipe and its run configs, chat datasets, loss terms, schedules,
  * steering vectors, init_from, optimizers and clipping, gradient checkpointing, the dataset loss and
- * seeded randomness. Optimizer state plumbing (groups, long-lived copies, restore checks) and the
- * recipe's step arithmetic are not part of it.
+ * seeded randomness, data-parallel training (c10d process groups, the rank launcher). Optimizer state
+ * plumbing (groups, long-lived copies, restore checks) and the recipe's step arithmetic are not part of it.
  */
 export {
   runTraining,
@@ -50,3 +50,23 @@ export {
   type SGDOptions,
 } from "../optim/index.js";
 export { permutation, seededRandom, seedState } from "../random/seeded.js";
+// Data-parallel training on c10d (Gloo / NCCL process groups, the rank launcher).
+export {
+  allReduceGradients,
+  DEFAULT_BUCKET_BYTES,
+  dataParallelOptions,
+  dataParallelRefusal,
+  type DataParallelSeam,
+  runDataParallelTraining,
+  shardRange,
+} from "../train/data-parallel.js";
+export {
+  availableBackends,
+  type DistributedBackend,
+  DistributedError,
+  type DistributedFailure,
+  ProcessGroup,
+  type ProcessGroupOptions,
+  processGroupOptionsFromEnv,
+} from "../distributed/process-group.js";
+export { freePort, launchRanks, type LaunchOptions, type LaunchResult, trainDataParallel } from "../distributed/launcher.js";

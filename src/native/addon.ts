@@ -11,6 +11,8 @@ import { makeTorchError } from "./errors.js";
 
 /** An opaque native tensor handle. */
 export type Handle = { readonly __emlabHandle: unique symbol };
+/** An opaque native c10d process group (store + backend). */
+export type ProcessGroupHandle = { readonly __emlabProcessGroup: unique symbol };
 /** A tensor handle or a JS scalar operand. */
 export type Operand = Handle | number | bigint | boolean;
 type Opt<T> = T | null;
@@ -212,6 +214,14 @@ export interface NativeAddon {
   cudaMemory(device: number): [number, number, number];
   cudaEmptyCache(): void;
   cudaResetPeak(device: number): void;
+
+  // c10d process groups (native/src/distributed.cc); the backends this build compiled
+  readonly distributedBackends: readonly string[];
+  distCreate(backend: string, storeHost: string, storePort: number, rank: number, worldSize: number, timeoutMs: number, deviceHost: Opt<string>): ProcessGroupHandle;
+  distAllreduce(group: ProcessGroupHandle, x: Handle, op: "sum" | "avg" | "max" | "min"): void;
+  distBroadcast(group: ProcessGroupHandle, x: Handle, root: number): void;
+  distBarrier(group: ProcessGroupHandle): void;
+  distDestroy(group: ProcessGroupHandle): void;
 
 
   // files

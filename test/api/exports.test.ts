@@ -32,6 +32,9 @@ const EXPECTED: Record<string, string[]> = {
     "initLoraFrom", "initSteeringFrom", "klPenalty", "latestCheckpoint", "loadSteeringVector", "lrMultiplier", "permutation", "readChatDataset",
     "readCheckpointPosition", "readRunConfig", "readSteeringVectorFile", "resolveConfigPaths", "resolveRunConfig", "runTraining",
     "runTrainingAsync", "seedState", "seededRandom", "tokenizeExample", "trainingProgram",
+    // data-parallel training (src/train/data-parallel.ts, src/distributed/)
+    "DEFAULT_BUCKET_BYTES", "DistributedError", "ProcessGroup", "allReduceGradients", "availableBackends", "dataParallelOptions",
+    "dataParallelRefusal", "freePort", "launchRanks", "processGroupOptionsFromEnv", "runDataParallelTraining", "shardRange", "trainDataParallel",
   ],
   "emlab/eval": [
     "InvalidJudgeReply", "JudgeCache", "JudgeError", "LocalJudge", "OpenAIJudge", "QuestionSetError", "RemoteSamplingError", "ResultsFile", "ResultsFileError",
