@@ -10,9 +10,9 @@ export default defineConfig({
     // --expose-gc lets the safety-net tests (test/tensor/gc.test.ts) force collections.
     execArgv: ["--expose-gc"],
     // Generous: the 2-core CI machine is shared, and under load a training test (e.g. the bit-identical
-    // resume in test/train/recipe.test.ts, ~50 s alone) exceeded 60 s.
+    // resume in test/train/recipe.test.ts, ~50 s alone, and its set-up hook) exceeded 60 s.
     testTimeout: 180_000,
-    hookTimeout: 60_000,
+    hookTimeout: 180_000,
     reporters: ["default"],
   },
 });

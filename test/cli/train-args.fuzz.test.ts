@@ -46,12 +46,12 @@ type Outcome = "usage" | "typed" | "help" | "ran" | "crash";
 const asksForHelp = (argv: readonly string[]): boolean => argv.some((a) => a === "--help" || a === "-h");
 
 /** How main() would report `argv`: usage (exit 2), a typed error (exit 1), help printed (exit 0), or anything else. */
-function outcomeOf(argv: string[]): { outcome: Outcome; error?: unknown } {
+async function outcomeOf(argv: string[]): Promise<{ outcome: Outcome; error?: unknown }> {
   try {
     const write = process.stdout.write;
     process.stdout.write = (() => true) as typeof process.stdout.write;
     try {
-      runTrain(argv);
+      await runTrain(argv);
     } finally {
       process.stdout.write = write;
     }
@@ -70,11 +70,11 @@ const token = fc.oneof(
 );
 
 describe("train argument fuzz", () => {
-  it("random argument lists with invalid configs: a usage or typed error, never a run, nothing written", () => {
+  it("random argument lists with invalid configs: a usage or typed error, never a run, nothing written", async () => {
     const seen: Record<Outcome, number> = { usage: 0, typed: 0, help: 0, ran: 0, crash: 0 };
-    fc.assert(
-      fc.property(fc.array(fc.oneof(token, fc.constantFrom(...configs)), { maxLength: 5 }), (argv) => {
-        const { outcome, error } = outcomeOf(argv);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(token, fc.constantFrom(...configs)), { maxLength: 5 }), async (argv) => {
+        const { outcome, error } = await outcomeOf(argv);
         seen[outcome]++;
         expect(outcome === "usage" || outcome === "typed" || outcome === "help", `${JSON.stringify(argv)}: ${String(error)}`).toBe(true);
         expect(existsSync(outputDir())).toBe(false);
@@ -86,12 +86,12 @@ describe("train argument fuzz", () => {
     console.log(`train argument fuzz: ${seen.usage} usage errors, ${seen.typed} typed errors, ${seen.help} help texts, ${seen.ran} runs, ${seen.crash} crashes`);
   });
 
-  it("each invalid config alone is a typed error naming its file", () => {
+  it("each invalid config alone is a typed error naming its file", async () => {
     for (const file of configs) {
-      const { outcome, error } = outcomeOf([file]);
+      const { outcome, error } = await outcomeOf([file]);
       expect(outcome, `${file}: ${String(error)}`).toBe("typed");
       expect((error as Error).message).toContain(file);
-      expect(outcomeOf([file, "--resume"]).outcome).toBe("typed");
+      expect((await outcomeOf([file, "--resume"])).outcome).toBe("typed");
     }
     expect(existsSync(outputDir())).toBe(false);
   });
