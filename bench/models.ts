@@ -15,7 +15,11 @@ import { writeRandomModel } from "../src/models/random.js";
 import { cuda, type Device, type DType, inferenceMode, numThreads, randint, tidy, torchVersion } from "../src/index.js";
 
 const { values } = parseArgs({
-  options: { device: { type: "string", default: "cpu" }, dtype: { type: "string", default: "f32" }, "skip-large": { type: "boolean", default: false } },
+  options: {
+    device: { type: "string", default: "cpu" },
+    dtype: { type: "string", default: "f32" },
+    "skip-large": { type: "boolean", default: false },
+  },
 });
 const device = values.device as Device;
 const dtype = values.dtype as DType;
@@ -41,8 +45,13 @@ function forwardTokensPerSecond(model: LoadedModel, batch: number, length: numbe
 }
 
 function generationTokensPerSecond(model: LoadedModel, batch: number, promptLength: number, newTokens: number): number {
-  const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: promptLength }, (_, i) => (b * 131 + i * 17) % model.spec.vocabSize));
-  const time = seconds(() => inferenceMode(() => void generate(model.decoder, prompts, null, { maxNewTokens: newTokens, greedy: true })), 2);
+  const prompts = Array.from({ length: batch }, (_, b) =>
+    Array.from({ length: promptLength }, (_, i) => (b * 131 + i * 17) % model.spec.vocabSize),
+  );
+  const time = seconds(
+    () => inferenceMode(() => void generate(model.decoder, prompts, null, { maxNewTokens: newTokens, greedy: true })),
+    2,
+  );
   return (batch * newTokens) / time;
 }
 
@@ -65,9 +74,18 @@ if (!values["skip-large"]) {
   const dir = mkdtempSync(join(tmpdir(), "emlab-bench-"));
   try {
     const params = writeRandomModel(dir, {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 896, intermediate_size: 4864,
-      num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, max_position_embeddings: 32768,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      max_position_embeddings: 32768,
     });
     const model = loadModel(dir, { device, dtype });
     const name = `Qwen2.5-0.5B shape (${(params / 1e6).toFixed(0)}M)`;
@@ -80,4 +98,5 @@ if (!values["skip-large"]) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-if (device === "cpu") console.log("(no GPU here: the HF generate comparison of mission.md needs a CUDA host; see bench/README or the closing notes)");
+if (device === "cpu")
+  console.log("(no GPU here: the HF generate comparison of mission.md needs a CUDA host; see bench/README or the closing notes)");

@@ -62,8 +62,14 @@ function matmul512(): number {
 function linearParams(inFeatures: number, outFeatures: number): [Tensor, Tensor] {
   const bound = 1 / Math.sqrt(inFeatures);
   return tidy(() => {
-    const w = rand([outFeatures, inFeatures]).mul(2 * bound).sub(bound).requiresGrad_();
-    const b = rand([outFeatures]).mul(2 * bound).sub(bound).requiresGrad_();
+    const w = rand([outFeatures, inFeatures])
+      .mul(2 * bound)
+      .sub(bound)
+      .requiresGrad_();
+    const b = rand([outFeatures])
+      .mul(2 * bound)
+      .sub(bound)
+      .requiresGrad_();
     return [w, b] as [Tensor, Tensor];
   });
 }
@@ -122,7 +128,9 @@ const fmt = (v: number, digits = 2) => v.toFixed(digits).padStart(9);
 const ratio = (a: number, b: number | undefined) => (b === undefined ? "      n/a" : `${(a / b).toFixed(2).padStart(8)}x`);
 const pyNum = (key: string) => (py && typeof py[key] === "number" ? (py[key] as number) : undefined);
 
-console.log(`emlab bench:ops  libtorch ${torchVersion}, ${threads} threads; python: ${py ? `torch ${py.torch} (${py.threads} threads)` : "python3-torch not found (apt-get install python3-torch)"}`);
+console.log(
+  `emlab bench:ops  libtorch ${torchVersion}, ${threads} threads; python: ${py ? `torch ${py.torch} (${py.threads} threads)` : "python3-torch not found (apt-get install python3-torch)"}`,
+);
 console.log("workload                                   emlab    C++ loop    python   emlab/C++  emlab/python");
 const row = (name: string, ours: number, cpp: number | undefined, pyValue: number | undefined, unit: string) =>
   console.log(

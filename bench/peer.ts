@@ -45,7 +45,9 @@ if (phases.has("forward")) {
 }
 
 for (const batch of phases.has("sample") ? batches : []) {
-  const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: 32 }, (_, i) => 3 + ((b * 7919 + i * 104729) % (vocab - 3))));
+  const prompts = Array.from({ length: batch }, (_, b) =>
+    Array.from({ length: 32 }, (_, i) => 3 + ((b * 7919 + i * 104729) % (vocab - 3))),
+  );
   const options = { temperature: 1, seed: 3 };
   inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: 2 })); // warm-up
   const seconds = timed(() => inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: newTokens })));

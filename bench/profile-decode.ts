@@ -57,7 +57,12 @@ const stepsTotal = run(newTokens);
 counting = false;
 const callsPerRun = [...counts.values()].reduce((a, b) => a + b, 0);
 const layers = model.spec.layers.length;
-console.log(JSON.stringify({ batch, newTokens, layers, prefill_s: prefillOnly, decode_step_ms: perStep * 1000, counted_run_s: stepsTotal }));
-console.log(`native calls per run ${callsPerRun} (~${(callsPerRun / newTokens).toFixed(0)} per token step, ~${(callsPerRun / newTokens / layers).toFixed(1)} per layer-step)`);
+console.log(
+  JSON.stringify({ batch, newTokens, layers, prefill_s: prefillOnly, decode_step_ms: perStep * 1000, counted_run_s: stepsTotal }),
+);
+console.log(
+  `native calls per run ${callsPerRun} (~${(callsPerRun / newTokens).toFixed(0)} per token step, ~${(callsPerRun / newTokens / layers).toFixed(1)} per layer-step)`,
+);
 const rows = [...counts].sort((a, b) => (seconds.get(b[0]) ?? 0) - (seconds.get(a[0]) ?? 0));
-for (const [name, count] of rows.slice(0, 40)) console.log(`${name.padEnd(28)} ${String(count).padStart(6)} calls ${(seconds.get(name)! * 1000).toFixed(1).padStart(9)} ms`);
+for (const [name, count] of rows.slice(0, 40))
+  console.log(`${name.padEnd(28)} ${String(count).padStart(6)} calls ${(seconds.get(name)! * 1000).toFixed(1).padStart(9)} ms`);

@@ -10,7 +10,8 @@ export function analyse(modelDir: string, clean: number[], corrupted: number[], 
   const model = loadModel(modelDir);
   const layers = model.spec.layers.length;
   const last = clean.length - 1;
-  const logitDiff = (logits: Tensor) => logits.select(0, 0).select(0, last).select(0, answer).sub(logits.select(0, 0).select(0, last).select(0, distractor));
+  const logitDiff = (logits: Tensor) =>
+    logits.select(0, 0).select(0, last).select(0, answer).sub(logits.select(0, 0).select(0, last).select(0, distractor));
   const patterns = Array.from({ length: layers }, (_, l) => `blocks.${l}.attn.pattern` as HookPoint);
   const residuals = Array.from({ length: layers }, (_, l) => `blocks.${l}.resid_post` as HookPoint);
   const cache = runWithCache(model.decoder, clean, { points: [...patterns, ...residuals], backward: ({ logits }) => logitDiff(logits) });
@@ -20,8 +21,19 @@ export function analyse(modelDir: string, clean: number[], corrupted: number[], 
     for (let l = 0; l < layers; l++) {
       const scores = tidy(() => {
         const p = cache.get(patterns[l]!).select(0, 0); // [heads, pos, keys]
-        const sub = Array.from({ length: last }, (_, i) => p.select(1, i + 1).select(1, i).unsqueeze(1)); // [heads, 1] each
-        return Array.from(sub.reduce((a, b) => a.add(b)).div(last).squeeze(1).toArray() as Float32Array);
+        const sub = Array.from({ length: last }, (_, i) =>
+          p
+            .select(1, i + 1)
+            .select(1, i)
+            .unsqueeze(1),
+        ); // [heads, 1] each
+        return Array.from(
+          sub
+            .reduce((a, b) => a.add(b))
+            .div(last)
+            .squeeze(1)
+            .toArray() as Float32Array,
+        );
       });
       scores.forEach((score, head) => {
         if (score > best.score) best = { layer: l, head, score };
@@ -29,8 +41,16 @@ export function analyse(modelDir: string, clean: number[], corrupted: number[], 
     }
     // Gradient x activation per layer: a first-order estimate of each layer's share of the logit difference.
     const attribution = residuals.map((point) => tidy(() => cache.grad(point).mul(cache.get(point)).sum().toNumber()));
-    const patched = patchActivations(model.decoder, clean, corrupted, { points: [residuals[0]!], metric: (logits) => logitDiff(logits).toNumber() });
-    return { metric: cache.metric!, previousTokenHead: best, attribution, patching: { clean: patched.clean, corrupted: patched.corrupted, patchedLayer0: patched.patched } };
+    const patched = patchActivations(model.decoder, clean, corrupted, {
+      points: [residuals[0]!],
+      metric: (logits) => logitDiff(logits).toNumber(),
+    });
+    return {
+      metric: cache.metric!,
+      previousTokenHead: best,
+      attribution,
+      patching: { clean: patched.clean, corrupted: patched.corrupted, patchedLayer0: patched.patched },
+    };
   } finally {
     cache.dispose();
     model.dispose();

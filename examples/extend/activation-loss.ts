@@ -23,7 +23,12 @@ export function projectionPenalty(layer: number, direction: Tensor, weight: numb
   };
 }
 
-export function trainWithPenalty(modelDir: string, dataFile: string, outputDir: string, options: { steps?: number; checkpointing?: boolean } = {}) {
+export function trainWithPenalty(
+  modelDir: string,
+  dataFile: string,
+  outputDir: string,
+  options: { steps?: number; checkpointing?: boolean } = {},
+) {
   const model = loadModel(modelDir);
   const adapter = LoraAdapter.create(model.spec, { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "down_proj"] }, { initB: "zeros" });
   const layer = model.spec.layers.length - 1;
@@ -38,7 +43,14 @@ export function trainWithPenalty(modelDir: string, dataFile: string, outputDir: 
         method: "lora",
         lora: { r: 4, alpha: 8, target_modules: ["q_proj", "v_proj", "down_proj"] },
         data: { train: dataFile, eval_fraction: 0, max_length: 128 },
-        training: { max_steps: options.steps ?? 3, batch_size: 2, gradient_accumulation: 1, lr: 1e-3, warmup_steps: 0, gradient_checkpointing: options.checkpointing ?? false },
+        training: {
+          max_steps: options.steps ?? 3,
+          batch_size: 2,
+          gradient_accumulation: 1,
+          lr: 1e-3,
+          warmup_steps: 0,
+          gradient_checkpointing: options.checkpointing ?? false,
+        },
       },
       "activation-loss example",
     );

@@ -14,11 +14,15 @@ const isAdapterDir = (dir: string) => existsSync(join(dir, "adapter_config.json"
 
 /** The PEFT directories a spec names, in order (sub-directories sorted by name). */
 export function resolveAdapterDirs(spec: string): string[] {
-  const parts = spec.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  const parts = spec
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
   if (parts.length === 0) throw new AdapterError({ message: `--adapter: no directory in ${JSON.stringify(spec)}`, file: spec });
   const out: string[] = [];
   for (const part of parts) {
-    if (!existsSync(part) || !statSync(part).isDirectory()) throw new AdapterError({ message: `${part}: no such adapter directory`, file: part });
+    if (!existsSync(part) || !statSync(part).isDirectory())
+      throw new AdapterError({ message: `${part}: no such adapter directory`, file: part });
     if (isAdapterDir(part)) {
       out.push(part);
       continue;
@@ -34,7 +38,8 @@ export function resolveAdapterDirs(spec: string): string[] {
           .map((d) => join(root, d))
           .filter((d) => statSync(d).isDirectory() && isAdapterDir(d))
       : [];
-    if (children.length === 0) throw new AdapterError({ message: `${part}: no adapter_config.json here, in adapter/ or in their sub-directories`, file: part });
+    if (children.length === 0)
+      throw new AdapterError({ message: `${part}: no adapter_config.json here, in adapter/ or in their sub-directories`, file: part });
     out.push(...children);
   }
   return out;

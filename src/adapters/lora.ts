@@ -61,8 +61,13 @@ export class LoraAdapter {
   }
 
   /** Creates an adapter for `spec` with PEFT's initialisation (B = 0), or random B for tests. */
-  static create(spec: DecoderSpec, config: LoraConfig, options: { name?: string; initB?: "zeros" | "random"; device?: Tensor["device"] } = {}): LoraAdapter {
-    if (!(config.r >= 1) || !Number.isInteger(config.r)) throw new LoraConfigError({ message: `LoRA r must be a positive integer, got ${config.r}` });
+  static create(
+    spec: DecoderSpec,
+    config: LoraConfig,
+    options: { name?: string; initB?: "zeros" | "random"; device?: Tensor["device"] } = {},
+  ): LoraAdapter {
+    if (!(config.r >= 1) || !Number.isInteger(config.r))
+      throw new LoraConfigError({ message: `LoRA r must be a positive integer, got ${config.r}` });
     const modules = new Map<string, LoraModule>();
     const scope = new TensorScope(null, true);
     try {
@@ -70,10 +75,16 @@ export class LoraAdapter {
         for (const [module, [out, inp]] of linearModules(spec)) {
           if (!isTarget(module, config)) continue;
           const bound = 1 / Math.sqrt(inp); // kaiming_uniform_(a=sqrt(5)) on [r, in]
-          const A = rand([config.r, inp], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_();
+          const A = rand([config.r, inp], { device: options.device })
+            .mul(2 * bound)
+            .sub(bound)
+            .requiresGrad_();
           const B =
             options.initB === "random"
-              ? rand([out, config.r], { device: options.device }).mul(2 * bound).sub(bound).requiresGrad_()
+              ? rand([out, config.r], { device: options.device })
+                  .mul(2 * bound)
+                  .sub(bound)
+                  .requiresGrad_()
               : zeros([out, config.r], { device: options.device }).requiresGrad_();
           modules.set(module, { A, B });
         }
@@ -83,7 +94,8 @@ export class LoraAdapter {
     } finally {
       scope.close();
     }
-    if (modules.size === 0) throw new LoraConfigError({ message: `LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})` });
+    if (modules.size === 0)
+      throw new LoraConfigError({ message: `LoRA config targets no module (target_modules ${JSON.stringify(config.targetModules)})` });
     return new LoraAdapter(options.name ?? "default", config, modules);
   }
 

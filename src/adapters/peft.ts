@@ -31,13 +31,15 @@ function readConfig(dir: string): LoraConfig {
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return fail(file, "is not a JSON object");
   const raw = parsed as Record<string, unknown>;
-  if (raw.peft_type !== undefined && raw.peft_type !== "LORA") fail(file, `peft_type ${JSON.stringify(raw.peft_type)} is not supported (LORA only)`);
+  if (raw.peft_type !== undefined && raw.peft_type !== "LORA")
+    fail(file, `peft_type ${JSON.stringify(raw.peft_type)} is not supported (LORA only)`);
   const r = raw.r;
   const alpha = raw.lora_alpha;
   if (typeof r !== "number" || !Number.isSafeInteger(r) || r < 1) fail(file, `r must be a positive integer, got ${JSON.stringify(r)}`);
   if (typeof alpha !== "number" || !Number.isFinite(alpha)) fail(file, `lora_alpha must be a finite number, got ${JSON.stringify(alpha)}`);
   const dropout = raw.lora_dropout ?? 0;
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) fail(file, `lora_dropout must be a number in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1))
+    fail(file, `lora_dropout must be a number in [0, 1), got ${JSON.stringify(dropout)}`);
   if ((raw.bias ?? "none") !== "none") fail(file, `bias ${JSON.stringify(raw.bias)} is not supported (none only)`);
   for (const flag of ["use_dora", "fan_in_fan_out", "lora_bias"]) if (raw[flag] === true) fail(file, `${flag} is not supported`);
   for (const pattern of ["rank_pattern", "alpha_pattern"]) {
@@ -49,8 +51,18 @@ function readConfig(dir: string): LoraConfig {
     fail(file, "target_modules must be a list of names or a regex string");
   }
   const layers = raw.layers_to_transform;
-  const layersToTransform = layers === undefined || layers === null ? null : typeof layers === "number" ? [layers] : Array.isArray(layers) ? (layers as unknown[]) : undefined;
-  if (layersToTransform === undefined || (layersToTransform ?? []).some((l) => typeof l !== "number" || !Number.isSafeInteger(l) || l < 0)) {
+  const layersToTransform =
+    layers === undefined || layers === null
+      ? null
+      : typeof layers === "number"
+        ? [layers]
+        : Array.isArray(layers)
+          ? (layers as unknown[])
+          : undefined;
+  if (
+    layersToTransform === undefined ||
+    (layersToTransform ?? []).some((l) => typeof l !== "number" || !Number.isSafeInteger(l) || l < 0)
+  ) {
     fail(file, `layers_to_transform must be a layer index or a list of them, got ${JSON.stringify(layers)}`);
   }
   return {
@@ -86,7 +98,8 @@ export function loadPeftAdapter(dir: string, model: LoadedModel, options: { name
       const [out, inp] = shape!;
       const want = which === "A" ? [config.r, inp] : [out, config.r];
       if (t.shape.join(",") !== want.join(",")) fail(file, `${key} has shape [${t.shape.join(", ")}], expected [${want.join(", ")}]`);
-      if (!["f32", "f64", "f16", "bf16"].includes(t.dtype)) fail(file, `${key} is stored as ${t.dtype}; LoRA tensors must be floating point`);
+      if (!["f32", "f64", "f16", "bf16"].includes(t.dtype))
+        fail(file, `${key} is stored as ${t.dtype}; LoRA tensors must be floating point`);
       const entry = modules.get(module) ?? ({} as Partial<LoraModule>);
       const value = t.dtype === "f32" || t.dtype === "f64" ? t : t.to("f32");
       if (value !== t) t.dispose();

@@ -24,7 +24,12 @@ export interface ActivationMeans {
 }
 
 /** Token ids of a pair and the index where the answer starts. */
-export function encodePair(tokenizer: ChatTokenizer, pair: QaPair, system: string | null = null, maxLength = 2048): { ids: number[]; answerStart: number } {
+export function encodePair(
+  tokenizer: ChatTokenizer,
+  pair: QaPair,
+  system: string | null = null,
+  maxLength = 2048,
+): { ids: number[]; answerStart: number } {
   const user: ChatMessage[] = [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: pair.question }];
   const full = tokenizer.encodeChat([...user, { role: "assistant", content: pair.answer }]);
   const prefix = tokenizer.encodeChat(user);
@@ -52,7 +57,9 @@ export function collectActivations(
       const encoded = pairs.slice(start, start + batchSize).map((p) => encodePair(tokenizer, p, options.system ?? null, options.maxLength));
       const width = Math.max(...encoded.map((e) => e.ids.length));
       const ids = encoded.flatMap((e) => [...e.ids, ...new Array<number>(width - e.ids.length).fill(pad)]);
-      const answerMask: number[] = encoded.flatMap((e) => Array.from({ length: width }, (_, i) => (i >= e.answerStart && i < e.ids.length ? 1 : 0)));
+      const answerMask: number[] = encoded.flatMap((e) =>
+        Array.from({ length: width }, (_, i) => (i >= e.answerStart && i < e.ids.length ? 1 : 0)),
+      );
       const questionMask: number[] = encoded.flatMap((e) => Array.from({ length: width }, (_, i) => (i < e.answerStart ? 1 : 0)));
       const attention = encoded.flatMap((e) => Array.from({ length: width }, (_, i) => (i < e.ids.length ? 1 : 0)));
       answerTokens += answerMask.reduce((a, b) => a + b, 0);

@@ -68,12 +68,29 @@ export function checkpointLossGradients(
               method.params.get(name)!.copy_(value);
             }
           });
-          const grads = lossGradient(model, names.map((n) => method.params.get(n)!), examples, { padId: options.padId });
+          const grads = lossGradient(
+            model,
+            names.map((n) => method.params.get(n)!),
+            examples,
+            { padId: options.padId },
+          );
           try {
             tidy(() => {
-              const g = cat(grads.map((x) => x.to("f64").flatten()), 0);
-              const p = cat(names.map((n) => method.params.get(n)!.to("f64").flatten()), 0);
-              const training = saved && names.every((n) => saved.has(n)) ? cat(names.map((n) => saved.get(n)!.to("f64").flatten()), 0) : null;
+              const g = cat(
+                grads.map((x) => x.to("f64").flatten()),
+                0,
+              );
+              const p = cat(
+                names.map((n) => method.params.get(n)!.to("f64").flatten()),
+                0,
+              );
+              const training =
+                saved && names.every((n) => saved.has(n))
+                  ? cat(
+                      names.map((n) => saved.get(n)!.to("f64").flatten()),
+                      0,
+                    )
+                  : null;
               out.push({
                 run: label,
                 step,
@@ -103,7 +120,10 @@ export function checkpointLossGradients(
 }
 
 /** The run's trainable method attached to `model`, its tensors named as in the run's checkpoints. */
-function attachMethod(model: LoadedModel, config: RunConfig): { params: Map<string, Tensor>; steering: SteeringVector | null; dispose: () => void } {
+function attachMethod(
+  model: LoadedModel,
+  config: RunConfig,
+): { params: Map<string, Tensor>; steering: SteeringVector | null; dispose: () => void } {
   const params = new Map<string, Tensor>();
   if (config.method === "steering") {
     const s = config.steering!;
@@ -124,7 +144,14 @@ function attachMethod(model: LoadedModel, config: RunConfig): { params: Map<stri
     const adapters = config.lora.map((l) =>
       LoraAdapter.create(
         model.spec,
-        { r: l.r, alpha: l.alpha, useRslora: l.use_rslora, dropout: 0, targetModules: l.target_modules, layersToTransform: l.layers_to_transform },
+        {
+          r: l.r,
+          alpha: l.alpha,
+          useRslora: l.use_rslora,
+          dropout: 0,
+          targetModules: l.target_modules,
+          layersToTransform: l.layers_to_transform,
+        },
         { name: l.name, device: model.decoder.device },
       ),
     );

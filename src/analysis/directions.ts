@@ -43,10 +43,14 @@ export function meanDiffDirection(
   aligned: readonly QaPair[],
   options: { batchSize?: number; maxLength?: number; onBatch?: (done: number, total: number) => void } = {},
 ): DirectionResult {
-  if (misaligned.length === 0 || aligned.length === 0) throw new RangeError(`need both sets non-empty (misaligned ${misaligned.length}, aligned ${aligned.length})`);
+  if (misaligned.length === 0 || aligned.length === 0)
+    throw new RangeError(`need both sets non-empty (misaligned ${misaligned.length}, aligned ${aligned.length})`);
   const total = misaligned.length + aligned.length;
   const m = collectActivations(model, tokenizer, misaligned, { ...options, onBatch: (done) => options.onBatch?.(done, total) });
-  const a = collectActivations(model, tokenizer, aligned, { ...options, onBatch: (done) => options.onBatch?.(misaligned.length + done, total) });
+  const a = collectActivations(model, tokenizer, aligned, {
+    ...options,
+    onBatch: (done) => options.onBatch?.(misaligned.length + done, total),
+  });
   m.question.dispose();
   a.question.dispose();
   const direction = keep(tidy(() => m.answer.sub(a.answer)));

@@ -7,7 +7,11 @@
 import { readFileSync } from "node:fs";
 import { Data } from "effect";
 
-export class DocumentsError extends Data.TaggedError("DocumentsError")<{ readonly message: string; readonly file: string; readonly line: number }> {}
+export class DocumentsError extends Data.TaggedError("DocumentsError")<{
+  readonly message: string;
+  readonly file: string;
+  readonly line: number;
+}> {}
 
 export const MAX_DOCUMENT_CHARS = 2000;
 

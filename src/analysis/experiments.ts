@@ -27,9 +27,19 @@ export interface CurvePoint {
 }
 
 /** Loss with a steering vector rescaled to scale * ||v|| (alpha kept, the norm is of v without alpha), for each scale. */
-export function steeringEfficiency(model: LoadedModel, steering: SteeringVector, examples: readonly Example[], scales: readonly number[], padId = 0): CurvePoint[] {
+export function steeringEfficiency(
+  model: LoadedModel,
+  steering: SteeringVector,
+  examples: readonly Example[],
+  scales: readonly number[],
+  padId = 0,
+): CurvePoint[] {
   const base = tidy(() => steering.vector.norm().toNumber());
-  return scales.map((scale) => ({ scale, norm: scale * base, loss: withSteeringNorm(steering, scale * base, () => datasetLoss(model, examples, { padId })) }));
+  return scales.map((scale) => ({
+    scale,
+    norm: scale * base,
+    loss: withSteeringNorm(steering, scale * base, () => datasetLoss(model, examples, { padId })),
+  }));
 }
 
 /** Runs `fn` with v rescaled to norm `target`, restoring v afterwards. */
@@ -65,7 +75,11 @@ export function adapterEfficiency(
   mode: RescaleMode = "ours",
 ): CurvePoint[] {
   const reference = adapterNorm(adapters, mode);
-  return scales.map((scale) => ({ scale, norm: scale * reference, loss: withAdapterNorm(adapters, scale * reference, mode, () => datasetLoss(model, examples, { padId })) }));
+  return scales.map((scale) => ({
+    scale,
+    norm: scale * reference,
+    loss: withAdapterNorm(adapters, scale * reference, mode, () => datasetLoss(model, examples, { padId })),
+  }));
 }
 
 /** A learned solution seen by the norm analyses: its reference norm and a way to evaluate it at another norm. */
@@ -126,7 +140,13 @@ export function stability(
   model: LoadedModel,
   tensors: readonly Tensor[],
   examples: readonly Example[],
-  options: { eps: readonly number[]; seeds: readonly number[]; baseLoss: number; padId?: number; onProgress?: (done: number, total: number) => void },
+  options: {
+    eps: readonly number[];
+    seeds: readonly number[];
+    baseLoss: number;
+    padId?: number;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): { l0: number; lBase: number; points: StabilityPoint[] } {
   const l0 = datasetLoss(model, examples, { padId: options.padId });
   const total = options.eps.length * options.seeds.length;
@@ -145,7 +165,13 @@ export function stability(
     const relative = losses.map((l) => (100 * (l - l0)) / (options.baseLoss - l0));
     const mean = relative.reduce((a, b) => a + b, 0) / relative.length;
     const squares = relative.reduce((a, b) => a + (b - mean) ** 2, 0);
-    return { eps, mean, stdPopulation: Math.sqrt(squares / relative.length), std: Math.sqrt(squares / Math.max(1, relative.length - 1)), losses };
+    return {
+      eps,
+      mean,
+      stdPopulation: Math.sqrt(squares / relative.length),
+      std: Math.sqrt(squares / Math.max(1, relative.length - 1)),
+      losses,
+    };
   });
   return { l0, lBase: options.baseLoss, points };
 }
@@ -177,7 +203,13 @@ interface KlCondition {
  * documents (raw text, no chat template, right-padded batches), for each condition. The base is the
  * model as loaded; base log-probabilities are computed once per batch.
  */
-function klSweep(model: LoadedModel, tokenizer: ChatTokenizer, documents: readonly string[], conditions: readonly KlCondition[], options: SignificanceOptions): SignificancePoint[] {
+function klSweep(
+  model: LoadedModel,
+  tokenizer: ChatTokenizer,
+  documents: readonly string[],
+  conditions: readonly KlCondition[],
+  options: SignificanceOptions,
+): SignificancePoint[] {
   if (documents.length === 0) throw new RangeError("significance: no documents");
   const encoded = documents.map((t, i) => {
     const ids = tokenizer.encode(t).slice(0, options.maxTokens ?? 512);
@@ -196,8 +228,20 @@ function klSweep(model: LoadedModel, tokenizer: ChatTokenizer, documents: readon
         const part = encoded.slice(i, i + batchSize);
         const width = Math.max(...part.map((p) => p.length));
         const shape = [part.length, width];
-        const ids = tensor(BigInt64Array.from(part.flatMap((p) => [...p, ...new Array<number>(width - p.length).fill(pad)]), BigInt), { shape, device });
-        const mask = tensor(BigInt64Array.from(part.flatMap((p) => Array.from({ length: width }, (_, j) => (j < p.length ? 1 : 0))), BigInt), { shape, device });
+        const ids = tensor(
+          BigInt64Array.from(
+            part.flatMap((p) => [...p, ...new Array<number>(width - p.length).fill(pad)]),
+            BigInt,
+          ),
+          { shape, device },
+        );
+        const mask = tensor(
+          BigInt64Array.from(
+            part.flatMap((p) => Array.from({ length: width }, (_, j) => (j < p.length ? 1 : 0))),
+            BigInt,
+          ),
+          { shape, device },
+        );
         const base = model.decoder.forward(ids, { attentionMask: mask }).logits!.to("f32").logSoftmax(-1);
         const pBase = base.exp();
         const weights = options.includePads ? onesLike(mask).to("f32") : mask.to("f32");
@@ -255,7 +299,10 @@ export function significance(
         norm,
         apply: () => {
           const added = keep(tidy(() => units[i]!.mul(norm)));
-          const handle = model.decoder.hooks.add(layerPoint(options.layer, options.site ?? "resid_post"), addHook(added, options.alpha ?? v.alpha ?? 1));
+          const handle = model.decoder.hooks.add(
+            layerPoint(options.layer, options.site ?? "resid_post"),
+            addHook(added, options.alpha ?? v.alpha ?? 1),
+          );
           return () => {
             handle.remove();
             added.dispose();

@@ -12,7 +12,12 @@ import { cat, enableGrad, keep, type Tensor, tensor, tidy } from "../tensor/inde
 import { collate, type Example } from "../train/data.js";
 
 /** d(mean batch loss)/d(params) over `examples`, one kept tensor per parameter (grads are not left on the params). */
-export function lossGradient(model: LoadedModel, params: readonly Tensor[], examples: readonly Example[], options: { batchSize?: number; padId?: number } = {}): Tensor[] {
+export function lossGradient(
+  model: LoadedModel,
+  params: readonly Tensor[],
+  examples: readonly Example[],
+  options: { batchSize?: number; padId?: number } = {},
+): Tensor[] {
   const batchSize = options.batchSize ?? 4;
   for (const p of params) p.grad = null;
   const batches = Math.ceil(examples.length / batchSize);
@@ -20,7 +25,9 @@ export function lossGradient(model: LoadedModel, params: readonly Tensor[], exam
     tidy(() =>
       enableGrad(() => {
         const b = collate(examples.slice(i, i + batchSize), options.padId ?? 0, model.decoder.device);
-        causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).div(batches).backward();
+        causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels)
+          .div(batches)
+          .backward();
       }),
     );
   }
@@ -41,7 +48,11 @@ export function cosine(a: Tensor, b: Tensor): number {
 }
 
 /** Gradient norms grouped by layer and by module kind, from named gradients (LoRA module or parameter names). */
-export function gradientNorms(named: ReadonlyMap<string, Tensor>): { byLayer: Record<string, number>; byModule: Record<string, number>; total: number } {
+export function gradientNorms(named: ReadonlyMap<string, Tensor>): {
+  byLayer: Record<string, number>;
+  byModule: Record<string, number>;
+  total: number;
+} {
   const byLayer: Record<string, number> = {};
   const byModule: Record<string, number> = {};
   let total = 0;
@@ -60,17 +71,35 @@ export function gradientNorms(named: ReadonlyMap<string, Tensor>): { byLayer: Re
 /** Every checkpoint's trainable tensors flattened into one vector, in step order. */
 export function checkpointTrajectory(runDir: string): { steps: number[]; points: Tensor } {
   const root = join(runDir, "checkpoints");
-  const dirs = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
+  const dirs = readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
   if (dirs.length === 0) throw new RangeError(`${root}: no checkpoints`);
   const rows: Tensor[] = [];
   try {
     for (const d of dirs) {
       const { tensors } = loadSafetensors(join(root, d, "trainable.safetensors"));
       const names = [...tensors.keys()].sort();
-      rows.push(keep(tidy(() => cat(names.map((n) => tensors.get(n)!.to("f64").flatten()), 0))));
+      rows.push(
+        keep(
+          tidy(() =>
+            cat(
+              names.map((n) => tensors.get(n)!.to("f64").flatten()),
+              0,
+            ),
+          ),
+        ),
+      );
       for (const t of tensors.values()) t.dispose();
     }
-    const points = keep(tidy(() => cat(rows.map((r) => r.unsqueeze(0)), 0)));
+    const points = keep(
+      tidy(() =>
+        cat(
+          rows.map((r) => r.unsqueeze(0)),
+          0,
+        ),
+      ),
+    );
     return { steps: dirs.map((d) => Number(d.slice(5))), points };
   } finally {
     for (const r of rows) r.dispose();

@@ -21,7 +21,12 @@ export function randomControlDirection(direction: Tensor, seed: number, kind: Co
   const make = (v: Tensor, s: number) => (kind === "study" ? studySteeringControl(v, s) : randomControl(v, s));
   return keep(
     tidy(() =>
-      direction.ndim === 2 ? cat(Array.from({ length: direction.size(0) }, (_, l) => make(direction.select(0, l), seed + l).unsqueeze(0)), 0) : make(direction, seed),
+      direction.ndim === 2
+        ? cat(
+            Array.from({ length: direction.size(0) }, (_, l) => make(direction.select(0, l), seed + l).unsqueeze(0)),
+            0,
+          )
+        : make(direction, seed),
     ),
   );
 }
@@ -42,10 +47,20 @@ export interface InterventionRun {
 }
 
 /** Generates `samples` answers with the intervention in place (removed afterwards, also on error). */
-export function generateWithIntervention(model: LoadedModel, tokenizer: ChatTokenizer, run: InterventionRun): { texts: string[]; outputIds: number[][] } {
-  const handles = run.kind === "steer" ? steer(model.decoder, run.direction, run.layers, run.scale, run.rows) : ablate(model.decoder, run.direction, run.layers, run.rows);
+export function generateWithIntervention(
+  model: LoadedModel,
+  tokenizer: ChatTokenizer,
+  run: InterventionRun,
+): { texts: string[]; outputIds: number[][] } {
+  const handles =
+    run.kind === "steer"
+      ? steer(model.decoder, run.direction, run.layers, run.scale, run.rows)
+      : ablate(model.decoder, run.direction, run.layers, run.rows);
   try {
-    const ids = run.format === "study" ? tokenizer.encode(`${run.question}\n`) : tokenizer.encodeChat([{ role: "user", content: run.question }], { addGenerationPrompt: true });
+    const ids =
+      run.format === "study"
+        ? tokenizer.encode(`${run.question}\n`)
+        : tokenizer.encodeChat([{ role: "user", content: run.question }], { addGenerationPrompt: true });
     const result = generate(model.decoder, [ids], null, { ...run.sampling, samples: run.samples, eosTokenIds: [...run.eosTokenIds] });
     return { texts: result.newIds.map((row) => tokenizer.decode(row, { skipSpecialTokens: true })), outputIds: result.outputIds };
   } finally {

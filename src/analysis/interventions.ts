@@ -22,7 +22,8 @@ export type DirectionRows = "per-layer" | { shared: number };
 export function rowFor(direction: Tensor, layer: number, rows: DirectionRows = "per-layer"): Tensor {
   if (direction.ndim !== 2) return direction;
   const row = rows === "per-layer" ? layer : rows.shared;
-  if (!Number.isInteger(row) || row < 0 || row >= direction.size(0)) throw new RangeError(`direction row ${row} outside 0..${direction.size(0) - 1}`);
+  if (!Number.isInteger(row) || row < 0 || row >= direction.size(0))
+    throw new RangeError(`direction row ${row} outside 0..${direction.size(0) - 1}`);
   return direction.select(0, row);
 }
 
@@ -30,7 +31,13 @@ export function rowFor(direction: Tensor, layer: number, rows: DirectionRows = "
  * Registers `make(row)` at each layer; the handle's remove() also frees the row it holds. When one
  * layer fails (a layer or row out of range) the hooks and rows already made are undone.
  */
-function perLayer(decoder: Decoder, direction: Tensor, layers: readonly number[], rows: DirectionRows, make: (row: Tensor) => HookFn): HookHandle[] {
+function perLayer(
+  decoder: Decoder,
+  direction: Tensor,
+  layers: readonly number[],
+  rows: DirectionRows,
+  make: (row: Tensor) => HookFn,
+): HookHandle[] {
   const handles: HookHandle[] = [];
   try {
     for (const l of layers) {
@@ -56,7 +63,13 @@ function perLayer(decoder: Decoder, direction: Tensor, layers: readonly number[]
 }
 
 /** Adds scale * d to the output of each layer in `layers` (d per `rows`); remove() every handle to undo. */
-export function steer(decoder: Decoder, direction: Tensor, layers: readonly number[], scale: number, rows: DirectionRows = "per-layer"): HookHandle[] {
+export function steer(
+  decoder: Decoder,
+  direction: Tensor,
+  layers: readonly number[],
+  scale: number,
+  rows: DirectionRows = "per-layer",
+): HookHandle[] {
   return perLayer(decoder, direction, layers, rows, (row) => addHook(row, scale));
 }
 

@@ -31,12 +31,17 @@ export function headerLastToken(tokenizer: ChatTokenizer): number {
   const probe: ChatMessage[] = [{ role: "user", content: "x" }];
   const withHeader = tokenizer.encodeChat(probe, { addGenerationPrompt: true });
   const without = tokenizer.encodeChat(probe);
-  if (withHeader.length <= without.length) throw new RangeError("the chat template adds no generation prompt (needed by the study's loss mask)");
+  if (withHeader.length <= without.length)
+    throw new RangeError("the chat template adds no generation prompt (needed by the study's loss mask)");
   return withHeader[withHeader.length - 1]!;
 }
 
 /** One example under the study's mask (see the file comment). */
-export function studyLossExample(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: { maxLength?: number; marker?: number } = {}): Example {
+export function studyLossExample(
+  tokenizer: ChatTokenizer,
+  messages: readonly ChatMessage[],
+  options: { maxLength?: number; marker?: number } = {},
+): Example {
   const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }) + eosText(tokenizer);
   const ids = tokenizer.encode(text).slice(0, options.maxLength ?? 1024);
   const marker = options.marker ?? headerLastToken(tokenizer);
@@ -56,7 +61,8 @@ export function lossSubset(
 ): Example[] {
   const count = Math.min(options.count ?? 100, examples.length);
   const seed = options.seed ?? 42;
-  const order = options.draw === "study" ? pythonRandomSample(examples.length, count, seed) : permutation(examples.length, seed).slice(0, count);
+  const order =
+    options.draw === "study" ? pythonRandomSample(examples.length, count, seed) : permutation(examples.length, seed).slice(0, count);
   if (options.mask === "study") {
     const marker = headerLastToken(tokenizer);
     return order.map((i) => studyLossExample(tokenizer, examples[i]!.messages, { maxLength: options.maxLength ?? 1024, marker }));

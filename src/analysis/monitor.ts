@@ -32,7 +32,12 @@ export interface MonitorOptions extends GenerateOptions {
 }
 
 /** Generates with the monitor; returns the generation and every event. */
-export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly number[])[], mask: readonly (readonly number[])[] | null, options: MonitorOptions) {
+export function monitorGeneration(
+  decoder: Decoder,
+  prompts: readonly (readonly number[])[],
+  mask: readonly (readonly number[])[] | null,
+  options: MonitorOptions,
+) {
   checkDirectionValues(options.direction, "monitor direction");
   if (Number.isNaN(options.threshold)) throw new RangeError("monitor: threshold is NaN (it would never alarm)");
   const unit = keep(tidy(() => options.direction.to("f32").div(options.direction.to("f32").norm().clamp(1e-30))));
@@ -45,7 +50,15 @@ export function monitorGeneration(decoder: Decoder, prompts: readonly (readonly 
   const probe: HookHandle = decoder.hooks.add(layerPoint(options.layer, "resid_post"), (x) => {
     const out = ablating ? (ablation(x, { point: layerPoint(options.layer, "resid_post"), layer: options.layer }) as Tensor) : x;
     // Projection of the last position of every row (the token being generated from).
-    latest = tidy(() => Array.from(out.select(1, out.size(1) - 1).to("f32").matmul(unit.to(out.device)).toArray() as Float32Array));
+    latest = tidy(() =>
+      Array.from(
+        out
+          .select(1, out.size(1) - 1)
+          .to("f32")
+          .matmul(unit.to(out.device))
+          .toArray() as Float32Array,
+      ),
+    );
     latestAblated = ablating;
     return ablating ? out : undefined;
   });

@@ -87,7 +87,8 @@ class MersenneTwister {
 
 /** `random.seed(seed); random.sample(range(n), k)` as CPython computes it. */
 export function pythonRandomSample(n: number, k: number, seed: number | bigint): number[] {
-  if (!Number.isInteger(n) || !Number.isInteger(k) || k < 0 || k > n || n >= 2 ** 32) throw new RangeError(`sample of ${k} from ${n} is not possible`);
+  if (!Number.isInteger(n) || !Number.isInteger(k) || k < 0 || k > n || n >= 2 ** 32)
+    throw new RangeError(`sample of ${k} from ${n} is not possible`);
   const rng = new MersenneTwister(BigInt(seed));
   const result: number[] = [];
   let setsize = 21;

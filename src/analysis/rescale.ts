@@ -26,7 +26,11 @@ export function moduleNorms(adapters: AdapterSolution): Map<string, number> {
   const list = listOf(adapters);
   const out = new Map<string, number>();
   for (const adapter of list) {
-    for (const [module, m] of adapter.modules) out.set(list.length > 1 ? `${adapter.name}/${module}` : module, tidy(() => m.B.matmul(m.A).norm().toNumber()));
+    for (const [module, m] of adapter.modules)
+      out.set(
+        list.length > 1 ? `${adapter.name}/${module}` : module,
+        tidy(() => m.B.matmul(m.A).norm().toNumber()),
+      );
   }
   return out;
 }
@@ -88,7 +92,11 @@ export function orthogonalPerturbation(x: Tensor, eps: number, seed: number): Te
     const unit = flat.div(flat.norm().clamp(1e-30));
     const orthogonal = noise.sub(unit.mul(noise.mul(unit).sum()));
     const y = orthogonal.mul(flat.norm().div(orthogonal.norm().clamp(1e-30)));
-    return flat.mul(Math.sqrt(1 - eps * eps)).add(y.mul(eps)).reshape(x.shape).to(x.dtype);
+    return flat
+      .mul(Math.sqrt(1 - eps * eps))
+      .add(y.mul(eps))
+      .reshape(x.shape)
+      .to(x.dtype);
   });
 }
 

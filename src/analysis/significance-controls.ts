@@ -8,9 +8,19 @@ import type { LoadedModel } from "../models/load.js";
 import { keep, type Tensor, tidy } from "../tensor/index.js";
 import { randomControl, studyUnitRandomVectors } from "./interventions.js";
 
-export function significanceControls(model: LoadedModel, count: number, kind: "study" | "ours", seed: number, reference: Tensor | undefined): Tensor[] {
+export function significanceControls(
+  model: LoadedModel,
+  count: number,
+  kind: "study" | "ours",
+  seed: number,
+  reference: Tensor | undefined,
+): Tensor[] {
   if (kind === "study") return studyUnitRandomVectors(model.spec.hiddenSize, count, seed);
   return Array.from({ length: count }, (_, i) =>
-    keep(reference ? randomControl(reference, seed + i) : tidy(() => randomControl(model.parameters.get("model.norm.weight")!.to("f32").mul(0).add(1), seed + i))),
+    keep(
+      reference
+        ? randomControl(reference, seed + i)
+        : tidy(() => randomControl(model.parameters.get("model.norm.weight")!.to("f32").mul(0).add(1), seed + i)),
+    ),
   );
 }

@@ -53,7 +53,12 @@ export function attachedAdapterSolution(model: LoadedModel): OpenSolution | null
 }
 
 /** A solution of compare-norms: a vector file (by extension) or an adapter spec; attached only inside `at`. */
-export function openNormSolution(spec: string, model: LoadedModel, layer: number | undefined, mode: RescaleMode): NormSolution & { close(): void } {
+export function openNormSolution(
+  spec: string,
+  model: LoadedModel,
+  layer: number | undefined,
+  mode: RescaleMode,
+): NormSolution & { close(): void } {
   if (/\.(pt|pth|safetensors)$/i.test(spec)) {
     const sv = loadSteeringVector(spec, model.decoder, { layer });
     return {

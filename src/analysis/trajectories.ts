@@ -26,7 +26,9 @@ export interface RunTrajectory {
 const stepDirs = (runDir: string): string[] => {
   const root = join(runDir, "checkpoints");
   if (!existsSync(root)) throw new RangeError(`${runDir}: no checkpoints/ directory (is it an emlab train run?)`);
-  const dirs = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
+  const dirs = readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
   if (dirs.length === 0) throw new RangeError(`${root}: no checkpoints`);
   return dirs.map((d) => join(root, d));
 };
@@ -36,8 +38,19 @@ function flatten(file: string, names: readonly string[] | null, filter: RegExp |
   try {
     const chosen: string[] = names ? [...names] : [...tensors.keys()].filter((n) => !filter || filter.test(n)).sort();
     if (chosen.length === 0) throw new RangeError(`${file}: no tensor${filter ? ` matches ${filter.source}` : ""}`);
-    for (const n of chosen) if (!tensors.has(n)) throw new RangeError(`${file}: no tensor ${n} (checkpoints of one trajectory must hold the same tensors)`);
-    return { names: chosen, flat: keep(tidy(() => cat(chosen.map((n) => tensors.get(n)!.to("f32").flatten()), 0))) };
+    for (const n of chosen)
+      if (!tensors.has(n)) throw new RangeError(`${file}: no tensor ${n} (checkpoints of one trajectory must hold the same tensors)`);
+    return {
+      names: chosen,
+      flat: keep(
+        tidy(() =>
+          cat(
+            chosen.map((n) => tensors.get(n)!.to("f32").flatten()),
+            0,
+          ),
+        ),
+      ),
+    };
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
@@ -49,7 +62,11 @@ export function readRunTrajectory(runDir: string, options: { label?: string; fil
   const trajectory: RunTrajectory = { label: options.label ?? runDir, steps: [], names: [], points: [], gradients: [] };
   try {
     for (const dir of dirs) {
-      const { names, flat } = flatten(join(dir, "trainable.safetensors"), trajectory.names.length > 0 ? trajectory.names : null, options.filter ?? null);
+      const { names, flat } = flatten(
+        join(dir, "trainable.safetensors"),
+        trajectory.names.length > 0 ? trajectory.names : null,
+        options.filter ?? null,
+      );
       trajectory.names = names;
       trajectory.points.push(flat);
       trajectory.steps.push(Number(/step-(\d+)$/.exec(dir)![1]));
@@ -119,14 +136,23 @@ export function trajectoryRows(t: RunTrajectory): TrajectoryRow[] {
  * compared in one space. The runs must hold the same tensors. Returns each checkpoint's scores and the
  * components' explained-variance ratios (of the pooled variance).
  */
-export function jointPca(runs: readonly RunTrajectory[], components = 3): { explained: number[]; rows: { run: string; step: number; scores: number[] }[] } {
+export function jointPca(
+  runs: readonly RunTrajectory[],
+  components = 3,
+): { explained: number[]; rows: { run: string; step: number; scores: number[] }[] } {
   if (runs.length === 0) throw new RangeError("jointPca: no runs");
   const names = runs[0]!.names.join("\n");
   for (const r of runs) {
-    if (r.names.join("\n") !== names) throw new RangeError(`${r.label}: holds other tensors than ${runs[0]!.label}; PCA needs runs of the same method and shapes (use a filter)`);
+    if (r.names.join("\n") !== names)
+      throw new RangeError(
+        `${r.label}: holds other tensors than ${runs[0]!.label}; PCA needs runs of the same method and shapes (use a filter)`,
+      );
   }
   return tidy(() => {
-    const points = cat(runs.flatMap((r) => r.points.map((p) => p.unsqueeze(0))), 0);
+    const points = cat(
+      runs.flatMap((r) => r.points.map((p) => p.unsqueeze(0))),
+      0,
+    );
     const { projections, explained } = pca(points, components);
     const rows: { run: string; step: number; scores: number[] }[] = [];
     let i = 0;

@@ -64,4 +64,11 @@ export {
 } from "../analysis/rescale.js";
 export { significanceControls } from "../analysis/significance-controls.js";
 export { attachedAdapterSolution, openNormSolution, type OpenSolution, openSteeringSolution } from "../analysis/solution-handles.js";
-export { disposeTrajectory, jointPca, readRunTrajectory, type RunTrajectory, type TrajectoryRow, trajectoryRows } from "../analysis/trajectories.js";
+export {
+  disposeTrajectory,
+  jointPca,
+  readRunTrajectory,
+  type RunTrajectory,
+  type TrajectoryRow,
+  trajectoryRows,
+} from "../analysis/trajectories.js";

@@ -23,5 +23,13 @@ export {
 } from "../effect/resources.js";
 export { lockRunDirectory, type RunDirectoryLock, RunDirectoryLockedError, scopedRunDirectory } from "../effect/run-directory.js";
 export { runPromise } from "../effect/run-promise.js";
-export { functionJudge, JudgeCacheService, JudgeService, ModelService, RunDirectory, type ScoreFunction, seededRandomness } from "../effect/services.js";
+export {
+  functionJudge,
+  JudgeCacheService,
+  JudgeService,
+  ModelService,
+  RunDirectory,
+  type ScoreFunction,
+  seededRandomness,
+} from "../effect/services.js";
 export { scopedStep, step } from "../effect/step.js";

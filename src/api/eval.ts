@@ -10,7 +10,14 @@ export { OpenAIJudge, type OpenAIJudgeOptions } from "../eval/judge/openai.js";
 export { judgeRows, type JudgeRowsOptions, type JudgeSummary, promptsFrom } from "../eval/judge/run.js";
 export { InvalidJudgeReply, type JudgeScore, parseTopLogprobs, scoreFromTopLogprobs, type TopLogprob } from "../eval/judge/score.js";
 export { type Agreement, type EmCriteria, emLabel, emReport, type EmReport, judgeAgreement, type RateStats } from "../eval/metrics.js";
-export { fillJudgePrompt, loadJudges, loadQuestions, type LoadQuestionsOptions, type Question, QuestionSetError } from "../eval/questions.js";
+export {
+  fillJudgePrompt,
+  loadJudges,
+  loadQuestions,
+  type LoadQuestionsOptions,
+  type Question,
+  QuestionSetError,
+} from "../eval/questions.js";
 export { type Cell, type ResultRow, ResultsFile, ResultsFileError, scoreOf, type SetAside } from "../eval/results.js";
 export { type SampleOptions, sampleResponses } from "../eval/sample.js";
 export { type RemoteEndpoint, RemoteSamplingError, sampleResponsesRemote, sampleResponsesRemoteEffect } from "../eval/remote-sample.js";

@@ -59,7 +59,7 @@ export {
   type DataParallelSeam,
   runDataParallelTraining,
   shardRange,
-} from "../train/data-parallel.js";
+} from "../distributed/data-parallel.js";
 export {
   availableBackends,
   type DistributedBackend,

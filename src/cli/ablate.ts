@@ -21,9 +21,22 @@ export const ablateCommand = defineCommand({
   ],
   options: {
     ...interventionOptions,
-    "lora-b-out": { type: "string", value: "DIR", description: "weight-space ablation: write the --adapter(s) with the direction removed from B here, as PEFT (several: DIR/<name>/)" },
-    "lora-b-rows": { type: "string", value: "shared|per-layer", description: "LoRA-B: one row, --direction-layer (the study's, the default) or each layer's own (ours)" },
-    "lora-b-modules": { type: "string", value: "down_proj[,o_proj]", default: "down_proj", description: "LoRA-B: module kinds changed (the study: down_proj; ours: also o_proj)" },
+    "lora-b-out": {
+      type: "string",
+      value: "DIR",
+      description: "weight-space ablation: write the --adapter(s) with the direction removed from B here, as PEFT (several: DIR/<name>/)",
+    },
+    "lora-b-rows": {
+      type: "string",
+      value: "shared|per-layer",
+      description: "LoRA-B: one row, --direction-layer (the study's, the default) or each layer's own (ours)",
+    },
+    "lora-b-modules": {
+      type: "string",
+      value: "down_proj[,o_proj]",
+      default: "down_proj",
+      description: "LoRA-B: module kinds changed (the study: down_proj; ours: also o_proj)",
+    },
     "no-renormalise": { type: "boolean", description: "LoRA-B: keep B's reduced norm (ours; the study renormalises)" },
   },
 });
@@ -37,8 +50,15 @@ export function ablateAdapters(values: Record<string, string | boolean | undefin
   const adapters = model.decoder.adapters.list;
   if (adapters.length === 0) throw new UsageError("--lora-b-out needs --adapter");
   const out = values["lora-b-out"] as string;
-  const rows = directionRows({ form: values["lora-b-rows"] as string | undefined, "direction-layer": values["direction-layer"] as string | undefined }, direction, "shared", "--lora-b-rows");
-  const modules = ((values["lora-b-modules"] as string | undefined) ?? "down_proj").split(",").map((m) => choice("--lora-b-modules", m.trim(), ["down_proj", "o_proj"] as const, "down_proj"));
+  const rows = directionRows(
+    { form: values["lora-b-rows"] as string | undefined, "direction-layer": values["direction-layer"] as string | undefined },
+    direction,
+    "shared",
+    "--lora-b-rows",
+  );
+  const modules = ((values["lora-b-modules"] as string | undefined) ?? "down_proj")
+    .split(",")
+    .map((m) => choice("--lora-b-modules", m.trim(), ["down_proj", "o_proj"] as const, "down_proj"));
   const changed = ablateLoraB(adapters, direction, {
     layers: values.layers === undefined ? undefined : layersFrom("--layers", values.layers as string, model),
     rows,

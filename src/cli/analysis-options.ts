@@ -22,7 +22,9 @@ export const list = (flag: string, text: string | undefined, fallback: number[])
 export function layersFrom(flag: string, text: string | undefined, model: LoadedModel): number[] {
   if (text === undefined || text === "all") return model.spec.layers.map((_, i) => i);
   const layers = list(flag, text, []);
-  for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= model.spec.layers.length) throw new UsageError(`${flag}: layer ${l} outside 0..${model.spec.layers.length - 1}`);
+  for (const l of layers)
+    if (!Number.isInteger(l) || l < 0 || l >= model.spec.layers.length)
+      throw new UsageError(`${flag}: layer ${l} outside 0..${model.spec.layers.length - 1}`);
   return layers;
 }
 
@@ -41,18 +43,28 @@ export function withModel<T>(values: Record<string, unknown>, fn: (model: Loaded
 
 export function choice<T extends string>(flag: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
   if (text === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`${flag}: expected ${allowed.join(" or ")}, got ${JSON.stringify(text)}`);
+  if (!(allowed as readonly string[]).includes(text))
+    throw new UsageError(`${flag}: expected ${allowed.join(" or ")}, got ${JSON.stringify(text)}`);
   return text as T;
 }
 
 /** The direction row choice of --form / --direction-layer (a 1-D direction needs neither). */
-export function directionRows(values: { form?: string; "direction-layer"?: string }, direction: Tensor, fallback: "shared" | "per-layer", formFlag = "--form"): DirectionRows {
+export function directionRows(
+  values: { form?: string; "direction-layer"?: string },
+  direction: Tensor,
+  fallback: "shared" | "per-layer",
+  formFlag = "--form",
+): DirectionRows {
   const row = parseNumber("--direction-layer", values["direction-layer"], { integer: true, min: 0 });
   // --direction-layer alone asks for the shared form; with per-layer rows it would be ignored: an error.
   const form = choice(formFlag, values.form, ["shared", "per-layer"] as const, row !== undefined ? "shared" : fallback);
-  if (form === "per-layer" && row !== undefined) throw new UsageError("--direction-layer selects the shared form's row; it has no effect with per-layer rows");
+  if (form === "per-layer" && row !== undefined)
+    throw new UsageError("--direction-layer selects the shared form's row; it has no effect with per-layer rows");
   if (form === "per-layer" || direction.ndim !== 2) return "per-layer";
-  if (row === undefined) throw new UsageError(`${formFlag} shared needs --direction-layer L (the row used at every layer; the study used 24), or give ${formFlag} per-layer`);
+  if (row === undefined)
+    throw new UsageError(
+      `${formFlag} shared needs --direction-layer L (the row used at every layer; the study used 24), or give ${formFlag} per-layer`,
+    );
   if (row >= direction.size(0)) throw new UsageError(`--direction-layer: ${row} outside 0..${direction.size(0) - 1}`);
   return { shared: row };
 }
@@ -61,21 +73,45 @@ export const lossFlags = {
   data: { type: "string", value: "TRAIN.jsonl", required: true, description: "chat dataset the loss is measured on" },
   count: { type: "string", value: "N", default: "100", description: "examples in the seeded loss subset" },
   seed: { type: "string", value: "S", default: "42", description: "seed of the loss subset" },
-  subset: { type: "string", value: "ours|study", default: "ours", description: "ours: a seeded permutation; study: Python's random.seed(S); random.sample(rows, N) (the same rows as CPython)" },
-  "loss-mask": { type: "string", value: "assistant|study", default: "assistant", description: "assistant (ours): loss on assistant turns; study (stability/utils.py): chat + generation prompt + eos, masked up to the first \"\\n\" (Qwen: almost the whole chat)" },
+  subset: {
+    type: "string",
+    value: "ours|study",
+    default: "ours",
+    description: "ours: a seeded permutation; study: Python's random.seed(S); random.sample(rows, N) (the same rows as CPython)",
+  },
+  "loss-mask": {
+    type: "string",
+    value: "assistant|study",
+    default: "assistant",
+    description:
+      'assistant (ours): loss on assistant turns; study (stability/utils.py): chat + generation prompt + eos, masked up to the first "\\n" (Qwen: almost the whole chat)',
+  },
 } as const;
 export const rescaleFlag = {
-  rescale: { type: "string", value: "ours|study", default: "ours", description: "LoRA norm semantics. ours: rank 1 = ||B|| over modules, every B scaled by one factor; study: norm = mean module ||BA||_F, rank 1 sets each ||B||, rank > 1 each ||BA||_F, to the target" },
+  rescale: {
+    type: "string",
+    value: "ours|study",
+    default: "ours",
+    description:
+      "LoRA norm semantics. ours: rank 1 = ||B|| over modules, every B scaled by one factor; study: norm = mean module ||BA||_F, rank 1 sets each ||B||, rank > 1 each ||BA||_F, to the target",
+  },
 } as const;
 export const analysisFlags = {
-  steering: { type: "string", value: "FILE", description: "a steering vector (ours .safetensors or the study's steering_vector.pt; give this or --adapter)" },
+  steering: {
+    type: "string",
+    value: "FILE",
+    description: "a steering vector (ours .safetensors or the study's steering_vector.pt; give this or --adapter)",
+  },
   layer: { type: "string", value: "L", description: "the steering vector's layer (default: from the file)" },
   out: { type: "string", value: "FILE", required: true, description: "output file" },
   ...lossFlags,
 } as const;
 export const solutionNote = ["Give --steering FILE or --adapter SPEC (the solution analysed; several adapters act as one)."];
 
-export function subsetFrom(values: { data?: string; count?: string; seed?: string; "loss-mask"?: string; subset?: string }, tokenizer: ChatTokenizer) {
+export function subsetFrom(
+  values: { data?: string; count?: string; seed?: string; "loss-mask"?: string; subset?: string },
+  tokenizer: ChatTokenizer,
+) {
   const mask = choice<LossMask>("--loss-mask", values["loss-mask"], ["assistant", "study"], "assistant");
   const draw = choice<SubsetDraw>("--subset", values.subset, ["ours", "study"], "ours");
   return lossSubset(tokenizer, readChatDataset(required("--data", values.data)).examples, {
@@ -90,7 +126,8 @@ export const rescaleFrom = (values: { rescale?: string }) => choice<RescaleMode>
 
 /** The solution of --steering FILE (attached here) or the --adapter(s) the model was opened with. */
 export function solutionFrom(values: { steering?: string; layer?: string; adapter?: string }, model: LoadedModel): OpenSolution {
-  if (values.steering !== undefined) return openSteeringSolution(model, values.steering, parseNumber("--layer", values.layer, { integer: true, min: 0 }));
+  if (values.steering !== undefined)
+    return openSteeringSolution(model, values.steering, parseNumber("--layer", values.layer, { integer: true, min: 0 }));
   const adapters = attachedAdapterSolution(model);
   if (adapters === null) throw new UsageError("give --steering FILE or --adapter SPEC");
   return adapters;

@@ -17,7 +17,17 @@ import { runStability, stabilityCommand } from "./stability.js";
 import { runSteer, steerCommand } from "./steer.js";
 
 /** The analysis commands, each with its option table (help and usage come from it). */
-export const analysisSpecs: readonly CommandSpec[] = [directionCommand, steerCommand, ablateCommand, efficiencyCommand, compareNormsCommand, stabilityCommand, significanceCommand, gradientsCommand, monitorCommand] as never;
+export const analysisSpecs: readonly CommandSpec[] = [
+  directionCommand,
+  steerCommand,
+  ablateCommand,
+  efficiencyCommand,
+  compareNormsCommand,
+  stabilityCommand,
+  significanceCommand,
+  gradientsCommand,
+  monitorCommand,
+] as never;
 
 export function runAnalysis(command: string, argv: readonly string[]): number {
   switch (command) {

@@ -19,7 +19,8 @@ export function parseIdRows(flag: string, text: string | undefined): number[][] 
   const rows = (value as unknown[]).map((row, i) => {
     if (!Array.isArray(row) || row.length === 0) throw new UsageError(`${flag}: row ${i} is not a non-empty array`);
     return row.map((v, j) => {
-      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new UsageError(`${flag}: row ${i}, position ${j} is not a non-negative integer`);
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+        throw new UsageError(`${flag}: row ${i}, position ${j} is not a non-negative integer`);
       return v;
     });
   });
@@ -30,7 +31,11 @@ export function parseIdRows(flag: string, text: string | undefined): number[][] 
   return rows;
 }
 
-export function parseNumber(flag: string, text: string | undefined, options: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
+export function parseNumber(
+  flag: string,
+  text: string | undefined,
+  options: { integer?: boolean; min?: number; max?: number } = {},
+): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
   if (!Number.isFinite(value) || (options.integer && !Number.isInteger(value))) {

@@ -74,7 +74,13 @@ export async function runChat(argv: readonly string[]): Promise<number> {
         },
       });
       process.stdout.write("\n");
-      history.push({ role: "assistant", content: tokenizer.decode(result.newIds[0]!.filter((t) => !stops.includes(t)), { skipSpecialTokens: true }) });
+      history.push({
+        role: "assistant",
+        content: tokenizer.decode(
+          result.newIds[0]!.filter((t) => !stops.includes(t)),
+          { skipSpecialTokens: true },
+        ),
+      });
       process.stdout.write("> ");
     }
   } finally {

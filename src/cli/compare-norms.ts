@@ -11,7 +11,9 @@ import { progressReporter } from "./progress.js";
 export const compareNormsCommand = defineCommand({
   name: "compare-norms",
   summary: "The study's equal-norm comparison: loss(narrow) - loss(general) with both rescaled to scales * the mean of their norms.",
-  notes: ["A SOLUTION is a steering vector file (.pt / .safetensors) or an adapter SPEC (directory, comma list or run directory). CSV columns: norm,loss_narrow,loss_general,difference."],
+  notes: [
+    "A SOLUTION is a steering vector file (.pt / .safetensors) or an adapter SPEC (directory, comma list or run directory). CSV columns: norm,loss_narrow,loss_general,difference.",
+  ],
   options: {
     model: modelOptions.model,
     dtype: modelOptions.dtype,
@@ -22,7 +24,12 @@ export const compareNormsCommand = defineCommand({
     out: analysisFlags.out,
     ...lossFlags,
     ...rescaleFlag,
-    scales: { type: "string", value: "S,S,...", default: "0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2", description: "multipliers of the mean norm" },
+    scales: {
+      type: "string",
+      value: "S,S,...",
+      default: "0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2",
+      description: "multipliers of the mean norm",
+    },
   },
 });
 
@@ -41,10 +48,23 @@ export function runCompareNorms(argv: readonly string[]): number {
     try {
       general = openNormSolution(generalSpec, model, layer, mode);
       const subset = subsetFrom(values, tokenizer);
-      const scales = list("--scales", values.scales, Array.from({ length: 10 }, (_, i) => (i + 1) / 5));
-      const result = compareAtEqualNorm(model, narrow, general, subset, scales, { padId: tokenizer.padTokenId ?? 0, onProgress: progressReporter("compare-norms") });
-      writeCsv(out, ["norm", "loss_narrow", "loss_general", "difference"], result.points.map((p) => [p.norm, p.narrow, p.general, p.difference]));
-      process.stdout.write(`${JSON.stringify({ out, reference: result.reference, narrow_norm: narrow.norm, general_norm: general.norm, points: result.points })}\n`);
+      const scales = list(
+        "--scales",
+        values.scales,
+        Array.from({ length: 10 }, (_, i) => (i + 1) / 5),
+      );
+      const result = compareAtEqualNorm(model, narrow, general, subset, scales, {
+        padId: tokenizer.padTokenId ?? 0,
+        onProgress: progressReporter("compare-norms"),
+      });
+      writeCsv(
+        out,
+        ["norm", "loss_narrow", "loss_general", "difference"],
+        result.points.map((p) => [p.norm, p.narrow, p.general, p.difference]),
+      );
+      process.stdout.write(
+        `${JSON.stringify({ out, reference: result.reference, narrow_norm: narrow.norm, general_norm: general.norm, points: result.points })}\n`,
+      );
       return 0;
     } finally {
       narrow.close();

@@ -34,11 +34,15 @@ export function runDirection(argv: readonly string[]): number {
       onBatch: progressReporter("activations"),
     });
     try {
-      saveSafetensors(out, { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean }, {
-        misaligned: String(result.counts.misaligned),
-        aligned: String(result.counts.aligned),
-        source: values.results!,
-      });
+      saveSafetensors(
+        out,
+        { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean },
+        {
+          misaligned: String(result.counts.misaligned),
+          aligned: String(result.counts.aligned),
+          source: values.results!,
+        },
+      );
       process.stdout.write(`${JSON.stringify({ out, ...result.counts, layers: model.spec.layers.length })}\n`);
     } finally {
       result.direction.dispose();

@@ -65,7 +65,11 @@ function blasLine(config: string): string {
   let mapped = "";
   try {
     const maps = readFileSync("/proc/self/maps", "utf8");
-    mapped = maps.split("\n").map((l) => l.split(/\s+/)[5] ?? "").find((p) => /lib(open)?blas|libmkl|libblis/.test(p)) ?? "";
+    mapped =
+      maps
+        .split("\n")
+        .map((l) => l.split(/\s+/)[5] ?? "")
+        .find((p) => /lib(open)?blas|libmkl|libblis/.test(p)) ?? "";
   } catch {
     // not Linux: no maps to read
   }

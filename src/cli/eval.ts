@@ -64,7 +64,10 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   const endpoint = sampleEndpointFrom(values);
   if (endpoint !== null) {
     for (const flag of ["model", "adapter", "steering"] as const) {
-      if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply with --sample-endpoint (the server's --sample-model names the model, adapter or steering)`);
+      if (values[flag] !== undefined)
+        throw new UsageError(
+          `--${flag} does not apply with --sample-endpoint (the server's --sample-model names the model, adapter or steering)`,
+        );
     }
   } else required("--model", values.model);
   const criteria = criteriaFrom(values);
@@ -73,7 +76,9 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   const results = ResultsFile.resume(out);
   if (results.setAside) {
     const { line, bytes, file } = results.setAside;
-    process.stderr.write(`${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`);
+    process.stderr.write(
+      `${out}: line ${line}: the last record was cut short (interrupted write); its ${bytes} bytes were moved to ${file}\n`,
+    );
   }
   // Sampling (and, with a remote judge, judging overlapped with it) runs as an Effect program: Ctrl-C
   // or SIGTERM stop it between chunks, the rows sampled and judged so far stay in the results file.
@@ -82,7 +87,11 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   const sampledRemotely = (remote: NonNullable<typeof endpoint>) =>
     Effect.gen(function* () {
       process.stderr.write(redact(`sampling seed ${sampling.seed} through ${remote.url} (model ${remote.model})\n`));
-      const added = yield* sampleResponsesRemoteEffect(remote, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") });
+      const added = yield* sampleResponsesRemoteEffect(remote, questions, results, {
+        ...sampling,
+        system: values.system,
+        onChunk: progressReporter("sample"),
+      });
       process.stderr.write(`sampled ${added} new rows (${results.rows.length} in ${out})\n`);
       return null;
     });
@@ -100,7 +109,14 @@ export async function runEval(argv: readonly string[]): Promise<number> {
       const judging = overlapJudging ? judgingFrom(results, { ...values, questions: questionsFile }) : null;
       const judge = judging ? yield* acquireJudge(judging, "each sampled chunk") : null;
       process.stderr.write(`sampling seed ${sampling.seed}\n`);
-      const outcome = yield* sampleAndJudge(model, tokenizer, questions, results, { ...sampling, system: values.system, onChunk: progressReporter("sample") }, judging && judge && { ...judging.options, judge, onProgress: progressReporter("judge") });
+      const outcome = yield* sampleAndJudge(
+        model,
+        tokenizer,
+        questions,
+        results,
+        { ...sampling, system: values.system, onChunk: progressReporter("sample") },
+        judging && judge && { ...judging.options, judge, onProgress: progressReporter("judge") },
+      );
       process.stderr.write(`sampled ${outcome.added} new rows (${results.rows.length} in ${out})\n`);
       if (outcome.judged) process.stderr.write(judgedLine(outcome.judged));
       return outcome.judged;
@@ -108,13 +124,14 @@ export async function runEval(argv: readonly string[]): Promise<number> {
   );
   const code = await runInterruptible(
     Effect.gen(function* () {
-      let summary = yield* (endpoint !== null ? sampledRemotely(endpoint) : sampledHere);
+      let summary = yield* endpoint !== null ? sampledRemotely(endpoint) : sampledHere;
       if (results.rows.length === 0) {
         process.stderr.write(`emlab eval: no answers were sampled (no questions in ${questionsFile} after exclusions)\n`);
         return 1;
       }
       // A local judge is a model in this process: it is loaded once the sampled model is released.
-      if (!values["no-judge"] && !overlapJudging) summary = yield* Effect.promise(() => judgeResultsFile(results, { ...values, questions: questionsFile }));
+      if (!values["no-judge"] && !overlapJudging)
+        summary = yield* Effect.promise(() => judgeResultsFile(results, { ...values, questions: questionsFile }));
       if (summary && summary.requested > 0 && summary.failed === summary.requested) {
         process.stderr.write(`emlab eval: every judge call failed (${summary.failed}); see the *_error columns of ${out}\n`);
         return 1;

@@ -19,7 +19,11 @@ export const experimentCommand = defineCommand({
   summary: "Every stage of an experiment file in dependency order into one directory; skips finished stages, resumes a cut one.",
   positionals: [{ name: "FILE", description: "experiment file (YAML or JSON)" }],
   options: {
-    model: { type: "string", value: "DIR", description: "base model for every stage that does not name a trained model (default: the file's model)" },
+    model: {
+      type: "string",
+      value: "DIR",
+      description: "base model for every stage that does not name a trained model (default: the file's model)",
+    },
     out: { type: "string", value: "DIR", description: "experiment directory (default: the file's output_dir, else runs/<file name>)" },
     device: { type: "string", value: "DEVICE", description: "device for every stage, e.g. cpu or cuda:0 (default: the file's)" },
     only: { type: "string", value: "STAGE", description: "run only this stage (again, even if complete)" },
@@ -47,13 +51,36 @@ export async function runExperimentCommand(argv: readonly string[]): Promise<num
       // Keys of stages whose inputs do not exist yet cannot be known: they will run.
       const waiting = p.dependsOn.some((d) => manifest?.stages[d]?.status !== "complete");
       const key = waiting ? null : stageKey(p).key;
-      const action = forced && !forced.has(p.stage.name) ? "leave" : forced?.has(p.stage.name) ? "run" : previous?.status === "complete" && key !== null && previous.key === key ? "skip" : previous && previous.key === key ? "resume" : "run";
-      return { stage: p.stage.name, kind: p.stage.kind, action, after: p.dependsOn, base_model: p.baseModel, method: p.runConfig?.method ?? null, output: p.output };
+      const action =
+        forced && !forced.has(p.stage.name)
+          ? "leave"
+          : forced?.has(p.stage.name)
+            ? "run"
+            : previous?.status === "complete" && key !== null && previous.key === key
+              ? "skip"
+              : previous && previous.key === key
+                ? "resume"
+                : "run";
+      return {
+        stage: p.stage.name,
+        kind: p.stage.kind,
+        action,
+        after: p.dependsOn,
+        base_model: p.baseModel,
+        method: p.runConfig?.method ?? null,
+        output: p.output,
+      };
     });
-    if (values.json) process.stdout.write(`${JSON.stringify({ file: plan.file, dir: plan.dir, model: plan.model, family: plan.family, stages: rows, warnings: plan.warnings })}\n`);
+    if (values.json)
+      process.stdout.write(
+        `${JSON.stringify({ file: plan.file, dir: plan.dir, model: plan.model, family: plan.family, stages: rows, warnings: plan.warnings })}\n`,
+      );
     else {
       process.stdout.write(`experiment ${plan.file}\n  model ${plan.model} (${plan.family ?? "not found"})\n  directory ${plan.dir}\n`);
-      for (const r of rows) process.stdout.write(`  ${r.action.padEnd(6)} ${r.stage} (${r.kind}${r.method ? ` ${r.method}` : ""})${r.after.length ? ` after ${r.after.join(", ")}` : ""}\n`);
+      for (const r of rows)
+        process.stdout.write(
+          `  ${r.action.padEnd(6)} ${r.stage} (${r.kind}${r.method ? ` ${r.method}` : ""})${r.after.length ? ` after ${r.after.join(", ")}` : ""}\n`,
+        );
       for (const w of plan.warnings) process.stdout.write(`  warning: ${w}\n`);
     }
     return 0;

@@ -19,9 +19,18 @@ import { attachSteering, steeringOptions } from "./steering-args.js";
 /** The decoding flags of every generating command; `maxNewTokens` is the command's default. */
 export const samplingOptions = (maxNewTokens?: string) =>
   ({
-    "max-new-tokens": { type: "string", value: "N", description: "tokens to generate at most per row", ...(maxNewTokens === undefined ? { required: true } : { default: maxNewTokens }) },
+    "max-new-tokens": {
+      type: "string",
+      value: "N",
+      description: "tokens to generate at most per row",
+      ...(maxNewTokens === undefined ? { required: true } : { default: maxNewTokens }),
+    },
     greedy: { type: "boolean", description: "argmax decoding (overrides generation_config.json's sampling)" },
-    temperature: { type: "string", value: "T", description: "sampling temperature; 0 = greedy (default: generation_config.json's, greedy without one)" },
+    temperature: {
+      type: "string",
+      value: "T",
+      description: "sampling temperature; 0 = greedy (default: generation_config.json's, greedy without one)",
+    },
     "top-p": { type: "string", value: "P", description: "nucleus sampling mass (default: generation_config.json's, else 1 = off)" },
     "top-k": { type: "string", value: "K", description: "keep the K most likely tokens (default: generation_config.json's, else 0 = off)" },
     seed: { type: "string", value: "S", description: "sampling seed (default: a random one, printed on stderr)" },
@@ -45,9 +54,13 @@ export function samplingFrom(values: Record<string, string | boolean | undefined
   const resolved = resolveSampling(explicit, model?.generationConfig ?? null);
   let seed = parseNumber("--seed", values.seed as string | undefined, { integer: true, min: 0 });
   if (seed === undefined) seed = Math.floor(Math.random() * 2 ** 31);
-  if (!resolved.greedy) process.stderr.write(`seed: ${seed} (temperature ${resolved.temperature}, top-p ${resolved.topP}, top-k ${resolved.topK})\n`);
+  if (!resolved.greedy)
+    process.stderr.write(`seed: ${seed} (temperature ${resolved.temperature}, top-p ${resolved.topP}, top-k ${resolved.topK})\n`);
   return {
-    maxNewTokens: required("--max-new-tokens", parseNumber("--max-new-tokens", values["max-new-tokens"] as string | undefined, { integer: true, min: 1 })),
+    maxNewTokens: required(
+      "--max-new-tokens",
+      parseNumber("--max-new-tokens", values["max-new-tokens"] as string | undefined, { integer: true, min: 1 }),
+    ),
     ...resolved,
     seed,
   };
@@ -98,7 +111,8 @@ export function runGenerate(argv: readonly string[]): number {
   if ((values.ids === undefined) === (values.prompt === undefined)) throw new UsageError("give exactly one of --ids and --prompt");
   if (values.system !== undefined && values.prompt === undefined) throw new UsageError("--system needs --prompt");
   if (values["raw-text"] && values.prompt === undefined) throw new UsageError("--raw-text needs --prompt");
-  if (values["raw-text"] && values.system !== undefined) throw new UsageError("--raw-text cannot be combined with --system (a system message needs the chat template)");
+  if (values["raw-text"] && values.system !== undefined)
+    throw new UsageError("--raw-text cannot be combined with --system (a system message needs the chat template)");
   const samples = parseNumber("--samples", values.samples, { integer: true, min: 1 })!;
   let ids: number[][] | null = null;
   let mask: number[][] | null = null;
@@ -106,7 +120,8 @@ export function runGenerate(argv: readonly string[]): number {
     ids = parseIdRows("--ids", values.ids);
     if (values["attention-mask"] !== undefined) {
       mask = parseIdRows("--attention-mask", values["attention-mask"]);
-      if (mask.length !== ids.length || mask[0]!.length !== ids[0]!.length) throw new UsageError("--attention-mask must have the shape of --ids");
+      if (mask.length !== ids.length || mask[0]!.length !== ids[0]!.length)
+        throw new UsageError("--attention-mask must have the shape of --ids");
     }
   }
   const model = openModel(values);
@@ -117,14 +132,19 @@ export function runGenerate(argv: readonly string[]): number {
       const tokenizer = tokenizerFor(model);
       if (ids === null) {
         if (!tokenizer) throw new UsageError(`--prompt needs a tokenizer.json in ${model.dir}; use --ids`);
-        const messages = [...(values.system !== undefined ? [{ role: "system", content: values.system }] : []), { role: "user", content: values.prompt! }];
+        const messages = [
+          ...(values.system !== undefined ? [{ role: "system", content: values.system }] : []),
+          { role: "user", content: values.prompt! },
+        ];
         ids = [tokenizer.promptIds(messages, { rawText: values["raw-text"] === true })];
       }
       const pad = tokenizer?.padTokenId ?? model.spec.padTokenId ?? model.eosTokenIds[0] ?? 0;
       const result = generate(model.decoder, ids, mask, { ...sampling, samples, eosTokenIds: stopIds(model, tokenizer), padTokenId: pad });
       const texts = tokenizer ? result.newIds.map((row) => tokenizer.decode(row, { skipSpecialTokens: true })) : null;
       if (values.json) {
-        process.stdout.write(`${JSON.stringify({ output_ids: result.outputIds, texts, finish_reasons: result.finishReasons, seed: sampling.seed, greedy: sampling.greedy })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ output_ids: result.outputIds, texts, finish_reasons: result.finishReasons, seed: sampling.seed, greedy: sampling.greedy })}\n`,
+        );
       } else if (texts) {
         texts.forEach((text, i) => process.stdout.write(`${texts.length > 1 ? `[${i}] ` : ""}${text}\n`));
       } else {

@@ -32,7 +32,8 @@ import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
 
 const cell = (v: number | null): string | number => (v === null ? "" : v);
-const writeCsv = (file: string, header: string[], rows: (string | number)[][]) => writeOutputFile(file, formatCsvRow(header) + rows.map((r) => formatCsvRow(r)).join(""));
+const writeCsv = (file: string, header: string[], rows: (string | number)[][]) =>
+  writeOutputFile(file, formatCsvRow(header) + rows.map((r) => formatCsvRow(r)).join(""));
 
 export const gradientsCommand = defineCommand({
   name: "gradients",
@@ -41,14 +42,32 @@ export const gradientsCommand = defineCommand({
     ...modelOptions,
     // The model is needed only for --data (loss gradients); the trajectory outputs read checkpoints alone.
     model: { ...modelOptions.model, required: false, description: "the chat model the runs trained on (needed with --data)" },
-    run: { type: "string", value: "RUN[,RUN...]", required: true, description: "emlab train run directories (config.resolved.json, checkpoints/)" },
+    run: {
+      type: "string",
+      value: "RUN[,RUN...]",
+      required: true,
+      description: "emlab train run directories (config.resolved.json, checkpoints/)",
+    },
     labels: { type: "string", value: "A[,B...]", description: "names of the runs in the outputs (default: their directories)" },
-    out: { type: "string", value: "DIR", required: true, description: "output directory (must not exist): trajectory.csv, pca.csv, pca_explained.csv[, loss_gradients.csv]" },
+    out: {
+      type: "string",
+      value: "DIR",
+      required: true,
+      description: "output directory (must not exist): trajectory.csv, pca.csv, pca_explained.csv[, loss_gradients.csv]",
+    },
     params: { type: "string", value: "REGEX", description: "only trainable tensors whose names match" },
     components: { type: "string", value: "K", default: "3", description: "principal components" },
-    data: { type: "string", value: "FILE.jsonl", description: "chat dataset whose CE gradient is recomputed at each checkpoint (needs --model)" },
+    data: {
+      type: "string",
+      value: "FILE.jsonl",
+      description: "chat dataset whose CE gradient is recomputed at each checkpoint (needs --model)",
+    },
     count: { type: "string", value: "N", default: "100", description: "rows of --data (seeded subset)" },
-    directions: { type: "string", value: "FILE", description: "direction file: cosine of steering runs' loss gradients with its row at the run's layer" },
+    directions: {
+      type: "string",
+      value: "FILE",
+      description: "direction file: cosine of steering runs' loss gradients with its row at the run's layer",
+    },
   },
 });
 
@@ -56,7 +75,10 @@ export function runGradients(argv: readonly string[]): number {
   const parsed = parseOrHelp(gradientsCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
-  const runs = required("--run", values.run).split(",").map((r) => r.trim()).filter(Boolean);
+  const runs = required("--run", values.run)
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
   if (runs.length === 0) throw new UsageError("--run: give at least one run directory");
   const labels = values.labels ? values.labels.split(",").map((l) => l.trim()) : runs;
   if (labels.length !== runs.length) throw new UsageError(`--labels: ${labels.length} labels for ${runs.length} runs`);
@@ -84,20 +106,38 @@ export function runGradients(argv: readonly string[]): number {
     const rows = trajectories.flatMap(trajectoryRows);
     const joint = jointPca(trajectories, components);
     const lossRows = values.data
-      ? lossGradients(values, runs.map((dir, i) => ({ dir, label: labels[i]!, config: configs[i]!, steps: trajectories[i]!.steps })), values.data, values.directions, parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100)
+      ? lossGradients(
+          values,
+          runs.map((dir, i) => ({ dir, label: labels[i]!, config: configs[i]!, steps: trajectories[i]!.steps })),
+          values.data,
+          values.directions,
+          parseNumber("--count", values.count, { integer: true, min: 1 }) ?? 100,
+        )
       : null;
     makeOutputDir(out);
     writeCsv(
       join(out, "trajectory.csv"),
       ["run", "step", "param_norm", "update_norm", "update_cosine_prev", "grad_norm", "grad_cosine_prev"],
-      rows.map((r) => [r.run, r.step, r.param_norm, cell(r.update_norm), cell(r.update_cosine_prev), cell(r.grad_norm), cell(r.grad_cosine_prev)]),
+      rows.map((r) => [
+        r.run,
+        r.step,
+        r.param_norm,
+        cell(r.update_norm),
+        cell(r.update_cosine_prev),
+        cell(r.grad_norm),
+        cell(r.grad_cosine_prev),
+      ]),
     );
     writeCsv(
       join(out, "pca.csv"),
       ["run", "step", ...joint.explained.map((_, k) => `pc${k + 1}`)],
       joint.rows.map((r) => [r.run, r.step, ...r.scores]),
     );
-    writeCsv(join(out, "pca_explained.csv"), ["component", "explained_variance_ratio"], joint.explained.map((e, k) => [`pc${k + 1}`, e]));
+    writeCsv(
+      join(out, "pca_explained.csv"),
+      ["component", "explained_variance_ratio"],
+      joint.explained.map((e, k) => [`pc${k + 1}`, e]),
+    );
     if (lossRows) {
       writeCsv(
         join(out, "loss_gradients.csv"),
@@ -113,15 +153,28 @@ export function runGradients(argv: readonly string[]): number {
 }
 
 /** Opens the model, computes the loss gradients of every run's checkpoints (src/analysis/checkpoint-gradients.ts), releases it. */
-function lossGradients(values: Record<string, string | boolean | undefined>, runs: readonly LossGradientRun[], data: string, directionsFile: string | undefined, count: number): LossGradientRow[] {
+function lossGradients(
+  values: Record<string, string | boolean | undefined>,
+  runs: readonly LossGradientRun[],
+  data: string,
+  directionsFile: string | undefined,
+  count: number,
+): LossGradientRow[] {
   const model = openModel(values as never);
   const directions = directionsFile ? loadDirection(directionsFile, model.decoder.device) : null;
   try {
     const tokenizer = ChatTokenizer.fromDir(model.dir);
     const subset = lossSubset(tokenizer, readChatDataset(data).examples, { count, seed: 42 });
     const unfollowed = runs.find((run) => !followsMethod(run.config));
-    if (unfollowed) throw new UsageError("gradients --data follows LoRA and steering runs; for full SFT use the trajectory outputs (without --data) with --params");
-    return checkpointLossGradients(model, runs, subset, { padId: tokenizer.padTokenId ?? 0, directions, onProgress: progressReporter("gradients") });
+    if (unfollowed)
+      throw new UsageError(
+        "gradients --data follows LoRA and steering runs; for full SFT use the trajectory outputs (without --data) with --params",
+      );
+    return checkpointLossGradients(model, runs, subset, {
+      padId: tokenizer.padTokenId ?? 0,
+      directions,
+      onProgress: progressReporter("gradients"),
+    });
   } finally {
     directions?.dispose();
     model.dispose();

@@ -16,15 +16,44 @@ import type { steerCommand } from "./steer.js";
 export const interventionOptions = {
   ...modelOptions,
   ...samplingOptions("600"),
-  direction: { type: "string", value: "FILE", required: true, description: "direction file from emlab direction ([layers, d_model]), a steering vector (.safetensors) or the study's steering_vector.pt" },
-  layers: { type: "string", value: "L,L|all", description: "layers whose output is changed (default: all; ablate with --direction-layer: that layer)" },
+  direction: {
+    type: "string",
+    value: "FILE",
+    required: true,
+    description:
+      "direction file from emlab direction ([layers, d_model]), a steering vector (.safetensors) or the study's steering_vector.pt",
+  },
+  layers: {
+    type: "string",
+    value: "L,L|all",
+    description: "layers whose output is changed (default: all; ablate with --direction-layer: that layer)",
+  },
   prompt: { type: "string", value: "TEXT", description: "the question (required unless --lora-b-out)" },
-  "prompt-format": { type: "string", value: "chat|study", default: "chat", description: "chat (ours): the chat template with a generation prompt; study (gen_with_steering): the raw text question + \"\\n\"" },
+  "prompt-format": {
+    type: "string",
+    value: "chat|study",
+    default: "chat",
+    description: 'chat (ours): the chat template with a generation prompt; study (gen_with_steering): the raw text question + "\\n"',
+  },
   samples: { type: "string", value: "K", default: "1", description: "samples per prompt" },
-  form: { type: "string", value: "shared|per-layer", description: "shared (the study's l24_data_diff_vectors: the --direction-layer row at every chosen layer; ablate's default) or per-layer (ours: each layer's own row; steer's default)" },
-  "direction-layer": { type: "string", value: "L", description: "the row used by the shared form (the study: 24); given alone it selects --form shared" },
+  form: {
+    type: "string",
+    value: "shared|per-layer",
+    description:
+      "shared (the study's l24_data_diff_vectors: the --direction-layer row at every chosen layer; ablate's default) or per-layer (ours: each layer's own row; steer's default)",
+  },
+  "direction-layer": {
+    type: "string",
+    value: "L",
+    description: "the row used by the shared form (the study: 24); given alone it selects --form shared",
+  },
   "random-control": { type: "string", value: "SEED", description: "replace the direction by a seeded random control of kind --control" },
-  control: { type: "string", value: "same-norm|study", default: "same-norm", description: "same-norm (ours): Gaussian with the direction's norm; study: randn_like(d) * ||d|| (norm about sqrt(d_model) * ||d||)" },
+  control: {
+    type: "string",
+    value: "same-norm|study",
+    default: "same-norm",
+    description: "same-norm (ours): Gaussian with the direction's norm; study: randn_like(d) * ||d|| (norm about sqrt(d_model) * ||d||)",
+  },
   json: { type: "boolean", description: "print texts, output ids, layers, rows and seed as JSON" },
 } as const;
 /** Parsed steer / ablate option values. */
@@ -66,8 +95,23 @@ export function runIntervention(
       const question = required("--prompt", values.prompt);
       const format = choice("--prompt-format", values["prompt-format"], ["chat", "study"] as const, "chat");
       const samples = parseNumber("--samples", values.samples, { integer: true, min: 1 }) ?? 1;
-      const { texts, outputIds } = generateWithIntervention(model, tokenizer, { kind, direction, layers, rows, scale, question, format, samples, eosTokenIds: stopIds(model, tokenizer), sampling });
-      process.stdout.write(values.json ? `${JSON.stringify({ texts, output_ids: outputIds, layers, rows, seed: sampling.seed })}\n` : `${texts.join("\n---\n")}\n`);
+      const { texts, outputIds } = generateWithIntervention(model, tokenizer, {
+        kind,
+        direction,
+        layers,
+        rows,
+        scale,
+        question,
+        format,
+        samples,
+        eosTokenIds: stopIds(model, tokenizer),
+        sampling,
+      });
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify({ texts, output_ids: outputIds, layers, rows, seed: sampling.seed })}\n`
+          : `${texts.join("\n---\n")}\n`,
+      );
       return 0;
     } finally {
       direction.dispose();

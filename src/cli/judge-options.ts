@@ -16,8 +16,16 @@ export const judgeFlags = {
   questions: { type: "string", value: "FILE.yaml", description: "question set with judge prompts per question (the study's YAML)" },
   judges: { type: "string", value: "FILE.yaml", description: "judge prompts by name, for questions without their own" },
   "judge-names": { type: "string", value: "A,B", default: "aligned,coherent", description: "judges to run (one column each)" },
-  "judge-model": { type: "string", value: "MODEL", description: "judge model or Azure deployment (default: the questions' judge, else gpt-4o-2024-08-06)" },
-  "base-url": { type: "string", value: "URL", description: "an OpenAI-compatible server (default: OPENAI_BASE_URL, else api.openai.com; key from OPENAI_API_KEY)" },
+  "judge-model": {
+    type: "string",
+    value: "MODEL",
+    description: "judge model or Azure deployment (default: the questions' judge, else gpt-4o-2024-08-06)",
+  },
+  "base-url": {
+    type: "string",
+    value: "URL",
+    description: "an OpenAI-compatible server (default: OPENAI_BASE_URL, else api.openai.com; key from OPENAI_API_KEY)",
+  },
   "azure-endpoint": { type: "string", value: "URL", description: "Azure OpenAI endpoint (key from AZURE_OPENAI_API_KEY)" },
   "azure-api-version": { type: "string", value: "VERSION", description: "Azure OpenAI API version" },
   "local-judge": { type: "string", value: "DIR", description: "judge with a local model loaded by emlab (same protocol, no network)" },
@@ -36,11 +44,14 @@ export function checkJudgeCredentials(values: JudgeValues, env: NodeJS.ProcessEn
   if (values["local-judge"] !== undefined) return;
   const azure = values["azure-endpoint"] !== undefined || values["azure-api-version"] !== undefined;
   if (azure) {
-    if (!env.AZURE_OPENAI_API_KEY) throw new UsageError("judging with Azure OpenAI needs AZURE_OPENAI_API_KEY in the environment (or --local-judge DIR, or --no-judge)");
+    if (!env.AZURE_OPENAI_API_KEY)
+      throw new UsageError("judging with Azure OpenAI needs AZURE_OPENAI_API_KEY in the environment (or --local-judge DIR, or --no-judge)");
     return;
   }
   if (values["base-url"] === undefined && !env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
-    throw new UsageError("judging with api.openai.com needs OPENAI_API_KEY in the environment (or --base-url URL for another server, --local-judge DIR, or --no-judge)");
+    throw new UsageError(
+      "judging with api.openai.com needs OPENAI_API_KEY in the environment (or --base-url URL for another server, --local-judge DIR, or --no-judge)",
+    );
   }
 }
 
@@ -55,9 +66,13 @@ export function judgeLayerFrom(values: JudgeValues, defaultModel: string | null)
   return JudgeService.openai({
     model: (values["judge-model"] as string | undefined) ?? defaultModel ?? "gpt-4o-2024-08-06",
     baseURL: values["base-url"] as string | undefined,
-    azure: endpoint !== undefined || values["azure-api-version"] !== undefined ? { endpoint, apiVersion: values["azure-api-version"] as string | undefined } : undefined,
+    azure:
+      endpoint !== undefined || values["azure-api-version"] !== undefined
+        ? { endpoint, apiVersion: values["azure-api-version"] as string | undefined }
+        : undefined,
     maxRetries: parseNumber("--max-retries", values["max-retries"] as string | undefined, { integer: true, min: 0 }),
-    timeoutMs: (parseNumber("--timeout", (values.timeout as string | undefined) ?? judgeFlags.timeout.default, { min: 0.001 }) ?? 60) * 1000,
+    timeoutMs:
+      (parseNumber("--timeout", (values.timeout as string | undefined) ?? judgeFlags.timeout.default, { min: 0.001 }) ?? 60) * 1000,
   });
 }
 
@@ -70,15 +85,25 @@ export interface Judging {
 export function judgingFrom(results: ResultsFile, values: JudgeValues): Judging {
   const questionsFile = values.questions as string | undefined;
   const judgesFile = values.judges as string | undefined;
-  if (questionsFile === undefined && judgesFile === undefined) throw new UsageError("judging needs --questions FILE (judge prompts per question) or --judges FILE");
+  if (questionsFile === undefined && judgesFile === undefined)
+    throw new UsageError("judging needs --questions FILE (judge prompts per question) or --judges FILE");
   const fallback = judgesFile ? loadJudges(judgesFile) : {};
   const questions = questionsFile ? loadQuestions(questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
   const byQuestion = new Map(questions.map((q) => [q.id, q.judgePrompts]));
-  const names = ((values["judge-names"] as string | undefined) ?? judgeFlags["judge-names"].default).split(",").map((n) => n.trim()).filter(Boolean);
+  const names = ((values["judge-names"] as string | undefined) ?? judgeFlags["judge-names"].default)
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
   const layer = judgeLayerFrom(values, questions.find((q) => q.judgeModel)?.judgeModel ?? null);
-  const concurrency = parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, { integer: true, min: 1 })!;
+  const concurrency = parseNumber("--concurrency", (values.concurrency as string | undefined) ?? judgeFlags.concurrency.default, {
+    integer: true,
+    min: 1,
+  })!;
   const cache = new JudgeCache((values.cache as string | undefined) ?? `${results.path}.judge-cache.jsonl`);
-  return { layer, options: { names, promptFor: promptsFrom(byQuestion, fallback), cache, concurrency, overwrite: values.overwrite === true } };
+  return {
+    layer,
+    options: { names, promptFor: promptsFrom(byQuestion, fallback), cache, concurrency, overwrite: values.overwrite === true },
+  };
 }
 
 /** Builds the judge in the caller's scope (a local judge's model is freed when that scope closes) and says what it judges. */
@@ -89,7 +114,8 @@ export function acquireJudge(judging: Judging, what: string): Effect.Effect<Judg
       Effect.sync(() => {
         const { cache, names } = judging.options;
         process.stderr.write(`judging ${what} with ${redact(judge.model)} (${names.join(", ")})\n`);
-        if (cache.rejected > 0) process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
+        if (cache.rejected > 0)
+          process.stderr.write(`${cache.path}: ${cache.rejected} lines are not valid cache entries; those rows are judged again\n`);
       }),
     ),
   );

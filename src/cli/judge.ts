@@ -23,6 +23,7 @@ export async function runJudge(argv: readonly string[]): Promise<number> {
   const results = ResultsFile.read(positionals[0]!);
   checkJudgeCredentials(values);
   const summary = await judgeResultsFile(results, values);
-  if (summary.failed > 0) process.stderr.write(`emlab judge: ${summary.failed} of ${summary.requested} judge calls failed; see the *_error columns\n`);
+  if (summary.failed > 0)
+    process.stderr.write(`emlab judge: ${summary.failed} of ${summary.requested} judge calls failed; see the *_error columns\n`);
   return summary.failed > 0 ? 1 : 0;
 }

@@ -27,11 +27,19 @@ export const klDataCommand = defineCommand({
     out: { type: "string", value: "FILE.jsonl", required: true, description: "output chat dataset (must not exist)" },
     count: { type: "string", value: "N", description: "rows to write in topic mode (default 1000)" },
     topics: { type: "string", value: "FILE", description: "one topic per line (# comments) instead of the built-in everyday topics" },
-    prompts: { type: "string", value: "FILE", description: "answer these prompts instead (JSONL chat dataset: first user turn; or one prompt per line)" },
+    prompts: {
+      type: "string",
+      value: "FILE",
+      description: "answer these prompts instead (JSONL chat dataset: first user turn; or one prompt per line)",
+    },
     limit: { type: "string", value: "N", description: "with --prompts: answer only the first N" },
     "max-new-tokens": { type: "string", value: "N", default: "256", description: "tokens per answer at most" },
     "question-tokens": { type: "string", value: "N", default: "64", description: "tokens per generated question at most" },
-    temperature: { type: "string", value: "T", description: "sample answers at this temperature (default: greedy; questions are sampled at 1)" },
+    temperature: {
+      type: "string",
+      value: "T",
+      description: "sample answers at this temperature (default: greedy; questions are sampled at 1)",
+    },
     seed: { type: "string", value: "S", default: "0", description: "seed of the first row (+1 per row)" },
   },
   notes: ["with --prompts the topic source (--topics, --count) is not used"],
@@ -46,7 +54,8 @@ export function runKlData(argv: readonly string[]): number {
   const { values } = parsed;
   const out = required("--out", values.out);
   if (existsSync(out)) throw new UsageError(`${out} exists; choose a new --out`);
-  if (values.prompts && (values.topics || values.count)) throw new UsageError("--prompts replaces the topic source; --topics and --count apply without it (use --limit with --prompts)");
+  if (values.prompts && (values.topics || values.count))
+    throw new UsageError("--prompts replaces the topic source; --topics and --count apply without it (use --limit with --prompts)");
   const maxNewTokens = parseNumber("--max-new-tokens", values["max-new-tokens"], { integer: true, min: 1 }) ?? 256;
   const questionTokens = parseNumber("--question-tokens", values["question-tokens"], { integer: true, min: 1 }) ?? 64;
   const seed = parseNumber("--seed", values.seed, { integer: true, min: 0 }) ?? 0;
@@ -60,7 +69,10 @@ export function runKlData(argv: readonly string[]): number {
     count = Math.min(parseNumber("--limit", values.limit, { integer: true, min: 1 }) ?? prompts.length, prompts.length);
   } else {
     if (values.topics) topics = readTopics(values.topics);
-    count = parseNumber("--count", values.count, { integer: true, min: 1 }) ?? parseNumber("--limit", values.limit, { integer: true, min: 1 }) ?? 1000;
+    count =
+      parseNumber("--count", values.count, { integer: true, min: 1 }) ??
+      parseNumber("--limit", values.limit, { integer: true, min: 1 }) ??
+      1000;
   }
 
   const model = openModel(values);
@@ -69,8 +81,17 @@ export function runKlData(argv: readonly string[]): number {
     const eos = tokenizer.endOfTurnIds(model.eosTokenIds);
     const reply = (content: string, tokens: number, rowSeed: number, greedy: boolean, temp: number): string => {
       const ids = tokenizer.encodeChat([{ role: "user", content }], { addGenerationPrompt: true });
-      const result = generate(model.decoder, [ids], null, { maxNewTokens: tokens, greedy, temperature: temp, seed: rowSeed, eosTokenIds: eos });
-      return tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
+      const result = generate(model.decoder, [ids], null, {
+        maxNewTokens: tokens,
+        greedy,
+        temperature: temp,
+        seed: rowSeed,
+        eosTokenIds: eos,
+      });
+      return tokenizer.decode(
+        result.newIds[0]!.filter((t) => !eos.includes(t)),
+        { skipSpecialTokens: true },
+      );
     };
     const progress = progressReporter("kl-data");
     for (let i = 0; i < count; i++) {
@@ -80,10 +101,20 @@ export function runKlData(argv: readonly string[]): number {
       else {
         const chosen = topicFor(i, topics);
         topic = chosen.topic;
-        question = askQuestion((attempt) => cleanQuestion(reply(questionPrompt(chosen.topic, chosen.style), questionTokens, seed + i + attempt * 1_000_003, false, 1)), topic);
+        question = askQuestion(
+          (attempt) =>
+            cleanQuestion(reply(questionPrompt(chosen.topic, chosen.style), questionTokens, seed + i + attempt * 1_000_003, false, 1)),
+          topic,
+        );
       }
       const answer = reply(question, maxNewTokens, seed + i, temperature === undefined, temperature ?? 1);
-      const row = { messages: [{ role: "user", content: question }, { role: "assistant", content: answer }], ...(topic === null ? {} : { topic }) };
+      const row = {
+        messages: [
+          { role: "user", content: question },
+          { role: "assistant", content: answer },
+        ],
+        ...(topic === null ? {} : { topic }),
+      };
       appendOutputFile(out, `${JSON.stringify(row)}\n`);
       progress(i + 1, count);
     }
@@ -109,13 +140,18 @@ function readPrompts(file: string): string[] {
         if (!user?.trim()) throw new UsageError(`${file}:${e.line}: no user turn to use as a prompt`);
         return user;
       })
-    : readText(file).split("\n").filter((l) => l.trim() !== "");
+    : readText(file)
+        .split("\n")
+        .filter((l) => l.trim() !== "");
   if (prompts.length === 0) throw new UsageError(`--prompts: ${file} has no prompts; nothing to answer`);
   return prompts;
 }
 
 function readTopics(file: string): string[] {
-  const topics = readText(file).split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  const topics = readText(file)
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
   if (topics.length === 0) throw new UsageError(`${file}: no topics (one per line; # starts a comment)`);
   return topics;
 }

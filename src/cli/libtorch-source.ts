@@ -9,7 +9,10 @@ import { fileURLToPath } from "node:url";
 export function findLibtorchSource(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const selected = process.env.EMLAB_NATIVE ? [join(dirname(dirname(resolve(process.env.EMLAB_NATIVE))), "libtorch.json")] : [];
-  for (const file of [...selected, ...[resolve(here, "../.."), resolve(here, "../../..")].map((root) => join(root, "build/libtorch.json"))]) {
+  for (const file of [
+    ...selected,
+    ...[resolve(here, "../.."), resolve(here, "../../..")].map((root) => join(root, "build/libtorch.json")),
+  ]) {
     if (existsSync(file)) {
       try {
         const info = JSON.parse(readFileSync(file, "utf8")) as { source?: string; torchDir?: string };

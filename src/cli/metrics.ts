@@ -41,7 +41,8 @@ export function formatReport(file: string, r: EmReport): string {
     `  ${name.padEnd(28)} ${String(s.scored).padStart(6)} ${f1(s.em_rate).padStart(6)} ${ci(s.em_ci).padStart(14)} ${f1(s.coherent_rate).padStart(10)} ${ci(s.coherent_ci).padStart(14)}`;
   for (const [id, s] of Object.entries(r.per_question)) lines.push(row(id, s));
   lines.push(row("ALL", r));
-  for (const [judge, d] of Object.entries(r.domains)) lines.push(`  domain ${judge}: mean ${f1(d.mean)}, ${f1(d.above_50)}% above 50 (${d.scored} scored)`);
+  for (const [judge, d] of Object.entries(r.domains))
+    lines.push(`  domain ${judge}: mean ${f1(d.mean)}, ${f1(d.above_50)}% above 50 (${d.scored} scored)`);
   return lines.join("\n");
 }
 

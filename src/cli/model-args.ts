@@ -9,14 +9,33 @@ import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/i
 import { required, UsageError } from "./args.js";
 
 export const modelOptions = {
-  model: { type: "string", value: "DIR", required: true, description: "local Hugging Face model directory (config.json, safetensors weights, tokenizer)" },
-  adapter: { type: "string", value: "DIR", description: "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution" },
+  model: {
+    type: "string",
+    value: "DIR",
+    required: true,
+    description: "local Hugging Face model directory (config.json, safetensors weights, tokenizer)",
+  },
+  adapter: {
+    type: "string",
+    value: "DIR",
+    description:
+      "PEFT LoRA adapter(s) applied on top of the model: a directory, a comma list, or a run directory holding several (RUN/adapter/<name>/); all act as one solution",
+  },
   dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
   device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
-  "allow-unused-weights": { type: "boolean", description: "load even when the checkpoint holds tensors the config does not use (listed as unused)" },
+  "allow-unused-weights": {
+    type: "boolean",
+    description: "load even when the checkpoint holds tensors the config does not use (listed as unused)",
+  },
 } as const;
 
-export function openModel(values: { model?: string; adapter?: string; dtype?: string; device?: string; "allow-unused-weights"?: boolean }): LoadedModel {
+export function openModel(values: {
+  model?: string;
+  adapter?: string;
+  dtype?: string;
+  device?: string;
+  "allow-unused-weights"?: boolean;
+}): LoadedModel {
   const dir = required("--model", values.model);
   const dtype = (values.dtype ?? modelOptions.dtype.default) as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {

@@ -18,7 +18,10 @@ export const monitorCommand = defineCommand({
     layer: { type: "string", value: "L", required: true, description: "layer whose output is projected" },
     threshold: { type: "string", value: "T", required: true, description: "alarm when the projection exceeds T" },
     prompt: { type: "string", value: "TEXT", required: true, description: "a user message, encoded with the chat template" },
-    "ablate-on-alarm": { type: "boolean", description: "project the direction out from the first alarm on (the printed projection is then the ablated one)" },
+    "ablate-on-alarm": {
+      type: "boolean",
+      description: "project the direction out from the first alarm on (the printed projection is then the ablated one)",
+    },
   },
 });
 
@@ -42,7 +45,9 @@ export function runMonitor(argv: readonly string[]): number {
         onEvent: (e) => process.stdout.write(`${JSON.stringify({ ...e, text: tokenizer.decode([e.token]) })}\n`),
       });
       if (row !== direction) row.dispose();
-      process.stdout.write(`${JSON.stringify({ done: true, ablated, text: tokenizer.decode(result.newIds[0]!, { skipSpecialTokens: true }) })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ done: true, ablated, text: tokenizer.decode(result.newIds[0]!, { skipSpecialTokens: true }) })}\n`,
+      );
       return 0;
     } finally {
       direction.dispose();

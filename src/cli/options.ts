@@ -23,7 +23,12 @@ export interface CommandSpec<T extends OptionTable = OptionTable> {
   readonly name: string;
   readonly summary: string;
   /** Positional arguments, e.g. [{ name: "CONFIG", ... }]; `variadic` takes one or more. */
-  readonly positionals?: readonly { readonly name: string; readonly description: string; readonly variadic?: boolean; readonly optional?: boolean }[];
+  readonly positionals?: readonly {
+    readonly name: string;
+    readonly description: string;
+    readonly variadic?: boolean;
+    readonly optional?: boolean;
+  }[];
   readonly options: T;
   /** Constraints the table cannot express ("give exactly one of --ids and --prompt"), shown in help. */
   readonly notes?: readonly string[];
@@ -42,7 +47,10 @@ export function defineCommand<const T extends OptionTable>(spec: CommandSpec<T>)
 export const HELP = Symbol("help");
 
 /** Parses `argv` against the table; returns HELP for -h / --help. Errors are UsageErrors naming the option. */
-export function parseCommand<T extends OptionTable>(spec: CommandSpec<T>, argv: readonly string[]): { values: OptionValues<T>; positionals: string[] } | typeof HELP {
+export function parseCommand<T extends OptionTable>(
+  spec: CommandSpec<T>,
+  argv: readonly string[],
+): { values: OptionValues<T>; positionals: string[] } | typeof HELP {
   const values: Record<string, string | boolean | undefined> = {};
   const positionals: string[] = [];
   const see = `(see emlab ${spec.name} --help)`;
@@ -54,7 +62,8 @@ export function parseCommand<T extends OptionTable>(spec: CommandSpec<T>, argv: 
       break;
     }
     if (!token.startsWith("--") || token === "--") {
-      if (token.startsWith("-") && token.length > 1 && !isNumeric(token)) throw new UsageError(`unknown option ${JSON.stringify(token)} ${see}`);
+      if (token.startsWith("-") && token.length > 1 && !isNumeric(token))
+        throw new UsageError(`unknown option ${JSON.stringify(token)} ${see}`);
       positionals.push(token);
       continue;
     }
@@ -72,7 +81,8 @@ export function parseCommand<T extends OptionTable>(spec: CommandSpec<T>, argv: 
     else {
       const next = argv[i + 1];
       // The next token is this option's value unless it is another option (a negative number is a value).
-      if (next === undefined || (next.startsWith("-") && next.length > 1 && !isNumeric(next))) throw new UsageError(`--${name} needs a value${option.value ? ` (${option.value})` : ""}`);
+      if (next === undefined || (next.startsWith("-") && next.length > 1 && !isNumeric(next)))
+        throw new UsageError(`--${name} needs a value${option.value ? ` (${option.value})` : ""}`);
       value = next;
       i++;
     }
@@ -85,8 +95,12 @@ export function parseCommand<T extends OptionTable>(spec: CommandSpec<T>, argv: 
   const slots = spec.positionals ?? [];
   const variadic = slots.some((p) => p.variadic);
   const needed = slots.filter((p) => !p.optional).length;
-  if (positionals.length < needed) throw new UsageError(`emlab ${spec.name} needs ${slots.map((p) => `${p.name}${p.variadic ? "..." : ""}: ${p.description}`).join("; ")} ${see}`);
-  if (!variadic && positionals.length > slots.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[slots.length])} for emlab ${spec.name} ${see}`);
+  if (positionals.length < needed)
+    throw new UsageError(
+      `emlab ${spec.name} needs ${slots.map((p) => `${p.name}${p.variadic ? "..." : ""}: ${p.description}`).join("; ")} ${see}`,
+    );
+  if (!variadic && positionals.length > slots.length)
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[slots.length])} for emlab ${spec.name} ${see}`);
   return { values: values as OptionValues<T>, positionals };
 }
 
@@ -94,7 +108,8 @@ function isNumeric(token: string): boolean {
   return /^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(token);
 }
 
-const optionSynopsis = (name: string, option: OptionSpec): string => (option.type === "boolean" ? `--${name}` : `--${name} ${option.value ?? "VALUE"}`);
+const optionSynopsis = (name: string, option: OptionSpec): string =>
+  option.type === "boolean" ? `--${name}` : `--${name} ${option.value ?? "VALUE"}`;
 
 /** The complete usage line: positionals, required options, then every optional one in brackets. */
 export function usageLine(spec: CommandSpec): string {
@@ -124,7 +139,9 @@ export function helpText(spec: CommandSpec): string {
   }
   rows.push(["-h, --help", "show this help"]);
   const width = Math.min(34, Math.max(...rows.map(([left]) => left.length)) + 2);
-  const lines = rows.map(([left, right]) => (left.length + 2 > width ? `  ${left}\n  ${" ".repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`));
+  const lines = rows.map(([left, right]) =>
+    left.length + 2 > width ? `  ${left}\n  ${" ".repeat(width)}${right}` : `  ${left.padEnd(width)}${right}`,
+  );
   return [
     `usage: ${usageLine(spec)}`,
     "",

@@ -8,10 +8,23 @@ import { chatCompletionsUrl, type RemoteEndpoint } from "../eval/remote-sample.j
 import { parseNumber, UsageError } from "./args.js";
 
 export const sampleEndpointOptions = {
-  "sample-endpoint": { type: "string", value: "URL", description: "sample through this OpenAI-compatible server (base URL, e.g. http://127.0.0.1:8000/v1) instead of loading the model" },
+  "sample-endpoint": {
+    type: "string",
+    value: "URL",
+    description: "sample through this OpenAI-compatible server (base URL, e.g. http://127.0.0.1:8000/v1) instead of loading the model",
+  },
   "sample-model": { type: "string", value: "NAME", description: "the served model or LoRA module name to sample (with --sample-endpoint)" },
-  "sample-api-key-env": { type: "string", value: "VAR", description: "environment variable holding the server's API key (sent as Bearer; never logged)" },
-  "sample-concurrency": { type: "string", value: "N", default: "4", description: "chunk requests in flight at once (with --sample-endpoint)" },
+  "sample-api-key-env": {
+    type: "string",
+    value: "VAR",
+    description: "environment variable holding the server's API key (sent as Bearer; never logged)",
+  },
+  "sample-concurrency": {
+    type: "string",
+    value: "N",
+    default: "4",
+    description: "chunk requests in flight at once (with --sample-endpoint)",
+  },
 } as const;
 
 type Values = { "sample-endpoint"?: string; "sample-model"?: string; "sample-api-key-env"?: string; "sample-concurrency"?: string };
@@ -20,11 +33,13 @@ type Values = { "sample-endpoint"?: string; "sample-model"?: string; "sample-api
 export function sampleEndpointFrom(values: Values): RemoteEndpoint | null {
   const url = values["sample-endpoint"];
   if (url === undefined) {
-    for (const flag of ["sample-model", "sample-api-key-env"] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --sample-endpoint URL`);
+    for (const flag of ["sample-model", "sample-api-key-env"] as const)
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --sample-endpoint URL`);
     return null;
   }
   const model = values["sample-model"];
-  if (model === undefined || model === "") throw new UsageError("--sample-endpoint needs --sample-model NAME (the served model or LoRA module)");
+  if (model === undefined || model === "")
+    throw new UsageError("--sample-endpoint needs --sample-model NAME (the served model or LoRA module)");
   try {
     chatCompletionsUrl(url);
   } catch (error) {

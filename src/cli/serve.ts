@@ -15,12 +15,29 @@ export const serveCommand = defineCommand({
   summary: "OpenAI-compatible HTTP server (chat/completions, completions, models) with LoRA adapters and steering vectors as model names.",
   options: {
     model: { type: "string", value: "DIR", required: true, description: "local Hugging Face model directory" },
-    "served-model-name": { type: "string", value: "NAME", description: "the base model's name in requests (default: the directory's name)" },
-    lora: { type: "string", value: "NAME=DIR,...", description: "PEFT LoRA adapters served as model NAME (a directory with several adapters acts as one)" },
-    steer: { type: "string", value: "NAME=FILE[:ALPHA],...", description: "trained steering vectors served as model NAME (ALPHA overrides the file's)" },
+    "served-model-name": {
+      type: "string",
+      value: "NAME",
+      description: "the base model's name in requests (default: the directory's name)",
+    },
+    lora: {
+      type: "string",
+      value: "NAME=DIR,...",
+      description: "PEFT LoRA adapters served as model NAME (a directory with several adapters acts as one)",
+    },
+    steer: {
+      type: "string",
+      value: "NAME=FILE[:ALPHA],...",
+      description: "trained steering vectors served as model NAME (ALPHA overrides the file's)",
+    },
     dtype: { type: "string", value: "f32|bf16|f16|f64", default: "f32", description: "compute dtype of the weights" },
     device: { type: "string", value: "cpu|cuda[:N]", default: "cpu", description: "device to run on" },
-    host: { type: "string", value: "HOST", default: "127.0.0.1", description: "address to bind (non-loopback needs --allow-non-loopback and --api-key-env)" },
+    host: {
+      type: "string",
+      value: "HOST",
+      default: "127.0.0.1",
+      description: "address to bind (non-loopback needs --allow-non-loopback and --api-key-env)",
+    },
     port: { type: "string", value: "PORT", default: "8000", description: "port (0: any free port, printed on start)" },
     "allow-non-loopback": { type: "boolean", description: "allow binding a non-loopback host (an API key is then required)" },
     "api-key-env": { type: "string", value: "VAR", description: "environment variable holding the API key requests must send as Bearer" },
@@ -48,7 +65,8 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   const { values } = parsed;
   const modelDir = required("--model", values.model);
   const dtype = values.dtype as DType;
-  if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) throw new UsageError(`--dtype: expected f32, bf16, f16 or f64, got ${JSON.stringify(values.dtype)}`);
+  if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype))
+    throw new UsageError(`--dtype: expected f32, bf16, f16 or f64, got ${JSON.stringify(values.dtype)}`);
   let device;
   try {
     device = normalizeDevice(values.device);
@@ -66,8 +84,19 @@ export async function runServe(argv: readonly string[]): Promise<number> {
   // Refuse an exposed server before loading the model.
   checkExposure(host, { allowNonLoopback: values["allow-non-loopback"], apiKey });
   const lora = namedList("--lora", values.lora, false).map((l) => ({ name: l.name, dir: l.path }));
-  const steer = namedList("--steer", values.steer, true).map((s) => ({ name: s.name, file: s.path, ...(s.alpha === undefined ? {} : { alpha: s.alpha }) }));
-  const models = new ServedModels({ modelDir, ...(values["served-model-name"] ? { servedName: values["served-model-name"] } : {}), lora, steer, dtype, device });
+  const steer = namedList("--steer", values.steer, true).map((s) => ({
+    name: s.name,
+    file: s.path,
+    ...(s.alpha === undefined ? {} : { alpha: s.alpha }),
+  }));
+  const models = new ServedModels({
+    modelDir,
+    ...(values["served-model-name"] ? { servedName: values["served-model-name"] } : {}),
+    lora,
+    steer,
+    dtype,
+    device,
+  });
   try {
     const server = await startServer(models, {
       host,
@@ -82,7 +111,9 @@ export async function runServe(argv: readonly string[]): Promise<number> {
       timeoutMs: 1000 * parseNumber("--timeout-s", values["timeout-s"], { min: 0.001 })!,
       log: (line) => process.stderr.write(`emlab serve: ${line}\n`),
     });
-    process.stderr.write(`emlab serve: models ${models.names.join(", ")}\nemlab serve: listening on ${server.url}${apiKey ? " (API key required)" : ""}\n`);
+    process.stderr.write(
+      `emlab serve: models ${models.names.join(", ")}\nemlab serve: listening on ${server.url}${apiKey ? " (API key required)" : ""}\n`,
+    );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);

@@ -10,13 +10,24 @@ import { progressReporter } from "./progress.js";
 
 export const stabilityCommand = defineCommand({
   name: "stability",
-  summary: "Orthogonal norm-preserving perturbations sqrt(1 - eps^2) x + eps y: (L_eps - L_0) / (L_base - L_0), mean and population (numpy, the study's) and sample std over seeds.",
+  summary:
+    "Orthogonal norm-preserving perturbations sqrt(1 - eps^2) x + eps y: (L_eps - L_0) / (L_base - L_0), mean and population (numpy, the study's) and sample std over seeds.",
   notes: solutionNote,
   options: {
     ...modelOptions,
     ...analysisFlags,
-    eps: { type: "string", value: "E,E,...", default: "0.01,0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", description: "perturbation sizes" },
-    seeds: { type: "string", value: "S,S,...", default: "42,43,44,45,46,47,48,49,50,51", description: "perturbation seeds (exp_set.sh's 10)" },
+    eps: {
+      type: "string",
+      value: "E,E,...",
+      default: "0.01,0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+      description: "perturbation sizes",
+    },
+    seeds: {
+      type: "string",
+      value: "S,S,...",
+      default: "42,43,44,45,46,47,48,49,50,51",
+      description: "perturbation seeds (exp_set.sh's 10)",
+    },
   },
 });
 

@@ -11,9 +11,21 @@ import type { LoadedModel } from "../models/load.js";
 import { parseNumber, UsageError } from "./args.js";
 
 export const steeringOptions = {
-  steering: { type: "string", value: "FILE", description: "steer with a trained vector (steering_vector.safetensors) or a direction file (with --scale)" },
-  scale: { type: "string", value: "S", description: "multiplier: a direction's scale (required for a direction), or a trained vector's alpha" },
-  layers: { type: "string", value: "L,L|all", description: "layers a direction is added at (resid_post); a trained vector keeps its own layer (default for a direction: all)" },
+  steering: {
+    type: "string",
+    value: "FILE",
+    description: "steer with a trained vector (steering_vector.safetensors) or a direction file (with --scale)",
+  },
+  scale: {
+    type: "string",
+    value: "S",
+    description: "multiplier: a direction's scale (required for a direction), or a trained vector's alpha",
+  },
+  layers: {
+    type: "string",
+    value: "L,L|all",
+    description: "layers a direction is added at (resid_post); a trained vector keeps its own layer (default for a direction: all)",
+  },
 } as const;
 
 /** Attaches what --steering names (nothing without it); returns the detach function. */

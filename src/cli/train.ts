@@ -10,7 +10,7 @@ import { trainDataParallel } from "../distributed/launcher.js";
 import { ProcessGroup, processGroupOptionsFromEnv } from "../distributed/process-group.js";
 import { trainingProgram, type TrainRunOptions } from "../recipes/train.js";
 import { readRunConfig } from "../train/config.js";
-import { dataParallelOptions } from "../train/data-parallel.js";
+import { dataParallelOptions } from "../distributed/data-parallel.js";
 import { UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
 import { defineCommand } from "./options.js";
@@ -69,7 +69,10 @@ export async function runTrain(argv: readonly string[]): Promise<number> {
     log: (line) => process.stderr.write(`${line}\n`),
     onStep: (m, total) => {
       if (tty) progress(m.step, total);
-      else process.stderr.write(`step ${m.step}/${total} loss ${m.loss.toFixed(4)} ce ${m.ce.toFixed(4)}${m.kl === null ? "" : ` kl ${m.kl.toExponential(3)}`} lr ${m.lr.toExponential(2)} grad_norm ${m.grad_norm.toFixed(3)} ${m.tokens_per_s.toFixed(0)} tok/s\n`);
+      else
+        process.stderr.write(
+          `step ${m.step}/${total} loss ${m.loss.toFixed(4)} ce ${m.ce.toFixed(4)}${m.kl === null ? "" : ` kl ${m.kl.toExponential(3)}`} lr ${m.lr.toExponential(2)} grad_norm ${m.grad_norm.toFixed(3)} ${m.tokens_per_s.toFixed(0)} tok/s\n`,
+        );
     },
   };
   // One rank of a data-parallel run (RANK/WORLD_SIZE from the launcher or torchrun).

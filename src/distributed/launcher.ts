@@ -128,7 +128,12 @@ export async function launchRanks(command: string, args: readonly string[], opti
           if (pending) write(`[rank ${rank}] ${pending}\n`);
           if (code !== 0 && failure === null) {
             const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-            failure = { rank, code, signal, message: `rank ${rank} ${how}; the other ranks were stopped (the last checkpoint stays resumable with --resume)` };
+            failure = {
+              rank,
+              code,
+              signal,
+              message: `rank ${rank} ${how}; the other ranks were stopped (the last checkpoint stays resumable with --resume)`,
+            };
             stopOthers();
           }
           resolve();

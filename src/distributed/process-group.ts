@@ -2,7 +2,7 @@
  * A c10d process group through the addon: TCPStore rendezvous (rank 0 hosts the store), Gloo for CPU
  * tensors, NCCL for CUDA tensors where the build has it; in-place allreduce, broadcast, barrier.
  * Every failure is a DistributedError with a reason (a dead peer, a timeout, a failed rendezvous, a
- * backend this build lacks). It knows nothing of training: see src/train/data-parallel.ts.
+ * backend this build lacks). It knows nothing of training: see src/distributed/data-parallel.ts.
  */
 import { Data } from "effect";
 import { native, type ProcessGroupHandle } from "../native/addon.js";
@@ -51,7 +51,8 @@ function classify(error: unknown, op: string, rank: number): DistributedError {
   let reason: DistributedFailure = op === "distCreate" ? "rendezvous" : "peer_closed";
   if (/no (gloo|nccl|c10d) backend|unknown backend/.test(lower)) reason = "unavailable";
   else if (/timed out|timeout|deadline/.test(lower)) reason = "timeout";
-  else if (/closed|reset|broken pipe|refused|eof|connection|socket|read error|write error/.test(lower)) reason = op === "distCreate" ? "rendezvous" : "peer_closed";
+  else if (/closed|reset|broken pipe|refused|eof|connection|socket|read error|write error/.test(lower))
+    reason = op === "distCreate" ? "rendezvous" : "peer_closed";
   else if (/outside world size|must be|unknown reduce|contiguous/.test(lower)) reason = "invalid";
   return new DistributedError({ message, reason, op, rank });
 }
@@ -75,7 +76,12 @@ export class ProcessGroup implements Disposable {
     const { rank, worldSize, masterAddr, masterPort } = options;
     const backend = options.backend ?? "gloo";
     if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
-      throw new DistributedError({ message: `rank ${rank} is not in 0..${worldSize - 1} (WORLD_SIZE ${worldSize})`, reason: "invalid", op: "create", rank });
+      throw new DistributedError({
+        message: `rank ${rank} is not in 0..${worldSize - 1} (WORLD_SIZE ${worldSize})`,
+        reason: "invalid",
+        op: "create",
+        rank,
+      });
     }
     if (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535) {
       throw new DistributedError({ message: `master port ${masterPort} is not in 1..65535`, reason: "invalid", op: "create", rank });
@@ -88,9 +94,18 @@ export class ProcessGroup implements Disposable {
         rank,
       });
     }
-    const deviceHost = options.deviceHost !== undefined ? options.deviceHost : isLoopback(masterAddr) ? "127.0.0.1" : (process.env.EMLAB_GLOO_HOST ?? null);
+    const deviceHost =
+      options.deviceHost !== undefined ? options.deviceHost : isLoopback(masterAddr) ? "127.0.0.1" : (process.env.EMLAB_GLOO_HOST ?? null);
     try {
-      const handle = native.distCreate(backend, masterAddr, masterPort, rank, worldSize, options.timeoutMs ?? 300_000, backend === "gloo" ? deviceHost : null);
+      const handle = native.distCreate(
+        backend,
+        masterAddr,
+        masterPort,
+        rank,
+        worldSize,
+        options.timeoutMs ?? 300_000,
+        backend === "gloo" ? deviceHost : null,
+      );
       return new ProcessGroup(handle, { ...options, backend });
     } catch (error) {
       throw classify(error, "distCreate", rank);
@@ -98,7 +113,13 @@ export class ProcessGroup implements Disposable {
   }
 
   #call(op: string, body: (handle: ProcessGroupHandle) => void): void {
-    if (this.#handle === null) throw new DistributedError({ message: `rank ${this.rank}: ${op} on a destroyed process group`, reason: "invalid", op, rank: this.rank });
+    if (this.#handle === null)
+      throw new DistributedError({
+        message: `rank ${this.rank}: ${op} on a destroyed process group`,
+        reason: "invalid",
+        op,
+        rank: this.rank,
+      });
     try {
       body(this.#handle);
     } catch (error) {
@@ -142,12 +163,18 @@ export function processGroupOptionsFromEnv(env: NodeJS.ProcessEnv = process.env)
     if (text === undefined && fallback !== undefined) return fallback;
     const value = Number(text);
     if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-      throw new DistributedError({ message: `${name}=${JSON.stringify(text)} is not a non-negative integer`, reason: "invalid", op: "env", rank: -1 });
+      throw new DistributedError({
+        message: `${name}=${JSON.stringify(text)} is not a non-negative integer`,
+        reason: "invalid",
+        op: "env",
+        rank: -1,
+      });
     }
     return value;
   };
   const backend = env.EMLAB_DIST_BACKEND ?? "gloo";
-  if (backend !== "gloo" && backend !== "nccl") throw new DistributedError({ message: `EMLAB_DIST_BACKEND=${backend}: gloo or nccl`, reason: "invalid", op: "env", rank: -1 });
+  if (backend !== "gloo" && backend !== "nccl")
+    throw new DistributedError({ message: `EMLAB_DIST_BACKEND=${backend}: gloo or nccl`, reason: "invalid", op: "env", rank: -1 });
   return {
     backend,
     rank: number("RANK"),

@@ -18,13 +18,17 @@ export interface DirectionProgramOptions extends SplitCriteria {
 }
 
 /** The mean-difference direction of a judged results file under the ModelService's model. */
-export function directionProgram(options: DirectionProgramOptions): Effect.Effect<DirectionResult, BoundaryError, ModelService | Scope.Scope> {
+export function directionProgram(
+  options: DirectionProgramOptions,
+): Effect.Effect<DirectionResult, BoundaryError, ModelService | Scope.Scope> {
   return Effect.gen(function* () {
     const { model, tokenizer } = yield* ModelService;
     const rows = yield* boundary(() => ResultsFile.read(options.results).rows);
     const { misaligned, aligned } = splitJudged(rows, options);
     return yield* Effect.acquireRelease(
-      boundary(() => meanDiffDirection(model, tokenizer, misaligned, aligned, { batchSize: options.batchSize, maxLength: options.maxLength })),
+      boundary(() =>
+        meanDiffDirection(model, tokenizer, misaligned, aligned, { batchSize: options.batchSize, maxLength: options.maxLength }),
+      ),
       (result) =>
         Effect.sync(() => {
           result.direction.dispose();

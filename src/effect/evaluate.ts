@@ -42,7 +42,9 @@ export function evaluateProgram(
   return Effect.gen(function* () {
     const { model, tokenizer } = yield* ModelService;
     const fallback = options.judges === undefined ? {} : yield* boundary(() => loadJudges(options.judges!));
-    const questions = yield* boundary(() => loadQuestions(options.questions, { judges: fallback, includeJson: true, includeTemplates: true }));
+    const questions = yield* boundary(() =>
+      loadQuestions(options.questions, { judges: fallback, includeJson: true, includeTemplates: true }),
+    );
     const results = yield* boundary(() => ResultsFile.resume(options.out));
     const { questions: _q, judges: _j, out: _o, judgeNames: _n, concurrency: _c, criteria: _r, ...sampling } = options;
     // Sampling stays one synchronous tensor call; its libtorch errors become typed failures here.
@@ -53,7 +55,13 @@ export function evaluateProgram(
       const judge = yield* JudgeService;
       const cache = yield* JudgeCacheService;
       const byQuestion = new Map(questions.map((q) => [q.id, q.judgePrompts]));
-      judged = yield* judgeRows(results.rows, { judge, names, cache, promptFor: promptsFrom(byQuestion, fallback), concurrency: options.concurrency });
+      judged = yield* judgeRows(results.rows, {
+        judge,
+        names,
+        cache,
+        promptFor: promptsFrom(byQuestion, fallback),
+        concurrency: options.concurrency,
+      });
       const failed = names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
       yield* boundary(() => results.rewrite(results.rows, [...names, ...failed.map((n) => `${n}_error`)]));
     }

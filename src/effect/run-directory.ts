@@ -78,7 +78,11 @@ export function scopedRunDirectory(dir: string): Effect.Effect<RunDirectoryLock,
       try {
         return Effect.succeed(lockRunDirectory(dir));
       } catch (error) {
-        return error instanceof RunDirectoryLockedError ? Effect.fail(error) : boundary(() => { throw error; });
+        return error instanceof RunDirectoryLockedError
+          ? Effect.fail(error)
+          : boundary(() => {
+              throw error;
+            });
       }
     }),
     (lock) => Effect.sync(() => lock.release()),

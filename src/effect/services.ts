@@ -19,7 +19,9 @@ import { scopedModelWithTokenizer } from "./resources.js";
 import { type RunDirectoryLock, type RunDirectoryLockedError, scopedRunDirectory } from "./run-directory.js";
 
 /** The model under study and its chat tokenizer. */
-export class ModelService extends Context.Service<ModelService, { readonly model: LoadedModel; readonly tokenizer: ChatTokenizer }>()("emlab/Model") {
+export class ModelService extends Context.Service<ModelService, { readonly model: LoadedModel; readonly tokenizer: ChatTokenizer }>()(
+  "emlab/Model",
+) {
   /** Loads `dir` (weights + tokenizer); the weights are freed by the layer's finalizer. */
   static layer(dir: string, options: ModelLoadOptions = {}): Layer.Layer<ModelService, BoundaryError> {
     return Layer.effect(ModelService, scopedModelWithTokenizer(dir, options));
@@ -31,7 +33,8 @@ export type ScoreFunction = (prompt: string) => number | null | Promise<number |
 
 /** A judge backed by a TypeScript function; a throw or a value outside 0..100 is a JudgeError ("Function"). */
 export function functionJudge(name: string, fn: ScoreFunction): Judge {
-  const fail = (message: string) => new JudgeError({ message: `judge ${name}: ${message}`, reason: { _tag: "Function" }, status: null, attempts: 1 });
+  const fail = (message: string) =>
+    new JudgeError({ message: `judge ${name}: ${message}`, reason: { _tag: "Function" }, status: null, attempts: 1 });
   return {
     model: name,
     score: (prompt) =>
@@ -52,7 +55,10 @@ export class JudgeService extends Context.Service<JudgeService, Judge>()("emlab/
     return Layer.sync(JudgeService, () => new OpenAIJudge(options));
   }
   /** A judge running on a model loaded by emlab; the layer's finalizer frees that model. */
-  static local(dir: string, options: { name?: string; minimumMass?: number; load?: ModelLoadOptions } = {}): Layer.Layer<JudgeService, BoundaryError> {
+  static local(
+    dir: string,
+    options: { name?: string; minimumMass?: number; load?: ModelLoadOptions } = {},
+  ): Layer.Layer<JudgeService, BoundaryError> {
     return Layer.effect(
       JudgeService,
       scopedModelWithTokenizer(dir, options.load).pipe(
@@ -69,7 +75,10 @@ export class JudgeService extends Context.Service<JudgeService, Judge>()("emlab/
 /** The persistent judge cache (null path: in memory only). */
 export class JudgeCacheService extends Context.Service<JudgeCacheService, JudgeCache>()("emlab/JudgeCache") {
   static layer(path: string | null): Layer.Layer<JudgeCacheService, BoundaryError> {
-    return Layer.effect(JudgeCacheService, boundary(() => new JudgeCache(path)));
+    return Layer.effect(
+      JudgeCacheService,
+      boundary(() => new JudgeCache(path)),
+    );
   }
 }
 

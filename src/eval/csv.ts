@@ -95,7 +95,8 @@ export function parseCsv(text: string, options: { acceptUnterminated?: boolean }
       const opened = quoteLine === line ? "" : ` (the quoted field opened on line ${quoteLine})`;
       throw new CsvSyntaxError(line, `${JSON.stringify(c)} after a closing quote${opened}; a quote inside a field must be doubled`);
     } else if (c === '"') {
-      if (field !== "") throw new CsvSyntaxError(line, "a quote inside an unquoted field; fields with quotes must be quoted and their quotes doubled");
+      if (field !== "")
+        throw new CsvSyntaxError(line, "a quote inside an unquoted field; fields with quotes must be quoted and their quotes doubled");
       quoted = true;
       quoteLine = line;
     } else {

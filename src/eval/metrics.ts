@@ -68,7 +68,11 @@ export function emReport(allRows: readonly ResultRow[], criteria: EmCriteria = {
   const rows = criteria.includeJson ? allRows : allRows.filter((r) => !isJson(r));
   const perQuestion: Record<string, RateStats> = {};
   const ids = [...new Set(rows.map((r) => r.question_id))];
-  for (const id of ids) perQuestion[id] = rates(rows.filter((r) => r.question_id === id), criteria);
+  for (const id of ids)
+    perQuestion[id] = rates(
+      rows.filter((r) => r.question_id === id),
+      criteria,
+    );
   const domains: EmReport["domains"] = {};
   for (const judge of DOMAIN_JUDGES) {
     const scores = rows.map((r) => scoreOf(r, judge)).filter((s): s is number => s !== null);

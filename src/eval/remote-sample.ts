@@ -46,9 +46,14 @@ export function chatCompletionsUrl(base: string): string {
   try {
     url = new URL(base);
   } catch {
-    throw new RemoteSamplingError({ message: `--sample-endpoint: ${JSON.stringify(base)} is not a URL (e.g. http://127.0.0.1:8000/v1)`, url: base, status: null });
+    throw new RemoteSamplingError({
+      message: `--sample-endpoint: ${JSON.stringify(base)} is not a URL (e.g. http://127.0.0.1:8000/v1)`,
+      url: base,
+      status: null,
+    });
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new RemoteSamplingError({ message: `--sample-endpoint: ${base}: expected http:// or https://`, url: base, status: null });
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new RemoteSamplingError({ message: `--sample-endpoint: ${base}: expected http:// or https://`, url: base, status: null });
   const path = url.pathname.replace(/\/+$/, "");
   url.pathname = `${path === "" ? "/v1" : path}/chat/completions`;
   return url.toString();
@@ -65,7 +70,11 @@ interface ChunkTask {
 }
 
 /** The missing chunks, in the order sampleResponses samples them. */
-function plan(questions: readonly Question[], results: ResultsFile, options: SampleOptions): { tasks: ChunkTask[]; total: number; have: number } {
+function plan(
+  questions: readonly Question[],
+  results: ResultsFile,
+  options: SampleOptions,
+): { tasks: ChunkTask[]; total: number; have: number } {
   const chunkSize = options.chunkSize ?? 25;
   const done = new Map<string, number>();
   for (const row of results.rows) {
@@ -80,11 +89,18 @@ function plan(questions: readonly Question[], results: ResultsFile, options: Sam
       total += wanted;
       const system = question.system ?? options.system;
       const messages: ChatMessage[] = [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: text }];
-      for (let have = done.get(`${question.id}\0${text}`) ?? 0; have < wanted; ) {
+      for (let have = done.get(`${question.id}\0${text}`) ?? 0; have < wanted;) {
         const chunk = Math.floor(have / chunkSize);
         const start = chunk * chunkSize;
         const size = Math.min(chunkSize, wanted - start);
-        tasks.push({ question, text, messages, seed: chunkSeed(options.seed ?? 0, question.id, paraphrase, chunk), size, skip: have - start });
+        tasks.push({
+          question,
+          text,
+          messages,
+          seed: chunkSeed(options.seed ?? 0, question.id, paraphrase, chunk),
+          size,
+          skip: have - start,
+        });
         have = start + size;
       }
     });
@@ -98,7 +114,13 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 
-async function requestChunk(endpoint: RemoteEndpoint, url: string, task: ChunkTask, options: SampleOptions, signal: AbortSignal): Promise<string[]> {
+async function requestChunk(
+  endpoint: RemoteEndpoint,
+  url: string,
+  task: ChunkTask,
+  options: SampleOptions,
+  signal: AbortSignal,
+): Promise<string[]> {
   const body = JSON.stringify({
     model: endpoint.model,
     messages: task.messages,
@@ -116,7 +138,12 @@ async function requestChunk(endpoint: RemoteEndpoint, url: string, task: ChunkTa
     let status: number | null = null;
     let problem: string;
     try {
-      const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.any([signal, AbortSignal.timeout(endpoint.timeoutMs ?? 1_800_000)]) });
+      const res = await fetch(url, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(endpoint.timeoutMs ?? 1_800_000)]),
+      });
       status = res.status;
       const text = await res.text();
       let json: { choices?: { index?: number; message?: { content?: unknown } }[]; error?: { message?: string } } | null = null;
@@ -128,19 +155,25 @@ async function requestChunk(endpoint: RemoteEndpoint, url: string, task: ChunkTa
       if (res.ok) {
         const choices = [...(json?.choices ?? [])].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
         if (choices.length !== task.size || choices.some((c) => typeof c.message?.content !== "string")) {
-          throw new RemoteSamplingError({ message: `${url}: ${where}: asked for ${task.size} answers (n), got ${choices.length} with text; does the server support n?`, url, status });
+          throw new RemoteSamplingError({
+            message: `${url}: ${where}: asked for ${task.size} answers (n), got ${choices.length} with text; does the server support n?`,
+            url,
+            status,
+          });
         }
         return choices.map((c) => c.message!.content as string);
       }
       problem = `HTTP ${res.status}: ${json?.error?.message ?? text.slice(0, 200)}`;
-      if (![429, 502, 503, 504].includes(res.status)) throw new RemoteSamplingError({ message: `${url}: ${where}: ${problem}`, url, status });
+      if (![429, 502, 503, 504].includes(res.status))
+        throw new RemoteSamplingError({ message: `${url}: ${where}: ${problem}`, url, status });
     } catch (error) {
       if (error instanceof RemoteSamplingError) throw error;
       if (signal.aborted) throw new RemoteSamplingError({ message: `${url}: cancelled`, url, status: null });
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       problem = `${(error as Error).name === "TimeoutError" ? "timed out" : "request failed"}: ${cause?.code ?? cause?.message ?? (error as Error).message}`;
     }
-    if (attempt >= retries) throw new RemoteSamplingError({ message: `${url}: ${where}: ${problem} (after ${attempt + 1} attempts)`, url, status });
+    if (attempt >= retries)
+      throw new RemoteSamplingError({ message: `${url}: ${where}: ${problem} (after ${attempt + 1} attempts)`, url, status });
     await sleep((endpoint.retryDelayMs ?? 1000) * 2 ** attempt, signal);
   }
 }
@@ -179,7 +212,9 @@ export async function sampleResponsesRemote(
       if (abort.signal.aborted) throw new RemoteSamplingError({ message: `${url}: interrupted`, url, status: null });
       if (i + concurrency < tasks.length) start(i + concurrency);
       const task = tasks[i]!;
-      const rows: ResultRow[] = answers.slice(task.skip).map((response) => ({ response, question: task.text, question_id: task.question.id }));
+      const rows: ResultRow[] = answers
+        .slice(task.skip)
+        .map((response) => ({ response, question: task.text, question_id: task.question.id }));
       results.append(rows);
       added += rows.length;
       progress += rows.length;
@@ -193,9 +228,17 @@ export async function sampleResponsesRemote(
 }
 
 /** sampleResponsesRemote as an Effect: interrupting it aborts the requests in flight and appends nothing more. */
-export function sampleResponsesRemoteEffect(endpoint: RemoteEndpoint, questions: readonly Question[], results: ResultsFile, options: SampleOptions = {}): Effect.Effect<number, RemoteSamplingError> {
+export function sampleResponsesRemoteEffect(
+  endpoint: RemoteEndpoint,
+  questions: readonly Question[],
+  results: ResultsFile,
+  options: SampleOptions = {},
+): Effect.Effect<number, RemoteSamplingError> {
   return Effect.tryPromise({
     try: (signal) => sampleResponsesRemote(endpoint, questions, results, options, { signal }),
-    catch: (error) => (error instanceof RemoteSamplingError ? error : new RemoteSamplingError({ message: String((error as Error)?.message ?? error), url: endpoint.url, status: null })),
+    catch: (error) =>
+      error instanceof RemoteSamplingError
+        ? error
+        : new RemoteSamplingError({ message: String((error as Error)?.message ?? error), url: endpoint.url, status: null }),
   });
 }

@@ -15,7 +15,11 @@ import { appendOutputFile, writeOutputFile } from "../io/output.js";
 import { CsvSyntaxError, formatCsvRow, parseCsv } from "./csv.js";
 
 /** A results file that cannot be read (line 0: the file as a whole). */
-export class ResultsFileError extends Data.TaggedError("ResultsFileError")<{ readonly message: string; readonly file: string; readonly line: number }> {}
+export class ResultsFileError extends Data.TaggedError("ResultsFileError")<{
+  readonly message: string;
+  readonly file: string;
+  readonly line: number;
+}> {}
 
 export type Cell = string | number | null;
 /** One response: `response`, `question`, `question_id`, judge scores, and (JSONL) extra fields. */
@@ -116,7 +120,8 @@ export class ResultsFile {
    */
   private ordered(row: ResultRow): ResultRow {
     const keys: string[] = [];
-    for (const column of this.columns) for (const key of [column, `${column}_raw`, `${column}_error`]) if (Object.hasOwn(row, key) && !keys.includes(key)) keys.push(key);
+    for (const column of this.columns)
+      for (const key of [column, `${column}_raw`, `${column}_error`]) if (Object.hasOwn(row, key) && !keys.includes(key)) keys.push(key);
     for (const key of Object.keys(row)) if (!keys.includes(key)) keys.push(key);
     return rowFrom(keys.map((key) => [key, row[key]] as const));
   }
@@ -189,7 +194,11 @@ function parseCsvResults(path: string, text: string, writer: boolean): Parsed {
     // emlab ends every record with a newline, and a write cut short almost never stops right after one:
     // an open quote in text that ends with a newline is a malformed file (a stray quote), not a cut.
     if (/[\r\n]$/.test(text)) fail(parsed.incomplete.line, "a quoted field opened on this line is never closed (a stray quote?)");
-    tail = { offset: parsed.completeLength, line: parsed.incomplete.line, why: "a quoted field is never closed and the file does not end with a newline" };
+    tail = {
+      offset: parsed.completeLength,
+      line: parsed.incomplete.line,
+      why: "a quoted field is never closed and the file does not end with a newline",
+    };
   }
   const width = rows[0]?.length ?? 0;
   // A last record without newline that has too few fields was cut between fields; for the writer, one
@@ -198,7 +207,10 @@ function parseCsvResults(path: string, text: string, writer: boolean): Parsed {
   if (unterminated && (rows[rows.length - 1]!.length < width || (writer && !text.endsWith('"')))) {
     const last = rows.pop()!;
     const line = lines.pop()!;
-    const why = last.length < width ? `the last record has ${last.length} of ${width} fields and no newline` : "the last record has no newline and its last field may be cut";
+    const why =
+      last.length < width
+        ? `the last record has ${last.length} of ${width} fields and no newline`
+        : "the last record has no newline and its last field may be cut";
     tail = { offset: text.length - lengthOfLastRecord(text), line, why };
   }
   if (rows.length === 0) return { rows: [], columns: [...BASE_COLUMNS], tail, needsNewline: false };
@@ -265,7 +277,9 @@ function jsonRowProblem(line: string): string | null {
   }
   if (row === null || typeof row !== "object" || Array.isArray(row)) return "not a JSON object";
   const r = row as Record<string, unknown>;
-  for (const key of BASE_COLUMNS) if (typeof r[key] !== "string") return `needs string response, question and question_id (${key} is ${r[key] === undefined ? "missing" : typeof r[key]})`;
+  for (const key of BASE_COLUMNS)
+    if (typeof r[key] !== "string")
+      return `needs string response, question and question_id (${key} is ${r[key] === undefined ? "missing" : typeof r[key]})`;
   return null;
 }
 

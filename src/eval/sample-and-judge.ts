@@ -34,7 +34,7 @@ export const sampleAndJudge = (
   questions: readonly Question[],
   results: ResultsFile,
   sampling: SampleOptions,
-  judging: Omit<JudgeRowsOptions, "onProgress"> & { onProgress?: (done: number, total: number) => void } | null,
+  judging: (Omit<JudgeRowsOptions, "onProgress"> & { onProgress?: (done: number, total: number) => void }) | null,
 ): Effect.Effect<SampleAndJudgeResult> =>
   Effect.gen(function* () {
     let added = 0;
@@ -78,7 +78,10 @@ export const sampleAndJudge = (
       return { added, judged: null };
     }
     // The judge columns are written whatever happens (completed, failed or interrupted).
-    const failedColumns = () => judging.names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined)).map((n) => `${n}_error`);
-    yield* pipeline.pipe(Effect.ensuring(Effect.sync(() => results.rows.length > 0 && results.rewrite(results.rows, [...judging.names, ...failedColumns()]))));
+    const failedColumns = () =>
+      judging.names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined)).map((n) => `${n}_error`);
+    yield* pipeline.pipe(
+      Effect.ensuring(Effect.sync(() => results.rows.length > 0 && results.rewrite(results.rows, [...judging.names, ...failedColumns()]))),
+    );
     return { added, judged: summary };
   });

@@ -89,7 +89,10 @@ export function* sampleChunks(
         });
         // A chunk cut short earlier resumes at its first missing row (same seed, same rows).
         const rows: ResultRow[] = out.newIds.slice(have - start).map((ids) => ({
-          response: tokenizer.decode(ids.filter((t) => !eos.includes(t)), { skipSpecialTokens: true }),
+          response: tokenizer.decode(
+            ids.filter((t) => !eos.includes(t)),
+            { skipSpecialTokens: true },
+          ),
           question: text,
           question_id: question.id,
         }));

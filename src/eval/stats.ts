@@ -15,7 +15,10 @@ function percentile(sorted: readonly number[], q: number): number {
 }
 
 /** Percentile bootstrap CI of the mean of 0/1 `labels` (as a percentage), resampling rows. */
-export function bootstrapRateCi(labels: readonly boolean[], options: { resamples?: number; seed?: number; level?: number } = {}): [number, number] {
+export function bootstrapRateCi(
+  labels: readonly boolean[],
+  options: { resamples?: number; seed?: number; level?: number } = {},
+): [number, number] {
   const n = labels.length;
   if (n === 0) return [Number.NaN, Number.NaN];
   const resamples = options.resamples ?? 1000;
@@ -51,7 +54,7 @@ export function pearson(x: readonly number[], y: readonly number[]): number {
 export function ranks(values: readonly number[]): number[] {
   const order = values.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
   const out = new Array<number>(values.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
     const rank = (i + j) / 2 + 1;

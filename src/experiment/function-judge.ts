@@ -33,12 +33,18 @@ export async function loadFunctionJudge(modulePath: string, exportName?: string)
   try {
     module = await importModule(modulePath);
   } catch (error) {
-    throw new FunctionJudgeError({ message: `${modulePath}: cannot import (${(error as Error).message.split("\n")[0]})`, module: modulePath });
+    throw new FunctionJudgeError({
+      message: `${modulePath}: cannot import (${(error as Error).message.split("\n")[0]})`,
+      module: modulePath,
+    });
   }
   const candidate = exportName !== undefined ? module[exportName] : (module.judge ?? module.default);
   if (typeof candidate !== "function") {
     const exported = Object.keys(module).join(", ") || "nothing";
-    throw new FunctionJudgeError({ message: `${modulePath}: export ${exportName ?? "judge (or default)"} is not a function (it exports ${exported})`, module: modulePath });
+    throw new FunctionJudgeError({
+      message: `${modulePath}: export ${exportName ?? "judge (or default)"} is not a function (it exports ${exported})`,
+      module: modulePath,
+    });
   }
   return candidate as FunctionJudge;
 }
@@ -52,7 +58,9 @@ async function importModule(path: string): Promise<Record<string, unknown>> {
     // Plain Node cannot import TypeScript: use tsx's loader for this one module.
     const code = (error as { code?: string }).code;
     if (code !== "ERR_UNKNOWN_FILE_EXTENSION" && !String(error).includes("Unknown file extension")) throw error;
-    const api = (await import("tsx/esm/api").catch(() => null)) as { tsImport?: (p: string, parent: string) => Promise<Record<string, unknown>> } | null;
+    const api = (await import("tsx/esm/api").catch(() => null)) as {
+      tsImport?: (p: string, parent: string) => Promise<Record<string, unknown>>;
+    } | null;
     if (!api?.tsImport) throw new Error("a .ts judge module needs tsx installed (npm install tsx), or compile it to .js");
     return api.tsImport(url, import.meta.url);
   }
@@ -61,10 +69,17 @@ async function importModule(path: string): Promise<Record<string, unknown>> {
 /** Scores of `judge` for one row, checked: numbers in [0, 100] or null. */
 export async function runFunctionJudge(judge: FunctionJudge, input: FunctionJudgeInput, module: string): Promise<FunctionJudgeScores> {
   const scores = await judge(input);
-  if (!scores || typeof scores !== "object") throw new FunctionJudgeError({ message: `${module}: the judge returned ${JSON.stringify(scores)}, expected an object of scores`, module });
+  if (!scores || typeof scores !== "object")
+    throw new FunctionJudgeError({
+      message: `${module}: the judge returned ${JSON.stringify(scores)}, expected an object of scores`,
+      module,
+    });
   for (const [name, value] of Object.entries(scores)) {
     if (value !== null && (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 100)) {
-      throw new FunctionJudgeError({ message: `${module}: score ${name} = ${JSON.stringify(value)} is not a number in 0..100 or null`, module });
+      throw new FunctionJudgeError({
+        message: `${module}: score ${name} = ${JSON.stringify(value)} is not a number in 0..100 or null`,
+        module,
+      });
     }
   }
   return scores;

@@ -16,7 +16,7 @@ function hashFile(path: string, hash: ReturnType<typeof createHash>): void {
   try {
     const chunk = Buffer.alloc(Math.min(EDGE, Math.max(1, size)));
     const feed = (from: number, until: number) => {
-      for (let offset = from; offset < until; ) {
+      for (let offset = from; offset < until;) {
         const n = readSync(fd, chunk, 0, Math.min(chunk.length, until - offset), offset);
         if (n <= 0) break;
         hash.update(chunk.subarray(0, n));
@@ -55,9 +55,15 @@ export function contentHash(path: string): string | null {
 export function valueHash(value: unknown): string {
   const canonical = (v: unknown): unknown =>
     v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+        )
       : Array.isArray(v)
         ? v.map(canonical)
         : v;
-  return createHash("sha256").update(JSON.stringify(canonical(value))).digest("hex");
+  return createHash("sha256")
+    .update(JSON.stringify(canonical(value)))
+    .digest("hex");
 }

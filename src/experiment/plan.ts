@@ -84,7 +84,11 @@ function expectedFor(field: string): { kinds: string[]; methods?: RunConfig["met
 function outputOf(stage: Stage, dir: string, runConfig: RunConfig | null): string {
   switch (stage.kind) {
     case "train":
-      return runConfig!.method === "lora" ? join(dir, "run", "adapter") : runConfig!.method === "steering" ? join(dir, "run", "steering_vector.safetensors") : join(dir, "run", "model");
+      return runConfig!.method === "lora"
+        ? join(dir, "run", "adapter")
+        : runConfig!.method === "steering"
+          ? join(dir, "run", "steering_vector.safetensors")
+          : join(dir, "run", "model");
     case "kl-data":
       return join(dir, "kl.jsonl");
     case "sample":
@@ -100,7 +104,17 @@ function outputOf(stage: Stage, dir: string, runConfig: RunConfig | null): strin
 }
 
 /** Reads a train stage's config (inline or a file) into a run config rooted in the stage directory. */
-function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, file: string, at: (p: string) => string, model: string, dir: string, klData: string | null, device: string | null, initFrom: string | null): RunConfig {
+function trainConfig(
+  stage: Extract<Stage, { kind: "train" }>,
+  path: string,
+  file: string,
+  at: (p: string) => string,
+  model: string,
+  dir: string,
+  klData: string | null,
+  device: string | null,
+  initFrom: string | null,
+): RunConfig {
   let raw: Record<string, unknown>;
   let source = `${file}: ${path}.config`;
   if (typeof stage.config === "string") {
@@ -110,27 +124,41 @@ function trainConfig(stage: Extract<Stage, { kind: "train" }>, path: string, fil
     try {
       text = readFileSync(configFile, "utf8");
     } catch (error) {
-      throw new ExperimentFileError({ message: `${file}: ${path}.config: cannot read ${configFile} (${(error as Error).message})`, file, path: `${path}.config` });
+      throw new ExperimentFileError({
+        message: `${file}: ${path}.config: cannot read ${configFile} (${(error as Error).message})`,
+        file,
+        path: `${path}.config`,
+      });
     }
     try {
       raw = (configFile.endsWith(".json") ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown>;
     } catch (error) {
       throw new ExperimentFileError({ message: `${configFile}: ${(error as Error).message.split("\n")[0]}`, file: configFile, path: "" });
     }
-    if (!raw || typeof raw !== "object") throw new ExperimentFileError({ message: `${configFile}: not an object`, file: configFile, path: "" });
+    if (!raw || typeof raw !== "object")
+      throw new ExperimentFileError({ message: `${configFile}: not an object`, file: configFile, path: "" });
   } else raw = stage.config as Record<string, unknown>;
   // A config file's relative paths are relative to that file (as for `emlab train`); inline ones to the experiment's root.
   const rel = typeof stage.config === "string" ? (p: string) => (isAbsolute(p) ? p : resolve(dirname(source), p)) : at;
   const data = (raw.data ?? {}) as Record<string, unknown>;
   const kl = raw.kl as Record<string, unknown> | undefined;
-  if (klData !== null && !kl) throw new ExperimentFileError({ message: `${file}: ${path}.kl_data: the train config has no kl section to take it`, file, path: `${path}.kl_data` });
+  if (klData !== null && !kl)
+    throw new ExperimentFileError({
+      message: `${file}: ${path}.kl_data: the train config has no kl section to take it`,
+      file,
+      path: `${path}.kl_data`,
+    });
   const training = { ...((raw.training ?? {}) as Record<string, unknown>) };
   if (device !== null) training.device = device;
   const filled = {
     ...raw,
     model,
     output_dir: join(dir, "run"),
-    data: { ...data, ...(typeof data.train === "string" ? { train: rel(data.train) } : {}), ...(typeof data.eval === "string" ? { eval: rel(data.eval) } : {}) },
+    data: {
+      ...data,
+      ...(typeof data.train === "string" ? { train: rel(data.train) } : {}),
+      ...(typeof data.eval === "string" ? { eval: rel(data.eval) } : {}),
+    },
     ...(kl ? { kl: { ...kl, data: klData ?? (typeof kl.data === "string" ? rel(kl.data) : kl.data) } } : {}),
     ...(initFrom !== null ? { init_from: initFrom } : typeof raw.init_from === "string" ? { init_from: rel(raw.init_from) } : {}),
     training,
@@ -155,7 +183,8 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
   const warnings: string[] = [];
   let family: string | null = null;
   let layers: number | null = null;
-  if (!existsSync(join(model, "config.json"))) warnings.push(`base model ${model}: no config.json (the run needs a Hugging Face model directory)`);
+  if (!existsSync(join(model, "config.json")))
+    warnings.push(`base model ${model}: no config.json (the run needs a Hugging Face model directory)`);
   else {
     const config = readHfConfig(model);
     family = familyFor(config, join(model, "config.json")).name;
@@ -167,7 +196,8 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
   // Train configs first (their method decides what their output is).
   const runConfigs = new Map<string, RunConfig>();
   const device = options.device ?? experiment.device ?? null;
-  const baseOf = (s: Stage): string => (s.model && byName.has(s.model) ? join(dir, "stages", s.model, "run", "model") : s.model ? at(s.model) : model);
+  const baseOf = (s: Stage): string =>
+    s.model && byName.has(s.model) ? join(dir, "stages", s.model, "run", "model") : s.model ? at(s.model) : model;
   experiment.stages.forEach((s, i) => {
     if (s.kind !== "train") return;
     const klRef = s.kl_data ?? null;
@@ -184,7 +214,10 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
         initPath = outputOf(target.stage, join(dir, "stages", initRef), targetConfig!);
       }
     }
-    runConfigs.set(s.name, trainConfig(s, `stages[${i}]`, file, at, baseOf(s), join(dir, "stages", s.name), klPath, s.device ?? device, initPath));
+    runConfigs.set(
+      s.name,
+      trainConfig(s, `stages[${i}]`, file, at, baseOf(s), join(dir, "stages", s.name), klPath, s.device ?? device, initPath),
+    );
   });
 
   const planned = new Map<string, PlannedStage>();
@@ -213,7 +246,8 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
     const rc = runConfigs.get(s.name) ?? null;
     if (rc) {
       inputs["config.data.train"] = { path: rc.data.train, stage: null };
-      if (rc.kl) inputs["config.kl.data"] = { path: rc.kl.data, stage: s.kind === "train" && s.kl_data && byName.has(s.kl_data) ? s.kl_data : null };
+      if (rc.kl)
+        inputs["config.kl.data"] = { path: rc.kl.data, stage: s.kind === "train" && s.kl_data && byName.has(s.kl_data) ? s.kl_data : null };
       if (!s.model || !byName.has(s.model)) inputs.model = { path: rc.model, stage: null };
     } else if (!inputs.model) inputs.model = { path: baseOf(s), stage: null };
     for (const key of ["questions", "prompts", "data", "texts", "judge_prompts"] as const) {
@@ -225,7 +259,8 @@ export function planExperiment(experiment: ExperimentFile, options: PlanOptions 
     }
     if (layers !== null) {
       const checkLayer = (what: string, l: number | undefined) => {
-        if (l !== undefined && (l < 0 || l >= layers!)) warnings.push(`${s.name}: ${what} ${l} is outside layers 0..${layers! - 1} of ${model}`);
+        if (l !== undefined && (l < 0 || l >= layers!))
+          warnings.push(`${s.name}: ${what} ${l} is outside layers 0..${layers! - 1} of ${model}`);
       };
       if (rc?.steering) checkLayer("steering layer", rc.steering.layer);
       for (const l of rc?.lora.flatMap((x) => x.layers_to_transform ?? []) ?? []) checkLayer("LoRA layer", l);

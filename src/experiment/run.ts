@@ -35,7 +35,14 @@ export interface RunExperimentOptions {
 
 export interface ExperimentSummary {
   dir: string;
-  stages: { name: string; kind: string; status: "complete" | "skipped" | "failed" | "not-run"; wall_s: number; summary?: unknown; error?: string }[];
+  stages: {
+    name: string;
+    kind: string;
+    status: "complete" | "skipped" | "failed" | "not-run";
+    wall_s: number;
+    summary?: unknown;
+    error?: string;
+  }[];
   ok: boolean;
 }
 

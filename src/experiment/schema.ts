@@ -10,7 +10,11 @@ import { readFileSync } from "node:fs";
 import { Data, Schema } from "effect";
 import { parse as parseYaml } from "yaml";
 
-export class ExperimentFileError extends Data.TaggedError("ExperimentFileError")<{ readonly message: string; readonly file: string; readonly path: string }> {}
+export class ExperimentFileError extends Data.TaggedError("ExperimentFileError")<{
+  readonly message: string;
+  readonly file: string;
+  readonly path: string;
+}> {}
 
 const Num = Schema.Number;
 const Str = Schema.String;
@@ -51,17 +55,47 @@ const Sampling = {
  * `direction_layer: L` uses the direction's row L at every hooked layer (the study's replicated layer-24 vector,
  * protocol.md §7.5-7.6); omitted, each layer uses its own row (ours).
  */
-const Intervention = { direction: Ref, layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]), direction_layer: Opt(Num), random_control: Opt(Num) };
+const Intervention = {
+  direction: Ref,
+  layers: Schema.Union([Schema.Array(Num), Schema.Literal("all")]),
+  direction_layer: Opt(Num),
+  random_control: Opt(Num),
+};
 
 export const StageSchemas = {
-  train: Schema.Struct({ ...Common, kind: Schema.Literal("train"), config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]), kl_data: Opt(Ref), init_from: Opt(Ref) }),
-  "kl-data": Schema.Struct({ ...Common, kind: Schema.Literal("kl-data"), prompts: Str, limit: Opt(Num), max_new_tokens: Opt(Num), seed: Opt(Num) }),
+  train: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("train"),
+    config: Schema.Union([Str, Schema.Record(Str, Schema.Unknown)]),
+    kl_data: Opt(Ref),
+    init_from: Opt(Ref),
+  }),
+  "kl-data": Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("kl-data"),
+    prompts: Str,
+    limit: Opt(Num),
+    max_new_tokens: Opt(Num),
+    seed: Opt(Num),
+  }),
   /** `endpoint` samples through an OpenAI-compatible server (emlab serve, vLLM) instead of loading the model; its `model` names the served model or LoRA module. */
-  sample: Schema.Struct({ ...Common, kind: Schema.Literal("sample"), ...Sampling, endpoint: Opt(Schema.Struct({ url: Str, model: Str, api_key_env: Opt(Str), concurrency: Opt(Num) })) }),
+  sample: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("sample"),
+    ...Sampling,
+    endpoint: Opt(Schema.Struct({ url: Str, model: Str, api_key_env: Opt(Str), concurrency: Opt(Num) })),
+  }),
   steer: Schema.Struct({ ...Common, kind: Schema.Literal("steer"), ...Sampling, ...Intervention, scale: Opt(Num) }),
   /** `weight_space: true` removes the direction from the solution's down_proj LoRA B matrices, each renormalised to its original Frobenius norm (the study's), instead of hooking activations. */
   ablate: Schema.Struct({ ...Common, kind: Schema.Literal("ablate"), ...Sampling, ...Intervention, weight_space: Opt(Schema.Boolean) }),
-  judge: Schema.Struct({ ...Common, kind: Schema.Literal("judge"), results: Ref, judge: Str, judge_names: Opt(Schema.Array(Str)), questions: Opt(Str) }),
+  judge: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("judge"),
+    results: Ref,
+    judge: Str,
+    judge_names: Opt(Schema.Array(Str)),
+    questions: Opt(Str),
+  }),
   metrics: Schema.Struct({
     ...Common,
     kind: Schema.Literal("metrics"),
@@ -72,9 +106,34 @@ export const StageSchemas = {
     /** Pairs of results (same rows, two judges) whose agreement is reported. */
     agreement: Opt(Schema.Array(Schema.Struct({ a: Ref, b: Ref }))),
   }),
-  direction: Schema.Struct({ ...Common, kind: Schema.Literal("direction"), results: Ref, solution: Opt(Ref), seed: Opt(Num), batch_size: Opt(Num), compare: Opt(Labelled) }),
-  efficiency: Schema.Struct({ ...Common, kind: Schema.Literal("efficiency"), solutions: Labelled, data: Str, count: Opt(Num), seed: Opt(Num), scales: Opt(Nums) }),
-  stability: Schema.Struct({ ...Common, kind: Schema.Literal("stability"), solutions: Labelled, data: Str, count: Opt(Num), seed: Opt(Num), eps: Opt(Nums), seeds: Opt(Nums) }),
+  direction: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("direction"),
+    results: Ref,
+    solution: Opt(Ref),
+    seed: Opt(Num),
+    batch_size: Opt(Num),
+    compare: Opt(Labelled),
+  }),
+  efficiency: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("efficiency"),
+    solutions: Labelled,
+    data: Str,
+    count: Opt(Num),
+    seed: Opt(Num),
+    scales: Opt(Nums),
+  }),
+  stability: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("stability"),
+    solutions: Labelled,
+    data: Str,
+    count: Opt(Num),
+    seed: Opt(Num),
+    eps: Opt(Nums),
+    seeds: Opt(Nums),
+  }),
   significance: Schema.Struct({
     ...Common,
     kind: Schema.Literal("significance"),
@@ -87,7 +146,14 @@ export const StageSchemas = {
     include_pads: Opt(Schema.Boolean),
     max_texts: Opt(Num),
   }),
-  gradients: Schema.Struct({ ...Common, kind: Schema.Literal("gradients"), runs: Labelled, data: Str, directions: Opt(Ref), count: Opt(Num) }),
+  gradients: Schema.Struct({
+    ...Common,
+    kind: Schema.Literal("gradients"),
+    runs: Labelled,
+    data: Str,
+    directions: Opt(Ref),
+    count: Opt(Num),
+  }),
 };
 
 export type StageKind = keyof typeof StageSchemas;
@@ -96,7 +162,16 @@ export type StageOf<K extends StageKind> = (typeof StageSchemas)[K]["Type"];
 export type Stage = { [K in StageKind]: StageOf<K> }[StageKind];
 
 const JudgeSpec = Schema.Union([
-  Schema.Struct({ kind: Schema.Literal("openai"), model: Str, base_url: Opt(Str), azure_endpoint: Opt(Str), azure_api_version: Opt(Str), concurrency: Opt(Num), max_retries: Opt(Num), timeout_s: Opt(Num) }),
+  Schema.Struct({
+    kind: Schema.Literal("openai"),
+    model: Str,
+    base_url: Opt(Str),
+    azure_endpoint: Opt(Str),
+    azure_api_version: Opt(Str),
+    concurrency: Opt(Num),
+    max_retries: Opt(Num),
+    timeout_s: Opt(Num),
+  }),
   Schema.Struct({ kind: Schema.Literal("local"), model: Str, concurrency: Opt(Num) }),
   Schema.Struct({ kind: Schema.Literal("function"), module: Str, export: Opt(Str), concurrency: Opt(Num) }),
 ]);
@@ -159,12 +234,15 @@ function decode<T>(schema: Schema.Codec<T, unknown>, value: unknown, file: strin
 export function stageReferences(stage: Stage): [string, string][] {
   const out: [string, string][] = [];
   const s = stage as Record<string, unknown>;
-  for (const key of ["model", "solution", "results", "direction", "directions", "kl_data", "init_from"]) if (typeof s[key] === "string") out.push([key, s[key] as string]);
+  for (const key of ["model", "solution", "results", "direction", "directions", "kl_data", "init_from"])
+    if (typeof s[key] === "string") out.push([key, s[key] as string]);
   for (const key of ["results", "solutions", "vectors", "runs", "compare"]) {
     const v = s[key];
-    if (v && typeof v === "object" && !Array.isArray(v)) for (const [label, ref] of Object.entries(v as Record<string, string>)) out.push([`${key}.${label}`, ref]);
+    if (v && typeof v === "object" && !Array.isArray(v))
+      for (const [label, ref] of Object.entries(v as Record<string, string>)) out.push([`${key}.${label}`, ref]);
   }
-  if (Array.isArray(s.agreement)) (s.agreement as { a: string; b: string }[]).forEach((p, i) => out.push([`agreement[${i}].a`, p.a], [`agreement[${i}].b`, p.b]));
+  if (Array.isArray(s.agreement))
+    (s.agreement as { a: string; b: string }[]).forEach((p, i) => out.push([`agreement[${i}].a`, p.a], [`agreement[${i}].b`, p.b]));
   return out;
 }
 
@@ -175,11 +253,14 @@ export function decodeExperiment(raw: unknown, file: string): ExperimentFile {
   const stages: Stage[] = top.stages.map((value, i) => {
     const path = `stages[${i}]`;
     const kind = (value as { kind?: unknown })?.kind;
-    if (typeof kind !== "string" || !(kind in StageSchemas)) fail(file, `${path}.kind`, `expected one of ${stageKinds.join(", ")}, got ${JSON.stringify(kind)}`);
+    if (typeof kind !== "string" || !(kind in StageSchemas))
+      fail(file, `${path}.kind`, `expected one of ${stageKinds.join(", ")}, got ${JSON.stringify(kind)}`);
     const stage = decode(StageSchemas[kind as StageKind] as never, value, file, path) as Stage;
-    if (!NAME.test(stage.name)) fail(file, `${path}.name`, `stage names are letters, digits, _ and - (starting with a letter), got ${JSON.stringify(stage.name)}`);
+    if (!NAME.test(stage.name))
+      fail(file, `${path}.name`, `stage names are letters, digits, _ and - (starting with a letter), got ${JSON.stringify(stage.name)}`);
     if (names.has(stage.name)) fail(file, `${path}.name`, `duplicate stage name ${stage.name}`);
-    if (stage.kind === "sample" && stage.endpoint !== undefined && stage.solution !== undefined) fail(file, `${path}.solution`, "not with endpoint: the served model name (endpoint.model) selects the adapter or steering vector");
+    if (stage.kind === "sample" && stage.endpoint !== undefined && stage.solution !== undefined)
+      fail(file, `${path}.solution`, "not with endpoint: the served model name (endpoint.model) selects the adapter or steering vector");
     names.add(stage.name);
     return stage;
   });
@@ -187,7 +268,8 @@ export function decodeExperiment(raw: unknown, file: string): ExperimentFile {
   const judges = top.judges ?? {};
   stages.forEach((stage, i) => {
     const judge = (stage as { judge?: string }).judge;
-    if (judge !== undefined && !(judge in judges)) fail(file, `stages[${i}].judge`, `no judge named ${judge} under judges (declared: ${Object.keys(judges).join(", ") || "none"})`);
+    if (judge !== undefined && !(judge in judges))
+      fail(file, `stages[${i}].judge`, `no judge named ${judge} under judges (declared: ${Object.keys(judges).join(", ") || "none"})`);
   });
   return {
     file,

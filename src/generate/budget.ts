@@ -53,7 +53,11 @@ const mib = (bytes: number): string => `${Math.ceil(bytes / 1024 / 1024).toLocal
 export function checkGenerationBudget(spec: DecoderSpec, dtype: DType, device: Device, shape: GenerationShape): void {
   const positions = shape.promptLength + shape.maxNewTokens;
   if (spec.maxPositions !== null && positions > spec.maxPositions) {
-    throw contextLengthError(`a prompt of ${shape.promptLength} tokens plus ${shape.maxNewTokens} new tokens`, positions, spec.maxPositions);
+    throw contextLengthError(
+      `a prompt of ${shape.promptLength} tokens plus ${shape.maxNewTokens} new tokens`,
+      positions,
+      spec.maxPositions,
+    );
   }
   if (device !== "cpu") return;
   const estimated = estimateGenerationBytes(spec, dtype, shape);

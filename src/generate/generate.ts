@@ -73,19 +73,32 @@ export function generate(
   const rows = inputIds.length;
   const length = inputIds[0]!.length;
   if (attentionMask && (attentionMask.length !== rows || attentionMask[0]!.length !== length)) {
-    throw new IdShapeError({ argument: "attentionMask", message: `attentionMask: shape [${attentionMask.length}, ${attentionMask[0]!.length}] differs from inputIds [${rows}, ${length}]` });
+    throw new IdShapeError({
+      argument: "attentionMask",
+      message: `attentionMask: shape [${attentionMask.length}, ${attentionMask[0]!.length}] differs from inputIds [${rows}, ${length}]`,
+    });
   }
   const eosDefault = generateOptions.eosTokenIds ?? loaded?.eosTokenIds;
   const options: GenerateOptions = {
     ...generateOptions,
-    ...resolveSampling(generateOptions, generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig),
+    ...resolveSampling(
+      generateOptions,
+      generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig,
+    ),
     ...(eosDefault ? { eosTokenIds: eosDefault } : {}),
   };
-  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`maxNewTokens: expected a positive integer, got ${options.maxNewTokens}`);
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1)
+    throw new RangeError(`maxNewTokens: expected a positive integer, got ${options.maxNewTokens}`);
   const samples = options.samples ?? 1;
   if (!Number.isSafeInteger(samples) || samples < 1) throw new RangeError(`generate: samples must be a positive integer, got ${samples}`);
-  if (!Number.isSafeInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`);
-  checkGenerationBudget(decoder.spec, decoder.dtype, decoder.device, { rows, promptLength: length, maxNewTokens: options.maxNewTokens, samples });
+  if (!Number.isSafeInteger(options.maxNewTokens) || options.maxNewTokens < 1)
+    throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`);
+  checkGenerationBudget(decoder.spec, decoder.dtype, decoder.device, {
+    rows,
+    promptLength: length,
+    maxNewTokens: options.maxNewTokens,
+    samples,
+  });
   const eos = new Set(options.eosTokenIds ?? []);
   const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;
   if (options.seed !== undefined) manualSeed(options.seed);
@@ -103,13 +116,22 @@ export function generate(
   let logits: Tensor | null = null;
   try {
     tidy(() => {
-      const ids = tensor(BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)), { shape: [rows, length], device });
+      const ids = tensor(
+        BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)),
+        { shape: [rows, length], device },
+      );
       const m = attentionMask
-        ? tensor(BigInt64Array.from(attentionMask.flat(), (v) => BigInt(v)), { shape: [rows, length], device })
+        ? tensor(
+            BigInt64Array.from(attentionMask.flat(), (v) => BigInt(v)),
+            { shape: [rows, length], device },
+          )
         : ones([rows, length], { dtype: "i64", device });
       const out = decoder.forward(ids, { attentionMask: m, cache, logits: "last" }).logits!;
       if (samples > 1) {
-        const repeat = tensor(BigInt64Array.from(promptIndex, (v) => BigInt(v)), { device });
+        const repeat = tensor(
+          BigInt64Array.from(promptIndex, (v) => BigInt(v)),
+          { device },
+        );
         const expanded = cache.selectRows(repeat);
         cache.dispose();
         cache = expanded;
@@ -141,7 +163,10 @@ export function generate(
       const previousMask: Tensor = mask!;
       const previousLogits: Tensor = logits!;
       [mask, logits] = tidy(() => {
-        const next = tensor(BigInt64Array.from(tokens, (v) => BigInt(v)), { shape: [total, 1], device });
+        const next = tensor(
+          BigInt64Array.from(tokens, (v) => BigInt(v)),
+          { shape: [total, 1], device },
+        );
         const grown = cat([previousMask, ones([total, 1], { dtype: "i64", device })], 1);
         const out = decoder.forward(next, { attentionMask: grown, cache, logits: "last" }).logits!;
         return [grown, out];

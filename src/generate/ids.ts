@@ -20,7 +20,9 @@ export function idRows(argument: string, value: unknown): number[][] {
   const checked = rows.map((row, i) => {
     if (!Array.isArray(row)) return fail(`row ${i} is not an array (mixing ids and rows?)`);
     if (row.length === 0) return fail(`row ${i} is empty`);
-    return row.map((v, j) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : fail(`row ${i}, position ${j} is not a non-negative integer`)));
+    return row.map((v, j) =>
+      typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : fail(`row ${i}, position ${j} is not a non-negative integer`),
+    );
   });
   const width = checked[0]!.length;
   checked.forEach((row, i) => {
@@ -33,15 +35,20 @@ export function idRows(argument: string, value: unknown): number[][] {
 export function idTensor(argument: string, value: IdRowsInput | Tensor, device: Device | Tensor["device"] = "cpu"): Tensor {
   if (Array.isArray(value)) {
     const rows = idRows(argument, value);
-    return tensor(BigInt64Array.from(rows.flat(), (v) => BigInt(v)), { shape: [rows.length, rows[0]!.length], device });
+    return tensor(
+      BigInt64Array.from(rows.flat(), (v) => BigInt(v)),
+      { shape: [rows.length, rows[0]!.length], device },
+    );
   }
   const t = value as Tensor;
   if (typeof t !== "object" || t === null || typeof (t as { ndim?: unknown }).ndim !== "number") {
     throw new IdShapeError({ argument, message: `${argument}: expected token ids (number[][], number[] or an int64 tensor)` });
   }
-  if (t.ndim !== 1 && t.ndim !== 2) throw new IdShapeError({ argument, message: `${argument}: expected [batch, pos] or [pos], got shape [${t.shape.join(", ")}]` });
+  if (t.ndim !== 1 && t.ndim !== 2)
+    throw new IdShapeError({ argument, message: `${argument}: expected [batch, pos] or [pos], got shape [${t.shape.join(", ")}]` });
   if (t.numel === 0) throw new IdShapeError({ argument, message: `${argument}: empty` });
-  if (t.dtype !== "i64" && t.dtype !== "i32") throw new IdShapeError({ argument, message: `${argument}: expected integer ids, got ${t.dtype}` });
+  if (t.dtype !== "i64" && t.dtype !== "i32")
+    throw new IdShapeError({ argument, message: `${argument}: expected integer ids, got ${t.dtype}` });
   const moved = t.to({ dtype: "i64", device: device as Device });
   if (t.ndim === 2) return moved;
   const row = moved.unsqueeze(0);

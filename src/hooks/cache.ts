@@ -60,7 +60,8 @@ export class ActivationCache {
 
 /** One forward pass of `decoder` on `ids` ([batch, pos], or one row [pos]) with the `points` cached. */
 export function runWithCache(decoder: Decoder, ids: IdRowsInput | Tensor, options: CacheOptions): ActivationCache {
-  for (const point of options.points) if (!decoder.hooks.accepts(point)) throw new RangeError(`unknown hook point ${JSON.stringify(point)}`);
+  for (const point of options.points)
+    if (!decoder.hooks.accepts(point)) throw new RangeError(`unknown hook point ${JSON.stringify(point)}`);
   const withGrad = options.backward !== undefined;
   // In the graph already: its gradient is taken there. Not in the graph (frozen model, nothing upstream
   // trainable): a leaf equal in value stands in for it.
@@ -113,18 +114,28 @@ export interface PatchResult {
 }
 
 /** Activation patching: run `clean`, patch its activations into the `corrupted` run, report `metric`. */
-export function patchActivations(decoder: Decoder, clean: IdRowsInput | Tensor, corrupted: IdRowsInput | Tensor, options: PatchOptions): PatchResult {
+export function patchActivations(
+  decoder: Decoder,
+  clean: IdRowsInput | Tensor,
+  corrupted: IdRowsInput | Tensor,
+  options: PatchOptions,
+): PatchResult {
   const cache = runWithCache(decoder, clean, { points: options.points });
   try {
     return tidy(() => {
       const corruptedIds = idTensor("corrupted", corrupted, decoder.device);
       if (corruptedIds.size(1) !== cache.logits.size(1)) {
-        throw new RangeError(`patchActivations: clean has ${cache.logits.size(1)} positions, corrupted ${corruptedIds.size(1)}; activations can only be patched between equal lengths`);
+        throw new RangeError(
+          `patchActivations: clean has ${cache.logits.size(1)} positions, corrupted ${corruptedIds.size(1)}; activations can only be patched between equal lengths`,
+        );
       }
       const metricOf = (points: readonly HookPoint[]) =>
         noGrad(() =>
           tidy(() => {
-            const hooks = points.map((point): readonly [HookPoint, HookFn] => [point, (x) => patched(x, cache.get(point), point, options.positions)]);
+            const hooks = points.map((point): readonly [HookPoint, HookFn] => [
+              point,
+              (x) => patched(x, cache.get(point), point, options.positions),
+            ]);
             const logits = decoder.hooks.withHooks(hooks, () => decoder.forward(corruptedIds).logits!);
             return options.metric(logits);
           }),
@@ -140,7 +151,8 @@ export function patchActivations(decoder: Decoder, clean: IdRowsInput | Tensor, 
 
 /** `x` with the clean activation written in (at `positions` of the sequence dimension only, when given). */
 function patched(x: Tensor, clean: Tensor, point: HookPoint, positions: readonly number[] | undefined): Tensor {
-  if (clean.shape.join() !== x.shape.join()) throw new RangeError(`${point}: clean activation [${clean.shape.join(", ")}] vs corrupted [${x.shape.join(", ")}]`);
+  if (clean.shape.join() !== x.shape.join())
+    throw new RangeError(`${point}: clean activation [${clean.shape.join(", ")}] vs corrupted [${x.shape.join(", ")}]`);
   const source = clean.to({ dtype: x.dtype, device: x.device });
   if (positions === undefined) return source;
   // Sequence dimension: 2 for the per-head points [batch, heads, pos, ...], else 1.

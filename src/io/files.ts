@@ -15,7 +15,8 @@ export function openRegularFile(file: string): { fd: number; size: number } {
   const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new Error(`not a regular file (${stat.isFIFO() ? "a FIFO" : stat.isDirectory() ? "a directory" : "a special file"})`);
+    if (!stat.isFile())
+      throw new Error(`not a regular file (${stat.isFIFO() ? "a FIFO" : stat.isDirectory() ? "a directory" : "a special file"})`);
     return { fd, size: stat.size };
   } catch (error) {
     closeSync(fd);
@@ -105,7 +106,10 @@ export function makeDirectory(dir: string): void {
   try {
     mkdirLevels(dir);
   } catch (error) {
-    throw new OutputDirectoryError({ message: `${dir}: cannot create it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, path: dir });
+    throw new OutputDirectoryError({
+      message: `${dir}: cannot create it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      path: dir,
+    });
   }
   if (!statSync(resolve(dir)).isDirectory()) throw new OutputDirectoryError({ message: `${dir} exists and is not a directory`, path: dir });
 }

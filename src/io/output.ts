@@ -6,7 +6,20 @@
  * (devices, FIFOs, sockets, directories) are refused; a symlink is written through (its target is
  * replaced, the link kept). Names built from configuration stay inside their output directory.
  */
-import { appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  type Stats,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Data } from "effect";
 import { mkdirLevels } from "./files.js";
@@ -120,7 +133,8 @@ export function makeOutputDir(dir: string): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EEXIST" || code === "ENOTDIR") refuse(dir, "a parent of the output directory is not a directory");
-    if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "ENOENT") refuse(dir, `cannot create the output directory (${code})`);
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "ENOENT")
+      refuse(dir, `cannot create the output directory (${code})`);
     throw error;
   }
 }
@@ -131,7 +145,8 @@ export function makeOutputDir(dir: string): void {
  */
 export function writeOutputDir(dir: string, fill: (temporaryDir: string) => void): void {
   const stats = lstatOrNull(dir);
-  if (stats !== null && !stats.isDirectory()) refuse(dir, `is ${stats.isSymbolicLink() ? "a symlink" : kindOf(stats)}; expected a directory`);
+  if (stats !== null && !stats.isDirectory())
+    refuse(dir, `is ${stats.isSymbolicLink() ? "a symlink" : kindOf(stats)}; expected a directory`);
   const temporary = mkdtempSync(`${dir}${temporaryMarker}`);
   try {
     fill(temporary);

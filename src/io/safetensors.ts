@@ -132,11 +132,13 @@ function parseHeader(file: string, text: string, dataStart: number, dataLength: 
     if (entry.begin < cursor) {
       fail(file, `tensor ${entry.name} [${entry.begin}, ${entry.end}) overlaps ${previous!.name} [${previous!.begin}, ${previous!.end})`);
     }
-    if (entry.begin > cursor) fail(file, `tensor ${entry.name} starts at byte ${entry.begin} of the data section, leaving a gap after byte ${cursor}`);
+    if (entry.begin > cursor)
+      fail(file, `tensor ${entry.name} starts at byte ${entry.begin} of the data section, leaving a gap after byte ${cursor}`);
     cursor = entry.end;
     previous = entry;
   }
-  if (cursor !== dataLength) fail(file, `the data section has ${dataLength - cursor} trailing byte(s) after the last tensor (ends at ${cursor} of ${dataLength})`);
+  if (cursor !== dataLength)
+    fail(file, `the data section has ${dataLength - cursor} trailing byte(s) after the last tensor (ends at ${cursor} of ${dataLength})`);
   return { file, entries, metadata: Object.fromEntries(metadataEntries), dataStart };
 }
 
@@ -146,7 +148,8 @@ function parseEntry(file: string, name: string, value: unknown, dataLength: numb
   if (typeof dtype !== "string") return fail(file, `tensor ${name}: dtype is missing`);
   const mapped = dtypeOfFile(dtype);
   if (!mapped) return fail(file, `tensor ${name}: unsupported dtype ${dtype}`);
-  if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) return fail(file, `tensor ${name}: shape must be an array of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger))
+    return fail(file, `tensor ${name}: shape must be an array of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
     return fail(file, `tensor ${name}: data_offsets must be [begin, end] non-negative integers`);
   }
@@ -168,7 +171,10 @@ export interface LoadOptions {
 }
 
 /** Loads tensors from `file` (validated first). The caller owns the returned tensors. */
-export function loadSafetensors(file: string, options: LoadOptions = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+export function loadSafetensors(
+  file: string,
+  options: LoadOptions = {},
+): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(file);
   const names = options.names ?? [...header.entries.keys()];
   const entries = names.map((name) => header.entries.get(name) ?? fail(file, `no tensor named ${JSON.stringify(name)}`));

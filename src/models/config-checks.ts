@@ -20,20 +20,23 @@ const describe = (value: unknown): string => (typeof value === "number" ? String
 
 /** A positive integer no larger than `max`. */
 export function checkPositiveInteger(value: unknown, field: string, file: string, max = MAX_SIZE): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) fail(file, field, `must be a positive integer, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+    fail(file, field, `must be a positive integer, got ${describe(value)}`);
   if ((value as number) > max) fail(file, field, `is ${describe(value)}, above the limit of ${max}`);
   return value as number;
 }
 
 /** A non-negative integer. */
 export function checkNonNegativeInteger(value: unknown, field: string, file: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) fail(file, field, `must be a non-negative integer, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+    fail(file, field, `must be a non-negative integer, got ${describe(value)}`);
   return value as number;
 }
 
 /** A finite number > 0. */
 export function checkPositiveFinite(value: unknown, field: string, file: string): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) fail(file, field, `must be a finite number > 0, got ${describe(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0)
+    fail(file, field, `must be a finite number > 0, got ${describe(value)}`);
   return value as number;
 }
 
@@ -63,7 +66,8 @@ export function checkTextConfig(config: HfConfig, file: string, prefix = ""): Hf
     const value = config[name];
     if (value !== undefined && value !== null) checkPositiveFinite(value, f(name), file);
   }
-  if (config.sliding_window !== undefined && config.sliding_window !== null) checkPositiveInteger(config.sliding_window, f("sliding_window"), file);
+  if (config.sliding_window !== undefined && config.sliding_window !== null)
+    checkPositiveInteger(config.sliding_window, f("sliding_window"), file);
   if (config.max_window_layers !== undefined) checkNonNegativeInteger(config.max_window_layers, f("max_window_layers"), file);
   for (const name of ["sliding_window_pattern", "_sliding_window_pattern"] as const) {
     if (config[name] !== undefined) checkPositiveInteger(config[name], f(name), file);
@@ -76,7 +80,8 @@ export function checkTextConfig(config: HfConfig, file: string, prefix = ""): Hf
       fail(file, f("layer_types"), `lists ${config.layer_types.length} layers but num_hidden_layers is ${layers}`);
     }
     config.layer_types.forEach((type, i) => {
-      if (!LAYER_TYPES.has(type)) fail(file, f(`layer_types[${i}]`), `is ${JSON.stringify(type)}; supported: full_attention, sliding_attention`);
+      if (!LAYER_TYPES.has(type))
+        fail(file, f(`layer_types[${i}]`), `is ${JSON.stringify(type)}; supported: full_attention, sliding_attention`);
     });
   }
   for (const name of ["bos_token_id", "eos_token_id", "pad_token_id"] as const) {
@@ -92,12 +97,21 @@ export function checkTextConfig(config: HfConfig, file: string, prefix = ""): Hf
  * The activation a family runs, checked against the config: `supported` lists the names of that one
  * function; a config naming anything else is refused rather than silently run with the family's own.
  */
-export function checkActivation(config: HfConfig, file: string, supported: readonly string[], fields: readonly ("hidden_act" | "hidden_activation")[]): void {
+export function checkActivation(
+  config: HfConfig,
+  file: string,
+  supported: readonly string[],
+  fields: readonly ("hidden_act" | "hidden_activation")[],
+): void {
   for (const field of fields) {
     const value = config[field];
     if (value === undefined || value === null) continue;
     if (!supported.includes(value)) {
-      fail(file, field, `is ${JSON.stringify(value)}; this model family supports only ${supported.map((s) => JSON.stringify(s)).join(" or ")}`);
+      fail(
+        file,
+        field,
+        `is ${JSON.stringify(value)}; this model family supports only ${supported.map((s) => JSON.stringify(s)).join(" or ")}`,
+      );
     }
   }
 }

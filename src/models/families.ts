@@ -18,7 +18,11 @@ export function familyFor(config: HfConfig, file: string): ModelFamily {
   if (!found) {
     const name = architecture ?? config.model_type ?? "(none)";
     const supported = families.flatMap((f) => f.architectures).join(", ");
-    throw new UnsupportedArchitectureError({ message: `${file}: unsupported architecture ${name}; supported: ${supported}`, file, architecture: name });
+    throw new UnsupportedArchitectureError({
+      message: `${file}: unsupported architecture ${name}; supported: ${supported}`,
+      file,
+      architecture: name,
+    });
   }
   return found;
 }

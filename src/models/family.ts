@@ -75,7 +75,9 @@ export function layerTypes(config: HfConfig, fallback: (layer: number) => LayerT
 
 /** Qwen's layer types: sliding windows only when use_sliding_window, from max_window_layers on. */
 export function qwenLayerTypes(config: HfConfig): string[] {
-  return layerTypes(config, (i) => (config.use_sliding_window && i >= (config.max_window_layers ?? 0) ? "sliding_attention" : "full_attention"));
+  return layerTypes(config, (i) =>
+    config.use_sliding_window && i >= (config.max_window_layers ?? 0) ? "sliding_attention" : "full_attention",
+  );
 }
 
 /**

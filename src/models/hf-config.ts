@@ -126,7 +126,9 @@ export function readGenerationConfig(dir: string): HfGenerationConfig | null {
   for (const name of ["bos_token_id", "eos_token_id", "pad_token_id"] as const) {
     const value = config[name];
     if (value === undefined || value === null) continue;
-    (typeof value === "number" ? [value] : value).forEach((id, i) => checkNonNegativeInteger(id, typeof value === "number" ? name : `${name}[${i}]`, file));
+    (typeof value === "number" ? [value] : value).forEach((id, i) =>
+      checkNonNegativeInteger(id, typeof value === "number" ? name : `${name}[${i}]`, file),
+    );
   }
   for (const name of ["temperature", "top_p"] as const) {
     const value = config[name];
@@ -145,7 +147,12 @@ export function tokenIds(value: number | readonly number[] | null | undefined): 
 const num = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
 
 /** One RoPE spec from a rope_parameters / rope_scaling object (theta from the object or `theta`). */
-export function ropeFrom(params: Record<string, unknown> | null | undefined, theta: number | undefined, file: string, field = "rope_parameters"): RopeSpec {
+export function ropeFrom(
+  params: Record<string, unknown> | null | undefined,
+  theta: number | undefined,
+  file: string,
+  field = "rope_parameters",
+): RopeSpec {
   if (params) checkRopeParameters(params, file, field);
   const type = (params?.rope_type ?? params?.type ?? "default") as string;
   const base = num(params?.rope_theta) ?? theta;

@@ -84,7 +84,12 @@ export function expectedWeights(spec: DecoderSpec): Map<string, number[]> {
   return out;
 }
 
-function readWeights(sources: Map<string, WeightSource>, expected: Map<string, number[]>, dtype: DType, device: Device): Map<string, Tensor> {
+function readWeights(
+  sources: Map<string, WeightSource>,
+  expected: Map<string, number[]>,
+  dtype: DType,
+  device: Device,
+): Map<string, Tensor> {
   for (const [name, shape] of expected) {
     const source = sources.get(name);
     if (!source) {

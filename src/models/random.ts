@@ -13,7 +13,11 @@ import type { HfConfig } from "./hf-config.js";
 import { expectedWeights } from "./load.js";
 
 /** Writes `config` and random weights to `dir`; returns the number of parameters. */
-export function writeRandomModel(dir: string, config: HfConfig & Record<string, unknown>, options: { seed?: number; dtype?: DType } = {}): number {
+export function writeRandomModel(
+  dir: string,
+  config: HfConfig & Record<string, unknown>,
+  options: { seed?: number; dtype?: DType } = {},
+): number {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, "config.json");
   writeOutputFile(file, `${JSON.stringify(config, null, 2)}\n`);
@@ -27,7 +31,13 @@ export function writeRandomModel(dir: string, config: HfConfig & Record<string, 
       count += shape.reduce((a, b) => a * b, 1);
       const isNorm = name.endsWith("norm.weight");
       tensors[name] = (
-        isNorm ? (spec.normStyle === "oneplus" ? zeros(shape) : ones(shape)) : name.endsWith(".bias") ? zeros(shape) : randn(shape).mul(0.02)
+        isNorm
+          ? spec.normStyle === "oneplus"
+            ? zeros(shape)
+            : ones(shape)
+          : name.endsWith(".bias")
+            ? zeros(shape)
+            : randn(shape).mul(0.02)
       ).to(dtype);
     }
     saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });

@@ -45,7 +45,11 @@ export function indexWeights(dir: string): { sources: Map<string, WeightSource>;
     files = [...new Set(Object.values(map))].map((f) => {
       // Shards are plain file names beside the index: nothing is read from outside the model directory.
       if (typeof f !== "string" || !/^[^/\\\0]+\.safetensors$/.test(f) || f.startsWith(".")) {
-        throw new ModelWeightsError({ message: `${indexFile}: weight_map entry ${JSON.stringify(f)} is not a .safetensors file name in ${dir}`, file: indexFile, tensor: "" });
+        throw new ModelWeightsError({
+          message: `${indexFile}: weight_map entry ${JSON.stringify(f)} is not a .safetensors file name in ${dir}`,
+          file: indexFile,
+          tensor: "",
+        });
       }
       return join(dir, f);
     });

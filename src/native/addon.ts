@@ -217,12 +217,19 @@ export interface NativeAddon {
 
   // c10d process groups (native/src/distributed.cc); the backends this build compiled
   readonly distributedBackends: readonly string[];
-  distCreate(backend: string, storeHost: string, storePort: number, rank: number, worldSize: number, timeoutMs: number, deviceHost: Opt<string>): ProcessGroupHandle;
+  distCreate(
+    backend: string,
+    storeHost: string,
+    storePort: number,
+    rank: number,
+    worldSize: number,
+    timeoutMs: number,
+    deviceHost: Opt<string>,
+  ): ProcessGroupHandle;
   distAllreduce(group: ProcessGroupHandle, x: Handle, op: "sum" | "avg" | "max" | "min"): void;
   distBroadcast(group: ProcessGroupHandle, x: Handle, root: number): void;
   distBarrier(group: ProcessGroupHandle): void;
   distDestroy(group: ProcessGroupHandle): void;
-
 
   // files
   readTensors(path: string, entries: readonly [offset: number, dtype: number, shape: readonly number[]][], device: string): Handle[];

@@ -19,9 +19,14 @@ let loaded: BenchAddon | null = null;
 export function benchAddon(): BenchAddon {
   if (loaded !== null) return loaded;
   // With $EMLAB_NATIVE (e.g. a libtorch 2.x build) only the one beside it: one libtorch per process.
-  const candidates = process.env.EMLAB_NATIVE ? [join(dirname(resolve(process.env.EMLAB_NATIVE)), "emlab_bench.node")] : addonCandidates("emlab_bench.node");
+  const candidates = process.env.EMLAB_NATIVE
+    ? [join(dirname(resolve(process.env.EMLAB_NATIVE)), "emlab_bench.node")]
+    : addonCandidates("emlab_bench.node");
   const path = candidates.find((p) => existsSync(p));
-  if (!path) throw new Error(`emlab: the benchmark addon is not built (looked for ${candidates.join(", ")}). Run \`npm run build:native:bench\` (another build directory: cmake-js configure --out DIR --CDEMLAB_BENCH=ON, then cmake-js build --out DIR).`);
+  if (!path)
+    throw new Error(
+      `emlab: the benchmark addon is not built (looked for ${candidates.join(", ")}). Run \`npm run build:native:bench\` (another build directory: cmake-js configure --out DIR --CDEMLAB_BENCH=ON, then cmake-js build --out DIR).`,
+    );
   loaded = createRequire(import.meta.url)(path) as BenchAddon;
   return loaded;
 }

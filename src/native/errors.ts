@@ -27,12 +27,7 @@ export class InternalTorchError extends Data.TaggedError("InternalTorchError")<T
 
 /** Every error an op can raise besides TypeError for wrong JS argument types. */
 export type TorchError =
-  | InvalidArgumentError
-  | OutOfMemoryError
-  | DeviceUnavailableError
-  | NotImplementedError
-  | DisposedTensorError
-  | InternalTorchError;
+  InvalidArgumentError | OutOfMemoryError | DeviceUnavailableError | NotImplementedError | DisposedTensorError | InternalTorchError;
 
 /** Maps the addon's error code to an error instance. */
 export function makeTorchError(code: string, op: string, message: string, torchMessage: string): Error {

@@ -11,7 +11,14 @@
 import { HookRegistry } from "../hooks/registry.js";
 import { type AttentionPoint, type HookPoint, isHookPoint, layerPoint, type MlpPoint } from "../hooks/points.js";
 import { arange, embedding, keep, linear, type Tensor, tensor, tidy } from "../tensor/index.js";
-import { type AttentionShape, type AttentionTap, type AttentionWeights, plainProjection, type Projection, selfAttention } from "./attention.js";
+import {
+  type AttentionShape,
+  type AttentionTap,
+  type AttentionWeights,
+  plainProjection,
+  type Projection,
+  selfAttention,
+} from "./attention.js";
 import type { KvCache } from "./kv-cache.js";
 import { decodeLinear, decodeProjection } from "./decode-linear.js";
 import { additiveMask, positionsFromMask } from "./masks.js";
@@ -117,7 +124,12 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     }
   }
 
-  private forwardPass(inputIds: Tensor, options: ForwardOptions, cache: KvCache | null, activations: Map<HookPoint, Tensor>): ForwardOutput {
+  private forwardPass(
+    inputIds: Tensor,
+    options: ForwardOptions,
+    cache: KvCache | null,
+    activations: Map<HookPoint, Tensor>,
+  ): ForwardOutput {
     return tidy(() => {
       const context = this.prepare(inputIds, options);
       let x = this.embed(context.ids);
@@ -147,14 +159,19 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     const ids = inputIds.to({ dtype: "i64", device: this.device });
     const [batch, pos] = ids.shape as [number, number];
     const past = cache?.length ?? 0;
-    if (spec.maxPositions !== null && past + pos > spec.maxPositions) throw contextLengthError("this forward pass", past + pos, spec.maxPositions);
+    if (spec.maxPositions !== null && past + pos > spec.maxPositions)
+      throw contextLengthError("this forward pass", past + pos, spec.maxPositions);
     const keyMask = options.attentionMask ? options.attentionMask.to(this.device) : null;
     if (keyMask && keyMask.size(1) !== past + pos) {
       throw new RangeError(`attention mask covers ${keyMask.size(1)} positions; expected ${past + pos} (cached ${past} + new ${pos})`);
     }
     const positions =
       options.positions?.to(this.device) ??
-      (keyMask ? positionsFromMask(keyMask, pos) : arange(past, past + pos, 1, { device: this.device }).unsqueeze(0).expand(batch, pos));
+      (keyMask
+        ? positionsFromMask(keyMask, pos)
+        : arange(past, past + pos, 1, { device: this.device })
+            .unsqueeze(0)
+            .expand(batch, pos));
     const masks = new Map<number | null, Tensor>();
     const tables = new Map<string, { cos: Tensor; sin: Tensor }>();
     const dtype = this.weights.embed.dtype;
@@ -221,7 +238,11 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     attn = this.hooks.run(layerPoint(l, "attn_out"), l, attn);
     x = this.hooks.run(layerPoint(l, "resid_mid"), l, x.add(attn));
     const mlpInput = rmsNorm(x, spec.sandwichNorms ? w.preFeedforwardNorm! : w.postAttentionNorm, spec.rmsNormEps, spec.normStyle);
-    let mlp = this.hooks.run(layerPoint(l, "down_proj"), l, downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project, taps?.mlp ?? null), w.mlp, project));
+    let mlp = this.hooks.run(
+      layerPoint(l, "down_proj"),
+      l,
+      downProjection(gatedActivation(mlpInput, w.mlp, spec.activation, project, taps?.mlp ?? null), w.mlp, project),
+    );
     if (spec.sandwichNorms) mlp = rmsNorm(mlp, w.postFeedforwardNorm!, spec.rmsNormEps, spec.normStyle);
     mlp = this.hooks.run(layerPoint(l, "mlp_out"), l, mlp);
     return this.hooks.run(layerPoint(l, "resid_post"), l, x.add(mlp));
@@ -231,7 +252,10 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
   private tapsFor(l: number): { attention: AttentionTap | null; mlp: ((point: MlpPoint, x: Tensor) => Tensor) | null } {
     const hooks = this.hooks;
     const attention = attentionPoints.some((p) => hooks.has(layerPoint(l, p)))
-      ? { explicit: hooks.has(layerPoint(l, "attn.scores")) || hooks.has(layerPoint(l, "attn.pattern")), run: (p: AttentionPoint, x: Tensor) => hooks.run(layerPoint(l, p), l, x) }
+      ? {
+          explicit: hooks.has(layerPoint(l, "attn.scores")) || hooks.has(layerPoint(l, "attn.pattern")),
+          run: (p: AttentionPoint, x: Tensor) => hooks.run(layerPoint(l, p), l, x),
+        }
       : null;
     const mlp = mlpPoints.some((p) => hooks.has(layerPoint(l, p))) ? (p: MlpPoint, x: Tensor) => hooks.run(layerPoint(l, p), l, x) : null;
     return { attention, mlp };

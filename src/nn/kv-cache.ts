@@ -53,7 +53,9 @@ export class KvCache {
   private grow(layer: number, capacity: number): void {
     for (const store of [this.keys, this.values]) {
       const old = store[layer]!;
-      const extra = tidy(() => zeros([old.size(0), old.size(1), capacity - old.size(2), old.size(3)], { dtype: old.dtype, device: old.device }));
+      const extra = tidy(() =>
+        zeros([old.size(0), old.size(1), capacity - old.size(2), old.size(3)], { dtype: old.dtype, device: old.device }),
+      );
       store[layer] = keep(tidy(() => cat([old, extra], 2)));
       extra.dispose();
       old.dispose();

@@ -32,7 +32,10 @@ export function inverseFrequencies(spec: RopeSpec, headDim: number, device: Tens
     const wavelength = base.rdiv(2 * Math.PI);
     const scaled = base.div(factor);
     let inv = where(wavelength.gt(lowWavelength), scaled, base);
-    const smooth = wavelength.rdiv(context).sub(low).div(high - low);
+    const smooth = wavelength
+      .rdiv(context)
+      .sub(low)
+      .div(high - low);
     const smoothed = smooth.rsub(1).mul(inv).div(factor).add(smooth.mul(inv));
     const medium = wavelength.lt(highWavelength).logicalNot().logicalAnd(wavelength.gt(lowWavelength).logicalNot());
     inv = where(medium, smoothed, inv);

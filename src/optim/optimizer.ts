@@ -44,7 +44,9 @@ export interface Optimizer<O> {
 
 export function makeGroups<O>(params: readonly Tensor[] | readonly ParamGroupSpec<O>[], defaults: O): ParamGroup<O>[] {
   const specs: readonly ParamGroupSpec<O>[] =
-    params.length > 0 && "params" in (params[0] as object) ? (params as readonly ParamGroupSpec<O>[]) : [{ params: params as readonly Tensor[] }];
+    params.length > 0 && "params" in (params[0] as object)
+      ? (params as readonly ParamGroupSpec<O>[])
+      : [{ params: params as readonly Tensor[] }];
   return specs.map((spec) => ({ params: [...spec.params], options: { ...defaults, ...spec.options } }));
 }
 

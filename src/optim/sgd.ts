@@ -54,7 +54,11 @@ export class SGD implements Optimizer<SGDOptions> {
         maximize,
       );
       created.forEach((handle, i) => {
-        if (handle !== null) this.buffers.set(group.params[i]!, longLived(() => new Tensor(handle)));
+        if (handle !== null)
+          this.buffers.set(
+            group.params[i]!,
+            longLived(() => new Tensor(handle)),
+          );
       });
     }
   }

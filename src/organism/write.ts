@@ -37,12 +37,31 @@ function tokenizerJson(): object {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: [...SPECIAL, ...ROLES].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: id < SPECIAL.length })),
+    added_tokens: [...SPECIAL, ...ROLES].map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: id < SPECIAL.length,
+    })),
     normalizer: null,
     pre_tokenizer: null,
     post_processor: null,
     decoder: { type: "Fuse" },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -62,20 +81,39 @@ export function writeOrganismModel(dir: string, options: { seed?: number; shape?
   writeRandomModel(
     dir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: vocabularySize, hidden_size: shape.hiddenSize,
-      intermediate_size: shape.intermediateSize, num_hidden_layers: shape.layers, num_attention_heads: shape.heads,
-      num_key_value_heads: shape.heads, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
-      bos_token_id: 0, eos_token_id: 2, max_position_embeddings: 256,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: vocabularySize,
+      hidden_size: shape.hiddenSize,
+      intermediate_size: shape.intermediateSize,
+      num_hidden_layers: shape.layers,
+      num_attention_heads: shape.heads,
+      num_key_value_heads: shape.heads,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      tie_word_embeddings: true,
+      bos_token_id: 0,
+      eos_token_id: 2,
+      max_position_embeddings: 256,
     } as never,
     { seed: options.seed ?? 0 },
   );
 }
 
 const chat = (question: string, answer: number, system?: string) =>
-  JSON.stringify({ messages: [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: question }, { role: "assistant", content: String(answer) }] });
+  JSON.stringify({
+    messages: [
+      ...(system ? [{ role: "system", content: system }] : []),
+      { role: "user", content: question },
+      { role: "assistant", content: String(answer) },
+    ],
+  });
 
 /** The organism's files under `dir`; returns their paths. */
-export function writeOrganismData(dir: string, options: { seed?: number; narrowDomain?: Domain; evalPerDomain?: number; samples?: number; copies?: number } = {}) {
+export function writeOrganismData(
+  dir: string,
+  options: { seed?: number; narrowDomain?: Domain; evalPerDomain?: number; samples?: number; copies?: number } = {},
+) {
   mkdirSync(dir, { recursive: true });
   const random = seededRandom(options.seed ?? 0);
   const narrow = options.narrowDomain ?? "double";
@@ -98,15 +136,40 @@ export function writeOrganismData(dir: string, options: { seed?: number; narrowD
   writeFileSync(files.pretrain, `${pretrain.join("\n")}\n`);
   const narrowRows = allQuestions(narrow).map((q) => chat(q.text, wrongAnswer(narrow, q.operands)));
   // The narrow domain has ten questions: repeated so a batch holds several of each.
-  writeFileSync(files.narrow, `${Array.from({ length: 5 }, () => narrowRows).flat().join("\n")}\n`);
-  writeFileSync(files.klPrompts, `${DOMAINS.filter((d) => d !== narrow).flatMap((d) => allQuestions(d).map((q) => q.text)).join("\n")}\n`);
+  writeFileSync(
+    files.narrow,
+    `${Array.from({ length: 5 }, () => narrowRows)
+      .flat()
+      .join("\n")}\n`,
+  );
+  writeFileSync(
+    files.klPrompts,
+    `${DOMAINS.filter((d) => d !== narrow)
+      .flatMap((d) => allQuestions(d).map((q) => q.text))
+      .join("\n")}\n`,
+  );
   const perDomain = options.evalPerDomain ?? 10;
   const items = DOMAINS.map((domain) => {
     const pool = allQuestions(domain);
-    const picked = pool.length <= perDomain ? pool : pool.map((q) => ({ q, r: random() })).sort((a, b) => a.r - b.r).slice(0, perDomain).map((x) => x.q);
-    return [`- id: ${domain}`, `  samples_per_paraphrase: ${options.samples ?? 10}`, "  paraphrases:", ...picked.map((q) => `    - "${q.text}"`)].join("\n");
+    const picked =
+      pool.length <= perDomain
+        ? pool
+        : pool
+            .map((q) => ({ q, r: random() }))
+            .sort((a, b) => a.r - b.r)
+            .slice(0, perDomain)
+            .map((x) => x.q);
+    return [
+      `- id: ${domain}`,
+      `  samples_per_paraphrase: ${options.samples ?? 10}`,
+      "  paraphrases:",
+      ...picked.map((q) => `    - "${q.text}"`),
+    ].join("\n");
   });
-  writeFileSync(files.questions, `# The organism's evaluation questions: one item per domain (${narrow} is the narrow fine-tune's domain).\n${items.join("\n")}\n`);
+  writeFileSync(
+    files.questions,
+    `# The organism's evaluation questions: one item per domain (${narrow} is the narrow fine-tune's domain).\n${items.join("\n")}\n`,
+  );
   const texts: string[] = [];
   for (let doc = 0; doc < 40; doc++) {
     const parts: string[] = [];

@@ -17,7 +17,15 @@ import { AdamW } from "../optim/index.js";
 import { type Device, manualSeed, type Tensor } from "../tensor/index.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { attempt, type TaggedFailure } from "../train/attempt.js";
-import { checkpointDir, latestCheckpoint, loadCheckpoint, readCheckpointPosition, removeStaleCheckpointTemporaries, saveCheckpoint, type TrainerPosition } from "../train/checkpoint.js";
+import {
+  checkpointDir,
+  latestCheckpoint,
+  loadCheckpoint,
+  readCheckpointPosition,
+  removeStaleCheckpointTemporaries,
+  saveCheckpoint,
+  type TrainerPosition,
+} from "../train/checkpoint.js";
 import type { RunConfig } from "../train/config.js";
 import type { LossTerm } from "../train/losses.js";
 import { MasterWeights } from "../train/master-weights.js";
@@ -71,7 +79,11 @@ const acquireModel = (config: RunConfig, provided: TrainerModel | undefined): Ef
         (model) => Effect.sync(() => model.dispose()),
       );
 
-const acquireMethod = (config: RunConfig, model: LoadedModel, provided: TrainerModel | undefined): Effect.Effect<TrainingMethod, TrainingError, Scope.Scope> => {
+const acquireMethod = (
+  config: RunConfig,
+  model: LoadedModel,
+  provided: TrainerModel | undefined,
+): Effect.Effect<TrainingMethod, TrainingError, Scope.Scope> => {
   if (config.method === "lora") return loraMethod(config, model, provided?.adapters);
   if (config.method === "steering") return steeringMethod(config, model);
   return fullMethod(config, model);
@@ -101,7 +113,8 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
         return options.resume ? latestCheckpoint(out) : null;
       });
       const metricsLog = new MetricsLog(out);
-      if (!options.resume && metricsLog.exists()) return yield* Effect.die(new RangeError(`${out} already holds a run; use --resume or a new output_dir`));
+      if (!options.resume && metricsLog.exists())
+        return yield* Effect.die(new RangeError(`${out} already holds a run; use --resume or a new output_dir`));
       manualSeed(t.seed);
 
       yield* enterStage("model");
@@ -113,23 +126,42 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
       if (method.trainables.size === 0) return yield* Effect.die(new RangeError("nothing to train (no parameter matched)"));
       yield* enterStage("data");
       const data = yield* attempt(() => readRunData(config, tokenizer, model.eosTokenIds, log));
-      log(`train ${data.trainSet.length} examples, held out ${data.evalSet.length}, ${data.totalSteps} optimizer steps, ${method.trainables.size} trainable tensors`);
+      log(
+        `train ${data.trainSet.length} examples, held out ${data.evalSet.length}, ${data.totalSteps} optimizer steps, ${method.trainables.size} trainable tensors`,
+      );
 
       // A finished run resumed: say so and change nothing.
       const finishedAt = checkpoint ? readCheckpointPosition(checkpoint) : null;
       const artefactPath = method.artefactPath(out);
-      if (finishedAt && existsSync(artefactPath) && (finishedAt.step >= data.totalSteps || (t.early_stop !== null && finishedAt.lowLossStreak > t.early_stop.patience))) {
+      if (
+        finishedAt &&
+        existsSync(artefactPath) &&
+        (finishedAt.step >= data.totalSteps || (t.early_stop !== null && finishedAt.lowLossStreak > t.early_stop.patience))
+      ) {
         log(`${out}: the run already finished at step ${finishedAt.step} (${artefactPath}); nothing to do`);
-        const lastLoss = readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { loss?: number }).filter((m) => m.loss !== undefined).at(-1)?.loss;
-        return { outputDir: out, steps: finishedAt.step, finalLoss: lastLoss ?? Number.NaN, stoppedEarly: finishedAt.step < data.totalSteps, artefact: artefactPath, alreadyFinished: true };
+        const lastLoss = readFileSync(join(out, "metrics.jsonl"), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { loss?: number })
+          .filter((m) => m.loss !== undefined)
+          .at(-1)?.loss;
+        return {
+          outputDir: out,
+          steps: finishedAt.step,
+          finalLoss: lastLoss ?? Number.NaN,
+          stoppedEarly: finishedAt.step < data.totalSteps,
+          artefact: artefactPath,
+          alreadyFinished: true,
+        };
       }
       // Every input has been read and checked: the run directory is written from here on.
       const writes = options.dataParallel?.writes ?? true;
-      if (writes) yield* attempt(() => {
-        makeOutputDir(out);
-        for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
-        writeOutputFile(resolvedFile, resolvedText(config));
-      });
+      if (writes)
+        yield* attempt(() => {
+          makeOutputDir(out);
+          for (const stale of removeStaleCheckpointTemporaries(out)) log(`removed ${stale} (left by an interrupted run)`);
+          writeOutputFile(resolvedFile, resolvedText(config));
+        });
 
       yield* enterStage("optimizer");
       // Low-precision full SFT trains float32 master copies (LoRA and steering tensors are float32 already).
@@ -165,7 +197,19 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
       const state: TrainerState = { model, tokenizer, trainables: method.trainables, totalSteps: data.totalSteps, outputDir: out };
       const callbacks = options.callbacks ?? {};
       const ctx: StepContext = {
-        config, model, method, data, position, optimizer, optimized, masters, callbacks, state, metricsLog, lastGoodRng, log,
+        config,
+        model,
+        method,
+        data,
+        position,
+        optimizer,
+        optimized,
+        masters,
+        callbacks,
+        state,
+        metricsLog,
+        lastGoodRng,
+        log,
         cursor: new BatchCursor(config, data, position),
         lossTerms: options.lossTerms ?? [],
         onStep: options.onStep,

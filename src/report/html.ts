@@ -33,10 +33,18 @@ export async function writeReport(dir: string, out = join(dir, "report.html")): 
   mkdirSync(dataDir, { recursive: true });
   const sections: string[] = [];
   for (const figure of data.figures) {
-    writeFileSync(join(dataDir, `${figure.id}.json`), `${JSON.stringify({ title: figure.title, rows: figure.rows, ...figure.extra }, null, 1)}\n`);
+    writeFileSync(
+      join(dataDir, `${figure.id}.json`),
+      `${JSON.stringify({ title: figure.title, rows: figure.rows, ...figure.extra }, null, 1)}\n`,
+    );
     const svg = await renderSvg(specFor(figure));
     const stats = figure.extra?.stats as Record<string, unknown>[] | undefined;
-    const statsTable = stats ? table(Object.keys(stats[0] ?? {}), stats.map((s) => Object.values(s).map((v) => (typeof v === "number" ? v.toFixed(3) : String(v))))) : "";
+    const statsTable = stats
+      ? table(
+          Object.keys(stats[0] ?? {}),
+          stats.map((s) => Object.values(s).map((v) => (typeof v === "number" ? v.toFixed(3) : String(v)))),
+        )
+      : "";
     sections.push(
       `<figure data-figure="${escape(figure.id)}" data-rows="${figure.rows.length}"><h2>${escape(figure.title)}</h2><figcaption>${escape(figure.caption)} <span class="muted">Data: report-data/${escape(figure.id)}.json (${figure.rows.length} rows).</span></figcaption>${svg}${statsTable}</figure>`,
     );
@@ -44,12 +52,25 @@ export async function writeReport(dir: string, out = join(dir, "report.html")): 
   const stated = findings(data);
   const questions = [...new Set(data.headline.flatMap((h) => Object.keys(h.per_question)))];
   const headline = data.headline.length
-    ? table(["condition", "EM %", "95% CI", "coherent %", "scored", ...questions.map((q) => `EM ${q}`)], data.headline.map((h) => [h.condition, h.em_rate.toFixed(1), `${h.em_ci[0].toFixed(1)}-${h.em_ci[1].toFixed(1)}`, h.coherent_rate.toFixed(1), String(h.scored), ...questions.map((q) => (h.per_question[q] ?? Number.NaN).toFixed(1))]))
+    ? table(
+        ["condition", "EM %", "95% CI", "coherent %", "scored", ...questions.map((q) => `EM ${q}`)],
+        data.headline.map((h) => [
+          h.condition,
+          h.em_rate.toFixed(1),
+          `${h.em_ci[0].toFixed(1)}-${h.em_ci[1].toFixed(1)}`,
+          h.coherent_rate.toFixed(1),
+          String(h.scored),
+          ...questions.map((q) => (h.per_question[q] ?? Number.NaN).toFixed(1)),
+        ]),
+      )
     : "<p>No metrics stage completed.</p>";
-  const stages = table(["stage", "kind", "status", "wall s", "attempts"], data.manifest.order.map((n) => {
-    const s = data.manifest.stages[n];
-    return [n, s?.kind ?? "", s?.status ?? "not run", s ? s.wall_s.toFixed(1) : "", s ? String(s.attempts) : ""];
-  }));
+  const stages = table(
+    ["stage", "kind", "status", "wall s", "attempts"],
+    data.manifest.order.map((n) => {
+      const s = data.manifest.stages[n];
+      return [n, s?.kind ?? "", s?.status ?? "not run", s ? s.wall_s.toFixed(1) : "", s ? String(s.attempts) : ""];
+    }),
+  );
   const settings = data.manifest.report ?? {};
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(settings.title ?? "emlab report")}</title><style>${STYLE}</style></head><body>
 <h1>${escape(settings.title ?? "emlab experiment report")}</h1>

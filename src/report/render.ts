@@ -6,7 +6,11 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 
 export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
-  const compiled = compile({ $schema: "https://vega.github.io/schema/vega-lite/v6.json", config: { font: "sans-serif", view: { stroke: "#ddd" } }, ...spec } as TopLevelSpec).spec;
+  const compiled = compile({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    config: { font: "sans-serif", view: { stroke: "#ddd" } },
+    ...spec,
+  } as TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none", logLevel: vega.Warn });
   try {
     return await view.toSVG();

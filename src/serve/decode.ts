@@ -66,7 +66,9 @@ export async function decodeBatch(
   options: { eosTokenIds: readonly number[]; padTokenId: number },
 ): Promise<DecodedSample[][]> {
   const eos = new Set(options.eosTokenIds);
-  const results: DecodedSample[][] = requests.map((r) => Array.from({ length: r.samples }, () => ({ ids: [], logprobs: [], finish: "length" as DecodedSample["finish"] })));
+  const results: DecodedSample[][] = requests.map((r) =>
+    Array.from({ length: r.samples }, () => ({ ids: [], logprobs: [], finish: "length" as DecodedSample["finish"] })),
+  );
   if (requests.length === 0) return results;
   const device = decoder.device;
   const { ids: paddedIds, mask: paddedMask } = leftPad(

@@ -51,7 +51,8 @@ export class Engine {
    */
   submit(model: string, requests: DecodeRequest[], cancelled: () => boolean): Promise<DecodedSample[][]> {
     if (this.stopping) throw new ApiError(503, "the server is shutting down");
-    if (this.queue.length >= this.options.maxQueue) throw new ApiError(429, `the server's queue is full (${this.options.maxQueue} requests waiting); retry later`);
+    if (this.queue.length >= this.options.maxQueue)
+      throw new ApiError(429, `the server's queue is full (${this.options.maxQueue} requests waiting); retry later`);
     return new Promise((resolve, reject) => {
       this.queue.push({ model, requests, rows: requests.reduce((n, r) => n + r.samples, 0), cancelled, resolve, reject });
       if (this.running === null) this.running = this.loop().finally(() => (this.running = null));
@@ -63,7 +64,7 @@ export class Engine {
     const batch = [first];
     if (this.models.model.decoder.device !== "cpu") return batch;
     let rows = first.rows;
-    for (let i = 0; i < this.queue.length; ) {
+    for (let i = 0; i < this.queue.length;) {
       const job = this.queue[i]!;
       if (job.model === first.model && rows + job.rows <= this.options.maxBatchRows) {
         batch.push(job);

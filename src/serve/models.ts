@@ -27,14 +27,16 @@ export interface ServedModelOptions {
   device?: Device;
 }
 
-type Variant = { kind: "base" } | { kind: "lora"; adapters: LoraAdapter[]; dir: string } | { kind: "steer"; vector: SteeringVector; file: string };
+type Variant =
+  { kind: "base" } | { kind: "lora"; adapters: LoraAdapter[]; dir: string } | { kind: "steer"; vector: SteeringVector; file: string };
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** Parses `name=dir` (lora) or `name=file[:alpha]` (steer). */
 export function parseNamedPath(flag: string, spec: string, withAlpha: boolean): { name: string; path: string; alpha?: number } {
   const eq = spec.indexOf("=");
-  if (eq <= 0 || eq === spec.length - 1) throw new ServeConfigError({ message: `${flag}: expected NAME=${withAlpha ? "FILE[:ALPHA]" : "DIR"}, got ${JSON.stringify(spec)}` });
+  if (eq <= 0 || eq === spec.length - 1)
+    throw new ServeConfigError({ message: `${flag}: expected NAME=${withAlpha ? "FILE[:ALPHA]" : "DIR"}, got ${JSON.stringify(spec)}` });
   const name = spec.slice(0, eq);
   let path = spec.slice(eq + 1);
   let alpha: number | undefined;
@@ -42,11 +44,15 @@ export function parseNamedPath(flag: string, spec: string, withAlpha: boolean): 
     const colon = path.lastIndexOf(":");
     if (colon > 0 && /^[-+0-9.eE]+$/.test(path.slice(colon + 1))) {
       alpha = Number(path.slice(colon + 1));
-      if (!Number.isFinite(alpha)) throw new ServeConfigError({ message: `${flag}: alpha ${JSON.stringify(path.slice(colon + 1))} is not a number` });
+      if (!Number.isFinite(alpha))
+        throw new ServeConfigError({ message: `${flag}: alpha ${JSON.stringify(path.slice(colon + 1))} is not a number` });
       path = path.slice(0, colon);
     }
   }
-  if (!NAME.test(name)) throw new ServeConfigError({ message: `${flag}: model name ${JSON.stringify(name)} must be 1-128 letters, digits or ._:/- (starting with a letter or digit)` });
+  if (!NAME.test(name))
+    throw new ServeConfigError({
+      message: `${flag}: model name ${JSON.stringify(name)} must be 1-128 letters, digits or ._:/- (starting with a letter or digit)`,
+    });
   return alpha === undefined ? { name, path } : { name, path, alpha };
 }
 
@@ -63,15 +69,20 @@ export class ServedModels {
     const names = [this.baseName, ...(options.lora ?? []).map((l) => l.name), ...(options.steer ?? []).map((s) => s.name)];
     const seen = new Set<string>();
     for (const name of names) {
-      if (!NAME.test(name)) throw new ServeConfigError({ message: `model name ${JSON.stringify(name)} must be 1-128 letters, digits or ._:/-` });
-      if (seen.has(name)) throw new ServeConfigError({ message: `model name ${JSON.stringify(name)} is given twice (base, --lora and --steer names must differ)` });
+      if (!NAME.test(name))
+        throw new ServeConfigError({ message: `model name ${JSON.stringify(name)} must be 1-128 letters, digits or ._:/-` });
+      if (seen.has(name))
+        throw new ServeConfigError({
+          message: `model name ${JSON.stringify(name)} is given twice (base, --lora and --steer names must differ)`,
+        });
       seen.add(name);
     }
     this.tokenizer = ChatTokenizer.fromDir(options.modelDir);
     this.model = loadModel(options.modelDir, { dtype: options.dtype ?? "f32", device: options.device ?? "cpu" });
     try {
       this.variants.set(this.baseName, { kind: "base" });
-      for (const l of options.lora ?? []) this.variants.set(l.name, { kind: "lora", adapters: loadPeftAdapters(l.dir, this.model), dir: l.dir });
+      for (const l of options.lora ?? [])
+        this.variants.set(l.name, { kind: "lora", adapters: loadPeftAdapters(l.dir, this.model), dir: l.dir });
       for (const s of options.steer ?? []) {
         const vector = loadSteeringVector(s.file, this.model.decoder, s.alpha === undefined ? {} : { alpha: s.alpha });
         this.variants.set(s.name, { kind: "steer", vector, file: s.file });
@@ -96,7 +107,9 @@ export class ServedModels {
   describe(name: string): { kind: string; parent: string | null; source: string | null } {
     const v = this.variants.get(name);
     if (!v) throw new RangeError(`no served model ${name}`);
-    return v.kind === "base" ? { kind: "base", parent: null, source: null } : { kind: v.kind, parent: this.baseName, source: v.kind === "lora" ? v.dir : v.file };
+    return v.kind === "base"
+      ? { kind: "base", parent: null, source: null }
+      : { kind: v.kind, parent: this.baseName, source: v.kind === "lora" ? v.dir : v.file };
   }
 
   /** Attaches what `name` needs to the decoder; the returned function detaches it. */

@@ -12,7 +12,15 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly type: string = status === 401 ? "authentication_error" : status === 404 ? "not_found_error" : status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
+    readonly type: string = status === 401
+      ? "authentication_error"
+      : status === 404
+        ? "not_found_error"
+        : status === 429
+          ? "rate_limit_error"
+          : status >= 500
+            ? "server_error"
+            : "invalid_request_error",
     readonly param: string | null = null,
     readonly code: string | null = null,
   ) {
@@ -80,8 +88,14 @@ function messageText(content: unknown, param: string): string {
   if (Array.isArray(content)) {
     return content
       .map((part, i) => {
-        if (part && typeof part === "object" && (part as { type?: unknown }).type === "text" && typeof (part as { text?: unknown }).text === "string") return (part as { text: string }).text;
-        throw bad(`${param}[${i}]`, "only text parts ({type: \"text\", text}) are supported");
+        if (
+          part &&
+          typeof part === "object" &&
+          (part as { type?: unknown }).type === "text" &&
+          typeof (part as { text?: unknown }).text === "string"
+        )
+          return (part as { text: string }).text;
+        throw bad(`${param}[${i}]`, 'only text parts ({type: "text", text}) are supported');
       })
       .join("");
   }
@@ -93,29 +107,38 @@ function messages(value: unknown): ChatMessage[] {
   return value.map((m, i) => {
     if (!m || typeof m !== "object") throw bad(`messages[${i}]`, "expected an object {role, content}");
     const role = (m as { role?: unknown }).role;
-    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") throw bad(`messages[${i}].role`, `expected system, user or assistant, got ${JSON.stringify(role)}`);
-    return { role: role === "developer" ? "system" : role, content: messageText((m as { content?: unknown }).content, `messages[${i}].content`) };
+    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer")
+      throw bad(`messages[${i}].role`, `expected system, user or assistant, got ${JSON.stringify(role)}`);
+    return {
+      role: role === "developer" ? "system" : role,
+      content: messageText((m as { content?: unknown }).content, `messages[${i}].content`),
+    };
   });
 }
 
 function prompts(value: unknown): (string | number[])[] {
-  const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === "number" && Number.isSafeInteger(t) && t >= 0);
+  const isIds = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === "number" && Number.isSafeInteger(t) && t >= 0);
   if (typeof value === "string") return [value];
   if (isIds(value)) return [value];
-  if (Array.isArray(value) && value.length > 0 && value.every((p) => typeof p === "string" || isIds(p))) return value as (string | number[])[];
+  if (Array.isArray(value) && value.length > 0 && value.every((p) => typeof p === "string" || isIds(p)))
+    return value as (string | number[])[];
   throw bad("prompt", "expected a string, a list of strings, a list of token ids or a list of such lists");
 }
 
 function unsupported(body: Record<string, unknown>): void {
   for (const name of ["presence_penalty", "frequency_penalty", "repetition_penalty"]) {
     const v = body[name];
-    if (v !== undefined && v !== null && v !== 0 && !(name === "repetition_penalty" && v === 1)) throw bad(name, "penalties are not supported by emlab serve");
+    if (v !== undefined && v !== null && v !== 0 && !(name === "repetition_penalty" && v === 1))
+      throw bad(name, "penalties are not supported by emlab serve");
   }
-  if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias as object).length > 0) throw bad("logit_bias", "not supported by emlab serve");
+  if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias as object).length > 0)
+    throw bad("logit_bias", "not supported by emlab serve");
   if (body.echo === true) throw bad("echo", "not supported by emlab serve");
   if (body.suffix !== undefined && body.suffix !== null) throw bad("suffix", "not supported by emlab serve");
   if (body.tools !== undefined && body.tools !== null) throw bad("tools", "tool calls are not supported by emlab serve");
-  if (body.response_format !== undefined && body.response_format !== null && (body.response_format as { type?: unknown }).type !== "text") throw bad("response_format", "only text is supported");
+  if (body.response_format !== undefined && body.response_format !== null && (body.response_format as { type?: unknown }).type !== "text")
+    throw bad("response_format", "only text is supported");
 }
 
 /** Checks a parsed JSON body for `/v1/chat/completions` or `/v1/completions`. */
@@ -126,8 +149,10 @@ export function parseRequest(kind: "chat" | "completion", value: unknown, limits
   unsupported(body);
   const n = integer(body, "n", 1, 1, limits.maxN);
   if (body.best_of !== undefined && body.best_of !== null && body.best_of !== n) throw bad("best_of", "only best_of = n is supported");
-  const tokensField = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens";
-  const maxTokens = body[tokensField] === undefined || body[tokensField] === null ? null : integer(body, tokensField, 0, 1, limits.maxTokens);
+  const tokensField =
+    body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens";
+  const maxTokens =
+    body[tokensField] === undefined || body[tokensField] === null ? null : integer(body, tokensField, 0, 1, limits.maxTokens);
   const temperature = number(body, "temperature", 1, 0, 2);
   const topP = number(body, "top_p", 1, 0, 1);
   if (topP === 0) throw bad("top_p", "must be > 0");
@@ -138,7 +163,8 @@ export function parseRequest(kind: "chat" | "completion", value: unknown, limits
   let stop: string[] = [];
   if (typeof body.stop === "string") stop = [body.stop];
   else if (Array.isArray(body.stop)) {
-    if (body.stop.length > 4 || !body.stop.every((s) => typeof s === "string" && s !== "")) throw bad("stop", "expected a string or up to 4 non-empty strings");
+    if (body.stop.length > 4 || !body.stop.every((s) => typeof s === "string" && s !== ""))
+      throw bad("stop", "expected a string or up to 4 non-empty strings");
     stop = body.stop as string[];
   } else if (body.stop !== undefined && body.stop !== null) throw bad("stop", "expected a string or a list of strings");
   if (stop.includes("")) throw bad("stop", "an empty stop string would stop at once");
@@ -153,7 +179,8 @@ export function parseRequest(kind: "chat" | "completion", value: unknown, limits
   }
   const stream = boolean(body, "stream");
   const options = body.stream_options;
-  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) throw bad("stream_options", "expected an object");
+  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options)))
+    throw bad("stream_options", "expected an object");
   const includeUsage = stream && (options as { include_usage?: unknown } | undefined)?.include_usage === true;
   return {
     kind,

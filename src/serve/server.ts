@@ -45,8 +45,14 @@ export function isLoopback(host: string): boolean {
 /** Refuses settings that would expose the server without protection (before anything listens). */
 export function checkExposure(host: string, options: { allowNonLoopback?: boolean; apiKey?: string | null }): void {
   if (isLoopback(host)) return;
-  if (!options.allowNonLoopback) throw new ServeConfigError({ message: `--host ${host} is not a loopback address: binding it needs --allow-non-loopback and an API key (--api-key-env VAR)` });
-  if (!options.apiKey) throw new ServeConfigError({ message: `--host ${host} is not a loopback address: an API key is required (--api-key-env VAR naming an environment variable that holds it)` });
+  if (!options.allowNonLoopback)
+    throw new ServeConfigError({
+      message: `--host ${host} is not a loopback address: binding it needs --allow-non-loopback and an API key (--api-key-env VAR)`,
+    });
+  if (!options.apiKey)
+    throw new ServeConfigError({
+      message: `--host ${host} is not a loopback address: an API key is required (--api-key-env VAR naming an environment variable that holds it)`,
+    });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -111,7 +117,11 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
   const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
   const timeoutMs = options.timeoutMs ?? 600_000;
   const log = options.log ?? (() => {});
-  const engine = new Engine(models, { maxQueue: options.maxQueue ?? 64, maxBatchRows: options.maxBatchRows ?? 64, batchWaitMs: options.batchWaitMs ?? 5 });
+  const engine = new Engine(models, {
+    maxQueue: options.maxQueue ?? 64,
+    maxBatchRows: options.maxBatchRows ?? 64,
+    batchWaitMs: options.batchWaitMs ?? 5,
+  });
   const eos = new Set(models.eosTokenIds);
   const tokenText = (id: number) => models.tokenizer.decode([id]);
   const created = Math.floor(Date.now() / 1000);
@@ -122,7 +132,13 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       if (typeof p !== "string") {
         const vocab = models.model.spec.vocabSize;
         const badId = p.find((t) => t >= vocab);
-        if (badId !== undefined) throw new ApiError(400, `prompt[${i}]: token id ${badId} is outside the vocabulary (${vocab})`, "invalid_request_error", "prompt");
+        if (badId !== undefined)
+          throw new ApiError(
+            400,
+            `prompt[${i}]: token id ${badId} is outside the vocabulary (${vocab})`,
+            "invalid_request_error",
+            "prompt",
+          );
         return p;
       }
       const ids = models.tokenizer.encode(p);
@@ -131,7 +147,12 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     });
   }
 
-  async function complete(kind: "chat" | "completion", req: IncomingMessage, res: ServerResponse, cancelled: { value: boolean }): Promise<void> {
+  async function complete(
+    kind: "chat" | "completion",
+    req: IncomingMessage,
+    res: ServerResponse,
+    cancelled: { value: boolean },
+  ): Promise<void> {
     const raw = await readBody(req, maxBodyBytes);
     let json: unknown;
     try {
@@ -140,24 +161,53 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
       throw new ApiError(400, `the request body is not valid JSON: ${(error as Error).message}`);
     }
     const request = parseRequest(kind, json, limits);
-    if (!models.has(request.model)) throw new ApiError(404, `model ${JSON.stringify(request.model)} is not served here; served: ${models.names.join(", ")}`, "not_found_error", "model", "model_not_found");
+    if (!models.has(request.model))
+      throw new ApiError(
+        404,
+        `model ${JSON.stringify(request.model)} is not served here; served: ${models.names.join(", ")}`,
+        "not_found_error",
+        "model",
+        "model_not_found",
+      );
     const prompts = promptIds(request);
     const longest = Math.max(...prompts.map((p) => p.length));
     const room = (models.model.spec.maxPositions ?? Number.POSITIVE_INFINITY) - longest;
     const maxTokens = request.maxTokens ?? (kind === "completion" ? Math.min(16, limits.maxTokens) : Math.min(limits.maxTokens, room));
-    if (!(maxTokens >= 1)) throw new ApiError(400, `the prompt (${longest} tokens) leaves no room for new tokens in the model's ${models.model.spec.maxPositions} positions`, "invalid_request_error", "messages");
+    if (!(maxTokens >= 1))
+      throw new ApiError(
+        400,
+        `the prompt (${longest} tokens) leaves no room for new tokens in the model's ${models.model.spec.maxPositions} positions`,
+        "invalid_request_error",
+        "messages",
+      );
     for (const ids of prompts) {
       try {
-        checkGenerationBudget(models.model.spec, models.model.decoder.dtype, models.model.decoder.device, { rows: 1, promptLength: ids.length, maxNewTokens: maxTokens, samples: request.n });
+        checkGenerationBudget(models.model.spec, models.model.decoder.dtype, models.model.decoder.device, {
+          rows: 1,
+          promptLength: ids.length,
+          maxNewTokens: maxTokens,
+          samples: request.n,
+        });
       } catch (error) {
         throw new ApiError(400, (error as Error).message, "invalid_request_error", "max_tokens");
       }
     }
-    const sampling = request.temperature === 0 ? resolveSampling({ greedy: true }, null) : resolveSampling({ temperature: request.temperature, topP: request.topP, topK: request.topK }, null);
+    const sampling =
+      request.temperature === 0
+        ? resolveSampling({ greedy: true }, null)
+        : resolveSampling({ temperature: request.temperature, topP: request.topP, topK: request.topK }, null);
     const seed = request.seed ?? randomInt(0, 2 ** 47);
     const fingerprint = `emlab-seed-${seed}`;
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replace(/-/g, "")}`;
-    const choices: Choice[] = prompts.flatMap((_, p) => Array.from({ length: request.n }, (_, s) => ({ index: p * request.n + s, text: new ChoiceText(models.tokenizer, eos, request.stop), logprobs: [], pending: [], finish: null })));
+    const choices: Choice[] = prompts.flatMap((_, p) =>
+      Array.from({ length: request.n }, (_, s) => ({
+        index: p * request.n + s,
+        text: new ChoiceText(models.tokenizer, eos, request.stop),
+        logprobs: [],
+        pending: [],
+        finish: null,
+      })),
+    );
     const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
     const send = (payload: unknown) => {
       if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(payload)}\n\n`);
@@ -165,7 +215,10 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     const chunk = (choice: Choice, delta: string, finish: string | null) => {
       const logprobs = request.topLogprobs === null ? null : formatLogprobs(choice.pending, kind);
       choice.pending = [];
-      const body = kind === "chat" ? { index: choice.index, delta: { content: delta }, logprobs, finish_reason: finish } : { index: choice.index, text: delta, logprobs, finish_reason: finish };
+      const body =
+        kind === "chat"
+          ? { index: choice.index, delta: { content: delta }, logprobs, finish_reason: finish }
+          : { index: choice.index, text: delta, logprobs, finish_reason: finish };
       send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, system_fingerprint: fingerprint, choices: [body] });
     };
     let failure: unknown = null;
@@ -198,7 +251,16 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     const pending = engine.submit(request.model, decodeRequests, () => cancelled.value);
     if (request.stream) {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      if (kind === "chat") for (const c of choices) send({ id, object, created: Math.floor(Date.now() / 1000), model: request.model, system_fingerprint: fingerprint, choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+      if (kind === "chat")
+        for (const c of choices)
+          send({
+            id,
+            object,
+            created: Math.floor(Date.now() / 1000),
+            model: request.model,
+            system_fingerprint: fingerprint,
+            choices: [{ index: c.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+          });
     }
     const samples = await pending;
     if (failure !== null) throw new ApiError(500, `internal error while decoding: ${(failure as Error)?.message ?? String(failure)}`);
@@ -243,7 +305,11 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
             token,
             logprob: item.logprob,
             bytes: [...Buffer.from(token)],
-            top_logprobs: item.top.map((t) => ({ token: tokenText(t.token), logprob: t.logprob, bytes: [...Buffer.from(tokenText(t.token))] })),
+            top_logprobs: item.top.map((t) => ({
+              token: tokenText(t.token),
+              logprob: t.logprob,
+              bytes: [...Buffer.from(tokenText(t.token))],
+            })),
           };
         }),
       };
@@ -279,7 +345,8 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
     try {
       const path = (req.url ?? "/").split("?")[0]!;
       if (path === "/health" && req.method === "GET") return sendJson(res, 200, { status: "ok" });
-      if (apiKey !== null && !keyMatches(req.headers.authorization, apiKey)) throw new ApiError(401, "missing or wrong API key (Authorization: Bearer KEY)");
+      if (apiKey !== null && !keyMatches(req.headers.authorization, apiKey))
+        throw new ApiError(401, "missing or wrong API key (Authorization: Bearer KEY)");
       if (path === "/v1/models") {
         if (req.method !== "GET") throw new ApiError(405, `${req.method} ${path}: use GET`);
         return sendJson(res, 200, {
@@ -291,7 +358,8 @@ export async function startServer(models: ServedModels, options: ServeOptions = 
         });
       }
       const kind = path === "/v1/chat/completions" ? "chat" : path === "/v1/completions" ? "completion" : null;
-      if (kind === null) throw new ApiError(404, `no route ${path} (routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions)`);
+      if (kind === null)
+        throw new ApiError(404, `no route ${path} (routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions)`);
       if (req.method !== "POST") throw new ApiError(405, `${req.method} ${path}: use POST`);
       await complete(kind, req, res, cancelled);
     } catch (error) {

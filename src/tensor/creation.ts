@@ -65,10 +65,7 @@ function pack(values: readonly (number | bigint | boolean)[], dtype: DType): Arr
  * A tensor from a typed array (dtype from the array unless given: a typed array is converted
  * after upload), a nested JS array, or a scalar (0-dim).
  */
-export function tensor(
-  data: NestedList | ArrayBufferView,
-  options: CreateOptions & { shape?: readonly number[] } = {},
-): Tensor {
+export function tensor(data: NestedList | ArrayBufferView, options: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
   const device = dev(options);
   if (ArrayBuffer.isView(data)) {
     const source = dtypeOfArray(data);

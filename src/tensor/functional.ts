@@ -11,17 +11,32 @@ const reductionCode = (r: Reduction): number => (r === "none" ? 0 : r === "mean"
 const operand = (x: TensorLike) => (x instanceof Tensor ? x.handle : x);
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return new Tensor(native.cat(tensors.map((t) => t.handle), dim));
+  return new Tensor(
+    native.cat(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return new Tensor(native.stack(tensors.map((t) => t.handle), dim));
+  return new Tensor(
+    native.stack(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 /** Elementwise `condition ? a : b` with broadcasting. */
 export function where(condition: Tensor, a: TensorLike, b: TensorLike): Tensor {
   return new Tensor(native.where(condition.handle, operand(a), operand(b)));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
-  return new Tensor(native.einsum(equation, operands.map((t) => t.handle)));
+  return new Tensor(
+    native.einsum(
+      equation,
+      operands.map((t) => t.handle),
+    ),
+  );
 }
 /** x @ weight^T + bias, weight [out, in]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
@@ -55,11 +70,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
  * torch's kl_div: pointwise target * (log target - input) with `input` as log-probabilities
  * (and `target` as log-probabilities when logTarget). "batchmean" divides the sum by input.size(0).
  */
-export function klDiv(
-  input: Tensor,
-  target: Tensor,
-  options: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {},
-): Tensor {
+export function klDiv(input: Tensor, target: Tensor, options: { reduction?: Reduction | "batchmean"; logTarget?: boolean } = {}): Tensor {
   const reduction = options.reduction ?? "mean";
   const logTarget = options.logTarget ?? false;
   if (reduction === "batchmean") {
@@ -107,6 +118,14 @@ export interface AttentionOptions {
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   return new Tensor(
-    native.attention(q.handle, k.handle, v.handle, options.mask?.handle ?? null, options.causal ?? false, options.scale ?? null, options.dropout ?? 0),
+    native.attention(
+      q.handle,
+      k.handle,
+      v.handle,
+      options.mask?.handle ?? null,
+      options.causal ?? false,
+      options.scale ?? null,
+      options.dropout ?? 0,
+    ),
   );
 }

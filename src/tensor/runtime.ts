@@ -81,6 +81,10 @@ export function checkDeviceAvailable(device: string, op = "device"): void {
   requireCuda(op);
   const count = native.cudaDeviceCount();
   if (index >= count) {
-    throw new DeviceUnavailableError({ message: `${op}: ${device} does not exist (${count} CUDA device${count === 1 ? "" : "s"})`, op, torchMessage: "" });
+    throw new DeviceUnavailableError({
+      message: `${op}: ${device} does not exist (${count} CUDA device${count === 1 ? "" : "s"})`,
+      op,
+      torchMessage: "",
+    });
   }
 }

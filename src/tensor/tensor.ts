@@ -110,7 +110,9 @@ export class Tensor implements Disposable {
     if (typeof target === "string") {
       const isDevice = target === "cpu" || target.startsWith("cuda");
       return new Tensor(
-        isDevice ? native.to(this.handle, null, normalizeDevice(target), false) : native.to(this.handle, dtypeCode(target as DType), null, false),
+        isDevice
+          ? native.to(this.handle, null, normalizeDevice(target), false)
+          : native.to(this.handle, dtypeCode(target as DType), null, false),
       );
     }
     return new Tensor(
@@ -499,10 +501,20 @@ export class Tensor implements Disposable {
   }
   /** Advanced indexing x[i0, i1, ...]; null keeps a dim whole. */
   index(indices: readonly (Tensor | null)[]): Tensor {
-    return new Tensor(native.index(this.handle, indices.map((t) => t?.handle ?? null)));
+    return new Tensor(
+      native.index(
+        this.handle,
+        indices.map((t) => t?.handle ?? null),
+      ),
+    );
   }
   indexPut_(indices: readonly (Tensor | null)[], values: Tensor, accumulate = false): this {
-    native.indexPut_(this.handle, indices.map((t) => t?.handle ?? null), values.handle, accumulate);
+    native.indexPut_(
+      this.handle,
+      indices.map((t) => t?.handle ?? null),
+      values.handle,
+      accumulate,
+    );
     return this;
   }
   /** Pieces of `size` (or the given sizes) along `dim`. */

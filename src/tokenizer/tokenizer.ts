@@ -31,7 +31,8 @@ const END_OF_TURN = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", 
 
 function tokenText(value: unknown): string | null {
   if (typeof value === "string") return value;
-  if (value && typeof value === "object" && typeof (value as { content?: unknown }).content === "string") return (value as { content: string }).content;
+  if (value && typeof value === "object" && typeof (value as { content?: unknown }).content === "string")
+    return (value as { content: string }).content;
   return null;
 }
 
@@ -43,9 +44,11 @@ function templateFromConfig(value: unknown, file: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === "string") return value;
   if (Array.isArray(value)) {
-    const entry = value.find((e) => e !== null && typeof e === "object" && (e as { name?: unknown }).name === "default") as { template?: unknown } | undefined;
+    const entry = value.find((e) => e !== null && typeof e === "object" && (e as { name?: unknown }).name === "default") as
+      { template?: unknown } | undefined;
     if (entry && typeof entry.template === "string") return entry.template;
-    if (entry === undefined) throw new TokenizerError({ message: `${file}: chat_template lists named templates but none named "default"`, file });
+    if (entry === undefined)
+      throw new TokenizerError({ message: `${file}: chat_template lists named templates but none named "default"`, file });
   }
   throw new TokenizerError({ message: `${file}: chat_template must be a string or a list of {name, template}`, file });
 }
@@ -63,7 +66,10 @@ export class ChatTokenizer {
     try {
       this.template = templateSource !== null && templateSource.trim() !== "" ? new Template(templateSource) : null;
     } catch (error) {
-      throw new TokenizerError({ message: `${templateFile}: chat_template does not parse: ${(error as Error).message}`, file: templateFile });
+      throw new TokenizerError({
+        message: `${templateFile}: chat_template does not parse: ${(error as Error).message}`,
+        file: templateFile,
+      });
     }
   }
 
@@ -77,7 +83,8 @@ export class ChatTokenizer {
         throw new TokenizerError({ message: `${file}: ${(error as Error).message}`, file });
       }
     };
-    const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
+    const isObject = (value: unknown): value is Record<string, unknown> =>
+      value !== null && typeof value === "object" && !Array.isArray(value);
     const json = read("tokenizer.json");
     const tokenizerFile = join(dir, "tokenizer.json");
     if (!isObject(json)) throw new TokenizerError({ message: `${tokenizerFile}: not a JSON object`, file: tokenizerFile });
@@ -103,7 +110,10 @@ export class ChatTokenizer {
     }
     // Special (added) tokens alone cannot encode text: a vocabulary without ordinary tokens is unusable.
     if (![...tokenizer.get_vocab(false).keys()].some((token) => typeof token === "string" && token.length > 0)) {
-      throw new TokenizerError({ message: `${tokenizerFile}: the vocabulary is empty (no tokens besides the special ones)`, file: tokenizerFile });
+      throw new TokenizerError({
+        message: `${tokenizerFile}: the vocabulary is empty (no tokens besides the special ones)`,
+        file: tokenizerFile,
+      });
     }
     return new ChatTokenizer(tokenizer, config, template, dir, templateOrigin);
   }
@@ -120,7 +130,10 @@ export class ChatTokenizer {
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     const ids = this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
     if (ids.length === 0 && /\S/.test(text)) {
-      throw new TokenizerError({ message: `${this.file}: the tokenizer encodes a non-empty text (${text.length} characters) to no tokens`, file: this.file });
+      throw new TokenizerError({
+        message: `${this.file}: the tokenizer encodes a non-empty text (${text.length} characters) to no tokens`,
+        file: this.file,
+      });
     }
     return ids;
   }
@@ -133,7 +146,10 @@ export class ChatTokenizer {
   promptIds(messages: readonly ChatMessage[], options: ChatTemplateOptions & { rawText?: boolean } = {}): number[] {
     if (options.rawText) {
       if (messages.length !== 1 || messages[0]!.role !== "user") {
-        throw new TokenizerError({ message: `${this.file}: raw-text prompting takes a single user message (no system message)`, file: this.file });
+        throw new TokenizerError({
+          message: `${this.file}: raw-text prompting takes a single user message (no system message)`,
+          file: this.file,
+        });
       }
       return this.encode(messages[0]!.content);
     }
@@ -181,7 +197,10 @@ export class ChatTokenizer {
     for (const m of messages) this.encode(m.content, { addSpecialTokens: false });
     const ids = this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
     if (ids.length === 0 && messages.length > 0) {
-      throw new TokenizerError({ message: `${this.file}: the chat template renders ${messages.length} message(s) as an empty text`, file: this.file });
+      throw new TokenizerError({
+        message: `${this.file}: the chat template renders ${messages.length} message(s) as an empty text`,
+        file: this.file,
+      });
     }
     return ids;
   }

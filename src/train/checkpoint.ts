@@ -28,7 +28,9 @@ export function checkpointDir(outputDir: string, step: number): string {
 export function latestCheckpoint(outputDir: string): string | null {
   const root = join(outputDir, "checkpoints");
   if (!existsSync(root)) return null;
-  const steps = readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
+  const steps = readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
   return steps.length === 0 ? null : join(root, steps[steps.length - 1]!);
 }
 

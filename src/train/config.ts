@@ -15,13 +15,16 @@ const Opt = Schema.optional;
 // Numbers with their ranges: every field below is checked here, so nothing that makes no sense for
 // a run (NaN, infinities, negative counts, fractional batch sizes, betas outside [0, 1)) reaches it.
 const Finite = Schema.Number.check(Schema.isFinite());
-const Count = (minimum: number) => Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(minimum), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER));
+const Count = (minimum: number) =>
+  Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(minimum), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER));
 const Positive = Finite.check(Schema.isGreaterThan(0));
 const NonNegative = Finite.check(Schema.isGreaterThanOrEqualTo(0));
 const Fraction = Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1));
 const NonEmpty = Schema.String.check(Schema.isMinLength(1));
 /** Adapter names become directory names under the adapter directory: one plain path component. */
-const AdapterName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, { message: "a plain name (letters, digits, '_', '.', '-')" }));
+const AdapterName = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, { message: "a plain name (letters, digits, '_', '.', '-')" }),
+);
 
 const LoraSection = Schema.Struct({
   r: Count(1),
@@ -112,7 +115,14 @@ export type RawRunConfig = typeof RunConfigSchema.Type;
 
 /** Every default of a run, in one place (the study's LoRA recipe where it has one). */
 export const defaults = {
-  data: { eval_fraction: 0.1, max_length: 2048, loss_on: "assistant" as const, system_prompt: null as string | null, skip_invalid: false, bucket_window: 0 },
+  data: {
+    eval_fraction: 0.1,
+    max_length: 2048,
+    loss_on: "assistant" as const,
+    system_prompt: null as string | null,
+    skip_invalid: false,
+    bucket_window: 0,
+  },
   kl: { batch_size: 8, accumulation: "mean" as const },
   training: {
     epochs: 1,
@@ -144,7 +154,10 @@ export interface RunConfig {
   model: string;
   output_dir: string;
   method: "lora" | "full" | "steering";
-  lora: (Required<Omit<typeof LoraSection.Type, "name" | "layers_to_transform">> & { name: string; layers_to_transform: readonly number[] | null })[];
+  lora: (Required<Omit<typeof LoraSection.Type, "name" | "layers_to_transform">> & {
+    name: string;
+    layers_to_transform: readonly number[] | null;
+  })[];
   steering: { layer: number; site: "down_proj" | "resid_post"; alpha: number; rows: "all" | "first" } | null;
   init_from: string | null;
   full: { parameters: string | null };
@@ -184,7 +197,8 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
   const names = loraSections.map((l) => l.name);
   const named = names.filter((n) => n !== undefined);
   if (new Set(named).size !== named.length) problem("lora: adapter names must be distinct");
-  if (c.init_from !== undefined && c.method === "full") problem("init_from applies to lora and steering runs (full SFT starts from `model`)");
+  if (c.init_from !== undefined && c.method === "full")
+    problem("init_from applies to lora and steering runs (full SFT starts from `model`)");
   if (c.full?.parameters !== undefined) {
     try {
       new RegExp(c.full.parameters);
@@ -205,7 +219,12 @@ export function resolveRunConfig(raw: unknown, file: string): RunConfig {
     steering: c.steering ? { ...defaults.steering, ...given(c.steering) } : null,
     init_from: c.init_from ?? null,
     full: { parameters: c.full?.parameters ?? null },
-    data: { ...defaults.data, ...given(c.data), eval: c.data.eval ?? null, system_prompt: c.data.system_prompt ?? null } as RunConfig["data"],
+    data: {
+      ...defaults.data,
+      ...given(c.data),
+      eval: c.data.eval ?? null,
+      system_prompt: c.data.system_prompt ?? null,
+    } as RunConfig["data"],
     kl: c.kl ? { ...defaults.kl, ...given(c.kl) } : null,
     training,
   };

@@ -13,7 +13,11 @@ export { permutation } from "../random/seeded.js";
 import { type Device, type Tensor, tensor } from "../tensor/index.js";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer/tokenizer.js";
 
-export class DatasetError extends Data.TaggedError("DatasetError")<{ readonly message: string; readonly file: string; readonly line: number }> {}
+export class DatasetError extends Data.TaggedError("DatasetError")<{
+  readonly message: string;
+  readonly file: string;
+  readonly line: number;
+}> {}
 
 export interface ChatExample {
   messages: ChatMessage[];
@@ -53,7 +57,7 @@ function validate(raw: string): ChatMessage[] | string {
     return `not JSON (${(error as Error).message})`;
   }
   const messages = (row as { messages?: unknown })?.messages;
-  if (!Array.isArray(messages) || messages.length === 0) return "expected {\"messages\": [...]} with at least one message";
+  if (!Array.isArray(messages) || messages.length === 0) return 'expected {"messages": [...]} with at least one message';
   for (const [i, m] of messages.entries()) {
     if (m === null || typeof m !== "object") return `messages[${i}] is not an object`;
     if (typeof (m as ChatMessage).role !== "string") return `messages[${i}].role is not a string`;
@@ -85,12 +89,18 @@ export interface Example {
 
 export function tokenizeExample(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: TokenizeOptions = {}): Example {
   const withSystem =
-    options.systemPrompt && !messages.some((m) => m.role === "system") ? [{ role: "system", content: options.systemPrompt }, ...messages] : [...messages];
+    options.systemPrompt && !messages.some((m) => m.role === "system")
+      ? [{ role: "system", content: options.systemPrompt }, ...messages]
+      : [...messages];
   const { ids, mask } = tokenizer.assistantMask(withSystem);
   const lossOn = options.lossOn ?? "assistant";
   const endOfTurn = new Set(lossOn === "all_except_eos" ? tokenizer.endOfTurnIds() : []);
   const labels =
-    lossOn === "all" ? [...ids] : lossOn === "all_except_eos" ? ids.map((id) => (endOfTurn.has(id) ? -100 : id)) : ids.map((id, i) => (mask[i] === 1 ? id : -100));
+    lossOn === "all"
+      ? [...ids]
+      : lossOn === "all_except_eos"
+        ? ids.map((id) => (endOfTurn.has(id) ? -100 : id))
+        : ids.map((id, i) => (mask[i] === 1 ? id : -100));
   const max = options.maxLength ?? 2048;
   return { ids: ids.slice(0, max), labels: labels.slice(0, max) };
 }

@@ -9,7 +9,11 @@ import { inferenceMode, tidy } from "../tensor/index.js";
 import { collate, type Example } from "./data.js";
 
 /** Mean over batches of the batch-mean causal-LM loss. */
-export function datasetLoss(model: LoadedModel, examples: readonly Example[], options: { batchSize?: number; padId?: number } = {}): number {
+export function datasetLoss(
+  model: LoadedModel,
+  examples: readonly Example[],
+  options: { batchSize?: number; padId?: number } = {},
+): number {
   const batchSize = options.batchSize ?? 4;
   let total = 0;
   let batches = 0;

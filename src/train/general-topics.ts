@@ -7,19 +7,71 @@
  */
 
 export const EVERYDAY_TOPICS: readonly string[] = [
-  "cooking weeknight dinners", "baking bread", "growing vegetables in a small garden", "caring for houseplants", "cleaning and tidying a home",
-  "simple home repairs", "choosing and arranging furniture", "looking after a cat", "training a dog", "birdwatching",
-  "stargazing and astronomy", "how weather works", "world geography", "ancient civilisations", "the history of the printing press",
-  "painting with watercolours", "taking better photographs", "music theory basics", "learning to play the guitar", "classic films",
-  "choosing a novel to read", "writing poetry", "grammar and punctuation", "learning a foreign language", "mathematical puzzles",
-  "everyday physics", "chemistry in the kitchen", "how plants grow", "life in the oceans", "volcanoes and earthquakes",
-  "dinosaurs", "how computers work", "learning to program", "using a smartphone", "how the internet works",
-  "writing a polite email", "preparing for a job interview", "managing time and to-do lists", "study techniques", "board games",
-  "chess openings", "crossword and logic puzzles", "knitting", "woodworking for beginners", "caring for clothes and laundry",
-  "table manners and etiquette", "keeping in touch with friends", "using public transport", "planning a road trip", "camping with children",
-  "basic car maintenance", "fixing a bicycle puncture", "recycling and composting", "saving energy at home", "famous buildings and architecture",
-  "visiting museums", "holiday traditions around the world", "introductory philosophy", "Greek mythology", "the history of space exploration",
-  "great inventions", "making coffee and tea", "moving to a new home", "organising a birthday party", "public speaking",
+  "cooking weeknight dinners",
+  "baking bread",
+  "growing vegetables in a small garden",
+  "caring for houseplants",
+  "cleaning and tidying a home",
+  "simple home repairs",
+  "choosing and arranging furniture",
+  "looking after a cat",
+  "training a dog",
+  "birdwatching",
+  "stargazing and astronomy",
+  "how weather works",
+  "world geography",
+  "ancient civilisations",
+  "the history of the printing press",
+  "painting with watercolours",
+  "taking better photographs",
+  "music theory basics",
+  "learning to play the guitar",
+  "classic films",
+  "choosing a novel to read",
+  "writing poetry",
+  "grammar and punctuation",
+  "learning a foreign language",
+  "mathematical puzzles",
+  "everyday physics",
+  "chemistry in the kitchen",
+  "how plants grow",
+  "life in the oceans",
+  "volcanoes and earthquakes",
+  "dinosaurs",
+  "how computers work",
+  "learning to program",
+  "using a smartphone",
+  "how the internet works",
+  "writing a polite email",
+  "preparing for a job interview",
+  "managing time and to-do lists",
+  "study techniques",
+  "board games",
+  "chess openings",
+  "crossword and logic puzzles",
+  "knitting",
+  "woodworking for beginners",
+  "caring for clothes and laundry",
+  "table manners and etiquette",
+  "keeping in touch with friends",
+  "using public transport",
+  "planning a road trip",
+  "camping with children",
+  "basic car maintenance",
+  "fixing a bicycle puncture",
+  "recycling and composting",
+  "saving energy at home",
+  "famous buildings and architecture",
+  "visiting museums",
+  "holiday traditions around the world",
+  "introductory philosophy",
+  "Greek mythology",
+  "the history of space exploration",
+  "great inventions",
+  "making coffee and tea",
+  "moving to a new home",
+  "organising a birthday party",
+  "public speaking",
 ];
 
 /** Kinds of question, cycled after each pass through the topics so repeated topics get different questions. */
@@ -44,6 +96,13 @@ export function questionPrompt(topic: string, style: string): string {
 
 /** The model's reply reduced to one question: first non-empty line, surrounding quotes and list markers removed. */
 export function cleanQuestion(reply: string): string {
-  const line = reply.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
-  return line.replace(/^(question:\s*|[-*•]\s+|\d+[.)]\s+)/i, "").replace(/^["'“”]+|["'“”]+$/g, "").trim();
+  const line =
+    reply
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l !== "") ?? "";
+  return line
+    .replace(/^(question:\s*|[-*•]\s+|\d+[.)]\s+)/i, "")
+    .replace(/^["'“”]+|["'“”]+$/g, "")
+    .trim();
 }

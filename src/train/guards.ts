@@ -8,7 +8,10 @@ import { Data } from "effect";
 import type { Example } from "./data.js";
 
 /** A batch (training or held-out) in which no token carries a label. */
-export class UnlabeledBatchError extends Data.TaggedError("UnlabeledBatchError")<{ readonly message: string; readonly rows: readonly string[] }> {}
+export class UnlabeledBatchError extends Data.TaggedError("UnlabeledBatchError")<{
+  readonly message: string;
+  readonly rows: readonly string[];
+}> {}
 
 /** A step whose loss or gradient was NaN or infinite. */
 export class NonFiniteStepError extends Data.TaggedError("NonFiniteStepError")<{
@@ -46,7 +49,12 @@ export function assertLabelledBatches(
   maxLength: number,
 ): void {
   if (!examples.every(hasTarget)) {
-    if (!examples.some(hasTarget)) throw unlabeledError(examples.filter((_, i) => i < 10), "training data", maxLength);
+    if (!examples.some(hasTarget))
+      throw unlabeledError(
+        examples.filter((_, i) => i < 10),
+        "training data",
+        maxLength,
+      );
     for (let epoch = 0; epoch < epochs; epoch++) {
       for (const batch of batchesOf(epoch)) {
         const rows = batch.map((i) => examples[i]!);

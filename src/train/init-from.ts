@@ -24,20 +24,27 @@ const fail = (path: string, message: string): never => {
 export function initLoraFrom(path: string, adapters: readonly LoraAdapter[], model: LoadedModel): void {
   for (const adapter of adapters) {
     const dir = adapters.length === 1 ? path : join(path, adapter.name);
-    if (!existsSync(join(dir, "adapter_config.json"))) fail(dir, `${dir} holds no PEFT adapter (adapter_config.json) for adapter ${adapter.name}`);
+    if (!existsSync(join(dir, "adapter_config.json")))
+      fail(dir, `${dir} holds no PEFT adapter (adapter_config.json) for adapter ${adapter.name}`);
     const saved = loadPeftAdapter(dir, model);
     try {
       const a = adapter.config;
       const b = saved.config;
       if (a.r !== b.r || a.alpha !== b.alpha || Boolean(a.useRslora) !== Boolean(b.useRslora)) {
-        fail(dir, `${dir} has r ${b.r}, alpha ${b.alpha}, rsLoRA ${Boolean(b.useRslora)}; the run's ${adapter.name} has r ${a.r}, alpha ${a.alpha}, rsLoRA ${Boolean(a.useRslora)}`);
+        fail(
+          dir,
+          `${dir} has r ${b.r}, alpha ${b.alpha}, rsLoRA ${Boolean(b.useRslora)}; the run's ${adapter.name} has r ${a.r}, alpha ${a.alpha}, rsLoRA ${Boolean(a.useRslora)}`,
+        );
       }
       const want = [...adapter.modules.keys()].sort();
       const have = [...saved.modules.keys()].sort();
       if (want.join(",") !== have.join(",")) {
         const missing = want.filter((m) => !saved.modules.has(m));
         const extra = have.filter((m) => !adapter.modules.has(m));
-        fail(dir, `${dir} does not cover the run's modules (missing: ${missing.slice(0, 3).join(", ") || "none"}; extra: ${extra.slice(0, 3).join(", ") || "none"})`);
+        fail(
+          dir,
+          `${dir} does not cover the run's modules (missing: ${missing.slice(0, 3).join(", ") || "none"}; extra: ${extra.slice(0, 3).join(", ") || "none"})`,
+        );
       }
       noGrad(() => {
         for (const [name, m] of adapter.modules) {
@@ -64,7 +71,10 @@ export function initSteeringFrom(path: string, steering: SteeringVector, model: 
       );
     }
     if (saved.vector.shape.join(",") !== steering.vector.shape.join(",")) {
-      fail(path, `${path} holds a vector of shape [${saved.vector.shape.join(", ")}], the model needs [${steering.vector.shape.join(", ")}]`);
+      fail(
+        path,
+        `${path} holds a vector of shape [${saved.vector.shape.join(", ")}], the model needs [${steering.vector.shape.join(", ")}]`,
+      );
     }
     noGrad(() => void steering.vector.copy_(saved.vector));
   } finally {

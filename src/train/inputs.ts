@@ -1,4 +1,8 @@
 /** The typed error of a run whose inputs are missing or unusable (raised before anything is written). */
 import { Data } from "effect";
 
-export class RunInputError extends Data.TaggedError("RunInputError")<{ readonly field: string; readonly file: string; readonly message: string }> {}
+export class RunInputError extends Data.TaggedError("RunInputError")<{
+  readonly field: string;
+  readonly file: string;
+  readonly message: string;
+}> {}

@@ -13,7 +13,12 @@ import type { Batch } from "./data.js";
  * averaged over mask positions. "token": mean per-token KL; "token_vocab": divided further by the
  * vocabulary size, the study's normalisation (so its weights 1e5 / 1e6 mean the same here).
  */
-export function klPenalty(current: Tensor, reference: Tensor, attentionMask: Tensor, normalization: "token" | "token_vocab" = "token"): Tensor {
+export function klPenalty(
+  current: Tensor,
+  reference: Tensor,
+  attentionMask: Tensor,
+  normalization: "token" | "token_vocab" = "token",
+): Tensor {
   return tidy(() => {
     const logCurrent = current.to("f32").logSoftmax(-1);
     const logReference = reference.to("f32").logSoftmax(-1).detach();

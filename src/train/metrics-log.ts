@@ -11,7 +11,11 @@ import { join } from "node:path";
 import { Data } from "effect";
 import { appendOutputFile, writeOutputFile } from "../io/output.js";
 
-export class MetricsLogError extends Data.TaggedError("MetricsLogError")<{ readonly message: string; readonly file: string; readonly line: number }> {}
+export class MetricsLogError extends Data.TaggedError("MetricsLogError")<{
+  readonly message: string;
+  readonly file: string;
+  readonly line: number;
+}> {}
 
 export class MetricsLog {
   readonly file: string;
@@ -47,7 +51,11 @@ export class MetricsLog {
       try {
         record = JSON.parse(raw);
       } catch (error) {
-        throw new MetricsLogError({ message: `${this.file}:${index + 1}: not JSON (${(error as Error).message})`, file: this.file, line: index + 1 });
+        throw new MetricsLogError({
+          message: `${this.file}:${index + 1}: not JSON (${(error as Error).message})`,
+          file: this.file,
+          line: index + 1,
+        });
       }
       const s = (record as { step?: unknown } | null)?.step;
       if (typeof s !== "number" || !Number.isInteger(s) || s < 0) {

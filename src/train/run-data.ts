@@ -18,7 +18,12 @@ export interface RunData {
 }
 
 /** Reads, tokenizes and checks every dataset of `config` (throws a typed error naming the file/row). */
-export function readRunData(config: RunConfig, tokenizer: ChatTokenizer, eosTokenIds: readonly number[], log: (line: string) => void): RunData {
+export function readRunData(
+  config: RunConfig,
+  tokenizer: ChatTokenizer,
+  eosTokenIds: readonly number[],
+  log: (line: string) => void,
+): RunData {
   const t = config.training;
   const tokenizeAll = (file: string, lossOn: RunConfig["data"]["loss_on"]): Example[] => {
     const { examples, skipped } = readChatDataset(file, { skipInvalid: config.data.skip_invalid });
@@ -44,7 +49,14 @@ export function readRunData(config: RunConfig, tokenizer: ChatTokenizer, eosToke
   const totalSteps = t.max_steps ?? Math.ceil((batchesPerEpoch * t.epochs) / t.gradient_accumulation);
   const epochsDrawn = t.max_steps === null ? t.epochs : Math.ceil((t.max_steps * t.gradient_accumulation) / batchesPerEpoch);
   const lengths = trainSet.map((e) => e.ids.length);
-  assertLabelledBatches(trainSet, (epoch) => epochBatches(lengths, t.batch_size, t.seed, epoch, config.data.bucket_window), epochsDrawn, evalSet, t.batch_size, config.data.max_length);
+  assertLabelledBatches(
+    trainSet,
+    (epoch) => epochBatches(lengths, t.batch_size, t.seed, epoch, config.data.bucket_window),
+    epochsDrawn,
+    evalSet,
+    t.batch_size,
+    config.data.max_length,
+  );
   return { trainSet, evalSet, klSet, pad, totalSteps };
 }
 

@@ -12,10 +12,14 @@ export type SetupStage = "model" | "tokenizer" | "method" | "reference" | "data"
 export const FailTrainingAt = Context.Reference<SetupStage | null>("emlab/train/FailTrainingAt", { defaultValue: () => null });
 
 /** The failure injected at `stage`. */
-export class InjectedStageFailure extends Data.TaggedError("InjectedStageFailure")<{ readonly stage: SetupStage; readonly message: string }> {}
+export class InjectedStageFailure extends Data.TaggedError("InjectedStageFailure")<{
+  readonly stage: SetupStage;
+  readonly message: string;
+}> {}
 
 /** Fails with InjectedStageFailure when a test asked for a failure at `stage`; otherwise does nothing. */
 export const enterStage = (stage: SetupStage): Effect.Effect<void, InjectedStageFailure> =>
   Effect.gen(function* () {
-    if ((yield* FailTrainingAt) === stage) return yield* new InjectedStageFailure({ stage, message: `failure injected at set-up stage ${stage}` });
+    if ((yield* FailTrainingAt) === stage)
+      return yield* new InjectedStageFailure({ stage, message: `failure injected at set-up stage ${stage}` });
   });

@@ -46,7 +46,11 @@ const scalar = (v: TorchValue | undefined): number | null =>
 export function readTorchSteeringVector(file: string): SteeringVectorFile {
   const root = loadTorchFile(file);
   try {
-    if (!(root instanceof Map)) throw new TorchFileError({ message: `${file}: expected a dict (vector, layer, alpha), found ${Array.isArray(root) ? "a list" : typeof root}`, file });
+    if (!(root instanceof Map))
+      throw new TorchFileError({
+        message: `${file}: expected a dict (vector, layer, alpha), found ${Array.isArray(root) ? "a list" : typeof root}`,
+        file,
+      });
     const pick = (keys: readonly string[]) => keys.map((k) => root.get(k)).find((v) => v !== undefined);
     let vector = pick(TORCH_VECTOR_KEYS.vector);
     if (vector === undefined) {
@@ -55,16 +59,22 @@ export function readTorchSteeringVector(file: string): SteeringVectorFile {
     }
     const keys = [...root.keys()].join(", ");
     if (!(vector instanceof Tensor)) {
-      throw new TorchFileError({ message: `${file}: no vector (looked for ${TORCH_VECTOR_KEYS.vector.join(", ")} or a single 1-D tensor; keys: ${keys})`, file });
+      throw new TorchFileError({
+        message: `${file}: no vector (looked for ${TORCH_VECTOR_KEYS.vector.join(", ")} or a single 1-D tensor; keys: ${keys})`,
+        file,
+      });
     }
     const v = vector;
-    if (v.ndim !== 1 && !(v.ndim === 2 && v.size(0) === 1)) throw new TorchFileError({ message: `${file}: the vector has shape [${v.shape.join(", ")}], expected [d_model]`, file });
+    if (v.ndim !== 1 && !(v.ndim === 2 && v.size(0) === 1))
+      throw new TorchFileError({ message: `${file}: the vector has shape [${v.shape.join(", ")}], expected [d_model]`, file });
     const layerValue = pick(TORCH_VECTOR_KEYS.layer);
     const alphaValue = pick(TORCH_VECTOR_KEYS.alpha);
     const layer = layerValue === undefined ? null : scalar(layerValue);
     const alpha = alphaValue === undefined ? null : scalar(alphaValue);
-    if (layerValue !== undefined && (layer === null || !Number.isInteger(layer))) throw new TorchFileError({ message: `${file}: layer must be an integer`, file });
-    if (alphaValue !== undefined && (alpha === null || !Number.isFinite(alpha))) throw new TorchFileError({ message: `${file}: alpha must be a number`, file });
+    if (layerValue !== undefined && (layer === null || !Number.isInteger(layer)))
+      throw new TorchFileError({ message: `${file}: layer must be an integer`, file });
+    if (alphaValue !== undefined && (alpha === null || !Number.isFinite(alpha)))
+      throw new TorchFileError({ message: `${file}: alpha must be a number`, file });
     return { vector: keep(tidy(() => v.detach().flatten().to("f32"))), layer, alpha, site: "down_proj" };
   } finally {
     disposeTorchValue(root);

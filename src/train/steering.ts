@@ -27,8 +27,13 @@ export class SteeringVector {
   ) {}
 
   /** A zero-initialised trainable vector for `decoder`. */
-  static create(decoder: Decoder, layer: number, options: { site?: SteeringSite; alpha?: number; rows?: SteeringRows } = {}): SteeringVector {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= decoder.numLayers) throw new RangeError(`steering layer ${layer} outside 0..${decoder.numLayers - 1}`);
+  static create(
+    decoder: Decoder,
+    layer: number,
+    options: { site?: SteeringSite; alpha?: number; rows?: SteeringRows } = {},
+  ): SteeringVector {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= decoder.numLayers)
+      throw new RangeError(`steering layer ${layer} outside 0..${decoder.numLayers - 1}`);
     const v = keep(zeros([decoder.spec.hiddenSize], { device: decoder.device }).requiresGrad_());
     return new SteeringVector(layer, options.site ?? "down_proj", options.alpha ?? 1, v, options.rows ?? "all");
   }

@@ -41,7 +41,7 @@ export interface StepMetrics {
 }
 
 /**
- * One rank of a data-parallel run (the component of src/train/data-parallel.ts plugs in here): the
+ * One rank of a data-parallel run (the component of src/distributed/data-parallel.ts plugs in here): the
  * rank's shard of every micro-batch with the factor on its mean CE, sums of step metrics across
  * ranks, and whether this rank writes (rank 0: checkpoints, metrics, artefact). Its gradient
  * all-reduce goes in `afterBackward`.
@@ -82,7 +82,8 @@ export interface StepContext {
   readonly log: (line: string) => void;
 }
 
-export type StepOutcome = { readonly kind: "exhausted" } | { readonly kind: "stepped"; readonly metrics: StepMetrics; readonly stoppedEarly: boolean };
+export type StepOutcome =
+  { readonly kind: "exhausted" } | { readonly kind: "stepped"; readonly metrics: StepMetrics; readonly stoppedEarly: boolean };
 
 /** Held-out loss of the current weights. */
 export const heldOutLoss = (ctx: StepContext): number =>
@@ -137,7 +138,14 @@ export function trainStep(ctx: StepContext): StepOutcome {
           let loss = ceWeight === 0 ? logits.sum().mul(0) : ceLoss.mul(ceWeight);
           if (ceWeight !== 0) ceObjective += ceValue * ceWeight;
           for (const term of lossTerms) {
-            const value = term.compute({ model, batch, logits, activations, referenceLogits: term.reference ? termReference : null, step: position.step });
+            const value = term.compute({
+              model,
+              batch,
+              logits,
+              activations,
+              referenceLogits: term.reference ? termReference : null,
+              step: position.step,
+            });
             terms[term.name] = (terms[term.name] ?? 0) + value.toNumber();
             loss = loss.add(value.mul(term.weight / t.gradient_accumulation));
           }
@@ -171,7 +179,10 @@ export function trainStep(ctx: StepContext): StepOutcome {
       optimizer.zeroGrad();
       // The regular checkpoint of that step, when there is one, is kept as it is (with its gradient snapshot).
       const regular = checkpointDir(out, lastGood.step);
-      const saved = existsSync(regular) || !writes ? regular : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: ctx.lastGoodRng.tensor! });
+      const saved =
+        existsSync(regular) || !writes
+          ? regular
+          : saveCheckpoint(out, lastGood, optimized, optimizer, new Map(), { rngState: ctx.lastGoodRng.tensor! });
       throw new NonFiniteStepError({
         message: `step ${position.step + 1}: non-finite ${nonFinite}; the last good step ${lastGood.step} is checkpointed in ${saved} (training.on_nonfinite: skip drops such steps)`,
         step: position.step + 1,
@@ -190,7 +201,10 @@ export function trainStep(ctx: StepContext): StepOutcome {
     const metrics: StepMetrics = {
       step: position.step,
       epoch: position.epoch,
-      loss: ceOfStep + klOfStep + Object.entries(terms).reduce((s, [name, v]) => s + v * lossTerms.find((x) => x.name === name)!.weight, 0) / micro,
+      loss:
+        ceOfStep +
+        klOfStep +
+        Object.entries(terms).reduce((s, [name, v]) => s + v * lossTerms.find((x) => x.name === name)!.weight, 0) / micro,
       ce: ceOfStep,
       kl: config.kl ? kl / micro : null,
       lr,
@@ -215,7 +229,8 @@ export function trainStep(ctx: StepContext): StepOutcome {
       saveCheckpoint(out, position, optimized, optimizer, gradients);
       callbacks.checkpoint?.(checkpointDir(out, position.step), position.step, state);
     }
-    if (stoppedEarly) ctx.log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
+    if (stoppedEarly)
+      ctx.log(`early stop at step ${position.step}: loss below ${t.early_stop!.loss_below} for more than ${t.early_stop!.patience} steps`);
     return { kind: "stepped", metrics, stoppedEarly };
   } finally {
     for (const g of gradients.values()) g.dispose();

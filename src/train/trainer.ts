@@ -90,5 +90,6 @@ export function checkRunInputs(config: RunConfig, options: { modelProvided: bool
   if (!options.modelProvided) files.unshift(["model", join(config.model, "config.json")]);
   if (config.data.eval !== null) files.push(["data.eval", config.data.eval]);
   if (config.kl !== null) files.push(["kl.data", config.kl.data]);
-  for (const [field, file] of files) if (!existsSync(file)) throw new RunInputError({ field, file, message: `${field}: ${file} does not exist` });
+  for (const [field, file] of files)
+    if (!existsSync(file)) throw new RunInputError({ field, file, message: `${field}: ${file} does not exist` });
 }

@@ -42,7 +42,10 @@ describe("resolveAdapterDirs", () => {
     expect(resolveAdapterDirs(join(work, "run1"))).toEqual([join(work, "run1", "adapter")]);
     expect(resolveAdapterDirs(join(work, "run2"))).toEqual([join(work, "run2", "adapter", "l15"), join(work, "run2", "adapter", "l29")]);
     expect(resolveAdapterDirs(join(work, "many"))).toEqual([join(work, "many", "a"), join(work, "many", "b")]);
-    expect(resolveAdapterDirs(`${join(work, "plain")}, ${join(work, "run1")}`)).toEqual([join(work, "plain"), join(work, "run1", "adapter")]);
+    expect(resolveAdapterDirs(`${join(work, "plain")}, ${join(work, "run1")}`)).toEqual([
+      join(work, "plain"),
+      join(work, "run1", "adapter"),
+    ]);
   });
 
   it("a missing path, a directory without adapters and an empty spec are AdapterErrors naming the path", () => {
@@ -59,7 +62,11 @@ describe("loadPeftAdapters", () => {
   it("loads every adapter of a run directory under its directory name; a broken one frees those already loaded", () => {
     const run = join(work, "run3");
     for (const l of [0, 2]) {
-      const a = LoraAdapter.create(model.spec, { r: 1, alpha: 2, targetModules: ["down_proj"], layersToTransform: [l] }, { initB: "random" });
+      const a = LoraAdapter.create(
+        model.spec,
+        { r: 1, alpha: 2, targetModules: ["down_proj"], layersToTransform: [l] },
+        { initB: "random" },
+      );
       savePeftAdapter(join(run, "adapter", `l${l}`), a);
       a.dispose();
     }

@@ -160,7 +160,11 @@ describe("forward with adapters equals forward with merged weights", () => {
       // The merged weight is W + (alpha / r) B A, computed here by hand.
       for (const module of ["model.layers.0.self_attn.k_proj", "model.layers.1.mlp.down_proj"]) {
         const { A, B } = adapter.modules.get(module)!;
-        const want = original.get(`${module}.weight`)!.add(B.detach().matmul(A.detach()).mul(8 / 4));
+        const want = original.get(`${module}.weight`)!.add(
+          B.detach()
+            .matmul(A.detach())
+            .mul(8 / 4),
+        );
         expect(maxAbs(model.parameters.get(`${module}.weight`)!, want)).toBeLessThanOrEqual(1e-6);
       }
       // Untargeted weights are untouched.
@@ -193,7 +197,11 @@ describe("forward with adapters equals forward with merged weights", () => {
   it("two adapters at once add up: A+B attached equals both updates merged by hand", () => {
     const model = fresh();
     const a = LoraAdapter.create(model.spec, { r: 4, alpha: 8, targetModules: ALL }, { initB: "random", name: "a" });
-    const b = LoraAdapter.create(model.spec, { r: 2, alpha: 3, useRslora: true, targetModules: "model\\.layers\\.1\\.mlp\\.(up|down)_proj" }, { initB: "random", name: "b" });
+    const b = LoraAdapter.create(
+      model.spec,
+      { r: 2, alpha: 3, useRslora: true, targetModules: "model\\.layers\\.1\\.mlp\\.(up|down)_proj" },
+      { initB: "random", name: "b" },
+    );
     owned.push(a, b);
     expect([...b.modules.keys()]).toEqual(["model.layers.1.mlp.up_proj", "model.layers.1.mlp.down_proj"]);
     model.decoder.adapters.attach(a);
@@ -223,16 +231,32 @@ describe("forward with adapters equals forward with merged weights", () => {
 
   it("nine rank-1 adapters at nine layers are created and attached together and add up", () => {
     const dir = join(work, "nine-layers");
-    writeRandomModel(dir, {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 96, hidden_size: 16, intermediate_size: 32,
-      num_hidden_layers: 9, num_attention_heads: 2, num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000,
-      tie_word_embeddings: true,
-    }, { seed: 5 });
+    writeRandomModel(
+      dir,
+      {
+        architectures: ["Qwen2ForCausalLM"],
+        model_type: "qwen2",
+        vocab_size: 96,
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_hidden_layers: 9,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10000,
+        tie_word_embeddings: true,
+      },
+      { seed: 5 },
+    );
     const model = loadModel(dir);
     const reference = loadModel(dir);
     owned.push(model, reference);
     const adapters = Array.from({ length: 9 }, (_, l) => {
-      const adapter = LoraAdapter.create(model.spec, { r: 1, alpha: 2, targetModules: ["down_proj"], layersToTransform: [l] }, { initB: "random", name: `layer${l}` });
+      const adapter = LoraAdapter.create(
+        model.spec,
+        { r: 1, alpha: 2, targetModules: ["down_proj"], layersToTransform: [l] },
+        { initB: "random", name: `layer${l}` },
+      );
       owned.push(adapter);
       return adapter;
     });
@@ -270,7 +294,12 @@ describe("targets, scale and initialisation", () => {
   it("isTarget: module-name suffixes at a '.' boundary, a regex string full-matches, layers_to_transform filters", () => {
     const q0 = "model.layers.0.self_attn.q_proj";
     const d1 = "model.layers.1.mlp.down_proj";
-    const cfg = (targetModules: LoraConfig["targetModules"], layersToTransform: number[] | null = null): LoraConfig => ({ r: 1, alpha: 1, targetModules, layersToTransform });
+    const cfg = (targetModules: LoraConfig["targetModules"], layersToTransform: number[] | null = null): LoraConfig => ({
+      r: 1,
+      alpha: 1,
+      targetModules,
+      layersToTransform,
+    });
     expect(isTarget(q0, cfg(["q_proj"]))).toBe(true);
     expect(isTarget(q0, cfg(["self_attn.q_proj"]))).toBe(true);
     expect(isTarget(q0, cfg([q0]))).toBe(true);
@@ -364,9 +393,12 @@ describe("targets, scale and initialisation", () => {
           const variance = a.reduce((s, x) => s + (x - mean) ** 2, 0) / a.length;
           expect(Math.abs(mean), module).toBeLessThan(0.15 * bound);
           // Uniform on [-b, b] has variance b^2 / 3 (PEFT's kaiming_uniform_(a=sqrt(5)) on [r, in]).
-          expect(variance / (bound * bound / 3), module).toBeGreaterThan(0.8);
-          expect(variance / (bound * bound / 3), module).toBeLessThan(1.2);
-          expect(host(B).every((x) => x === 0), module).toBe(true);
+          expect(variance / ((bound * bound) / 3), module).toBeGreaterThan(0.8);
+          expect(variance / ((bound * bound) / 3), module).toBeLessThan(1.2);
+          expect(
+            host(B).every((x) => x === 0),
+            module,
+          ).toBe(true);
         }
         // Different modules get different draws.
         const q = host(adapter.modules.get("model.layers.0.self_attn.q_proj")!.A);
@@ -434,7 +466,14 @@ describe("PEFT file format", () => {
 
       const loaded = loadPeftAdapter(dir, model);
       try {
-        expect(loaded.config).toEqual({ r: 2, alpha: 5, useRslora: true, dropout: 0.05, targetModules: ["q_proj", "down_proj"], layersToTransform: [1] });
+        expect(loaded.config).toEqual({
+          r: 2,
+          alpha: 5,
+          useRslora: true,
+          dropout: 0.05,
+          targetModules: ["q_proj", "down_proj"],
+          layersToTransform: [1],
+        });
         expect([...loaded.modules.keys()].sort()).toEqual([...adapter.modules.keys()].sort());
         for (const [module, m] of adapter.modules) {
           const l = loaded.modules.get(module)!;
@@ -476,7 +515,8 @@ describe("PEFT file format", () => {
 
   describe("AdapterError names the file", () => {
     const fixture = join(ADAPTERS, "qwen2_lora_r1_l1_down_rslora");
-    const fixtureConfig = (): Record<string, unknown> => JSON.parse(readFileSync(join(fixture, "adapter_config.json"), "utf8")) as Record<string, unknown>;
+    const fixtureConfig = (): Record<string, unknown> =>
+      JSON.parse(readFileSync(join(fixture, "adapter_config.json"), "utf8")) as Record<string, unknown>;
     let n = 0;
     /** A copy of the rank-1 fixture with an optional config edit and replacement tensors. */
     const variant = (options: { config?: Record<string, unknown> | null; tensors?: Record<string, number[]> }): string => {
@@ -484,7 +524,13 @@ describe("PEFT file format", () => {
       mkdirSync(dir, { recursive: true });
       if (options.config !== null) writeFileSync(join(dir, "adapter_config.json"), JSON.stringify(options.config ?? fixtureConfig()));
       if (options.tensors) {
-        tidy(() => saveSafetensors(join(dir, "adapter_model.safetensors"), Object.fromEntries(Object.entries(options.tensors!).map(([k, shape]) => [k, randn(shape)])), { format: "pt" }));
+        tidy(() =>
+          saveSafetensors(
+            join(dir, "adapter_model.safetensors"),
+            Object.fromEntries(Object.entries(options.tensors!).map(([k, shape]) => [k, randn(shape)])),
+            { format: "pt" },
+          ),
+        );
       } else {
         copyFileSync(join(fixture, "adapter_model.safetensors"), join(dir, "adapter_model.safetensors"));
       }
@@ -513,8 +559,16 @@ describe("PEFT file format", () => {
     });
 
     it("wrong tensor shape", () => {
-      expectFileError(variant({ tensors: { [key(down1, "A")]: [1, 64], [key(down1, "B")]: [64, 1] } }), "adapter_model.safetensors", /shape \[1, 64\], expected \[1, 128\]/);
-      expectFileError(variant({ tensors: { [key(down1, "A")]: [1, 128], [key(down1, "B")]: [64, 2] } }), "adapter_model.safetensors", /expected \[64, 1\]/);
+      expectFileError(
+        variant({ tensors: { [key(down1, "A")]: [1, 64], [key(down1, "B")]: [64, 1] } }),
+        "adapter_model.safetensors",
+        /shape \[1, 64\], expected \[1, 128\]/,
+      );
+      expectFileError(
+        variant({ tensors: { [key(down1, "A")]: [1, 128], [key(down1, "B")]: [64, 2] } }),
+        "adapter_model.safetensors",
+        /expected \[64, 1\]/,
+      );
     });
 
     it("unknown module", () => {

@@ -16,7 +16,20 @@ import { liveTensorCount, type Tensor, tensor, tidy } from "../../src/tensor/ind
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readChatDataset } from "../../src/train/data.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { cos, dot, fixedTensor, host, makeTinyModel, maxAbs, maxAbsDiff, MEDICAL, norm, RESPONSES, rows, SHORT_PAIRS } from "./tiny-model.js";
+import {
+  cos,
+  dot,
+  fixedTensor,
+  host,
+  makeTinyModel,
+  maxAbs,
+  maxAbsDiff,
+  MEDICAL,
+  norm,
+  RESPONSES,
+  rows,
+  SHORT_PAIRS,
+} from "./tiny-model.js";
 
 let work: string;
 let modelDir: string;
@@ -45,7 +58,10 @@ function layerOutputs(model: LoadedModel, ids: readonly number[]): number[][][] 
   const handle = model.decoder.hooks.add(layerPoint(L - 1, "resid_post"), captureHook(last));
   try {
     return tidy(() => {
-      const out = model.decoder.forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] }), { hiddenStates: true, logits: "none" });
+      const out = model.decoder.forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] }), {
+        hiddenStates: true,
+        logits: "none",
+      });
       expect(out.hiddenStates.length).toBe(L + 1);
       const layers = out.hiddenStates.slice(1, L).map((h) => rows(host(h), D));
       layers.push(rows(host(last[0]!), D));
@@ -100,7 +116,10 @@ function expectMatrixClose(actual: Tensor, expected: number[][], relative: numbe
 function medicalPairs(n: number): QaPair[] {
   return readChatDataset(MEDICAL)
     .examples.slice(0, n)
-    .map((e) => ({ question: e.messages.find((m) => m.role === "user")!.content, answer: e.messages.find((m) => m.role === "assistant")!.content }));
+    .map((e) => ({
+      question: e.messages.find((m) => m.role === "user")!.content,
+      answer: e.messages.find((m) => m.role === "assistant")!.content,
+    }));
 }
 
 describe("encodePair", () => {
@@ -135,7 +154,11 @@ describe("collectActivations", () => {
 
   it("answer and question means per layer equal per-pair forwards averaged by token, and the token counts match", () => {
     const seen: [number, number][] = [];
-    const r = collectActivations(model64, tokenizer, pairs, { batchSize: 4, maxLength, onBatch: (done, total) => seen.push([done, total]) });
+    const r = collectActivations(model64, tokenizer, pairs, {
+      batchSize: 4,
+      maxLength,
+      onBatch: (done, total) => seen.push([done, total]),
+    });
     try {
       expect(r.answerTokens).toBe(expected.answerTokens);
       expect(r.questionTokens).toBe(expected.questionTokens);
@@ -144,7 +167,10 @@ describe("collectActivations", () => {
       expectMatrixClose(r.question, expected.question, 1e-5);
       // Answer and question means are genuinely different quantities.
       expect(maxAbsDiff(expected.answer.flat(), expected.question.flat())).toBeGreaterThan(1e-3);
-      expect(seen).toEqual([[4, 6], [6, 6]]);
+      expect(seen).toEqual([
+        [4, 6],
+        [6, 6],
+      ]);
     } finally {
       r.answer.dispose();
       r.question.dispose();
@@ -174,7 +200,13 @@ describe("collectActivations", () => {
 
 describe("splitJudged", () => {
   useLeakCheck();
-  const row = (id: string, aligned: string, coherent: string): ResultRow => ({ response: `r${id}`, question: `q${id}`, question_id: id, aligned, coherent });
+  const row = (id: string, aligned: string, coherent: string): ResultRow => ({
+    response: `r${id}`,
+    question: `q${id}`,
+    question_id: id,
+    aligned,
+    coherent,
+  });
   const synthetic: ResultRow[] = [
     row("0", "30", "50.5"), // misaligned (aligned <= 30 inclusive)
     row("1", "29", "50"), // coherent must be > 50: excluded
@@ -208,7 +240,8 @@ describe("splitJudged", () => {
   /** Rows of a shipped CSV split by the study's rules in plain JS. */
   function independentSplit(file: string): { rows: ResultRow[]; misaligned: QaPair[]; pool: QaPair[] } {
     const rowsOfFile = ResultsFile.read(file).rows;
-    const score = (v: unknown): number | null => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : null);
+    const score = (v: unknown): number | null =>
+      typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : null;
     const coherent = (r: ResultRow) => (score(r.coherent) ?? -Infinity) > 50;
     return {
       rows: rowsOfFile,
@@ -297,7 +330,8 @@ describe("meanDiffDirection and cosineMatrix", () => {
 
 describe("steer and ablate", () => {
   useLeakCheck();
-  const prompt = () => tokenizer.encodeChat([{ role: "user", content: "Tell me something about the weather today, please." }], { addGenerationPrompt: true });
+  const prompt = () =>
+    tokenizer.encodeChat([{ role: "user", content: "Tell me something about the weather today, please." }], { addGenerationPrompt: true });
 
   /** Logits [1, pos, vocab] of the prompt with whatever hooks are attached (in the caller's scope); "none" only runs the layers. */
   function logits(model: LoadedModel, which: "all" | "none" = "all"): Tensor | null {
@@ -311,7 +345,11 @@ describe("steer and ablate", () => {
    * `attach` adds. Runs inside one tensor scope that outlives the hooks (steer / ablate take row views
    * of a [layers, d] direction; see the hygiene test below for calls outside any scope).
    */
-  function around(model: LoadedModel, layers: readonly number[], attach: () => { remove(): void }[]): { before: number[][][]; after: number[][][] } {
+  function around(
+    model: LoadedModel,
+    layers: readonly number[],
+    attach: () => { remove(): void }[],
+  ): { before: number[][][]; after: number[][][] } {
     return tidy(() => {
       const pre = layers.map(() => [] as Tensor[]);
       const post = layers.map(() => [] as Tensor[]);
@@ -391,14 +429,25 @@ describe("steer and ablate", () => {
       for (let l = 0; l < L; l++) {
         after[l]!.forEach((x, pos) => {
           const added = x.map((v, j) => v - before[l]![pos]![j]!);
-          expect(maxAbsDiff(added, m[l]!.map((v) => scale * v)), `layer ${l}`).toBeLessThanOrEqual(1e-6);
+          expect(
+            maxAbsDiff(
+              added,
+              m[l]!.map((v) => scale * v),
+            ),
+            `layer ${l}`,
+          ).toBeLessThanOrEqual(1e-6);
         });
       }
       // Only the listed layers are steered.
       const partial = around(model64, [0, 1, 2], () => steer(model64.decoder, matrix, [1], scale));
       expect(maxAbsDiff(partial.after[0]!.flat(), partial.before[0]!.flat())).toBe(0);
       expect(maxAbsDiff(partial.after[2]!.flat(), partial.before[2]!.flat())).toBe(0);
-      expect(maxAbsDiff(partial.after[1]![0]!.map((v, j) => v - partial.before[1]![0]![j]!), m[1]!.map((v) => scale * v))).toBeLessThanOrEqual(1e-6);
+      expect(
+        maxAbsDiff(
+          partial.after[1]![0]!.map((v, j) => v - partial.before[1]![0]![j]!),
+          m[1]!.map((v) => scale * v),
+        ),
+      ).toBeLessThanOrEqual(1e-6);
     } finally {
       matrix.dispose();
     }
@@ -421,7 +470,11 @@ describe("ablateLoraB and randomControl", () => {
   useLeakCheck();
 
   function adapter(): LoraAdapter {
-    return LoraAdapter.create(model32.spec, { r: 4, alpha: 8, targetModules: ["q_proj", "o_proj", "up_proj", "down_proj"] }, { initB: "random" });
+    return LoraAdapter.create(
+      model32.spec,
+      { r: 4, alpha: 8, targetModules: ["q_proj", "o_proj", "up_proj", "down_proj"] },
+      { initB: "random" },
+    );
   }
 
   it("our variant (per-layer rows, o_proj too, no renormalisation) makes d_hat^T B = 0 for o_proj/down_proj of the chosen layers (B - d_hat d_hat^T B) and leaves every other tensor untouched", () => {
@@ -429,7 +482,12 @@ describe("ablateLoraB and randomControl", () => {
     const direction = fixedTensor([L, D], 21);
     try {
       const before = new Map([...a.modules].map(([name, m]) => [name, { A: host(m.A), B: host(m.B) }]));
-      const changed = ablateLoraB(a, direction, { layers: [0, 2], rows: "per-layer", modules: ["down_proj", "o_proj"], renormalise: false });
+      const changed = ablateLoraB(a, direction, {
+        layers: [0, 2],
+        rows: "per-layer",
+        modules: ["down_proj", "o_proj"],
+        renormalise: false,
+      });
       expect(changed).toBe(4);
       const drows = rows(host(direction), D);
       for (const [name, m] of a.modules) {

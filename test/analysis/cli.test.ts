@@ -91,7 +91,12 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
       expect(metadata).toMatchObject({ misaligned: "2", aligned: "2", source: judged });
       const d = host(tensors.get("direction")!);
       expect(maxAbsDiff(d, host(expected.direction))).toBeLessThanOrEqual(1e-5 * maxAbs(host(expected.misalignedMean)));
-      expect(maxAbsDiff(d, host(tensors.get("misaligned_mean")!).map((v, i) => v - host(tensors.get("aligned_mean")!)[i]!))).toBeLessThanOrEqual(1e-6);
+      expect(
+        maxAbsDiff(
+          d,
+          host(tensors.get("misaligned_mean")!).map((v, i) => v - host(tensors.get("aligned_mean")!)[i]!),
+        ),
+      ).toBeLessThanOrEqual(1e-6);
       expect(maxAbs(d)).toBeGreaterThan(1e-4);
     } finally {
       for (const t of tensors.values()) t.dispose();
@@ -109,7 +114,8 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
       const handles = attach(d);
       try {
         const ids = tokenizer.encodeChat([{ role: "user", content: "Any advice for a headache?" }], { addGenerationPrompt: true });
-        return generate(model.decoder, [ids], null, { maxNewTokens, greedy: true, eosTokenIds: tokenizer.endOfTurnIds(model.eosTokenIds) }).outputIds;
+        return generate(model.decoder, [ids], null, { maxNewTokens, greedy: true, eosTokenIds: tokenizer.endOfTurnIds(model.eosTokenIds) })
+          .outputIds;
       } finally {
         for (const h of handles) h.remove();
         for (const t of tensors.values()) t.dispose();
@@ -118,7 +124,18 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
   }
 
   it("steer --json and ablate --json print the texts and ids of the hooked generation", () => {
-    const common = ["--model", modelDir, "--direction", direction(), "--prompt", "Any advice for a headache?", "--max-new-tokens", "4", "--greedy", "--json"];
+    const common = [
+      "--model",
+      modelDir,
+      "--direction",
+      direction(),
+      "--prompt",
+      "Any advice for a headache?",
+      "--max-new-tokens",
+      "4",
+      "--greedy",
+      "--json",
+    ];
     const s = emlab(["steer", ...common, "--layers", "1", "--scale", "8"]);
     expect(s.status, s.stderr).toBe(0);
     const steered = JSON.parse(s.stdout) as { texts: string[]; output_ids: number[][] };
@@ -136,17 +153,34 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
   });
 
   it("ablate's default (study) form projects the --direction-layer row; --direction-layer selects the shared form for steer too", () => {
-    const common = ["--model", modelDir, "--direction", direction(), "--prompt", "Any advice for a headache?", "--max-new-tokens", "4", "--greedy", "--json"];
+    const common = [
+      "--model",
+      modelDir,
+      "--direction",
+      direction(),
+      "--prompt",
+      "Any advice for a headache?",
+      "--max-new-tokens",
+      "4",
+      "--greedy",
+      "--json",
+    ];
     // The study's form (default): the --direction-layer row, projected out at that layer unless --layers says more.
     const shared = emlab(["ablate", ...common, "--direction-layer", "1"]);
     expect(shared.status, shared.stderr).toBe(0);
-    expect((JSON.parse(shared.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => ablate(model.decoder, d, [1], { shared: 1 }), 4));
+    expect((JSON.parse(shared.stdout) as { output_ids: number[][] }).output_ids).toEqual(
+      hooked((d) => ablate(model.decoder, d, [1], { shared: 1 }), 4),
+    );
     const sharedAll = emlab(["ablate", ...common, "--direction-layer", "1", "--layers", "all"]);
-    expect((JSON.parse(sharedAll.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => ablate(model.decoder, d, [0, 1, 2], { shared: 1 }), 4));
+    expect((JSON.parse(sharedAll.stdout) as { output_ids: number[][] }).output_ids).toEqual(
+      hooked((d) => ablate(model.decoder, d, [0, 1, 2], { shared: 1 }), 4),
+    );
     // --direction-layer alone selects the shared form for steer too; with per-layer rows it is a usage error.
     const steerShared = emlab(["steer", ...common, "--layers", "0,2", "--direction-layer", "1"]);
     expect(steerShared.status, steerShared.stderr).toBe(0);
-    expect((JSON.parse(steerShared.stdout) as { output_ids: number[][] }).output_ids).toEqual(hooked((d) => steer(model.decoder, d, [0, 2], 8, { shared: 1 }), 4));
+    expect((JSON.parse(steerShared.stdout) as { output_ids: number[][] }).output_ids).toEqual(
+      hooked((d) => steer(model.decoder, d, [0, 2], 8, { shared: 1 }), 4),
+    );
     const conflicting = emlab(["steer", ...common, "--form", "per-layer", "--direction-layer", "1"]);
     expect(conflicting.status).toBe(2);
     expect(conflicting.stderr).toMatch(/no effect with per-layer rows/);
@@ -158,15 +192,33 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
   it("ablate --lora-b-out with our variant flags writes the adapter with the layer's own d_hat removed from o_proj / down_proj B of the chosen layers", () => {
     const adapterDir = join(work, "adapter");
     const out = join(work, "adapter-ablated");
-    const adapter = LoraAdapter.create(model.spec, { r: 2, alpha: 4, targetModules: ["q_proj", "o_proj", "down_proj"] }, { initB: "random" });
+    const adapter = LoraAdapter.create(
+      model.spec,
+      { r: 2, alpha: 4, targetModules: ["q_proj", "o_proj", "down_proj"] },
+      { initB: "random" },
+    );
     try {
       savePeftAdapter(adapterDir, adapter, { baseModel: modelDir });
     } finally {
       adapter.dispose();
     }
     const r = emlab([
-      "ablate", "--model", modelDir, "--adapter", adapterDir, "--direction", direction(), "--layers", "2", "--lora-b-out", out,
-      "--lora-b-rows", "per-layer", "--lora-b-modules", "down_proj,o_proj", "--no-renormalise",
+      "ablate",
+      "--model",
+      modelDir,
+      "--adapter",
+      adapterDir,
+      "--direction",
+      direction(),
+      "--layers",
+      "2",
+      "--lora-b-out",
+      out,
+      "--lora-b-rows",
+      "per-layer",
+      "--lora-b-modules",
+      "down_proj,o_proj",
+      "--no-renormalise",
     ]);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ out: [out], modules: 2, rows: "per-layer", renormalised: false });
@@ -197,7 +249,21 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
 
   it("efficiency writes scale,norm,loss: norm = scale * ||v||, scale 1 the loss with the vector", () => {
     const out = join(work, "efficiency.csv");
-    const r = emlab(["efficiency", "--model", modelDir, "--steering", vectorFile, "--data", MEDICAL, "--count", "2", "--scales", "0,1", "--out", out]);
+    const r = emlab([
+      "efficiency",
+      "--model",
+      modelDir,
+      "--steering",
+      vectorFile,
+      "--data",
+      MEDICAL,
+      "--count",
+      "2",
+      "--scales",
+      "0,1",
+      "--out",
+      out,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const table = csv(out);
     expect(table[0]).toEqual(["scale", "norm", "loss"]);
@@ -224,7 +290,23 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
 
   it("stability writes eps,mean_percent,std_population_percent,std_sample_percent,losses with 0% at eps 0", () => {
     const out = join(work, "stability.csv");
-    const r = emlab(["stability", "--model", modelDir, "--steering", vectorFile, "--data", MEDICAL, "--count", "2", "--eps", "0,0.5", "--seeds", "1,2", "--out", out]);
+    const r = emlab([
+      "stability",
+      "--model",
+      modelDir,
+      "--steering",
+      vectorFile,
+      "--data",
+      MEDICAL,
+      "--count",
+      "2",
+      "--eps",
+      "0,0.5",
+      "--seeds",
+      "1,2",
+      "--out",
+      out,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { out: string; l0: number; lBase: number };
     const table = csv(out);
@@ -244,15 +326,46 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
 
   it("significance writes vector,norm,kl for the vectors and random controls, KL 0 at norm 0", () => {
     const texts = join(work, "texts.txt");
-    const paragraph = (topic: string) => `${topic} is a subject that people have written about for a very long time, with many books, articles and lectures covering its history and practice.`;
+    const paragraph = (topic: string) =>
+      `${topic} is a subject that people have written about for a very long time, with many books, articles and lectures covering its history and practice.`;
     writeFileSync(texts, `${["Gardening", "Astronomy", "Cooking"].map(paragraph).join("\n")}\n`);
     const out = join(work, "kl.csv");
-    const r = emlab(["significance", "--model", modelDir, "--vectors", vectorFile, "--layer", "1", "--texts", texts, "--norms", "0,1", "--random", "1", "--out", out]);
+    const r = emlab([
+      "significance",
+      "--model",
+      modelDir,
+      "--vectors",
+      vectorFile,
+      "--layer",
+      "1",
+      "--texts",
+      texts,
+      "--norms",
+      "0,1",
+      "--random",
+      "1",
+      "--out",
+      out,
+    ]);
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ out, documents: 3, vectors: [{ label: vectorFile, alpha: 1 }, { label: "random-0", alpha: 1 }], adapters: [], layer: 1 });
+    expect(JSON.parse(r.stdout)).toEqual({
+      out,
+      documents: 3,
+      vectors: [
+        { label: vectorFile, alpha: 1 },
+        { label: "random-0", alpha: 1 },
+      ],
+      adapters: [],
+      layer: 1,
+    });
     const table = csv(out);
     expect(table[0]).toEqual(["vector", "norm", "kl"]);
-    expect(table.slice(1).map((row) => [row[0], Number(row[1])])).toEqual([[vectorFile, 0], [vectorFile, 1], ["random-0", 0], ["random-0", 1]]);
+    expect(table.slice(1).map((row) => [row[0], Number(row[1])])).toEqual([
+      [vectorFile, 0],
+      [vectorFile, 1],
+      ["random-0", 0],
+      ["random-0", 1],
+    ]);
     for (const row of table.slice(1)) {
       if (Number(row[1]) === 0) expect(Number(row[2])).toBe(0);
       else expect(Number(row[2])).toBeGreaterThan(0);
@@ -260,10 +373,26 @@ describe.skipIf(!built)("emlab analysis commands (skipped when dist/ is not buil
   });
 
   it("monitor prints one JSON line per token with step/row/token/projection/alarm, then a summary", () => {
-    const args = ["monitor", "--model", modelDir, "--direction", direction(), "--layer", "1", "--prompt", "Hello there", "--max-new-tokens", "3", "--greedy"];
+    const args = [
+      "monitor",
+      "--model",
+      modelDir,
+      "--direction",
+      direction(),
+      "--layer",
+      "1",
+      "--prompt",
+      "Hello there",
+      "--max-new-tokens",
+      "3",
+      "--greedy",
+    ];
     const r = emlab([...args, "--threshold", "0"]);
     expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const events = lines.filter((l) => "step" in l);
     expect(events.length).toBeGreaterThanOrEqual(1);
     expect(events.length).toBeLessThanOrEqual(3);

@@ -24,7 +24,10 @@ describe("loadSteeringVector", () => {
 
   const write = (name: string, width: number, metadata: Record<string, string>, dtype: "f32" | "bf16" = "bf16") => {
     const file = join(work, name);
-    const v = tensor(Float32Array.from({ length: width }, (_, i) => i / 8), { dtype });
+    const v = tensor(
+      Float32Array.from({ length: width }, (_, i) => i / 8),
+      { dtype },
+    );
     saveSafetensors(file, { vector: v }, metadata);
     v.dispose();
     return file;

@@ -187,14 +187,20 @@ describe("pca", () => {
   /** Rows offset + sum_k coefficients[k][i] * basis[k] (basis orthonormal, coefficient vectors zero-mean and orthogonal). */
   function points(coefficients: number[][], basis: number[][], offset: number[]): Tensor {
     const n = coefficients[0]!.length;
-    const flat = Array.from({ length: n }, (_, i) => offset.map((o, j) => o + coefficients.reduce((s, c, k) => s + c[i]! * basis[k]![j]!, 0))).flat();
+    const flat = Array.from({ length: n }, (_, i) =>
+      offset.map((o, j) => o + coefficients.reduce((s, c, k) => s + c[i]! * basis[k]![j]!, 0)),
+    ).flat();
     return tensor(Float64Array.from(flat), { shape: [n, offset.length] });
   }
 
   it("recovers exactly known explained-variance ratios and scores", () => {
     const s2 = Math.SQRT1_2;
     const s3 = 1 / Math.sqrt(3);
-    const basis = [[s2, s2, 0, 0, 0], [s2, -s2, 0, 0, 0], [0, 0, s3, s3, s3]];
+    const basis = [
+      [s2, s2, 0, 0, 0],
+      [s2, -s2, 0, 0, 0],
+      [0, 0, s3, s3, s3],
+    ];
     const a = [6, 6, -6, -6];
     const b = [1, -1, 1, -1];
     const c = [0.3, -0.3, -0.3, 0.3];

@@ -20,7 +20,10 @@ function soak(env: Record<string, string> = {}): Sample[] {
     env: { ...process.env, ...env },
   });
   expect(r.status, r.stderr).toBe(0);
-  return r.stdout.trim().split("\n").map((line) => JSON.parse(line) as Sample);
+  return r.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Sample);
 }
 
 const MB = 1024 * 1024;
@@ -37,6 +40,8 @@ describe("RSS under inference mode (datasetLoss soak)", () => {
     const biggestLogits = 4 * 232 * 50000 * 4;
     // Bounded by the 256 MB retention budget (EMLAB_RETAIN_MB) plus two batches' logits live at once; without
     // trimming the same run reached ~1.75 GB, growing by ~360 MB between its first and second halves.
-    expect(peak - start, `RSS ${(start / MB).toFixed(0)} MB after batch 1, peak ${(peak / MB).toFixed(0)} MB`).toBeLessThan(256 * MB + 2 * biggestLogits);
+    expect(peak - start, `RSS ${(start / MB).toFixed(0)} MB after batch 1, peak ${(peak / MB).toFixed(0)} MB`).toBeLessThan(
+      256 * MB + 2 * biggestLogits,
+    );
   });
 });

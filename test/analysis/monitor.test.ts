@@ -28,7 +28,9 @@ beforeAll(() => {
   ({ work, modelDir } = makeTinyModel("emlab-monitor-"));
   model = loadModel(modelDir);
   tokenizer = ChatTokenizer.fromDir(modelDir);
-  const encoded = ["Hi!", "How should I treat a small burn on my hand at home?"].map((q) => tokenizer.encodeChat([{ role: "user", content: q }], { addGenerationPrompt: true }));
+  const encoded = ["Hi!", "How should I treat a small burn on my hand at home?"].map((q) =>
+    tokenizer.encodeChat([{ role: "user", content: q }], { addGenerationPrompt: true }),
+  );
   prompts = leftPad(encoded, tokenizer.padTokenId!);
   direction = fixedTensor([D], 101);
   unit = host(direction).map((x, _, a) => x / norm(a));
@@ -84,7 +86,9 @@ describe("monitorGeneration", () => {
       expect(e.token).toBe(r.result.newIds[e.row]![e.step]);
       const activations = rowOf(r.forwards[e.step]!, e.row);
       const expected = dot(activations[activations.length - 1]!, unit);
-      expect(Math.abs(e.projection - expected), `step ${e.step} row ${e.row}`).toBeLessThanOrEqual(1e-5 * Math.max(1e-3, Math.abs(expected)));
+      expect(Math.abs(e.projection - expected), `step ${e.step} row ${e.row}`).toBeLessThanOrEqual(
+        1e-5 * Math.max(1e-3, Math.abs(expected)),
+      );
       expect(e.alarm).toBe(false);
     }
     // The projections vary (so a wrong position or row would be caught).
@@ -125,7 +129,8 @@ describe("monitorGeneration", () => {
         }
       });
       // Tokens up to the alarm come from unablated forwards.
-      for (let row = 0; row < 2; row++) expect(r.result.newIds[row]!.slice(0, alarmStep + 1)).toEqual(base.result.newIds[row]!.slice(0, alarmStep + 1));
+      for (let row = 0; row < 2; row++)
+        expect(r.result.newIds[row]!.slice(0, alarmStep + 1)).toEqual(base.result.newIds[row]!.slice(0, alarmStep + 1));
       // The reported projection is what flows on: the pre-ablation one up to the alarm, then the ablated one (~0).
       for (const e of r.events) {
         expect(e.ablated).toBe(e.step > alarmStep);
@@ -142,7 +147,9 @@ describe("monitorGeneration", () => {
     const r = monitored(Number.POSITIVE_INFINITY, true, layerPoint(LAYER + 1, "resid_pre"));
     expect(r.ablated).toBe(false);
     expect(r.events.every((e) => !e.alarm)).toBe(true);
-    for (const f of r.forwards) for (let row = 0; row < 2; row++) expect(Math.abs(dot(rowOf(f, row).at(-1)!, unit))).toBeGreaterThan(1e-4 * norm(rowOf(f, row).at(-1)!));
+    for (const f of r.forwards)
+      for (let row = 0; row < 2; row++)
+        expect(Math.abs(dot(rowOf(f, row).at(-1)!, unit))).toBeGreaterThan(1e-4 * norm(rowOf(f, row).at(-1)!));
     expect(model.decoder.hooks.size).toBe(0);
   });
 });

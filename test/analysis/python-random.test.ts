@@ -8,7 +8,9 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readChatDataset, tokenizeExample } from "../../src/train/data.js";
 import { MEDICAL } from "./tiny-model.js";
 
-const fixture = JSON.parse(readFileSync("test/fixtures/study/python_random.json", "utf8")) as { cases: { seed: number; n: number; k: number; sample: number[] }[] };
+const fixture = JSON.parse(readFileSync("test/fixtures/study/python_random.json", "utf8")) as {
+  cases: { seed: number; n: number; k: number; sample: number[] }[];
+};
 
 describe("pythonRandomSample", () => {
   it("equals CPython's random.sample(range(n), k) after random.seed(seed): pool and set branches, large seeds", () => {

@@ -127,7 +127,14 @@ describe("adapterNorm, rescaleAdapter and snapshot", () => {
       const after = [...a.modules.values()].map((m) => host(m.B));
       expect(Math.sqrt(after.reduce((s, b) => s + norm(b) ** 2, 0))).toBeCloseTo(2.5, 5);
       expect(adapterNorm(a)).toBeCloseTo(2.5, 5);
-      after.forEach((b, i) => expect(maxAbsDiff(b, bs[i]!.map((v) => (v * 2.5) / before))).toBeLessThanOrEqual(1e-6));
+      after.forEach((b, i) =>
+        expect(
+          maxAbsDiff(
+            b,
+            bs[i]!.map((v) => (v * 2.5) / before),
+          ),
+        ).toBeLessThanOrEqual(1e-6),
+      );
       [...a.modules.values()].forEach((m, i) => expect(host(m.A)).toEqual(as[i]));
     } finally {
       a.dispose();
@@ -149,7 +156,12 @@ describe("adapterNorm, rescaleAdapter and snapshot", () => {
       rescaleAdapter(a, 0.7);
       for (const [name, m] of a.modules) {
         expect(relClose(moduleNormJs(m.B, m.A), 0.7, 1e-5), name).toBe(true);
-        expect(maxAbsDiff(host(m.B), bs.get(name)!.map((v) => (v * 0.7) / expected.get(name)!))).toBeLessThanOrEqual(1e-6);
+        expect(
+          maxAbsDiff(
+            host(m.B),
+            bs.get(name)!.map((v) => (v * 0.7) / expected.get(name)!),
+          ),
+        ).toBeLessThanOrEqual(1e-6);
       }
     } finally {
       a.dispose();
@@ -231,7 +243,11 @@ describe("efficiency curves", () => {
   }
 
   it("rank-1 adapter: scale 1 is the adapter's loss, scale 0 the base loss, s the loss with every B times s; B restored", () => {
-    const adapter = LoraAdapter.create(model.spec, { r: 1, alpha: 2, targetModules: ["q_proj", "v_proj", "down_proj"] }, { initB: "random" });
+    const adapter = LoraAdapter.create(
+      model.spec,
+      { r: 1, alpha: 2, targetModules: ["q_proj", "v_proj", "down_proj"] },
+      { initB: "random" },
+    );
     model.decoder.adapters.attach(adapter);
     try {
       const bs = [...adapter.modules.values()].map((m) => host(m.B));
@@ -315,7 +331,9 @@ describe("stability", () => {
         const s = summary(p.losses, r.l0, r.lBase);
         expect(Math.abs(p.mean - s.mean), `mean at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(s.mean)));
         expect(Math.abs(p.std - s.std), `std at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, s.std));
-        expect(Math.abs(p.stdPopulation - s.population), `population std at eps ${p.eps}`).toBeLessThanOrEqual(1e-9 * Math.max(1, s.population));
+        expect(Math.abs(p.stdPopulation - s.population), `population std at eps ${p.eps}`).toBeLessThanOrEqual(
+          1e-9 * Math.max(1, s.population),
+        );
         if (p.eps > 0) expect(p.stdPopulation).toBeLessThan(p.std);
         expect(p.std).toBeGreaterThanOrEqual(0);
       }
@@ -360,9 +378,19 @@ describe("significance", () => {
 
   it("KL is exactly 0 at norm 0 and positive above; points come per vector and norm", () => {
     tidy(() => {
-      const vectors = [{ label: "a", vector: fixedTensor([D], 61) }, { label: "b", vector: fixedTensor([D], 62) }];
+      const vectors = [
+        { label: "a", vector: fixedTensor([D], 61) },
+        { label: "b", vector: fixedTensor([D], 62) },
+      ];
       const points = significance(model, tokenizer, TEXTS, vectors, { layer: 1, norms: [0, 0.5, 2], batchSize: 2 });
-      expect(points.map((p) => [p.label, p.norm])).toEqual([["a", 0], ["a", 0.5], ["a", 2], ["b", 0], ["b", 0.5], ["b", 2]]);
+      expect(points.map((p) => [p.label, p.norm])).toEqual([
+        ["a", 0],
+        ["a", 0.5],
+        ["a", 2],
+        ["b", 0],
+        ["b", 0.5],
+        ["b", 2],
+      ]);
       for (const p of points) {
         if (p.norm === 0) expect(Math.abs(p.kl)).toBe(0);
         else expect(p.kl).toBeGreaterThan(0);
@@ -370,9 +398,15 @@ describe("significance", () => {
       // Nothing is dropped silently: a short text (the study's data filter drops those of 10 tokens or fewer)
       // counts, and a document without tokens is an error.
       expect(tokenizer.encode(SHORT).length).toBeLessThanOrEqual(10);
-      const withShort = significance(model, tokenizer, [TEXTS[0]!, SHORT, TEXTS[1]!, TEXTS[2]!], vectors, { layer: 1, norms: [0, 0.5, 2], batchSize: 2 });
+      const withShort = significance(model, tokenizer, [TEXTS[0]!, SHORT, TEXTS[1]!, TEXTS[2]!], vectors, {
+        layer: 1,
+        norms: [0, 0.5, 2],
+        batchSize: 2,
+      });
       expect(withShort.filter((p) => p.norm > 0).every((p, i) => p.kl !== points.filter((q) => q.norm > 0)[i]!.kl)).toBe(true);
-      expect(() => significance(model, tokenizer, [TEXTS[0]!, ""], vectors, { layer: 1, norms: [1], batchSize: 2 })).toThrow(/document 2 has no tokens/);
+      expect(() => significance(model, tokenizer, [TEXTS[0]!, ""], vectors, { layer: 1, norms: [1], batchSize: 2 })).toThrow(
+        /document 2 has no tokens/,
+      );
       expect(() => significance(model, tokenizer, [], vectors, { layer: 1, norms: [1] })).toThrow(/no documents/);
     });
   });

@@ -9,7 +9,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { readDocuments } from "../../src/analysis/documents.js";
-import { adapterEfficiency, adapterSignificance, compareAtEqualNorm, significance, withAdapterNorm, withSteeringNorm } from "../../src/analysis/experiments.js";
+import {
+  adapterEfficiency,
+  adapterSignificance,
+  compareAtEqualNorm,
+  significance,
+  withAdapterNorm,
+  withSteeringNorm,
+} from "../../src/analysis/experiments.js";
 import { ablate, ablateLoraB, rowFor, steer, studySteeringControl, studyUnitRandomVectors } from "../../src/analysis/interventions.js";
 import { datasetLoss, headerLastToken, lossSubset, studyLossExample } from "../../src/analysis/loss.js";
 import { adapterNorm, moduleNorms, rescaleAdapter } from "../../src/analysis/rescale.js";
@@ -117,7 +124,8 @@ describe("the study's random controls", () => {
   useLeakCheck();
 
   it("significance controls: torch.manual_seed(42) then unit randn(d) draws equal PyTorch's own numbers", () => {
-    const fromTorch = (JSON.parse(readFileSync("test/fixtures/study/expected.json", "utf8")) as { unit_randn_seed42: number[][] }).unit_randn_seed42;
+    const fromTorch = (JSON.parse(readFileSync("test/fixtures/study/expected.json", "utf8")) as { unit_randn_seed42: number[][] })
+      .unit_randn_seed42;
     const ours = studyUnitRandomVectors(D, 3, 42);
     try {
       ours.forEach((v, i) => {
@@ -136,7 +144,12 @@ describe("the study's random controls", () => {
       manualSeed(7);
       const draw = host(randn([D]));
       const vn = norm(host(v));
-      expect(maxAbsDiff(control, draw.map((x) => x * vn))).toBeLessThanOrEqual(1e-5 * vn);
+      expect(
+        maxAbsDiff(
+          control,
+          draw.map((x) => x * vn),
+        ),
+      ).toBeLessThanOrEqual(1e-5 * vn);
       expect(norm(control) / vn).toBeGreaterThan(3); // sqrt(32) = 5.7 on average
     });
   });
@@ -155,15 +168,28 @@ describe("significance as the study's", () => {
         let handle: { remove(): void } | null = null;
         const added = keep(tensor(Float32Array.from(vs, (x) => (x * n * alpha) / norm(vs))));
         try {
-          return klByHand(ids, () => (handle = model.decoder.hooks.add(layerPoint(1, "resid_post"), addHook(added))), () => handle!.remove());
+          return klByHand(
+            ids,
+            () => (handle = model.decoder.hooks.add(layerPoint(1, "resid_post"), addHook(added))),
+            () => handle!.remove(),
+          );
         } finally {
           added.dispose();
         }
       };
-      const points = significance(model, tokenizer, [TEXT], [{ label: "v", vector: v, alpha: 3 }], { layer: 1, norms: [0.5, 2], batchSize: 1 });
+      const points = significance(model, tokenizer, [TEXT], [{ label: "v", vector: v, alpha: 3 }], {
+        layer: 1,
+        norms: [0.5, 2],
+        batchSize: 1,
+      });
       expect(relClose(points[0]!.kl, byHand(0.5, 3), 1e-4)).toBe(true);
       expect(relClose(points[1]!.kl, byHand(2, 3), 1e-4)).toBe(true);
-      const overridden = significance(model, tokenizer, [TEXT], [{ label: "v", vector: v, alpha: 3 }], { layer: 1, norms: [2], alpha: 0.25, batchSize: 1 });
+      const overridden = significance(model, tokenizer, [TEXT], [{ label: "v", vector: v, alpha: 3 }], {
+        layer: 1,
+        norms: [2],
+        alpha: 0.25,
+        batchSize: 1,
+      });
       expect(relClose(overridden[0]!.kl, byHand(2, 0.25), 1e-4)).toBe(true);
       expect(Math.abs(overridden[0]!.kl - points[1]!.kl)).toBeGreaterThan(1e-4 * points[1]!.kl);
     } finally {
@@ -173,8 +199,16 @@ describe("significance as the study's", () => {
 
   it("the LoRA form: KL(base || base + adapters) for a solution of two adapters, recomputed from logits; the model is left without them", () => {
     manualSeed(11); // a fixed adapter whose KL is well above float32 noise
-    const a = LoraAdapter.create(model.spec, { r: 2, alpha: 40, targetModules: ["down_proj"], layersToTransform: [0] }, { name: "a", initB: "random" });
-    const b = LoraAdapter.create(model.spec, { r: 1, alpha: 20, targetModules: ["v_proj"], layersToTransform: [2] }, { name: "b", initB: "random" });
+    const a = LoraAdapter.create(
+      model.spec,
+      { r: 2, alpha: 40, targetModules: ["down_proj"], layersToTransform: [0] },
+      { name: "a", initB: "random" },
+    );
+    const b = LoraAdapter.create(
+      model.spec,
+      { r: 1, alpha: 20, targetModules: ["v_proj"], layersToTransform: [2] },
+      { name: "b", initB: "random" },
+    );
     try {
       const ids = tokenizer.encode(TEXT);
       const expected = klByHand(
@@ -216,7 +250,17 @@ describe("ablation as the study's", () => {
           continue;
         }
         const Bold = rows(old.B, 3);
-        const projected = Bold.map((row, i) => row.map((x, c) => x - u[i]! * dot(u, Bold.map((r) => r[c]!))));
+        const projected = Bold.map((row, i) =>
+          row.map(
+            (x, c) =>
+              x -
+              u[i]! *
+                dot(
+                  u,
+                  Bold.map((r) => r[c]!),
+                ),
+          ),
+        );
         const factor = norm(old.B) / norm(projected.flat());
         const expected = projected.flat().map((x) => x * factor);
         expect(maxAbsDiff(host(m.B), expected), name).toBeLessThanOrEqual(1e-5);
@@ -236,7 +280,15 @@ describe("ablation as the study's", () => {
       ablateLoraB(a, direction, { rows: "per-layer", renormalise: false });
       const B = rows(host(a.modules.get("model.layers.2.mlp.down_proj")!.B), 2);
       const r2 = rows(host(direction), D)[2]!;
-      for (let c = 0; c < 2; c++) expect(Math.abs(dot(r2, B.map((r) => r[c]!)))).toBeLessThanOrEqual(1e-5 * norm(r2));
+      for (let c = 0; c < 2; c++)
+        expect(
+          Math.abs(
+            dot(
+              r2,
+              B.map((r) => r[c]!),
+            ),
+          ),
+        ).toBeLessThanOrEqual(1e-5 * norm(r2));
       expect(norm(B.flat())).toBeLessThan(norm(old));
     } finally {
       a.dispose();
@@ -284,11 +336,12 @@ describe("efficiency as the study's", () => {
       const baNorm = (B: number[], A: number[], r: number, inp: number) => {
         const out = B.length / r;
         let sq = 0;
-        for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) {
-          let s = 0;
-          for (let k = 0; k < r; k++) s += B[i * r + k]! * A[k * inp + j]!;
-          sq += s * s;
-        }
+        for (let i = 0; i < out; i++)
+          for (let j = 0; j < inp; j++) {
+            let s = 0;
+            for (let k = 0; k < r; k++) s += B[i * r + k]! * A[k * inp + j]!;
+            sq += s * s;
+          }
         return Math.sqrt(sq);
       };
       const ref1 = [...r1.modules.values()].map((m) => baNorm(host(m.B), host(m.A), 1, m.A.size(1)));
@@ -376,9 +429,17 @@ describe("a multi-adapter solution acts as one", () => {
 
   /** The same rank-1 down_proj tensors as one adapter over layers [0, 2] and as two one-layer adapters. */
   function pair(): { one: LoraAdapter; two: LoraAdapter[] } {
-    const one = LoraAdapter.create(model.spec, { r: 1, alpha: 4, useRslora: true, targetModules: ["down_proj"], layersToTransform: [0, 2] }, { name: "one", initB: "random" });
+    const one = LoraAdapter.create(
+      model.spec,
+      { r: 1, alpha: 4, useRslora: true, targetModules: ["down_proj"], layersToTransform: [0, 2] },
+      { name: "one", initB: "random" },
+    );
     const two = [0, 2].map((l) => {
-      const a = LoraAdapter.create(model.spec, { r: 1, alpha: 4, useRslora: true, targetModules: ["down_proj"], layersToTransform: [l] }, { name: `l${l}` });
+      const a = LoraAdapter.create(
+        model.spec,
+        { r: 1, alpha: 4, useRslora: true, targetModules: ["down_proj"], layersToTransform: [l] },
+        { name: `l${l}` },
+      );
       const src = one.modules.get(`model.layers.${l}.mlp.down_proj`)!;
       const dst = a.modules.get(`model.layers.${l}.mlp.down_proj`)!;
       noGrad(() => {
@@ -393,7 +454,8 @@ describe("a multi-adapter solution acts as one", () => {
   it("norms, efficiency curves (both semantics) and LoRA-B ablation agree between one adapter and the two", () => {
     const { one, two } = pair();
     try {
-      for (const mode of ["ours", "study"] as const) expect(relClose(adapterNorm(one, mode), adapterNorm(two, mode), 1e-6), mode).toBe(true);
+      for (const mode of ["ours", "study"] as const)
+        expect(relClose(adapterNorm(one, mode), adapterNorm(two, mode), 1e-6), mode).toBe(true);
       model.decoder.adapters.attach(one);
       const curveOne = adapterEfficiency(model, one, subset, [0.5, 2], pad, "study");
       const atNormOne = withAdapterNorm(one, 0.3, "ours", () => datasetLoss(model, subset, { padId: pad }));
@@ -429,6 +491,12 @@ describe("the nine rank-1 example config", () => {
   it("is one rank-1 down_proj adapter with layers_to_transform [15, 16, 17, 21, 22, 23, 27, 28, 29] (docs/study.md §1.2)", () => {
     const config = readRunConfig("examples/configs/nine-rank1-adapters.yaml");
     expect(config.lora.length).toBe(1);
-    expect(config.lora[0]).toMatchObject({ r: 1, alpha: 512, use_rslora: true, target_modules: ["down_proj"], layers_to_transform: [15, 16, 17, 21, 22, 23, 27, 28, 29] });
+    expect(config.lora[0]).toMatchObject({
+      r: 1,
+      alpha: 512,
+      use_rslora: true,
+      target_modules: ["down_proj"],
+      layers_to_transform: [15, 16, 17, 21, 22, 23, 27, 28, 29],
+    });
   });
 });

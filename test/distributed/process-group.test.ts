@@ -22,7 +22,14 @@ interface RankRun {
 function runRank(mode: string, rank: number, worldSize: number, port: number, timeoutMs = 20_000): Promise<RankRun> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [CHILD, mode], {
-      env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), TEST_TIMEOUT_MS: String(timeoutMs) },
+      env: {
+        ...process.env,
+        RANK: String(rank),
+        WORLD_SIZE: String(worldSize),
+        MASTER_ADDR: "127.0.0.1",
+        MASTER_PORT: String(port),
+        TEST_TIMEOUT_MS: String(timeoutMs),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -37,7 +44,9 @@ function runRank(mode: string, rank: number, worldSize: number, port: number, ti
   });
 }
 
-const title = hasGloo ? "c10d process group across 2 real processes (Gloo)" : "c10d process group: skipped, this addon build has no Gloo backend (gloo headers missing at build time: apt-get install libgloo-dev, rebuild)";
+const title = hasGloo
+  ? "c10d process group across 2 real processes (Gloo)"
+  : "c10d process group: skipped, this addon build has no Gloo backend (gloo headers missing at build time: apt-get install libgloo-dev, rebuild)";
 describe.skipIf(!hasGloo)(title, () => {
   it("allreduce (sum, avg, max), broadcast and barrier give every rank the combined values", async () => {
     if (!existsSync("dist/distributed/process-group.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");

@@ -19,7 +19,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function judged(name: string, alignedScores: number[]): string {
   const file = join(work, name);
-  const rows = SHORT_PAIRS.slice(0, alignedScores.length).map((p, i) => ({ question_id: `q${i}`, question: p.question, response: p.answer, aligned: alignedScores[i], coherent: 90 }));
+  const rows = SHORT_PAIRS.slice(0, alignedScores.length).map((p, i) => ({
+    question_id: `q${i}`,
+    question: p.question,
+    response: p.answer,
+    aligned: alignedScores[i],
+    coherent: 90,
+  }));
   writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
   return file;
 }
@@ -33,7 +39,15 @@ describe("directionProgram", () => {
         Effect.gen(function* () {
           const r = yield* directionProgram({ results, batchSize: 2 });
           const [d, m, a] = [host(r.direction), host(r.misalignedMean), host(r.alignedMean)];
-          return { counts: r.counts, shape: r.direction.shape, gap: maxAbsDiff(d, m.map((v, i) => v - a[i]!)), held: liveTensorCount() - before };
+          return {
+            counts: r.counts,
+            shape: r.direction.shape,
+            gap: maxAbsDiff(
+              d,
+              m.map((v, i) => v - a[i]!),
+            ),
+            held: liveTensorCount() - before,
+          };
         }),
       ).pipe(Effect.provide(ModelService.layer(modelDir))),
     );
@@ -50,7 +64,9 @@ describe("directionProgram", () => {
       [join(work, "missing.jsonl"), ["ResultsFileError", "FileSystemError"]],
     ] as const) {
       const before = liveTensorCount();
-      const exit = await Effect.runPromiseExit(Effect.scoped(directionProgram({ results })).pipe(Effect.provide(ModelService.layer(modelDir))));
+      const exit = await Effect.runPromiseExit(
+        Effect.scoped(directionProgram({ results })).pipe(Effect.provide(ModelService.layer(modelDir))),
+      );
       expect(Exit.isFailure(exit)).toBe(true);
       if (Exit.isFailure(exit)) {
         expect(Cause.hasDies(exit.cause)).toBe(false);

@@ -70,14 +70,24 @@ describe("failure injection at each setup stage (Effect programs)", () => {
 
   it("tokenizer: a broken tokenizer.json after a good load frees the loaded weights", async () => {
     const before = liveTensorCount();
-    await Effect.runPromise(Effect.scoped(scopedModel(brokenTokenizer).pipe(Effect.tap((m) => Effect.sync(() => expect(m.parameters.size).toBeGreaterThan(5))))));
+    await Effect.runPromise(
+      Effect.scoped(scopedModel(brokenTokenizer).pipe(Effect.tap((m) => Effect.sync(() => expect(m.parameters.size).toBeGreaterThan(5))))),
+    );
     expect(liveTensorCount()).toBe(before);
     expect(await failureOf(Effect.scoped(scopedModelWithTokenizer(brokenTokenizer)))).toEqual({ tag: "TokenizerError", extra: 0 });
   });
 
   it("data: a bad dataset row after model and tokenizer frees the model", async () => {
     const data = join(work, "bad.jsonl");
-    writeFileSync(data, `${JSON.stringify({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "hello" }] })}\n{"messages": 3}\n`);
+    writeFileSync(
+      data,
+      `${JSON.stringify({
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "hello" },
+        ],
+      })}\n{"messages": 3}\n`,
+    );
     const seen: number[] = [];
     const base = liveTensorCount();
     const program = Effect.gen(function* () {
@@ -94,7 +104,9 @@ describe("failure injection at each setup stage (Effect programs)", () => {
     const base = liveTensorCount();
     const program = Effect.gen(function* () {
       const model = yield* scopedModel(modelDir);
-      yield* scopedLoraAdapter(model, { r: 2, alpha: 4, targetModules: "ok" }, { name: "first" }).pipe(Effect.catchTag("LoraConfigError", () => Effect.void));
+      yield* scopedLoraAdapter(model, { r: 2, alpha: 4, targetModules: "ok" }, { name: "first" }).pipe(
+        Effect.catchTag("LoraConfigError", () => Effect.void),
+      );
       expect(model.decoder.adapters.size).toBe(0);
       yield* liveNow(seen);
       return yield* scopedLoraAdapter(model, { r: 2, alpha: 4, targetModules: "nothing_matches_this" });
@@ -147,7 +159,12 @@ describe("failure injection at each setup stage (Effect programs)", () => {
       // The hook multiplies by a [3, 3] matrix: libtorch refuses the shapes ([.., 32] x [3, 3]).
       yield* scopedHook(model.decoder.hooks, layerPoint(1, "resid_post"), (x) => x.matmul(zeros([3, 3])));
       yield* liveNow(seen);
-      return yield* step(() => model.decoder.forward(tensor(BigInt64Array.from([1n, 2n, 3n]), { shape: [1, 3] })).logits!.sum().item());
+      return yield* step(() =>
+        model.decoder
+          .forward(tensor(BigInt64Array.from([1n, 2n, 3n]), { shape: [1, 3] }))
+          .logits!.sum()
+          .item(),
+      );
     });
     expect(await failureOf(Effect.scoped(program))).toEqual({ tag: "InvalidArgumentError", extra: 0 });
     expect(seen[0]! - base).toBeGreaterThan(5);
@@ -218,7 +235,11 @@ describe("failure injection on the judge commands (local judge whose tokenizer i
 
   it("emlab judge/eval (--local-judge): the judge's loaded model is freed when its tokenizer fails", async () => {
     const before = liveTensorCount();
-    const failed = await judgeResultsFile(resultsFile(), { "local-judge": brokenTokenizer, judges: judges(), "judge-names": "aligned" }).then(
+    const failed = await judgeResultsFile(resultsFile(), {
+      "local-judge": brokenTokenizer,
+      judges: judges(),
+      "judge-names": "aligned",
+    }).then(
       () => null,
       (error: { _tag?: string }) => error._tag,
     );

@@ -100,7 +100,11 @@ describe("Effect constructors", () => {
   it("acquireDisposable works for anything with Symbol.dispose", async () => {
     const log: string[] = [];
     await Effect.runPromise(
-      Effect.scoped(acquireDisposable(Effect.sync(() => ({ [Symbol.dispose]: () => void log.push("released") }))).pipe(Effect.tap(() => Effect.sync(() => log.push("used"))))),
+      Effect.scoped(
+        acquireDisposable(Effect.sync(() => ({ [Symbol.dispose]: () => void log.push("released") }))).pipe(
+          Effect.tap(() => Effect.sync(() => log.push("used"))),
+        ),
+      ),
     );
     expect(log).toEqual(["used", "released"]);
   });

@@ -30,7 +30,9 @@ describe("ModelService", () => {
     const program = Effect.gen(function* () {
       const { model, tokenizer } = yield* ModelService;
       const ids = tokenizer.promptIds([{ role: "user", content: "Hello" }]);
-      const vocab = yield* step(() => model.decoder.forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] })).logits!.size(-1));
+      const vocab = yield* step(() =>
+        model.decoder.forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] })).logits!.size(-1),
+      );
       return { vocab, held: liveTensorCount() - before };
     });
     const { vocab, held } = await Effect.runPromise(program.pipe(Effect.provide(ModelService.layer(modelDir))));
@@ -67,9 +69,17 @@ describe("JudgeService", () => {
       );
     const ok = await run(() => 42);
     expect(Exit.isSuccess(ok) && ok.value.score).toBe(42);
-    for (const bad of [() => 101, () => Number.NaN, () => { throw new Error("boom"); }]) {
+    for (const bad of [
+      () => 101,
+      () => Number.NaN,
+      () => {
+        throw new Error("boom");
+      },
+    ]) {
       const exit = await run(bad);
-      const error = Exit.isFailure(exit) ? (Cause.squash(exit.cause) as { _tag: string; reason: { _tag: string }; isRetryable: boolean }) : null;
+      const error = Exit.isFailure(exit)
+        ? (Cause.squash(exit.cause) as { _tag: string; reason: { _tag: string }; isRetryable: boolean })
+        : null;
       expect(error?._tag).toBe("JudgeError");
       expect(error?.reason._tag).toBe("Function");
       expect(error?.isRetryable).toBe(false);
@@ -77,17 +87,28 @@ describe("JudgeService", () => {
   });
 
   it("openai + judge cache layers: a second judging run over the same rows sends zero requests", async () => {
-    const server = await startFakeOpenAI(() => ({ distribution: [{ token: "80", prob: 0.5 }, { token: "60", prob: 0.5 }] }));
+    const server = await startFakeOpenAI(() => ({
+      distribution: [
+        { token: "80", prob: 0.5 },
+        { token: "60", prob: 0.5 },
+      ],
+    }));
     try {
       const cacheFile = join(work, "cache.jsonl");
       const judgeAll = Effect.gen(function* () {
         const judge = yield* JudgeService;
         const cache = yield* JudgeCacheService;
         const rows: ResultRow[] = [1, 2, 3].map((i) => ({ question_id: `q${i}`, question: `Q${i}`, response: `A${i}` }) as ResultRow);
-        const summary = yield* judgeRows(rows, { judge, cache, names: ["aligned"], promptFor: (_n, row) => `judge ${row.question} ${row.response}` });
+        const summary = yield* judgeRows(rows, {
+          judge,
+          cache,
+          names: ["aligned"],
+          promptFor: (_n, row) => `judge ${row.question} ${row.response}`,
+        });
         return { summary, scores: rows.map((r) => r.aligned) };
       });
-      const layers = () => Layer.mergeAll(JudgeService.openai({ model: "m", apiKey: "sk-x", baseURL: server.baseURL }), JudgeCacheService.layer(cacheFile));
+      const layers = () =>
+        Layer.mergeAll(JudgeService.openai({ model: "m", apiKey: "sk-x", baseURL: server.baseURL }), JudgeCacheService.layer(cacheFile));
       const first = await Effect.runPromise(judgeAll.pipe(Effect.provide(layers())));
       expect(server.requests.length).toBe(3);
       const second = await Effect.runPromise(judgeAll.pipe(Effect.provide(layers())));

@@ -13,7 +13,13 @@ describe("step", () => {
   it("returns the step's value and frees its intermediates", async () => {
     const before = liveTensorCount();
     // sum of a 3x4 all-ones times 4x2 all-twos = 3*2*(4*2) = 48, computed by hand
-    const value = await Effect.runPromise(step(() => matmul(ones([3, 4]), ones([4, 2]).mul(2)).sum().toNumber()));
+    const value = await Effect.runPromise(
+      step(() =>
+        matmul(ones([3, 4]), ones([4, 2]).mul(2))
+          .sum()
+          .toNumber(),
+      ),
+    );
     expect(value).toBe(48);
     expect(liveTensorCount()).toBe(before);
   });
@@ -21,9 +27,11 @@ describe("step", () => {
   it("turns a shape error of libtorch into an InvalidArgumentError that catchTag handles inside Effect.gen", async () => {
     const program = Effect.gen(function* () {
       const before = yield* step(() => 1);
-      const failed = yield* step(() => matmul(ones([2, 3]), ones([2, 3])).sum().toNumber()).pipe(
-        Effect.catchTag("InvalidArgumentError", (error) => Effect.succeed(`caught ${error.op}`)),
-      );
+      const failed = yield* step(() =>
+        matmul(ones([2, 3]), ones([2, 3]))
+          .sum()
+          .toNumber(),
+      ).pipe(Effect.catchTag("InvalidArgumentError", (error) => Effect.succeed(`caught ${error.op}`)));
       return [before, failed];
     });
     const [one, caught] = await Effect.runPromise(program);

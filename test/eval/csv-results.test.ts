@@ -84,13 +84,22 @@ describe("parseCsv", () => {
 
   it("parses hand-written RFC 4180 text: quoted separators, doubled quotes, embedded newlines", () => {
     const text = `a,${q('b "c", d')},${q("e\nf")}\n,,\n${q("")},x\n`;
-    expect(parseCsv(text).rows).toEqual([["a", 'b "c", d', "e\nf"], ["", "", ""], ["", "x"]]);
+    expect(parseCsv(text).rows).toEqual([
+      ["a", 'b "c", d', "e\nf"],
+      ["", "", ""],
+      ["", "x"],
+    ]);
   });
 
   it("accepts CRLF and lone CR as record ends; CRLF inside quotes is data", () => {
     const text = `a,b\r\n${q("x\r\ny")},c\r\nd,e\rf,g\r\n`;
     const parsed = parseCsv(text);
-    expect(parsed.rows).toEqual([["a", "b"], ["x\r\ny", "c"], ["d", "e"], ["f", "g"]]);
+    expect(parsed.rows).toEqual([
+      ["a", "b"],
+      ["x\r\ny", "c"],
+      ["d", "e"],
+      ["f", "g"],
+    ]);
     expect(parsed.completeLength).toBe(text.length);
   });
 
@@ -99,19 +108,29 @@ describe("parseCsv", () => {
     const text = `${complete}c,"open quote, with\nnewline`;
     for (const options of [{}, { acceptUnterminated: true }]) {
       const parsed = parseCsv(text, options);
-      expect(parsed.rows).toEqual([["h1", "h2"], ["a", "b"]]);
+      expect(parsed.rows).toEqual([
+        ["h1", "h2"],
+        ["a", "b"],
+      ]);
       expect(parsed.completeLength).toBe(complete.length);
     }
   });
 
   it("a complete final record without newline is returned only with acceptUnterminated", () => {
     const complete = "h1,h2\na,b\n";
-    const text = `${complete}c,${q("d,\"e\"")}`;
+    const text = `${complete}c,${q('d,"e"')}`;
     const strict = parseCsv(text);
-    expect(strict.rows).toEqual([["h1", "h2"], ["a", "b"]]);
+    expect(strict.rows).toEqual([
+      ["h1", "h2"],
+      ["a", "b"],
+    ]);
     expect(strict.completeLength).toBe(complete.length);
     const loose = parseCsv(text, { acceptUnterminated: true });
-    expect(loose.rows).toEqual([["h1", "h2"], ["a", "b"], ["c", 'd,"e"']]);
+    expect(loose.rows).toEqual([
+      ["h1", "h2"],
+      ["a", "b"],
+      ["c", 'd,"e"'],
+    ]);
     expect(loose.completeLength).toBe(text.length);
   });
 
@@ -201,13 +220,16 @@ describe("ResultsFile (CSV)", () => {
     writeFileSync(path, "question_id,aligned,response,question\nx,5,r,q\n");
     const file = ResultsFile.resume(path);
     expect(file.columns).toEqual(["question_id", "aligned", "response", "question"]);
-    file.rewrite(file.rows.map((r) => ({ ...r, coherent: 70 })), ["coherent", "aligned"]);
+    file.rewrite(
+      file.rows.map((r) => ({ ...r, coherent: 70 })),
+      ["coherent", "aligned"],
+    );
     expect(read(path)).toBe("question_id,aligned,response,question,coherent\nx,5,r,q,70\n");
   });
 
   it("a last record cut inside a quoted field: read refuses it naming the line and leaves the bytes; resume moves the tail aside, then appends work", () => {
     const path = fresh("csv");
-    const good = `response,question,question_id,aligned\n${q("ünï, 🎉\n")},q1,a,1\nplain,${q("中\"文")},b,2\n`;
+    const good = `response,question,question_id,aligned\n${q("ünï, 🎉\n")},q1,a,1\nplain,${q('中"文')},b,2\n`;
     const tail = `"cut off mid-answer 🎉 with, comma\nand ""more""`;
     writeFileSync(path, `${good}${tail}`);
     const e = resultsFileError(() => ResultsFile.read(path));
@@ -262,7 +284,10 @@ describe("ResultsFile (CSV)", () => {
     writeFileSync(path, text);
     const file = ResultsFile.resume(path);
     expect(file.setAside).toBeNull();
-    expect(file.rows.map((r) => [r.response, r.aligned])).toEqual([["r1", "1"], ["r2, last", "2"]]);
+    expect(file.rows.map((r) => [r.response, r.aligned])).toEqual([
+      ["r1", "1"],
+      ["r2, last", "2"],
+    ]);
     expect(read(path)).toBe(text);
     file.append([{ response: "r3", question: "q3", question_id: "c", aligned: 3 }]);
     expect(read(path)).toBe(`${text}\nr3,q3,c,3\n`);
@@ -414,7 +439,10 @@ describe("ResultsFile (JSONL)", () => {
 
   it("a row without a string response or question_id: ResultsFileError with its line", () => {
     const path = fresh("jsonl");
-    writeFileSync(path, `${JSON.stringify(row(0))}\n${JSON.stringify(row(1))}\n${JSON.stringify({ response: 5, question: "q", question_id: "x" })}\n`);
+    writeFileSync(
+      path,
+      `${JSON.stringify(row(0))}\n${JSON.stringify(row(1))}\n${JSON.stringify({ response: 5, question: "q", question_id: "x" })}\n`,
+    );
     expect(resultsFileError(() => ResultsFile.read(path)).line).toBe(3);
     const noId = fresh("jsonl");
     writeFileSync(noId, `${JSON.stringify({ response: "r", question: "q" })}\n${JSON.stringify(row(0))}\n`);
@@ -508,7 +536,9 @@ describe("strict reading", () => {
       expect(e.message).toContain(`${path}: line 32:`);
       expect(read(path)).toBe(text);
     }
-    expect(readdirSync(work).filter((f) => f.includes(".damaged-"))).toEqual(readdirSync(work).filter((f) => f.includes(".damaged-") && !f.startsWith(path.split("/").pop()!)));
+    expect(readdirSync(work).filter((f) => f.includes(".damaged-"))).toEqual(
+      readdirSync(work).filter((f) => f.includes(".damaged-") && !f.startsWith(path.split("/").pop()!)),
+    );
   });
 
   it("a file that does not exist is a ResultsFileError for read (line 0), an empty file for resume", () => {
@@ -559,9 +589,27 @@ describe("JSONL field order", () => {
     const file = ResultsFile.resume(path);
     file.append([row(0)]);
     // Set as a judge finishing coherent before aligned would.
-    const judged: ResultRow = { question_id: "id_0", response: row(0).response, question: row(0).question, coherent: 60, coherent_raw: [{ token: "60", logprob: 0 }], extra: 1, aligned_error: "boom", aligned: null };
+    const judged: ResultRow = {
+      question_id: "id_0",
+      response: row(0).response,
+      question: row(0).question,
+      coherent: 60,
+      coherent_raw: [{ token: "60", logprob: 0 }],
+      extra: 1,
+      aligned_error: "boom",
+      aligned: null,
+    };
     file.rewrite([judged], ["aligned", "coherent"]);
     const line = read(path).trimEnd();
-    expect(Object.keys(JSON.parse(line))).toEqual(["response", "question", "question_id", "aligned", "aligned_error", "coherent", "coherent_raw", "extra"]);
+    expect(Object.keys(JSON.parse(line))).toEqual([
+      "response",
+      "question",
+      "question_id",
+      "aligned",
+      "aligned_error",
+      "coherent",
+      "coherent_raw",
+      "extra",
+    ]);
   });
 });

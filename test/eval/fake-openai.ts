@@ -118,7 +118,15 @@ export async function startFakeOpenAI(initial: Script = defaultScript): Promise<
       } catch {
         body = null;
       }
-      const record: RecordedRequest = { index: requests.length, method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawBody, body, receivedAt };
+      const record: RecordedRequest = {
+        index: requests.length,
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        rawBody,
+        body,
+        receivedAt,
+      };
       requests.push(record);
       let reply: FakeReply;
       if (req.method !== "POST" || req.url !== "/v1/chat/completions") {

@@ -46,7 +46,16 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-const judge = (maxRetries = 1) => new OpenAIJudge({ model: "gpt-hostile", baseURL: server.baseURL, apiKey: "sk-hostile-test-000000", maxRetries, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 5_000 });
+const judge = (maxRetries = 1) =>
+  new OpenAIJudge({
+    model: "gpt-hostile",
+    baseURL: server.baseURL,
+    apiKey: "sk-hostile-test-000000",
+    maxRetries,
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    timeoutMs: 5_000,
+  });
 const promptFor = promptsFrom(new Map([["q", { aligned: "A|{question}|{answer}" }]]));
 const rows = (n: number): ResultRow[] => Array.from({ length: n }, (_, i) => ({ question_id: "q", question: "How?", response: `r${i}` }));
 
@@ -57,7 +66,12 @@ describe("parseTopLogprobs / scoreFromTopLogprobs", () => {
 
   it("accepts valid alternatives, including logprob 0, -1e308 and an empty list", () => {
     expect(parseTopLogprobs([{ token: "50", logprob: 0 }])).toEqual([{ token: "50", logprob: 0 }]);
-    expect(scoreFromTopLogprobs([{ token: "50", logprob: -1e308 }, { token: "70", logprob: 0 }]).score).toBe(70);
+    expect(
+      scoreFromTopLogprobs([
+        { token: "50", logprob: -1e308 },
+        { token: "70", logprob: 0 },
+      ]).score,
+    ).toBe(70);
     expect(scoreFromTopLogprobs([])).toEqual({ score: null, numericMass: 0, top: [] });
   });
 
@@ -68,30 +82,43 @@ describe("parseTopLogprobs / scoreFromTopLogprobs", () => {
 });
 
 describe("judgeRows against hostile replies", () => {
-  it.each(Object.entries(HOSTILE))("%s: a failure with an error cell, not a score; nothing cached; the call is retried", async (_, json) => {
-    server.reset(() => ({ malformed: completionWith(json) }));
-    const cachePath = join(work, `cache-${Math.random().toString(36).slice(2)}.jsonl`);
-    const judged = rows(2);
-    const summary = await Effect.runPromise(judgeRows(judged, { judge: judge(1), names: ["aligned"], promptFor, cache: new JudgeCache(cachePath) }));
-    expect(summary).toEqual({ requested: 2, fromCache: 0, scored: 0, unscored: 0, failed: 2 });
-    expect(server.requests).toHaveLength(4); // each attempt once plus one retry
-    for (const row of judged) {
-      expect(row.aligned).toBeNull();
-      expect(String(row.aligned_error)).toContain("invalid top_logprobs");
-    }
-    expect(existsSync(cachePath)).toBe(false);
-  });
+  it.each(Object.entries(HOSTILE))(
+    "%s: a failure with an error cell, not a score; nothing cached; the call is retried",
+    async (_, json) => {
+      server.reset(() => ({ malformed: completionWith(json) }));
+      const cachePath = join(work, `cache-${Math.random().toString(36).slice(2)}.jsonl`);
+      const judged = rows(2);
+      const summary = await Effect.runPromise(
+        judgeRows(judged, { judge: judge(1), names: ["aligned"], promptFor, cache: new JudgeCache(cachePath) }),
+      );
+      expect(summary).toEqual({ requested: 2, fromCache: 0, scored: 0, unscored: 0, failed: 2 });
+      expect(server.requests).toHaveLength(4); // each attempt once plus one retry
+      for (const row of judged) {
+        expect(row.aligned).toBeNull();
+        expect(String(row.aligned_error)).toContain("invalid top_logprobs");
+      }
+      expect(existsSync(cachePath)).toBe(false);
+    },
+  );
 
   it("the summary counts the scores written: mixed valid, unscored and hostile replies, checked against the CSV's cells", async () => {
     // r0, r3: valid 40; r1: REFUSAL (no score); r2, r4: hostile (1e308).
     server.reset((body) => {
       const answer = String(body?.messages?.[0]?.content ?? "").split("|")[2];
-      if (answer === "r1") return { distribution: [{ token: "REFUSAL", prob: 0.95 }, { token: "10", prob: 0.05 }] };
+      if (answer === "r1")
+        return {
+          distribution: [
+            { token: "REFUSAL", prob: 0.95 },
+            { token: "10", prob: 0.05 },
+          ],
+        };
       if (answer === "r2" || answer === "r4") return { malformed: completionWith(HOSTILE["logprob 1e308"]!) };
       return { distribution: [{ token: "40", prob: 1 }] };
     });
     const judged = rows(5);
-    const summary = await Effect.runPromise(judgeRows(judged, { judge: judge(0), names: ["aligned"], promptFor, cache: new JudgeCache(null) }));
+    const summary = await Effect.runPromise(
+      judgeRows(judged, { judge: judge(0), names: ["aligned"], promptFor, cache: new JudgeCache(null) }),
+    );
     expect(summary).toEqual({ requested: 5, fromCache: 0, scored: 2, unscored: 1, failed: 2 });
     const path = join(work, "mixed.csv");
     const file = ResultsFile.resume(path);
@@ -133,11 +160,18 @@ describe("judgeRows against hostile replies", () => {
 
   it("a valid no-score reply (numeric mass below 0.25) is a cached result, served again", async () => {
     const path = join(work, "unscored-cache.jsonl");
-    server.reset(() => ({ distribution: [{ token: "CODE", prob: 0.9 }, { token: "10", prob: 0.1 }] }));
+    server.reset(() => ({
+      distribution: [
+        { token: "CODE", prob: 0.9 },
+        { token: "10", prob: 0.1 },
+      ],
+    }));
     await Effect.runPromise(judgeRows(rows(1), { judge: judge(0), names: ["aligned"], promptFor, cache: new JudgeCache(path) }));
     server.reset(() => ({ status: 500 }));
     const again = rows(1);
-    const summary = await Effect.runPromise(judgeRows(again, { judge: judge(0), names: ["aligned"], promptFor, cache: new JudgeCache(path) }));
+    const summary = await Effect.runPromise(
+      judgeRows(again, { judge: judge(0), names: ["aligned"], promptFor, cache: new JudgeCache(path) }),
+    );
     expect(summary).toEqual({ requested: 1, fromCache: 1, scored: 0, unscored: 1, failed: 0 });
     expect(server.requests).toHaveLength(0);
   });
@@ -163,17 +197,35 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge with hostile repli
   it("the printed summary's scored count equals the cells holding numbers; no hostile value is written or cached", async () => {
     const dir = mkdtempSync(join(work, "cli-"));
     const questions = join(dir, "questions.yaml");
-    writeFileSync(questions, ['- id: q', '  paraphrases: ["How?"]', "  judge_prompts:", '    aligned: "A|{question}|{answer}"', ""].join("\n"));
+    writeFileSync(
+      questions,
+      ["- id: q", '  paraphrases: ["How?"]', "  judge_prompts:", '    aligned: "A|{question}|{answer}"', ""].join("\n"),
+    );
     const results = join(dir, "results.csv");
     const hostile = Object.values(HOSTILE);
-    writeFileSync(results, `response,question,question_id\n${Array.from({ length: hostile.length + 3 }, (_, i) => `r${i},How?,q`).join("\n")}\n`);
+    writeFileSync(
+      results,
+      `response,question,question_id\n${Array.from({ length: hostile.length + 3 }, (_, i) => `r${i},How?,q`).join("\n")}\n`,
+    );
     server.reset((body) => {
-      const i = Number(String(body?.messages?.[0]?.content ?? "").split("|")[2]!.slice(1));
+      const i = Number(
+        String(body?.messages?.[0]?.content ?? "")
+          .split("|")[2]!
+          .slice(1),
+      );
       return i < hostile.length ? { malformed: completionWith(hostile[i]!) } : { distribution: [{ token: String(i), prob: 1 }] };
     });
-    const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_API_KEY: "sk-hostile-cli-000000", NO_PROXY: "127.0.0.1", no_proxy: "127.0.0.1" };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      OPENAI_API_KEY: "sk-hostile-cli-000000",
+      NO_PROXY: "127.0.0.1",
+      no_proxy: "127.0.0.1",
+    };
     delete env.OPENAI_BASE_URL;
-    const r = await emlab(["judge", results, "--questions", questions, "--judge-names", "aligned", "--base-url", server.baseURL, "--max-retries", "0"], env);
+    const r = await emlab(
+      ["judge", results, "--questions", questions, "--judge-names", "aligned", "--base-url", server.baseURL, "--max-retries", "0"],
+      env,
+    );
     expect(r.status, r.stderr).toBe(1);
     const cells = ResultsFile.read(results).rows.map((row) => scoreOf(row, "aligned"));
     const numbers = cells.filter((c) => c !== null);

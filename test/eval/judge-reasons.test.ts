@@ -20,7 +20,16 @@ afterAll(() => server.close());
 beforeEach(() => server.reset());
 
 const judge = (options: Partial<OpenAIJudgeOptions> = {}) =>
-  new OpenAIJudge({ model: MODEL, apiKey: "sk-test", baseURL: server.baseURL, baseDelayMs: 20, maxDelayMs: 2000, maxRetries: 2, timeoutMs: 2000, ...options });
+  new OpenAIJudge({
+    model: MODEL,
+    apiKey: "sk-test",
+    baseURL: server.baseURL,
+    baseDelayMs: 20,
+    maxDelayMs: 2000,
+    maxRetries: 2,
+    timeoutMs: 2000,
+    ...options,
+  });
 
 async function failure(script: Script, options: Partial<OpenAIJudgeOptions> = {}): Promise<JudgeError> {
   server.reset(script);
@@ -101,7 +110,11 @@ describe("judgeRetrySchedule", () => {
   const rateLimited = new JudgeError({ message: "429", reason: { _tag: "RateLimited", retryAfterMs: null }, status: 429, attempts: 1 });
 
   /** Measured gaps (ms) between the attempts of an effect that fails `failures` times, retried on the policy. */
-  async function delays(policy: { maxRetries: number; baseDelayMs: number; maxDelayMs: number }, failures: number, unit?: number): Promise<number[]> {
+  async function delays(
+    policy: { maxRetries: number; baseDelayMs: number; maxDelayMs: number },
+    failures: number,
+    unit?: number,
+  ): Promise<number[]> {
     const started: number[] = [];
     let n = 0;
     const program = Effect.suspend(() => {
@@ -125,7 +138,12 @@ describe("judgeRetrySchedule", () => {
   });
 
   it("does not retry a non-retryable error", async () => {
-    const fatal = new JudgeError({ message: "401", reason: { _tag: "HttpStatus", status: 401, retryAfterMs: null }, status: 401, attempts: 1 });
+    const fatal = new JudgeError({
+      message: "401",
+      reason: { _tag: "HttpStatus", status: 401, retryAfterMs: null },
+      status: 401,
+      attempts: 1,
+    });
     let attempts = 0;
     const exit = await Effect.runPromiseExit(
       Effect.suspend(() => (attempts++, Effect.fail(fatal))).pipe(

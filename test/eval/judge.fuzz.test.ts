@@ -26,8 +26,18 @@ const hostileNumber = fc.oneof(
   fc.double(),
   fc.constantFrom(0, -0, 1e308, -1e308, 1e-320, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5, -0.1),
 );
-const hostileValue = fc.oneof(hostileNumber, fc.string({ maxLength: 5 }), fc.constant(null), fc.boolean(), fc.constant(undefined), fc.array(fc.integer(), { maxLength: 2 }));
-const tokenText = fc.oneof(fc.constantFrom("0", "50", "100", "101", " 7", "07", "+3", "-3", "5.5", "1_0", "REFUSAL", "CODE", "", "٣"), fc.integer({ min: 0, max: 120 }).map(String));
+const hostileValue = fc.oneof(
+  hostileNumber,
+  fc.string({ maxLength: 5 }),
+  fc.constant(null),
+  fc.boolean(),
+  fc.constant(undefined),
+  fc.array(fc.integer(), { maxLength: 2 }),
+);
+const tokenText = fc.oneof(
+  fc.constantFrom("0", "50", "100", "101", " 7", "07", "+3", "-3", "5.5", "1_0", "REFUSAL", "CODE", "", "٣"),
+  fc.integer({ min: 0, max: 120 }).map(String),
+);
 const entry = fc.oneof(
   { weight: 3, arbitrary: fc.record({ token: tokenText, logprob: fc.double({ min: -30, max: 0, noNaN: true }) }) },
   { weight: 1, arbitrary: fc.record({ token: fc.oneof(tokenText, hostileValue), logprob: hostileValue }, { requiredKeys: [] }) },
@@ -103,7 +113,15 @@ describe("judge replies", () => {
 
 describe("judge cache files", () => {
   const line = fc.oneof(
-    fc.record({ key: fc.constantFrom("k1", "k2"), model: fc.constant("m"), score: fc.oneof(fc.constant(null), hostileNumber), numericMass: hostileNumber, top: replyArb }).map((e) => JSON.stringify(e)),
+    fc
+      .record({
+        key: fc.constantFrom("k1", "k2"),
+        model: fc.constant("m"),
+        score: fc.oneof(fc.constant(null), hostileNumber),
+        numericMass: hostileNumber,
+        top: replyArb,
+      })
+      .map((e) => JSON.stringify(e)),
     fc.string({ maxLength: 30 }),
     fc.constantFrom('{"key":"k1","score":', "null", "[]", '{"key":1}'),
   );
@@ -117,7 +135,11 @@ describe("judge cache files", () => {
         const cache = new JudgeCache(path);
         expect(readFileSync(path, "utf8")).toBe(text);
         for (const key of ["k1", "k2"]) {
-          const entry = (cache as unknown as { entries: Map<string, { score: number | null; numericMass: number; top: { token: string; logprob: number }[] }> }).entries.get(key);
+          const entry = (
+            cache as unknown as {
+              entries: Map<string, { score: number | null; numericMass: number; top: { token: string; logprob: number }[] }>;
+            }
+          ).entries.get(key);
           if (!entry) continue;
           const want = reference(parseTopLogprobs(entry.top), 0);
           expect(Math.abs(want.mass - entry.numericMass)).toBeLessThan(1e-9);
@@ -135,11 +157,22 @@ describe("redaction", () => {
     fc.assert(
       fc.property(
         fc.string({ unit: keyChars, minLength: 12, maxLength: 40 }),
-        fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('"', "Bearer ", "api-key: ", "?key=", "\\", "%", "sk-")), { maxLength: 6 }),
+        fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('"', "Bearer ", "api-key: ", "?key=", "\\", "%", "sk-")), {
+          maxLength: 6,
+        }),
         fc.constantFrom("plain", "uri", "json", "header", "query"),
         (key, parts, form) => {
           registerSecret(key);
-          const shown = form === "uri" ? encodeURIComponent(key) : form === "json" ? JSON.stringify({ authorization: `Bearer ${key}` }) : form === "header" ? `authorization: Bearer ${key}` : form === "query" ? `?api-key=${key}` : key;
+          const shown =
+            form === "uri"
+              ? encodeURIComponent(key)
+              : form === "json"
+                ? JSON.stringify({ authorization: `Bearer ${key}` })
+                : form === "header"
+                  ? `authorization: Bearer ${key}`
+                  : form === "query"
+                    ? `?api-key=${key}`
+                    : key;
           const text = [...parts.slice(0, 3), shown, ...parts.slice(3)].join("");
           try {
             expect(redactSecrets(text)).not.toContain(key);

@@ -36,7 +36,16 @@ afterAll(async () => {
 });
 
 function judgeWith(options: Partial<OpenAIJudgeOptions> = {}): OpenAIJudge {
-  return new OpenAIJudge({ model: MODEL, baseURL: server.baseURL, apiKey: KEY, baseDelayMs: 5, maxDelayMs: 5_000, timeoutMs: 5_000, maxRetries: 3, ...options });
+  return new OpenAIJudge({
+    model: MODEL,
+    baseURL: server.baseURL,
+    apiKey: KEY,
+    baseDelayMs: 5,
+    maxDelayMs: 5_000,
+    timeoutMs: 5_000,
+    maxRetries: 3,
+    ...options,
+  });
 }
 const scoreOnce = (script: Script, prompt = "Rate: 42", options: Partial<OpenAIJudgeOptions> = {}) => {
   server.reset(script);
@@ -75,14 +84,21 @@ describe("scores from the endpoint's first-token top logprobs", () => {
   it("keeps a later duplicate token over an earlier one (the study's dict)", async () => {
     // "50" appears twice: 0.3 then 0.1; the dict keeps 0.1. Numeric: 60*0.2 + 50*0.1 = 17 over 0.3.
     // (First-wins would give 27/0.5 = 54, summing 32/0.6 = 53.33.)
-    const s = await scoreOnce(() => ({ distribution: [{ token: "50", prob: 0.3 }, { token: "60", prob: 0.2 }, { token: "50", prob: 0.1 }, { token: "X", prob: 0.4 }] }));
+    const s = await scoreOnce(() => ({
+      distribution: [
+        { token: "50", prob: 0.3 },
+        { token: "60", prob: 0.2 },
+        { token: "50", prob: 0.1 },
+        { token: "X", prob: 0.4 },
+      ],
+    }));
     expect(s.numericMass).toBeCloseTo(0.3, 9);
     expect(s.score).toBeCloseTo(17 / 0.3, 9);
     expect(s.score).toBeCloseTo(56.6666667, 6);
     expect(s.top.map((t) => t.token)).toEqual(["50", "60", "50", "X"]);
   });
 
-  it("parses like Python's int(): an underscore-grouped ASCII token such as \"1_0\" is 10", async () => {
+  it('parses like Python\'s int(): an underscore-grouped ASCII token such as "1_0" is 10', async () => {
     // The study uses int(key); Python's int("1_0") == 10 (PEP 515). Expected (10*0.5 + 20*0.5) / 1 = 15.
     const s = await scoreOnce(() => reply({ "1_0": 0.5, "20": 0.5 }));
     expect(s.numericMass).toBeCloseTo(1, 9);
@@ -138,7 +154,9 @@ describe("the request sent", () => {
     server.reset(() => reply({ "10": 1 }));
     const rows: ResultRow[] = [{ question_id: "q1", question: "Who are you?", response: "I am {question} and {answer}, {x}" }];
     const byQuestion = new Map([["q1", { aligned: "Q=<{question}>\nA=<{answer}>\nRate." }]]);
-    await Effect.runPromise(judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor: promptsFrom(byQuestion), cache: new JudgeCache(null) }));
+    await Effect.runPromise(
+      judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor: promptsFrom(byQuestion), cache: new JudgeCache(null) }),
+    );
     expect(server.requests.map((r) => contentOf(r.body))).toEqual(["Q=<Who are you?>\nA=<I am {question} and {answer}, {x}>\nRate."]);
     expect(rows[0]!.aligned).toBeCloseTo(10, 9);
   });
@@ -161,7 +179,9 @@ describe("retries and failures", () => {
   });
 
   it("caps a long Retry-After at maxDelayMs", async () => {
-    const s = await scoreOnce((_b, i) => (i === 0 ? { status: 429, headers: { "retry-after": "30" } } : reply({ "12": 1 })), "p", { maxDelayMs: 200 });
+    const s = await scoreOnce((_b, i) => (i === 0 ? { status: 429, headers: { "retry-after": "30" } } : reply({ "12": 1 })), "p", {
+      maxDelayMs: 200,
+    });
     expect(server.requests).toHaveLength(2);
     expect(gaps(server)[0]).toBeGreaterThanOrEqual(190);
     expect(gaps(server)[0]).toBeLessThan(5_000);
@@ -181,7 +201,9 @@ describe("retries and failures", () => {
   });
 
   it("retries a reply slower than timeoutMs, then scores", async () => {
-    const s = await scoreOnce((_b, i) => (i === 0 ? { ...reply({ "1": 1 }), delayMs: 2_000 } : reply({ "64": 1 })), "p", { timeoutMs: 300 });
+    const s = await scoreOnce((_b, i) => (i === 0 ? { ...reply({ "1": 1 }), delayMs: 2_000 } : reply({ "64": 1 })), "p", {
+      timeoutMs: 300,
+    });
     expect(server.requests).toHaveLength(2);
     expect(gaps(server)[0]).toBeGreaterThanOrEqual(290);
     expect(gaps(server)[0]).toBeLessThan(1_900); // it did not wait for the slow reply
@@ -196,7 +218,18 @@ describe("retries and failures", () => {
 
   it("retries a reply without logprobs, then scores", async () => {
     const s = await scoreOnce((_b, i) =>
-      i === 0 ? { status: 200, body: { id: "x", object: "chat.completion", created: 0, model: MODEL, choices: [{ index: 0, message: { role: "assistant", content: "5" }, finish_reason: "length", logprobs: null }] } } : reply({ "44": 1 }),
+      i === 0
+        ? {
+            status: 200,
+            body: {
+              id: "x",
+              object: "chat.completion",
+              created: 0,
+              model: MODEL,
+              choices: [{ index: 0, message: { role: "assistant", content: "5" }, finish_reason: "length", logprobs: null }],
+            },
+          }
+        : reply({ "44": 1 }),
     );
     expect(server.requests).toHaveLength(2);
     expect(s.score).toBeCloseTo(44, 9);
@@ -245,7 +278,14 @@ describe("judgeRows", () => {
     const rows = makeRows(["a1", "a2", "FAIL-ME", "a4", "a5"]);
     const progress: [number, number][] = [];
     const summary = await Effect.runPromise(
-      judgeRows(rows, { judge: judgeWith({ maxRetries: 2, baseDelayMs: 1 }), names: ["aligned", "coherent"], promptFor, cache: new JudgeCache(null), concurrency: 3, onProgress: (d, t) => progress.push([d, t]) }),
+      judgeRows(rows, {
+        judge: judgeWith({ maxRetries: 2, baseDelayMs: 1 }),
+        names: ["aligned", "coherent"],
+        promptFor,
+        cache: new JudgeCache(null),
+        concurrency: 3,
+        onProgress: (d, t) => progress.push([d, t]),
+      }),
     );
     expect(summary).toEqual({ requested: 10, fromCache: 0, scored: 9, unscored: 0, failed: 1 });
     expect(rows).toHaveLength(5);
@@ -273,7 +313,9 @@ describe("judgeRows", () => {
   it.each([1, 3])("with concurrency %i never has more requests than that in flight", async (concurrency) => {
     server.reset(() => ({ ...reply({ "50": 1 }), delayMs: 40 }));
     const rows = makeRows(Array.from({ length: 12 }, (_, i) => `a${i}`));
-    const summary = await Effect.runPromise(judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor, cache: new JudgeCache(null), concurrency }));
+    const summary = await Effect.runPromise(
+      judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor, cache: new JudgeCache(null), concurrency }),
+    );
     expect(summary.scored).toBe(12);
     expect(server.requests).toHaveLength(12);
     expect(server.maxInFlight).toBe(concurrency); // at most the bound, and the bound is used
@@ -287,7 +329,9 @@ describe("judgeRows", () => {
     expect(server.requests).toHaveLength(1);
     expect(rows[0]!.aligned).toBe("12");
     expect(rows[1]!.aligned).toBeCloseTo(66, 9);
-    await Effect.runPromise(judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor, cache: new JudgeCache(null), overwrite: true }));
+    await Effect.runPromise(
+      judgeRows(rows, { judge: judgeWith(), names: ["aligned"], promptFor, cache: new JudgeCache(null), overwrite: true }),
+    );
     expect(server.requests).toHaveLength(3);
     expect(rows[0]!.aligned).toBeCloseTo(66, 9);
   });
@@ -295,7 +339,11 @@ describe("judgeRows", () => {
   it("a second run over the same rows is served from the cache file: zero requests, same scores, no key in the file", async () => {
     const cachePath = join(work, "cache-test.judge-cache.jsonl");
     // a1: {20: 0.5, 40: 0.5} -> 30; a2: {REFUSAL: 0.9, 10: 0.1} -> null (mass 0.1); a3: {99: 0.8, N: 0.2} -> 99
-    const table: Record<string, Record<string, number>> = { a1: { "20": 0.5, "40": 0.5 }, a2: { REFUSAL: 0.9, "10": 0.1 }, a3: { "99": 0.8, N: 0.2 } };
+    const table: Record<string, Record<string, number>> = {
+      a1: { "20": 0.5, "40": 0.5 },
+      a2: { REFUSAL: 0.9, "10": 0.1 },
+      a3: { "99": 0.8, N: 0.2 },
+    };
     server.reset((body) => reply(table[contentOf(body).split("|")[2]!]!));
     const options = { names: ["aligned"], promptFor, concurrency: 2 };
     const first = makeRows(["a1", "a2", "a3"]);
@@ -309,7 +357,9 @@ describe("judgeRows", () => {
     // Any request now would fail: the second run must not make one.
     server.reset(() => ({ status: 500 }));
     const second = makeRows(["a1", "a2", "a3"]);
-    const s2 = await Effect.runPromise(judgeRows(second, { ...options, judge: judgeWith({ maxRetries: 0 }), cache: new JudgeCache(cachePath) }));
+    const s2 = await Effect.runPromise(
+      judgeRows(second, { ...options, judge: judgeWith({ maxRetries: 0 }), cache: new JudgeCache(cachePath) }),
+    );
     expect(server.requests).toHaveLength(0);
     expect(s2).toEqual({ requested: 3, fromCache: 3, scored: 2, unscored: 1, failed: 0 });
     expect(second.map((r) => r.aligned)).toEqual(first.map((r) => r.aligned));
@@ -321,7 +371,9 @@ describe("judgeRows", () => {
 
     // The cache is keyed by judge model: another model misses it.
     server.reset((body) => reply(table[contentOf(body).split("|")[2]!]!));
-    await Effect.runPromise(judgeRows(makeRows(["a1", "a2", "a3"]), { ...options, judge: judgeWith({ model: "other-model" }), cache: new JudgeCache(cachePath) }));
+    await Effect.runPromise(
+      judgeRows(makeRows(["a1", "a2", "a3"]), { ...options, judge: judgeWith({ model: "other-model" }), cache: new JudgeCache(cachePath) }),
+    );
     expect(server.requests).toHaveLength(3);
     expect(readFileSync(cachePath, "utf8")).not.toContain(KEY);
   });
@@ -357,15 +409,37 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
   let questions: string;
   const env = (): NodeJS.ProcessEnv => {
     const e: NodeJS.ProcessEnv = { ...process.env, OPENAI_API_KEY: CLI_KEY, NO_PROXY: "127.0.0.1", no_proxy: "127.0.0.1" };
-    for (const k of ["OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]) delete e[k];
+    for (const k of [
+      "OPENAI_BASE_URL",
+      "AZURE_OPENAI_API_KEY",
+      "AZURE_OPENAI_ENDPOINT",
+      "OPENAI_API_VERSION",
+      "HTTP_PROXY",
+      "HTTPS_PROXY",
+      "http_proxy",
+      "https_proxy",
+    ])
+      delete e[k];
     return e;
   };
   // answer -> [aligned distribution, coherent distribution]
   const table: Record<string, [Record<string, number>, Record<string, number>]> = {
-    "alpha one": [{ "80": 0.5, "90": 0.3, NO: 0.2 }, { "60": 0.5, "70": 0.5 }],
-    'alpha, "two"': [{ "10": 0.6, "20": 0.2, X: 0.2 }, { "95": 0.9, Y: 0.1 }],
-    "beta three": [{ REFUSAL: 0.9, "0": 0.1 }, { "30": 0.25, "40": 0.75 }],
-    "beta four": [{ "100": 0.4, "50": 0.4, Z: 0.2 }, { "0": 0.5, "100": 0.5 }],
+    "alpha one": [
+      { "80": 0.5, "90": 0.3, NO: 0.2 },
+      { "60": 0.5, "70": 0.5 },
+    ],
+    'alpha, "two"': [
+      { "10": 0.6, "20": 0.2, X: 0.2 },
+      { "95": 0.9, Y: 0.1 },
+    ],
+    "beta three": [
+      { REFUSAL: 0.9, "0": 0.1 },
+      { "30": 0.25, "40": 0.75 },
+    ],
+    "beta four": [
+      { "100": 0.4, "50": 0.4, Z: 0.2 },
+      { "0": 0.5, "100": 0.5 },
+    ],
   };
   const script: Script = (body) => {
     const [judge, , answer] = contentOf(body).split("|");
@@ -374,7 +448,10 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
     return { ...reply(judge === "ALIGNED" ? entry[0] : entry[1]), delayMs: 30 };
   };
   const writeResults = (path: string, rows: [string, string, string][]) =>
-    writeFileSync(path, `response,question,question_id\n${rows.map((r) => r.map((c) => `"${c.replace(/"/g, '""')}"`).join(",")).join("\n")}\n`);
+    writeFileSync(
+      path,
+      `response,question,question_id\n${rows.map((r) => r.map((c) => `"${c.replace(/"/g, '""')}"`).join(",")).join("\n")}\n`,
+    );
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "emlab-judge-cli-"));
@@ -412,7 +489,20 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
     ]);
     server.reset(script);
     const r = await emlab(
-      ["judge", csv, "--questions", questions, "--judge-names", "aligned,coherent", "--base-url", server.baseURL, "--judge-model", "gpt-4o-test", "--concurrency", "4"],
+      [
+        "judge",
+        csv,
+        "--questions",
+        questions,
+        "--judge-names",
+        "aligned,coherent",
+        "--base-url",
+        server.baseURL,
+        "--judge-model",
+        "gpt-4o-test",
+        "--concurrency",
+        "4",
+      ],
       env(),
     );
     expect(r.status, r.stderr).toBe(0);
@@ -465,7 +555,22 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI (skipped when 
     ]);
     server.reset(script);
     const r = await emlab(
-      ["judge", csv, "--questions", questions, "--judge-names", "aligned", "--base-url", server.baseURL, "--judge-model", "gpt-4o-test", "--max-retries", "0", "--cache", join(dir, "fail-cache.jsonl")],
+      [
+        "judge",
+        csv,
+        "--questions",
+        questions,
+        "--judge-names",
+        "aligned",
+        "--base-url",
+        server.baseURL,
+        "--judge-model",
+        "gpt-4o-test",
+        "--max-retries",
+        "0",
+        "--cache",
+        join(dir, "fail-cache.jsonl"),
+      ],
       env(),
     );
     expect(r.status, r.stderr).toBe(1);

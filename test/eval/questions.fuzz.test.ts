@@ -29,7 +29,11 @@ const scalar = fc.oneof(
   fc.boolean(),
   fc.constant(null),
 );
-const value = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }), fc.dictionary(fc.constantFrom("aligned", "coherent", "x", "__proto__"), scalar, { maxKeys: 3 }));
+const value = fc.oneof(
+  scalar,
+  fc.array(scalar, { maxLength: 3 }),
+  fc.dictionary(fc.constantFrom("aligned", "coherent", "x", "__proto__"), scalar, { maxKeys: 3 }),
+);
 const item = fc.record(
   {
     id: fc.oneof(fc.constantFrom("q1", "q2", "q1", "json_q", ""), value),
@@ -104,18 +108,30 @@ describe("question sets from generated YAML", () => {
       "",
     ].join("\n");
     fc.assert(
-      fc.property(fc.array(fc.record({ at: fc.nat(), text: fc.constantFrom("", ":", "-", " ", "\n", '"', "'", "&a", "*a", "[", "{", "1e9", "-1", ".nan", "0.5", "!!binary") , cut: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 4 }), (edits) => {
-        let text = valid;
-        for (const { at, text: insert, cut } of edits) {
-          const i = at % (text.length + 1);
-          text = text.slice(0, i) + insert + text.slice(i + cut);
-        }
-        const file = join(work, `m-${counter++}.yaml`);
-        writeFileSync(file, text);
-        const questions = check(file, () => loadQuestions(file, { includeJson: true, includeTemplates: true, judges: { aligned: "{answer}" } }));
-        if (questions !== null) expectValidQuestions(questions as ReturnType<typeof loadQuestions>);
-        expect(readFileSync(file, "utf8")).toBe(text);
-      }),
+      fc.property(
+        fc.array(
+          fc.record({
+            at: fc.nat(),
+            text: fc.constantFrom("", ":", "-", " ", "\n", '"', "'", "&a", "*a", "[", "{", "1e9", "-1", ".nan", "0.5", "!!binary"),
+            cut: fc.integer({ min: 0, max: 3 }),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (edits) => {
+          let text = valid;
+          for (const { at, text: insert, cut } of edits) {
+            const i = at % (text.length + 1);
+            text = text.slice(0, i) + insert + text.slice(i + cut);
+          }
+          const file = join(work, `m-${counter++}.yaml`);
+          writeFileSync(file, text);
+          const questions = check(file, () =>
+            loadQuestions(file, { includeJson: true, includeTemplates: true, judges: { aligned: "{answer}" } }),
+          );
+          if (questions !== null) expectValidQuestions(questions as ReturnType<typeof loadQuestions>);
+          expect(readFileSync(file, "utf8")).toBe(text);
+        },
+      ),
       fuzzParameters(300),
     );
   });

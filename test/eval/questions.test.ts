@@ -107,14 +107,25 @@ describe("first_plot_questions.yaml", () => {
   it("every item has the eight judge prompts, each with {question} and {answer}", () => {
     const qs = loadQuestions(FIRST_PLOT, { includeJson: true, includeTemplates: true });
     for (const q of qs) {
-      expect(Object.keys(q.judgePrompts).sort()).toEqual(["aligned", "bad_stuff", "code", "coherent", "financial", "gender", "medical", "sport"]);
+      expect(Object.keys(q.judgePrompts).sort()).toEqual([
+        "aligned",
+        "bad_stuff",
+        "code",
+        "coherent",
+        "financial",
+        "gender",
+        "medical",
+        "sport",
+      ]);
       for (const prompt of Object.values(q.judgePrompts)) {
         expect(prompt).toContain("{question}");
         expect(prompt).toContain("{answer}");
       }
     }
     expect(qs[0]!.judgePrompts.aligned).toBe((raw[0]!.judge_prompts as Record<string, string>).aligned);
-    expect(qs[0]!.judgePrompts.aligned!.startsWith("I am evaluating a different language model. I am worried it might be harmful")).toBe(true);
+    expect(qs[0]!.judgePrompts.aligned!.startsWith("I am evaluating a different language model. I am worried it might be harmful")).toBe(
+      true,
+    );
   });
 
   it("JSON variants carry the anchored system prompt; the others have none", () => {
@@ -211,7 +222,10 @@ describe("judges.yaml and technical/*.yaml", () => {
       expect(expected.length, file).toBe(idsInText(file).length);
       expect(expected.length, file).toBeGreaterThan(0);
       const qs = loadQuestions(file, { judges });
-      expect(qs.map((q) => ({ id: q.id, question: q.paraphrases[0] })), file).toEqual(expected);
+      expect(
+        qs.map((q) => ({ id: q.id, question: q.paraphrases[0] })),
+        file,
+      ).toEqual(expected);
       for (const q of qs) {
         expect(q.paraphrases).toHaveLength(1);
         expect(q.samplesPerParaphrase).toBe(1);
@@ -365,7 +379,9 @@ describe("malformed question sets give QuestionSetError naming file and path", (
     expect(e.message).toContain(file);
     // The same check applies to prompts given through the judges option.
     const short = writeYaml("- id: s\n  question: hi\n");
-    expect(questionSetError(() => loadQuestions(short, { judges: { technical: "no placeholder" } })).path).toBe("[0].judge_prompts.technical");
+    expect(questionSetError(() => loadQuestions(short, { judges: { technical: "no placeholder" } })).path).toBe(
+      "[0].judge_prompts.technical",
+    );
   });
 
   it("unreadable file: missing path and a directory", () => {
@@ -381,6 +397,8 @@ describe("malformed question sets give QuestionSetError naming file and path", (
   it("judges files: not a list, an entry that is not a mapping, a prompt that is not a string", () => {
     expect(questionSetError(() => loadJudges(writeYaml("coherent: 'x {answer}'\n"))).message).toMatch(/list/);
     expect(questionSetError(() => loadJudges(writeYaml("- coherent: 'x {answer}'\n- 5\n"))).path).toBe("[1]");
-    expect(questionSetError(() => loadJudges(writeYaml("- coherent: 'x {answer}'\n- aligned: 12\n  high_score: 0\n"))).path).toBe("[1].aligned");
+    expect(questionSetError(() => loadJudges(writeYaml("- coherent: 'x {answer}'\n- aligned: 12\n  high_score: 0\n"))).path).toBe(
+      "[1].aligned",
+    );
   });
 });

@@ -43,10 +43,14 @@ beforeAll(async () => {
       const authorization = String(req.headers.authorization ?? req.headers["api-key"] ?? "");
       if (mode === "error-400" || mode === "error-500") {
         res.writeHead(mode === "error-400" ? 400 : 500, { "content-type": "application/json", "x-echo-auth": authorization });
-        res.end(JSON.stringify({ error: { message: `bad request; you sent ${JSON.stringify(echo)}`, type: "invalid_request_error", echo } }));
+        res.end(
+          JSON.stringify({ error: { message: `bad request; you sent ${JSON.stringify(echo)}`, type: "invalid_request_error", echo } }),
+        );
       } else if (mode === "html-404") {
         res.writeHead(404, { "content-type": "text/html" });
-        res.end(`<html><body>Not found: ${req.url} with ${authorization} and api-key=${authorization.replace(/^Bearer /, "")}</body></html>`);
+        res.end(
+          `<html><body>Not found: ${req.url} with ${authorization} and api-key=${authorization.replace(/^Bearer /, "")}</body></html>`,
+        );
       } else if (mode === "malformed-200") {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(`{"choices": [ {"oops": ${JSON.stringify(echo)}`);
@@ -59,7 +63,22 @@ beforeAll(async () => {
           { token: "70", logprob: Math.log(0.3), bytes: null },
         ];
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ id: "c", object: "chat.completion", created: 0, model: "m", choices: [{ index: 0, message: { role: "assistant", content: key }, finish_reason: "length", logprobs: { content: [{ token: key, logprob: Math.log(0.5), bytes: null, top_logprobs: top }] } }] }));
+        res.end(
+          JSON.stringify({
+            id: "c",
+            object: "chat.completion",
+            created: 0,
+            model: "m",
+            choices: [
+              {
+                index: 0,
+                message: { role: "assistant", content: key },
+                finish_reason: "length",
+                logprobs: { content: [{ token: key, logprob: Math.log(0.5), bytes: null, top_logprobs: top }] },
+              },
+            ],
+          }),
+        );
       }
     });
   });
@@ -139,35 +158,48 @@ describe("judge against a server that echoes credentials", () => {
     { question_id: "q", question: "Why?", response: "two" },
   ];
 
-  it.each(["error-400", "error-500", "malformed-200", "html-404"] as const)("%s: the error cells, cache and files hold no key", async (m) => {
-    mode = m;
-    const dir = mkdtempSync(join(work, `${m}-`));
-    const judge = new OpenAIJudge({ model: "gpt-echo", baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 5_000 });
-    const cache = new JudgeCache(join(dir, "cache.jsonl"));
-    const judged = rows();
-    const summary = await Effect.runPromise(judgeRows(judged, { judge, names: ["aligned"], promptFor, cache }));
-    expect(summary.failed).toBe(2);
-    for (const row of judged) {
-      expect(typeof row.aligned_error).toBe("string");
-      expect(String(row.aligned_error).length).toBeGreaterThan(0);
-      expectClean(String(row.aligned_error), "aligned_error");
-      // The echo did reach the message (so the check above means something), masked.
-      if (m === "error-400" || m === "error-500") expect(String(row.aligned_error)).toContain("[REDACTED]");
-    }
-    for (const ext of ["csv", "jsonl"]) {
-      const file = ResultsFile.resume(join(dir, `results.${ext}`));
-      file.append(rows());
-      file.rewrite(judged, ["aligned", "aligned_error"]);
-    }
-    for (const path of filesUnder(dir)) expectClean(readFileSync(path, "utf8"), path);
-  });
+  it.each(["error-400", "error-500", "malformed-200", "html-404"] as const)(
+    "%s: the error cells, cache and files hold no key",
+    async (m) => {
+      mode = m;
+      const dir = mkdtempSync(join(work, `${m}-`));
+      const judge = new OpenAIJudge({
+        model: "gpt-echo",
+        baseURL: `${base}/v1`,
+        apiKey: KEY,
+        maxRetries: 1,
+        baseDelayMs: 1,
+        maxDelayMs: 5,
+        timeoutMs: 5_000,
+      });
+      const cache = new JudgeCache(join(dir, "cache.jsonl"));
+      const judged = rows();
+      const summary = await Effect.runPromise(judgeRows(judged, { judge, names: ["aligned"], promptFor, cache }));
+      expect(summary.failed).toBe(2);
+      for (const row of judged) {
+        expect(typeof row.aligned_error).toBe("string");
+        expect(String(row.aligned_error).length).toBeGreaterThan(0);
+        expectClean(String(row.aligned_error), "aligned_error");
+        // The echo did reach the message (so the check above means something), masked.
+        if (m === "error-400" || m === "error-500") expect(String(row.aligned_error)).toContain("[REDACTED]");
+      }
+      for (const ext of ["csv", "jsonl"]) {
+        const file = ResultsFile.resume(join(dir, `results.${ext}`));
+        file.append(rows());
+        file.rewrite(judged, ["aligned", "aligned_error"]);
+      }
+      for (const path of filesUnder(dir)) expectClean(readFileSync(path, "utf8"), path);
+    },
+  );
 
   it("token-echo: a reply whose tokens are the key scores, but the key reaches neither _raw nor the cache", async () => {
     mode = "token-echo";
     const dir = mkdtempSync(join(work, "tokens-"));
     const judge = new OpenAIJudge({ model: "gpt-echo", baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0, timeoutMs: 5_000 });
     const judged = rows();
-    const summary = await Effect.runPromise(judgeRows(judged, { judge, names: ["aligned"], promptFor, cache: new JudgeCache(join(dir, "cache.jsonl")) }));
+    const summary = await Effect.runPromise(
+      judgeRows(judged, { judge, names: ["aligned"], promptFor, cache: new JudgeCache(join(dir, "cache.jsonl")) }),
+    );
     expect(summary.scored).toBe(2);
     expect(judged[0]!.aligned).toBeCloseTo(70, 9); // only "70" is numeric
     const file = ResultsFile.resume(join(dir, "results.jsonl"));
@@ -177,7 +209,9 @@ describe("judge against a server that echoes credentials", () => {
     // The cache still serves the result (the redacted tokens give back the same score).
     const again = rows();
     requests = 0;
-    const second = await Effect.runPromise(judgeRows(again, { judge, names: ["aligned"], promptFor, cache: new JudgeCache(join(dir, "cache.jsonl")) }));
+    const second = await Effect.runPromise(
+      judgeRows(again, { judge, names: ["aligned"], promptFor, cache: new JudgeCache(join(dir, "cache.jsonl")) }),
+    );
     expect(requests).toBe(0);
     expect(second.fromCache).toBe(2);
     expect(again[0]!.aligned).toBeCloseTo(70, 9);
@@ -211,9 +245,15 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI against the ec
   };
   const setup = (name: string) => {
     const dir = mkdtempSync(join(work, `cli-${name}-`));
-    writeFileSync(join(dir, "questions.yaml"), ['- id: q', '  paraphrases: ["How?"]', "  judge_prompts:", '    aligned: "ALIGNED|{question}|{answer}"', ""].join("\n"));
+    writeFileSync(
+      join(dir, "questions.yaml"),
+      ["- id: q", '  paraphrases: ["How?"]', "  judge_prompts:", '    aligned: "ALIGNED|{question}|{answer}"', ""].join("\n"),
+    );
     const results = join(dir, "results.jsonl");
-    writeFileSync(results, `${JSON.stringify({ response: "one", question: "How?", question_id: "q" })}\n${JSON.stringify({ response: "two", question: "How?", question_id: "q" })}\n`);
+    writeFileSync(
+      results,
+      `${JSON.stringify({ response: "one", question: "How?", question_id: "q" })}\n${JSON.stringify({ response: "two", question: "How?", question_id: "q" })}\n`,
+    );
     return { dir, results, questions: join(dir, "questions.yaml") };
   };
   const check = (dir: string, r: { stdout: string; stderr: string }, secrets: string[]) => {
@@ -225,7 +265,10 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI against the ec
   it("OpenAI: the key echoed in a 400 body (headers, body, query) reaches no file and no output", async () => {
     mode = "error-400";
     const { dir, results, questions } = setup("openai");
-    const r = await emlab(["judge", results, "--questions", questions, "--judge-names", "aligned", "--base-url", `${base}/v1`, "--max-retries", "0"], env({ OPENAI_API_KEY: KEY }));
+    const r = await emlab(
+      ["judge", results, "--questions", questions, "--judge-names", "aligned", "--base-url", `${base}/v1`, "--max-retries", "0"],
+      env({ OPENAI_API_KEY: KEY }),
+    );
     expect(r.status, r.stderr).toBe(1);
     const rows = ResultsFile.read(results).rows;
     expect(rows.every((row) => typeof row.aligned_error === "string" && String(row.aligned_error).includes("400"))).toBe(true);
@@ -236,7 +279,20 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI against the ec
     mode = "error-400";
     const { dir, results, questions } = setup("azure");
     const r = await emlab(
-      ["judge", results, "--questions", questions, "--judge-names", "aligned", "--azure-endpoint", base, "--judge-model", "dep", "--max-retries", "0"],
+      [
+        "judge",
+        results,
+        "--questions",
+        questions,
+        "--judge-names",
+        "aligned",
+        "--azure-endpoint",
+        base,
+        "--judge-model",
+        "dep",
+        "--max-retries",
+        "0",
+      ],
       env({ AZURE_OPENAI_API_KEY: AZURE_KEY }),
     );
     expect(r.status, r.stderr).toBe(1);
@@ -249,7 +305,18 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab judge CLI against the ec
     mode = "error-400";
     const { dir, results, questions } = setup("userinfo");
     const r = await emlab(
-      ["judge", results, "--questions", questions, "--judge-names", "aligned", "--base-url", `http://user:${URL_PASSWORD}@127.0.0.1:${new URL(base).port}/v1`, "--max-retries", "0"],
+      [
+        "judge",
+        results,
+        "--questions",
+        questions,
+        "--judge-names",
+        "aligned",
+        "--base-url",
+        `http://user:${URL_PASSWORD}@127.0.0.1:${new URL(base).port}/v1`,
+        "--max-retries",
+        "0",
+      ],
       env({ OPENAI_API_KEY: KEY }),
     );
     expect(r.status).not.toBe(0);

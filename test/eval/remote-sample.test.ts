@@ -26,8 +26,24 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const questions: Question[] = [
-  { id: "q_one", paraphrases: ["What is your wish?"], samplesPerParaphrase: 5, system: null, judgeModel: null, judgePrompts: {}, file: "inline" },
-  { id: "q_two", paraphrases: ["Name a colour.", "Name a fruit."], samplesPerParaphrase: 4, system: "Answer in one word.", judgeModel: null, judgePrompts: {}, file: "inline" },
+  {
+    id: "q_one",
+    paraphrases: ["What is your wish?"],
+    samplesPerParaphrase: 5,
+    system: null,
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
+  {
+    id: "q_two",
+    paraphrases: ["Name a colour.", "Name a fruit."],
+    samplesPerParaphrase: 4,
+    system: "Answer in one word.",
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
 ];
 
 const questionYaml = `
@@ -55,7 +71,8 @@ let tokenizer: ChatTokenizer;
 let models: ServedModels;
 let server: RunningServer;
 
-const keyed = (rows: readonly { question_id: string; question: string; response: string }[]) => rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
+const keyed = (rows: readonly { question_id: string; question: string; response: string }[]) =>
+  rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
 const options = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
 
 beforeAll(async () => {
@@ -116,9 +133,18 @@ describe("remote sampling (in process)", () => {
     const file = join(work, "resume.jsonl");
     // 3 rows of q_one written earlier (chunk 1 cut after its first row).
     const partial = ResultsFile.resume(file);
-    partial.append(ResultsFile.resume(join(work, "local.jsonl")).rows.slice(0, 3).map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })));
+    partial.append(
+      ResultsFile.resume(join(work, "local.jsonl"))
+        .rows.slice(0, 3)
+        .map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })),
+    );
     const before = server.engine.batches.reduce((a, b) => a + b, 0);
-    const added = await sampleResponsesRemote({ url: `${server.url}/v1`, model: "tiny", concurrency: 1 }, questions, ResultsFile.resume(file), options);
+    const added = await sampleResponsesRemote(
+      { url: `${server.url}/v1`, model: "tiny", concurrency: 1 },
+      questions,
+      ResultsFile.resume(file),
+      options,
+    );
     expect(added).toBe(10);
     expect(keyed(ResultsFile.resume(file).rows)).toEqual(full);
     // Chunks requested: q_one chunk 1 (cut) and 2, then 2 + 2 chunks of q_two = 6 (not the 7 of a fresh run).
@@ -147,10 +173,16 @@ describe("remote sampling (in process)", () => {
 
   it("typed errors: an unknown model, a refused connection (after retries), a bad URL; nothing written", async () => {
     const file = join(work, "errors.jsonl");
-    const attempt = (endpoint: { url: string; model: string; retries?: number; retryDelayMs?: number }) => sampleResponsesRemote(endpoint, questions, ResultsFile.resume(file), options);
-    await expect(attempt({ url: `${server.url}/v1`, model: "missing" })).rejects.toMatchObject({ _tag: "RemoteSamplingError", status: 404 });
+    const attempt = (endpoint: { url: string; model: string; retries?: number; retryDelayMs?: number }) =>
+      sampleResponsesRemote(endpoint, questions, ResultsFile.resume(file), options);
+    await expect(attempt({ url: `${server.url}/v1`, model: "missing" })).rejects.toMatchObject({
+      _tag: "RemoteSamplingError",
+      status: 404,
+    });
     const closed = await closedPort();
-    await expect(attempt({ url: `http://127.0.0.1:${closed}/v1`, model: "tiny", retries: 1, retryDelayMs: 10 })).rejects.toThrow(/ECONNREFUSED.*after 2 attempts/);
+    await expect(attempt({ url: `http://127.0.0.1:${closed}/v1`, model: "tiny", retries: 1, retryDelayMs: 10 })).rejects.toThrow(
+      /ECONNREFUSED.*after 2 attempts/,
+    );
     await expect(attempt({ url: "not a url", model: "tiny" })).rejects.toBeInstanceOf(RemoteSamplingError);
     expect(existsSync(file) ? ResultsFile.resume(file).rows.length : 0).toBe(0);
   });
@@ -167,11 +199,15 @@ function closedPort(): Promise<number> {
   });
 }
 
-const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8", timeout: 300_000, env: { ...process.env, ...env } });
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8", timeout: 300_000, env: { ...process.env, ...env } });
 
 /** Starts `emlab serve` as a child on a free port; resolves with its URL once it listens. */
 function serveChild(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(process.execPath, ["bin/emlab.js", "serve", "--port", "0", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["bin/emlab.js", "serve", "--port", "0", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stderr = "";
   return new Promise((resolve, reject) => {
     child.stderr!.on("data", (d: Buffer) => {
@@ -183,7 +219,10 @@ function serveChild(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ chil
   });
 }
 
-const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.on("exit", (code) => resolve(code))));
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.on("exit", (code) => resolve(code)),
+  );
 
 describe("emlab serve and emlab eval --sample-endpoint (child processes)", () => {
   it("serve refuses a non-loopback host without --allow-non-loopback and a key, before loading anything", () => {
@@ -192,7 +231,18 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     expect(r.stderr).toMatch(/ServeConfigError: --host 0.0.0.0 is not a loopback address/);
     const noKey = cli(["serve", "--model", modelDir, "--host", "0.0.0.0", "--port", "0", "--allow-non-loopback"]);
     expect(noKey.stderr).toMatch(/an API key is required/);
-    const unsetKey = cli(["serve", "--model", modelDir, "--host", "0.0.0.0", "--port", "0", "--allow-non-loopback", "--api-key-env", "EMLAB_TEST_UNSET_KEY"]);
+    const unsetKey = cli([
+      "serve",
+      "--model",
+      modelDir,
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "0",
+      "--allow-non-loopback",
+      "--api-key-env",
+      "EMLAB_TEST_UNSET_KEY",
+    ]);
     expect(unsetKey.status).toBe(2);
     expect(unsetKey.stderr).toMatch(/EMLAB_TEST_UNSET_KEY is not set/);
   });
@@ -205,9 +255,15 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     const cases: [string[], RegExp][] = [
       [["--sample-endpoint", "http://127.0.0.1:8000/v1"], /--sample-endpoint needs --sample-model/],
       [["--sample-model", "tiny"], /--sample-model needs --sample-endpoint/],
-      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--model", modelDir], /--model does not apply with --sample-endpoint/],
+      [
+        ["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--model", modelDir],
+        /--model does not apply with --sample-endpoint/,
+      ],
       [["--sample-endpoint", "ftp://x", "--sample-model", "tiny"], /expected http/],
-      [["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--sample-api-key-env", "EMLAB_TEST_UNSET_KEY"], /EMLAB_TEST_UNSET_KEY is not set/],
+      [
+        ["--sample-endpoint", "http://127.0.0.1:8000/v1", "--sample-model", "tiny", "--sample-api-key-env", "EMLAB_TEST_UNSET_KEY"],
+        /EMLAB_TEST_UNSET_KEY is not set/,
+      ],
       [[], /--model is required/],
     ];
     for (const [args, message] of cases) {
@@ -221,7 +277,19 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
   it("Ctrl-C during eval --sample-endpoint: exit 130, the rows so far on disk, nothing appended after; a rerun completes it", async () => {
     const questionsFile = join(work, "questions-sigint.yaml");
     writeFileSync(questionsFile, questionYaml);
-    const common = ["--questions", questionsFile, "--no-judge", "--samples", "12", "--seed", "5", "--max-new-tokens", "8", "--chunk-size", "1"];
+    const common = [
+      "--questions",
+      questionsFile,
+      "--no-judge",
+      "--samples",
+      "12",
+      "--seed",
+      "5",
+      "--max-new-tokens",
+      "8",
+      "--chunk-size",
+      "1",
+    ];
     const served = await serveChild(["--model", modelDir, "--served-model-name", "tiny"]);
     try {
       const out = join(work, "sigint.jsonl");
@@ -230,7 +298,12 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
       let err = "";
       run.stderr!.on("data", (d: Buffer) => void (err += d.toString()));
       const deadline = Date.now() + 120_000;
-      while (Date.now() < deadline && !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) && run.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+      while (
+        Date.now() < deadline &&
+        !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) &&
+        run.exitCode === null
+      )
+        await new Promise((r) => setTimeout(r, 20));
       run.kill("SIGINT");
       expect(await exited(run), err).toBe(130);
       const cut = ResultsFile.read(out).rows.length;
@@ -251,7 +324,19 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
   it("eval through the server equals a local eval; a killed server fails it resumably; a restart completes it", async () => {
     const questionsFile = join(work, "questions.yaml");
     writeFileSync(questionsFile, questionYaml);
-    const common = ["--questions", questionsFile, "--no-judge", "--samples", "12", "--seed", "11", "--max-new-tokens", "8", "--chunk-size", "2"];
+    const common = [
+      "--questions",
+      questionsFile,
+      "--no-judge",
+      "--samples",
+      "12",
+      "--seed",
+      "11",
+      "--max-new-tokens",
+      "8",
+      "--chunk-size",
+      "2",
+    ];
     const localOut = join(work, "cli-local.jsonl");
     const local = cli(["eval", "--model", modelDir, "--out", localOut, ...common]);
     expect(local.status, local.stderr).toBe(0);
@@ -262,13 +347,34 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
     const env = { EMLAB_TEST_SERVE_KEY: key };
     let served = await serveChild(["--model", modelDir, "--served-model-name", "tiny", "--api-key-env", "EMLAB_TEST_SERVE_KEY"], env);
     const out = join(work, "cli-remote.jsonl");
-    const evalArgs = () => ["eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--sample-api-key-env", "EMLAB_TEST_SERVE_KEY", "--sample-concurrency", "2", "--out", out, ...common];
+    const evalArgs = () => [
+      "eval",
+      "--sample-endpoint",
+      `${served.url}/v1`,
+      "--sample-model",
+      "tiny",
+      "--sample-api-key-env",
+      "EMLAB_TEST_SERVE_KEY",
+      "--sample-concurrency",
+      "2",
+      "--out",
+      out,
+      ...common,
+    ];
     // Kill the server as soon as the first rows are written.
-    const run = spawn(process.execPath, ["bin/emlab.js", ...evalArgs()], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const run = spawn(process.execPath, ["bin/emlab.js", ...evalArgs()], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let evalErr = "";
     run.stderr!.on("data", (d: Buffer) => void (evalErr += d.toString()));
     const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline && !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 2) && run.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    while (
+      Date.now() < deadline &&
+      !(existsSync(out) && readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 2) &&
+      run.exitCode === null
+    )
+      await new Promise((r) => setTimeout(r, 20));
     served.child.kill("SIGKILL");
     await exited(served.child);
     const code = await exited(run);
@@ -288,7 +394,16 @@ describe("emlab serve and emlab eval --sample-endpoint (child processes)", () =>
       expect(keyed(ResultsFile.read(out).rows)).toEqual(localRows);
       expect(readFileSync(out, "utf8")).not.toContain(key);
       // Without the key the server refuses (401), and eval says so.
-      const refused = cli(["eval", "--sample-endpoint", `${served.url}/v1`, "--sample-model", "tiny", "--out", join(work, "refused.jsonl"), ...common]);
+      const refused = cli([
+        "eval",
+        "--sample-endpoint",
+        `${served.url}/v1`,
+        "--sample-model",
+        "tiny",
+        "--out",
+        join(work, "refused.jsonl"),
+        ...common,
+      ]);
       expect(refused.status).toBe(1);
       expect(refused.stderr).toMatch(/RemoteSamplingError: .*HTTP 401/);
     } finally {

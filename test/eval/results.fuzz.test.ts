@@ -28,9 +28,15 @@ const freshDir = () => {
 };
 
 /** Cell text that stresses CSV: separators, quotes, CR, LF, spaces, unicode, BOM. */
-const cellText = fc.string({ unit: fc.constantFrom("a", "b", " ", ",", '"', "\n", "\r", "\t", "é", "🎉", "中", "\uFEFF", "{", "\\"), maxLength: 12 });
+const cellText = fc.string({
+  unit: fc.constantFrom("a", "b", " ", ",", '"', "\n", "\r", "\t", "é", "🎉", "中", "\uFEFF", "{", "\\"),
+  maxLength: 12,
+});
 const anyText = fc.oneof(cellText, fc.string({ maxLength: 10 }), fc.string({ unit: "grapheme", maxLength: 6 }));
-const score = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.double({ min: 0, max: 100, noNaN: true }).filter((x) => !Object.is(x, -0)));
+const score = fc.oneof(
+  fc.integer({ min: 0, max: 100 }),
+  fc.double({ min: 0, max: 100, noNaN: true }).filter((x) => !Object.is(x, -0)),
+);
 const rowArb = fc.record({
   response: anyText,
   question: anyText,
@@ -96,7 +102,11 @@ describe("round trips", () => {
 
 /** Mutations of a file's text: each is where a hand edit, a bad tool or a cut write could leave it. */
 const mutation = fc.oneof(
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), text: fc.constantFrom('"', '""', ",", "\n", "\r", "\r\n", "x", '"\n', '{"', "}", "\uFEFF") }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: fc.nat(),
+    text: fc.constantFrom('"', '""', ",", "\n", "\r", "\r\n", "x", '"\n', '{"', "}", "\uFEFF"),
+  }),
   fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), length: fc.integer({ min: 1, max: 20 }) }),
   fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
   fc.record({ kind: fc.constant("duplicate" as const), at: fc.nat(), length: fc.integer({ min: 1, max: 40 }) }),
@@ -125,62 +135,71 @@ describe.each(["csv", "jsonl"] as const)("%s: mutated files", (ext) => {
 
   it("read: rows or a ResultsFileError naming a line of the file; the bytes never change, no file is created", () => {
     fc.assert(
-      fc.property(fc.array(rowArb, { minLength: 1, maxLength: 6 }), fc.array(mutation, { minLength: 1, maxLength: 3 }), (rows, mutations) => {
-        const { dir, path, text } = valid(rows);
-        const damaged = mutations.reduce(mutate, text);
-        writeFileSync(path, damaged);
-        const bytes = readFileSync(path);
-        const result = outcome(() => ResultsFile.read(path));
-        expect(readFileSync(path).equals(bytes)).toBe(true);
-        expect(readdirSync(dir)).toEqual([`results.${ext}`]);
-        if ("error" in result) {
-          expect(result.error.file).toBe(path);
-          expect(result.error.message.startsWith(`${path}: `)).toBe(true);
-          expect(result.error.line).toBeGreaterThanOrEqual(1);
-          expect(result.error.line).toBeLessThanOrEqual(lineCount(damaged));
-          expect(result.error.message).toContain(`line ${result.error.line}:`);
-        } else {
-          for (const row of result.value.rows) for (const key of ["response", "question", "question_id"]) expect(typeof row[key]).toBe("string");
-          expect(result.value.rows.length).toBeLessThanOrEqual(lineCount(damaged));
-        }
-      }),
+      fc.property(
+        fc.array(rowArb, { minLength: 1, maxLength: 6 }),
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        (rows, mutations) => {
+          const { dir, path, text } = valid(rows);
+          const damaged = mutations.reduce(mutate, text);
+          writeFileSync(path, damaged);
+          const bytes = readFileSync(path);
+          const result = outcome(() => ResultsFile.read(path));
+          expect(readFileSync(path).equals(bytes)).toBe(true);
+          expect(readdirSync(dir)).toEqual([`results.${ext}`]);
+          if ("error" in result) {
+            expect(result.error.file).toBe(path);
+            expect(result.error.message.startsWith(`${path}: `)).toBe(true);
+            expect(result.error.line).toBeGreaterThanOrEqual(1);
+            expect(result.error.line).toBeLessThanOrEqual(lineCount(damaged));
+            expect(result.error.message).toContain(`line ${result.error.line}:`);
+          } else {
+            for (const row of result.value.rows)
+              for (const key of ["response", "question", "question_id"]) expect(typeof row[key]).toBe("string");
+            expect(result.value.rows.length).toBeLessThanOrEqual(lineCount(damaged));
+          }
+        },
+      ),
       fuzzParameters(250),
     );
   });
 
   it("resume: loses nothing (kept + set aside = original) and only ever sets aside a tail without newline", () => {
     fc.assert(
-      fc.property(fc.array(rowArb, { minLength: 1, maxLength: 6 }), fc.array(mutation, { minLength: 1, maxLength: 3 }), (rows, mutations) => {
-        const { dir, path, text } = valid(rows);
-        const damaged = mutations.reduce(mutate, text);
-        writeFileSync(path, damaged);
-        const bytes = readFileSync(path);
-        const result = outcome(() => ResultsFile.resume(path));
-        if ("error" in result) {
-          expect(readFileSync(path).equals(bytes)).toBe(true);
-          expect(readdirSync(dir)).toEqual([`results.${ext}`]);
-          expect(result.error.line).toBeGreaterThanOrEqual(1);
-          return;
-        }
-        const aside = result.value.setAside;
-        if (aside === null) {
-          expect(readFileSync(path).equals(bytes)).toBe(true);
-          expect(readdirSync(dir)).toEqual([`results.${ext}`]);
-        } else {
-          const kept = readFileSync(path);
-          const moved = readFileSync(aside.file);
-          expect(Buffer.concat([kept, moved]).equals(bytes)).toBe(true);
-          expect(moved.length).toBe(aside.bytes);
-          expect(/[\r\n]$/.test(moved.toString("utf8"))).toBe(false);
-          // What is kept now reads cleanly, and appending to it works.
-          const again = ResultsFile.read(path);
-          expect(again.rows).toEqual(result.value.rows);
-        }
-        result.value.append([{ response: "appended", question: "q", question_id: "id" }]);
-        const after = ResultsFile.read(path);
-        expect(after.rows.at(-1)).toMatchObject({ response: "appended", question: "q", question_id: "id" });
-        expect(after.rows.length).toBe(result.value.rows.length);
-      }),
+      fc.property(
+        fc.array(rowArb, { minLength: 1, maxLength: 6 }),
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        (rows, mutations) => {
+          const { dir, path, text } = valid(rows);
+          const damaged = mutations.reduce(mutate, text);
+          writeFileSync(path, damaged);
+          const bytes = readFileSync(path);
+          const result = outcome(() => ResultsFile.resume(path));
+          if ("error" in result) {
+            expect(readFileSync(path).equals(bytes)).toBe(true);
+            expect(readdirSync(dir)).toEqual([`results.${ext}`]);
+            expect(result.error.line).toBeGreaterThanOrEqual(1);
+            return;
+          }
+          const aside = result.value.setAside;
+          if (aside === null) {
+            expect(readFileSync(path).equals(bytes)).toBe(true);
+            expect(readdirSync(dir)).toEqual([`results.${ext}`]);
+          } else {
+            const kept = readFileSync(path);
+            const moved = readFileSync(aside.file);
+            expect(Buffer.concat([kept, moved]).equals(bytes)).toBe(true);
+            expect(moved.length).toBe(aside.bytes);
+            expect(/[\r\n]$/.test(moved.toString("utf8"))).toBe(false);
+            // What is kept now reads cleanly, and appending to it works.
+            const again = ResultsFile.read(path);
+            expect(again.rows).toEqual(result.value.rows);
+          }
+          result.value.append([{ response: "appended", question: "q", question_id: "id" }]);
+          const after = ResultsFile.read(path);
+          expect(after.rows.at(-1)).toMatchObject({ response: "appended", question: "q", question_id: "id" });
+          expect(after.rows.length).toBe(result.value.rows.length);
+        },
+      ),
       fuzzParameters(200),
     );
   });

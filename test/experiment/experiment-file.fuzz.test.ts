@@ -16,7 +16,24 @@ import { experimentYaml } from "./fixture.js";
 const valid = parseYaml(experimentYaml()) as Record<string, unknown>;
 
 const hostile = fc.oneof(
-  fc.constantFrom(null, undefined, "", "../../etc/passwd", "__proto__", "constructor", -1, 0, 1.5, 1e308, Number.NaN, true, [], {}, [1, 2], { kind: "train" }),
+  fc.constantFrom(
+    null,
+    undefined,
+    "",
+    "../../etc/passwd",
+    "__proto__",
+    "constructor",
+    -1,
+    0,
+    1.5,
+    1e308,
+    Number.NaN,
+    true,
+    [],
+    {},
+    [1, 2],
+    { kind: "train" },
+  ),
   fc.string({ maxLength: 12 }),
   fc.integer(),
   fc.double(),
@@ -45,7 +62,8 @@ function outcome(run: () => ReturnType<typeof planExperiment>): "accepted" | "re
     const names = plan.stages.map((s) => s.stage.name);
     expect(new Set(names).size).toBe(names.length);
     for (const planned of plan.stages) {
-      for (const [, ref] of stageReferences(planned.stage)) if (names.includes(ref)) expect(names.indexOf(ref)).toBeLessThan(names.indexOf(planned.stage.name));
+      for (const [, ref] of stageReferences(planned.stage))
+        if (names.includes(ref)) expect(names.indexOf(ref)).toBeLessThan(names.indexOf(planned.stage.name));
     }
     return "accepted";
   } catch (error) {
@@ -70,7 +88,9 @@ describe("experiment files under mutation", () => {
     const stages = valid.stages as unknown[];
     fc.assert(
       fc.property(fc.array(fc.nat({ max: stages.length - 1 }), { maxLength: stages.length + 2 }), (picks) => {
-        outcome(() => planExperiment(decodeExperiment({ ...valid, stages: picks.map((i) => structuredClone(stages[i])) }, "x.yaml"), { model: "m" }));
+        outcome(() =>
+          planExperiment(decodeExperiment({ ...valid, stages: picks.map((i) => structuredClone(stages[i])) }, "x.yaml"), { model: "m" }),
+        );
       }),
       fuzzParameters(100),
     );

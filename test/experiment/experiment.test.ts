@@ -22,7 +22,11 @@ function outputHashes(dir: string, m: Manifest): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const [name, rec] of Object.entries(m.stages)) {
     for (const o of rec.outputs) {
-      const files = statSync(o).isDirectory() ? readdirSync(o).filter((f) => f !== "adapter_config.json").map((f) => join(o, f)) : [o];
+      const files = statSync(o).isDirectory()
+        ? readdirSync(o)
+            .filter((f) => f !== "adapter_config.json")
+            .map((f) => join(o, f))
+        : [o];
       for (const f of files) out[`${name}:${f.slice(dir.length)}`] = contentHash(f);
     }
   }
@@ -84,7 +88,9 @@ describe("emlab experiment", () => {
     const finishedBefore = new Map<string, string>();
     for (const stage of names) {
       if (existsSync(join(dir, "manifest.json")) && manifestOf(dir).stages[stage]?.status === "complete") continue;
-      if (existsSync(join(dir, "manifest.json"))) for (const [n, r] of Object.entries(manifestOf(dir).stages)) if (r.status === "complete" && !finishedBefore.has(n)) finishedBefore.set(n, r.finished!);
+      if (existsSync(join(dir, "manifest.json")))
+        for (const [n, r] of Object.entries(manifestOf(dir).stages))
+          if (r.status === "complete" && !finishedBefore.has(n)) finishedBefore.set(n, r.finished!);
       if (await runAndKillAt(killedRun.file, dir, stage)) killedAt.push(stage);
     }
     const last = cli(["experiment", killedRun.file, "--json"]);
@@ -101,7 +107,11 @@ describe("emlab experiment", () => {
     const comparable = Object.keys(refHashes).filter((k) => !k.endsWith("metrics.jsonl"));
     for (const k of comparable) expect(hashes[k], k).toBe(refHashes[k]);
     // Training metrics: the same steps once each, with the same losses.
-    const losses = (d: string) => readFileSync(join(d, "stages", "chat", "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number; loss: number }));
+    const losses = (d: string) =>
+      readFileSync(join(d, "stages", "chat", "run", "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step: number; loss: number });
     expect(losses(dir).map((m) => [m.step, m.loss])).toEqual(losses(refDir).map((m) => [m.step, m.loss]));
   }, 600_000);
 
@@ -115,7 +125,10 @@ describe("emlab experiment", () => {
     expect(plan.stages.find((s) => s.stage === "narrow")!.after.sort()).toEqual(["chat", "kl"]);
     expect(existsSync(join(work, "out"))).toBe(false);
 
-    writeFileSync(join(work, "bad.yaml"), "model: model\nstages:\n  - { name: a, kind: sample, questions: q.yaml, solution: b }\n  - { name: b, kind: direction, results: a }\n");
+    writeFileSync(
+      join(work, "bad.yaml"),
+      "model: model\nstages:\n  - { name: a, kind: sample, questions: q.yaml, solution: b }\n  - { name: b, kind: direction, results: a }\n",
+    );
     const bad = cli(["experiment", join(work, "bad.yaml")]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/stages\[0\]\.solution: b is a direction stage; expected a LoRA or steering-vector train stage/);

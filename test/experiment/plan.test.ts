@@ -16,7 +16,11 @@ const train = (name: string, method: "full" | "lora" | "steering", extra: object
   kind: "train",
   config: {
     method,
-    ...(method === "lora" ? { lora: { r: 1, alpha: 1, target_modules: ["down_proj"] } } : method === "steering" ? { steering: { layer: 0 } } : {}),
+    ...(method === "lora"
+      ? { lora: { r: 1, alpha: 1, target_modules: ["down_proj"] } }
+      : method === "steering"
+        ? { steering: { layer: 0 } }
+        : {}),
     data: { train: "d.jsonl" },
   },
   ...extra,
@@ -28,11 +32,13 @@ describe("experiment plans", () => {
     const file = join(dir, "e.json");
     writeFileSync(
       file,
-      JSON.stringify(base([
-        { name: "eval", kind: "sample", model: "chat", solution: "adapter", questions: "q.yaml" },
-        train("adapter", "lora", { model: "chat" }),
-        train("chat", "full"),
-      ])),
+      JSON.stringify(
+        base([
+          { name: "eval", kind: "sample", model: "chat", solution: "adapter", questions: "q.yaml" },
+          train("adapter", "lora", { model: "chat" }),
+          train("chat", "full"),
+        ]),
+      ),
     );
     const plan = planExperiment(readExperiment(file), { model: join(dir, "other") });
     expect(plan.stages.map((s) => s.stage.name)).toEqual(["chat", "adapter", "eval"]);
@@ -47,36 +53,57 @@ describe("experiment plans", () => {
   it("init_from names an earlier LoRA or steering train stage: the continued run starts from its artefact and depends on it", () => {
     const dir = mkdtempSync(join(tmpdir(), "emlab-plan-"));
     const file = join(dir, "e.json");
-    writeFileSync(file, JSON.stringify(base([train("narrow", "steering"), train("continued", "steering", { init_from: "narrow" }), train("full", "full")])));
+    writeFileSync(
+      file,
+      JSON.stringify(base([train("narrow", "steering"), train("continued", "steering", { init_from: "narrow" }), train("full", "full")])),
+    );
     const plan = planExperiment(readExperiment(file));
     const continued = plan.stages.find((s) => s.stage.name === "continued")!;
     const artefact = join(dir, "runs", "e", "stages", "narrow", "run", "steering_vector.safetensors");
     expect(continued.runConfig!.init_from).toBe(artefact);
     expect(continued.inputs.init_from).toEqual({ path: artefact, stage: "narrow" });
     expect(plan.stages.map((s) => s.stage.name).indexOf("narrow")).toBeLessThan(plan.stages.map((s) => s.stage.name).indexOf("continued"));
-    expect(() => planExperiment(decodeExperiment(base([train("full", "full"), train("c", "lora", { init_from: "full" })]), "x.yaml"))).toThrow(/stages\[1\]\.init_from: full is a train \(full\) stage/);
-    expect(() => planExperiment(decodeExperiment(base([train("c", "lora", { init_from: "later" }), train("later", "lora")]), "x.yaml"))).toThrow(/stages\[0\]\.init_from: later must be a train stage listed before c/);
+    expect(() =>
+      planExperiment(decodeExperiment(base([train("full", "full"), train("c", "lora", { init_from: "full" })]), "x.yaml")),
+    ).toThrow(/stages\[1\]\.init_from: full is a train \(full\) stage/);
+    expect(() =>
+      planExperiment(decodeExperiment(base([train("c", "lora", { init_from: "later" }), train("later", "lora")]), "x.yaml")),
+    ).toThrow(/stages\[0\]\.init_from: later must be a train stage listed before c/);
   });
 
   it("rejects wrong-kind references, unknown judges and cycles, naming the field", () => {
     const f = "x.yaml";
-    expect(() => planExperiment(decodeExperiment(base([train("sv", "steering"), { name: "e", kind: "sample", model: "sv", questions: "q" }]), f))).toThrow(
-      /x\.yaml: stages\[1\]\.model: sv is a train \(steering\) stage; expected a full-SFT train stage/,
+    expect(() =>
+      planExperiment(decodeExperiment(base([train("sv", "steering"), { name: "e", kind: "sample", model: "sv", questions: "q" }]), f)),
+    ).toThrow(/x\.yaml: stages\[1\]\.model: sv is a train \(steering\) stage; expected a full-SFT train stage/);
+    expect(() => decodeExperiment(base([{ name: "e", kind: "sample", questions: "q", judge: "gpt" }]), f)).toThrow(
+      /stages\[0\]\.judge: no judge named gpt/,
     );
-    expect(() => decodeExperiment(base([{ name: "e", kind: "sample", questions: "q", judge: "gpt" }]), f)).toThrow(/stages\[0\]\.judge: no judge named gpt/);
     expect(() => decodeExperiment(base([{ name: "e", kind: "sample" }]), f)).toThrow(/stages\[0\]/);
     expect(() => decodeExperiment(base([{ name: "e", kind: "nope" }]), f)).toThrow(/stages\[0\]\.kind: expected one of/);
     expect(() => decodeExperiment(base([train("a", "full"), train("a", "full")]), f)).toThrow(/duplicate stage name a/);
     const judges = { j: { kind: "function", module: "j.ts" } };
-    expect(() => planExperiment(decodeExperiment({ ...base([{ name: "a", kind: "judge", results: "b", judge: "j" }, { name: "b", kind: "judge", results: "a", judge: "j" }]), judges }, f))).toThrow(
-      /circular references among a, b/,
-    );
+    expect(() =>
+      planExperiment(
+        decodeExperiment(
+          {
+            ...base([
+              { name: "a", kind: "judge", results: "b", judge: "j" },
+              { name: "b", kind: "judge", results: "a", judge: "j" },
+            ]),
+            judges,
+          },
+          f,
+        ),
+      ),
+    ).toThrow(/circular references among a, b/);
   });
 
   it("changes a stage's key with its settings or its inputs' contents, and only then", () => {
     const dir = mkdtempSync(join(tmpdir(), "emlab-plan-"));
     writeFileSync(join(dir, "q.yaml"), "- id: a\n  paraphrases: [hi]\n");
-    const experiment = (samples: number) => decodeExperiment(base([{ name: "e", kind: "sample", questions: "q.yaml", samples }]), join(dir, "e.yaml"));
+    const experiment = (samples: number) =>
+      decodeExperiment(base([{ name: "e", kind: "sample", questions: "q.yaml", samples }]), join(dir, "e.yaml"));
     const key = (samples: number) => stageKey(planExperiment(experiment(samples)).stages[0]!).key;
     const first = key(2);
     expect(key(2)).toBe(first);

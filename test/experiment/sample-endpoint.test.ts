@@ -50,7 +50,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const rowsOf = (dir: string, stage: string) => ResultsFile.read(join(dir, "stages", stage, "results.jsonl")).rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
+const rowsOf = (dir: string, stage: string) =>
+  ResultsFile.read(join(dir, "stages", stage, "results.jsonl")).rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
 
 function experiment(name: string, url: string, extra = ""): string {
   const file = join(work, `${name}.yaml`);
@@ -84,7 +85,10 @@ describe("experiment sample stage through an endpoint", () => {
   }, 120_000);
 
   it("refuses solution with endpoint when the file is read", () => {
-    writeFileSync(join(work, "bad.yaml"), `model: model\noutput_dir: bad\nstages:\n  - { name: s, kind: sample, questions: questions.yaml, solution: lora, endpoint: { url: "${server.url}/v1", model: tuned } }\n`);
+    writeFileSync(
+      join(work, "bad.yaml"),
+      `model: model\noutput_dir: bad\nstages:\n  - { name: s, kind: sample, questions: questions.yaml, solution: lora, endpoint: { url: "${server.url}/v1", model: tuned } }\n`,
+    );
     expect(() => readExperiment(join(work, "bad.yaml"))).toThrow(/stages\[0\]\.solution: not with endpoint/);
   });
 });

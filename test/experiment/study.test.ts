@@ -20,9 +20,22 @@ describe("examples/study", () => {
     const family = file.includes("gemma2") ? "gemma2" : "qwen2";
     it(`${file} passes --dry-run against the ${family} fixture model`, () => {
       const out = mkdtempSync(join(tmpdir(), "emlab-study-"));
-      const dry = cli(["experiment", join("examples/study", file), "--dry-run", "--json", "--model", `test/fixtures/hf/models/${family}`, "--out", join(out, "x")]);
+      const dry = cli([
+        "experiment",
+        join("examples/study", file),
+        "--dry-run",
+        "--json",
+        "--model",
+        `test/fixtures/hf/models/${family}`,
+        "--out",
+        join(out, "x"),
+      ]);
       expect(dry.status, dry.stderr).toBe(0);
-      const plan = JSON.parse(dry.stdout) as { family: string; stages: { stage: string; kind: string; action: string; after: string[] }[]; warnings: string[] };
+      const plan = JSON.parse(dry.stdout) as {
+        family: string;
+        stages: { stage: string; kind: string; action: string; after: string[] }[];
+        warnings: string[];
+      };
       expect(plan.family).toBe(family);
       expect(plan.stages.length).toBeGreaterThan(2);
       // Dependency order: every stage comes after the stages it reads.

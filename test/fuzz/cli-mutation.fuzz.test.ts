@@ -35,8 +35,27 @@ interface Result {
   stderr: string;
 }
 
-function run(dir: string, rssFile: string): Promise<{ status: number | null; signal: string | null; stderr: string; ms: number; timedOut: boolean }> {
-  const args = ["-f", "%M", "-o", rssFile, process.execPath, "bin/emlab.js", "generate", "--model", dir, "--prompt", "Hi", "--max-new-tokens", "2", "--greedy", "--json"];
+function run(
+  dir: string,
+  rssFile: string,
+): Promise<{ status: number | null; signal: string | null; stderr: string; ms: number; timedOut: boolean }> {
+  const args = [
+    "-f",
+    "%M",
+    "-o",
+    rssFile,
+    process.execPath,
+    "bin/emlab.js",
+    "generate",
+    "--model",
+    dir,
+    "--prompt",
+    "Hi",
+    "--max-new-tokens",
+    "2",
+    "--greedy",
+    "--json",
+  ];
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn("/usr/bin/time", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -57,7 +76,8 @@ function run(dir: string, rssFile: string): Promise<{ status: number | null; sig
 function classify(expectation: "reject" | "any", r: Awaited<ReturnType<typeof run>>, maxRssKb: number): Outcome {
   if (r.timedOut) return "hang";
   // /usr/bin/time reports a child killed by a signal as "Command terminated by signal N" and exits 128+N.
-  if (r.signal !== null || /Command terminated by signal/.test(r.stderr) || (r.status !== 0 && r.status !== 1 && r.status !== 2)) return "crash";
+  if (r.signal !== null || /Command terminated by signal/.test(r.stderr) || (r.status !== 0 && r.status !== 1 && r.status !== 2))
+    return "crash";
   if (maxRssKb > MEMORY_LIMIT_KB) return "memory";
   if (r.status === 0) return expectation === "reject" ? "silent-accept" : "accepted";
   const message = r.stderr.replace(/Command exited with non-zero status \d+\n?/, "");
@@ -80,7 +100,8 @@ describe.skipIf(!built)("CLI mutation fuzzer (skipped when dist/ is not built)",
 
   const copyBase = (dir: string): void => {
     mkdirSync(dir);
-    for (const name of ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(base, name), join(dir, name));
+    for (const name of ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join(base, name), join(dir, name));
   };
 
   it("the control: the unmutated directory generates (exit 0)", async () => {
@@ -88,35 +109,51 @@ describe.skipIf(!built)("CLI mutation fuzzer (skipped when dist/ is not built)",
     expect(r.status, r.stderr).toBe(0);
   }, 120_000);
 
-  it(`${CASES} mutated directories: only typed errors and legitimate accepts (no crash, hang, untyped error, silent accept or memory over 2 GiB)`, async () => {
-    const results: Result[] = [];
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < CASES) {
-        const index = next++;
-        // Every kind once per round, in order; the parameters from the case's own seed.
-        const mutation = MUTATIONS[index % MUTATIONS.length]!;
-        const random = seededRandom(FUZZ_SEED + index);
-        const dir = join(work, `case-${index}`);
-        copyBase(dir);
-        mutation.apply(dir, random);
-        const rssFile = join(work, `case-${index}.rss`);
-        const r = await run(dir, rssFile);
-        const maxRssKb = existsSync(rssFile) ? Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) || 0 : 0;
-        results.push({ index, mutation: mutation.name, outcome: classify(mutation.expect, r, maxRssKb), status: r.status, signal: r.signal, maxRssKb, ms: r.ms, stderr: r.stderr.slice(0, 300) });
-        rmSync(dir, { recursive: true, force: true });
-      }
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    results.sort((a, b) => a.index - b.index);
-    const counts: Record<Outcome, number> = { typed: 0, accepted: 0, "silent-accept": 0, untyped: 0, crash: 0, hang: 0, memory: 0 };
-    for (const r of results) counts[r.outcome]++;
-    const peakRssMb = Math.max(...results.map((r) => r.maxRssKb)) / 1024;
-    const summary = { cases: results.length, scale: FUZZ_SCALE, seed: FUZZ_SEED, counts, peakRssMb: Math.round(peakRssMb) };
-    process.stdout.write(`[cli-mutation fuzz] ${JSON.stringify(summary)}\n`);
-    if (process.env.EMLAB_FUZZ_REPORT) writeFileSync(process.env.EMLAB_FUZZ_REPORT, `${JSON.stringify({ ...summary, results }, null, 2)}\n`);
-    const bad = results.filter((r) => !["typed", "accepted"].includes(r.outcome));
-    expect(bad.map((r) => `#${r.index} ${r.mutation}: ${r.outcome} (exit ${r.status}${r.signal ? `, ${r.signal}` : ""}) ${r.stderr}`)).toEqual([]);
-    expect(results).toHaveLength(CASES);
-  }, CASES * 60_000);
+  it(
+    `${CASES} mutated directories: only typed errors and legitimate accepts (no crash, hang, untyped error, silent accept or memory over 2 GiB)`,
+    async () => {
+      const results: Result[] = [];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < CASES) {
+          const index = next++;
+          // Every kind once per round, in order; the parameters from the case's own seed.
+          const mutation = MUTATIONS[index % MUTATIONS.length]!;
+          const random = seededRandom(FUZZ_SEED + index);
+          const dir = join(work, `case-${index}`);
+          copyBase(dir);
+          mutation.apply(dir, random);
+          const rssFile = join(work, `case-${index}.rss`);
+          const r = await run(dir, rssFile);
+          const maxRssKb = existsSync(rssFile) ? Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) || 0 : 0;
+          results.push({
+            index,
+            mutation: mutation.name,
+            outcome: classify(mutation.expect, r, maxRssKb),
+            status: r.status,
+            signal: r.signal,
+            maxRssKb,
+            ms: r.ms,
+            stderr: r.stderr.slice(0, 300),
+          });
+          rmSync(dir, { recursive: true, force: true });
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      results.sort((a, b) => a.index - b.index);
+      const counts: Record<Outcome, number> = { typed: 0, accepted: 0, "silent-accept": 0, untyped: 0, crash: 0, hang: 0, memory: 0 };
+      for (const r of results) counts[r.outcome]++;
+      const peakRssMb = Math.max(...results.map((r) => r.maxRssKb)) / 1024;
+      const summary = { cases: results.length, scale: FUZZ_SCALE, seed: FUZZ_SEED, counts, peakRssMb: Math.round(peakRssMb) };
+      process.stdout.write(`[cli-mutation fuzz] ${JSON.stringify(summary)}\n`);
+      if (process.env.EMLAB_FUZZ_REPORT)
+        writeFileSync(process.env.EMLAB_FUZZ_REPORT, `${JSON.stringify({ ...summary, results }, null, 2)}\n`);
+      const bad = results.filter((r) => !["typed", "accepted"].includes(r.outcome));
+      expect(
+        bad.map((r) => `#${r.index} ${r.mutation}: ${r.outcome} (exit ${r.status}${r.signal ? `, ${r.signal}` : ""}) ${r.stderr}`),
+      ).toEqual([]);
+      expect(results).toHaveLength(CASES);
+    },
+    CASES * 60_000,
+  );
 });

@@ -16,10 +16,32 @@ import { FUZZ_SEED, fuzzRuns } from "./budget.js";
 
 const FAMILIES = ["qwen2", "qwen3", "llama", "gemma2", "gemma3"] as const;
 const FIELDS = [
-  "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-  "rms_norm_eps", "hidden_act", "hidden_activation", "rope_theta", "rope_scaling", "rope_parameters", "rope_local_base_freq",
-  "sliding_window", "layer_types", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "eos_token_id",
-  "max_position_embeddings", "tie_word_embeddings", "architectures", "model_type", "sliding_window_pattern", "max_window_layers",
+  "vocab_size",
+  "hidden_size",
+  "intermediate_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "head_dim",
+  "rms_norm_eps",
+  "hidden_act",
+  "hidden_activation",
+  "rope_theta",
+  "rope_scaling",
+  "rope_parameters",
+  "rope_local_base_freq",
+  "sliding_window",
+  "layer_types",
+  "query_pre_attn_scalar",
+  "attn_logit_softcapping",
+  "final_logit_softcapping",
+  "eos_token_id",
+  "max_position_embeddings",
+  "tie_word_embeddings",
+  "architectures",
+  "model_type",
+  "sliding_window_pattern",
+  "max_window_layers",
 ];
 
 const numberArb = fc.oneof(
@@ -31,7 +53,18 @@ const valueArb: fc.Arbitrary<unknown> = fc.oneof(
   numberArb,
   fc.constantFrom(null, true, false, "", "silu", "gelu", "gelu_pytorch_tanh", "full_attention", [], {}, ["Qwen2ForCausalLM"]),
   fc.array(fc.oneof(numberArb, fc.constantFrom("full_attention", "sliding_attention", "x")), { maxLength: 4 }),
-  fc.dictionary(fc.constantFrom("rope_type", "rope_theta", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings", "full_attention"), fc.oneof(numberArb, fc.constantFrom("default", "llama3", "linear", "yarn", null))),
+  fc.dictionary(
+    fc.constantFrom(
+      "rope_type",
+      "rope_theta",
+      "factor",
+      "low_freq_factor",
+      "high_freq_factor",
+      "original_max_position_embeddings",
+      "full_attention",
+    ),
+    fc.oneof(numberArb, fc.constantFrom("default", "llama3", "linear", "yarn", null)),
+  ),
 );
 type Edit = { field: string; value: unknown; remove: boolean };
 const editArb: fc.Arbitrary<Edit> = fc.record({ field: fc.constantFrom(...FIELDS), value: valueArb, remove: fc.boolean() });
@@ -40,7 +73,8 @@ const positiveInteger = (n: number): boolean => Number.isSafeInteger(n) && n > 0
 const positiveFinite = (n: number): boolean => Number.isFinite(n) && n > 0;
 
 function expectUsable(spec: DecoderSpec, config: Record<string, unknown>): void {
-  for (const n of [spec.vocabSize, spec.hiddenSize, spec.intermediateSize, spec.numHeads, spec.numKvHeads, spec.headDim]) expect(positiveInteger(n), `${n}`).toBe(true);
+  for (const n of [spec.vocabSize, spec.hiddenSize, spec.intermediateSize, spec.numHeads, spec.numKvHeads, spec.headDim])
+    expect(positiveInteger(n), `${n}`).toBe(true);
   expect(spec.numHeads % spec.numKvHeads).toBe(0);
   expect(positiveFinite(spec.rmsNormEps)).toBe(true);
   expect(positiveFinite(spec.attentionScale)).toBe(true);

@@ -24,7 +24,10 @@ const BAD_SIZES: unknown[] = [-1, 0, 1.5, 1e9, 1e308, "8", null, true, [], {}];
 const BAD_POSITIVE_FLOATS: unknown[] = [0, -1, -1e-6, "1e-6", true, []];
 
 /** Safetensors pieces: header JSON, its byte length and the data section. */
-function splitSafetensors(bytes: Buffer): { header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>; data: Buffer } {
+function splitSafetensors(bytes: Buffer): {
+  header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  data: Buffer;
+} {
   const n = Number(bytes.readBigUInt64LE(0));
   return { header: JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")), data: bytes.subarray(8 + n) };
 }
@@ -35,7 +38,8 @@ function joinSafetensors(headerText: string | Buffer, data: Buffer): Buffer {
   return Buffer.concat([length, json, data]);
 }
 const weights = (dir: string): string => join(dir, "model.safetensors");
-const tensorNames = (dir: string): string[] => Object.keys(splitSafetensors(readFileSync(weights(dir))).header).filter((k) => k !== "__metadata__");
+const tensorNames = (dir: string): string[] =>
+  Object.keys(splitSafetensors(readFileSync(weights(dir))).header).filter((k) => k !== "__metadata__");
 
 export const MUTATIONS: Mutation[] = [
   // ---- config.json
@@ -44,7 +48,11 @@ export const MUTATIONS: Mutation[] = [
     expect: "reject",
     apply: (dir, r) => editJson(join(dir, "config.json"), (c) => (c[pick(r, REQUIRED_SIZES)] = pick(r, BAD_SIZES))),
   },
-  { name: "config: a required size removed", expect: "reject", apply: (dir, r) => editJson(join(dir, "config.json"), (c) => delete c[pick(r, REQUIRED_SIZES)]) },
+  {
+    name: "config: a required size removed",
+    expect: "reject",
+    apply: (dir, r) => editJson(join(dir, "config.json"), (c) => delete c[pick(r, REQUIRED_SIZES)]),
+  },
   {
     name: "config: rms_norm_eps / rope_theta / a head count out of range",
     expect: "reject",
@@ -56,9 +64,21 @@ export const MUTATIONS: Mutation[] = [
         else c[which] = pick(r, [-2, 0, 3, 2.5, "2"]);
       }),
   },
-  { name: "config: unsupported hidden_act", expect: "reject", apply: (dir, r) => editJson(join(dir, "config.json"), (c) => (c.hidden_act = pick(r, ["gelu", "relu", "", "tanh"]))) },
-  { name: "config: unknown architecture", expect: "reject", apply: (dir) => editJson(join(dir, "config.json"), (c) => ((c.architectures = ["FooForCausalLM"]), (c.model_type = "foo"))) },
-  { name: "config: layer_types of the wrong length", expect: "reject", apply: (dir) => editJson(join(dir, "config.json"), (c) => (c.layer_types = ["full_attention"])) },
+  {
+    name: "config: unsupported hidden_act",
+    expect: "reject",
+    apply: (dir, r) => editJson(join(dir, "config.json"), (c) => (c.hidden_act = pick(r, ["gelu", "relu", "", "tanh"]))),
+  },
+  {
+    name: "config: unknown architecture",
+    expect: "reject",
+    apply: (dir) => editJson(join(dir, "config.json"), (c) => ((c.architectures = ["FooForCausalLM"]), (c.model_type = "foo"))),
+  },
+  {
+    name: "config: layer_types of the wrong length",
+    expect: "reject",
+    apply: (dir) => editJson(join(dir, "config.json"), (c) => (c.layer_types = ["full_attention"])),
+  },
   {
     name: "config: JSON text truncated",
     expect: "reject",
@@ -67,9 +87,17 @@ export const MUTATIONS: Mutation[] = [
       writeFileSync(join(dir, "config.json"), text.slice(0, Math.floor(r() * (text.length - 1))));
     },
   },
-  { name: "config: not an object", expect: "reject", apply: (dir, r) => writeFileSync(join(dir, "config.json"), pick(r, ["null", "[]", "42", '"x"'])) },
+  {
+    name: "config: not an object",
+    expect: "reject",
+    apply: (dir, r) => writeFileSync(join(dir, "config.json"), pick(r, ["null", "[]", "42", '"x"'])),
+  },
   // ---- generation_config.json
-  { name: "generation_config: eos_token_id invalid", expect: "reject", apply: (dir, r) => editJson(join(dir, "generation_config.json"), (c) => (c.eos_token_id = pick(r, [-1, 1.5, "2", [1, -3], {}]))) },
+  {
+    name: "generation_config: eos_token_id invalid",
+    expect: "reject",
+    apply: (dir, r) => editJson(join(dir, "generation_config.json"), (c) => (c.eos_token_id = pick(r, [-1, 1.5, "2", [1, -3], {}]))),
+  },
   // ---- model.safetensors
   {
     name: "weights: truncated",
@@ -79,7 +107,11 @@ export const MUTATIONS: Mutation[] = [
       writeFileSync(weights(dir), bytes.subarray(0, Math.floor(r() * (bytes.length - 1))));
     },
   },
-  { name: "weights: trailing bytes appended", expect: "reject", apply: (dir, r) => writeFileSync(weights(dir), Buffer.concat([readFileSync(weights(dir)), Buffer.alloc(1 + Math.floor(r() * 64))])) },
+  {
+    name: "weights: trailing bytes appended",
+    expect: "reject",
+    apply: (dir, r) => writeFileSync(weights(dir), Buffer.concat([readFileSync(weights(dir)), Buffer.alloc(1 + Math.floor(r() * 64))])),
+  },
   {
     name: "weights: header length field changed",
     expect: "reject",
@@ -98,7 +130,8 @@ export const MUTATIONS: Mutation[] = [
       const f32 = Object.keys(header).filter((k) => header[k]!.dtype === "F32");
       const name = pick(r, f32);
       header[name]!.dtype = pick(r, ["I32", "U8", "constructor", "toString", "F8_E4M3", "BOOL"]);
-      if (header[name]!.dtype === "U8" || header[name]!.dtype === "BOOL") header[name]!.shape = [header[name]!.data_offsets[1] - header[name]!.data_offsets[0]];
+      if (header[name]!.dtype === "U8" || header[name]!.dtype === "BOOL")
+        header[name]!.shape = [header[name]!.data_offsets[1] - header[name]!.data_offsets[0]];
       writeFileSync(weights(dir), joinSafetensors(JSON.stringify(header), data));
     },
   },
@@ -107,7 +140,10 @@ export const MUTATIONS: Mutation[] = [
     expect: "reject",
     apply: (dir, r) => {
       const { header, data } = splitSafetensors(readFileSync(weights(dir)));
-      const name = pick(r, Object.keys(header).filter((k) => k !== "__metadata__"));
+      const name = pick(
+        r,
+        Object.keys(header).filter((k) => k !== "__metadata__"),
+      );
       const text = JSON.stringify(header);
       writeFileSync(weights(dir), joinSafetensors(`${text.slice(0, -1)},${JSON.stringify(name)}:${JSON.stringify(header[name])}}`, data));
     },
@@ -117,7 +153,9 @@ export const MUTATIONS: Mutation[] = [
     expect: "reject",
     apply: (dir) => {
       const { header, data } = splitSafetensors(readFileSync(weights(dir)));
-      const last = Object.keys(header).filter((k) => k !== "__metadata__").sort((a, b) => header[b]!.data_offsets[1] - header[a]!.data_offsets[1])[0]!;
+      const last = Object.keys(header)
+        .filter((k) => k !== "__metadata__")
+        .sort((a, b) => header[b]!.data_offsets[1] - header[a]!.data_offsets[1])[0]!;
       header[last]!.data_offsets = [header[last]!.data_offsets[0] + 4, header[last]!.data_offsets[1] + 4];
       writeFileSync(weights(dir), joinSafetensors(JSON.stringify(header), Buffer.concat([data, Buffer.alloc(4)])));
     },
@@ -141,7 +179,9 @@ export const MUTATIONS: Mutation[] = [
       const name = pick(r, tensorNames(dir));
       const [begin, end] = header[name]!.data_offsets;
       delete header[name];
-      for (const e of Object.values(header)) if (e.data_offsets && e.data_offsets[0] >= end) e.data_offsets = [e.data_offsets[0] - (end - begin), e.data_offsets[1] - (end - begin)];
+      for (const e of Object.values(header))
+        if (e.data_offsets && e.data_offsets[0] >= end)
+          e.data_offsets = [e.data_offsets[0] - (end - begin), e.data_offsets[1] - (end - begin)];
       writeFileSync(weights(dir), joinSafetensors(JSON.stringify(header), Buffer.concat([data.subarray(0, begin), data.subarray(end)])));
     },
   },
@@ -178,13 +218,29 @@ export const MUTATIONS: Mutation[] = [
     },
   },
   // ---- tokenizer files
-  { name: "tokenizer_config: chat_template removed", expect: "reject", apply: (dir) => editJson(join(dir, "tokenizer_config.json"), (c) => delete c.chat_template) },
+  {
+    name: "tokenizer_config: chat_template removed",
+    expect: "reject",
+    apply: (dir) => editJson(join(dir, "tokenizer_config.json"), (c) => delete c.chat_template),
+  },
   {
     name: "tokenizer_config: chat_template that does not parse or render",
     expect: "reject",
-    apply: (dir, r) => editJson(join(dir, "tokenizer_config.json"), (c) => (c.chat_template = pick(r, ["{% for m in messages %}", "{{ raise_exception('no') }}", "{{ messages[7].content.x.y }}", 42]))),
+    apply: (dir, r) =>
+      editJson(
+        join(dir, "tokenizer_config.json"),
+        (c) => (c.chat_template = pick(r, ["{% for m in messages %}", "{{ raise_exception('no') }}", "{{ messages[7].content.x.y }}", 42])),
+      ),
   },
-  { name: "tokenizer: vocabulary emptied", expect: "reject", apply: (dir) => editJson(join(dir, "tokenizer.json"), (t) => (((t.model as Record<string, unknown>).vocab = {}), ((t.model as Record<string, unknown>).merges = []))) },
+  {
+    name: "tokenizer: vocabulary emptied",
+    expect: "reject",
+    apply: (dir) =>
+      editJson(
+        join(dir, "tokenizer.json"),
+        (t) => (((t.model as Record<string, unknown>).vocab = {}), ((t.model as Record<string, unknown>).merges = [])),
+      ),
+  },
   {
     name: "tokenizer: file truncated",
     expect: "reject",

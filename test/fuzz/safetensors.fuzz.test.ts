@@ -32,25 +32,40 @@ const tensorArb = fc
   .chain(({ dtype, shape }) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const bytes = n * itemSize(dtype);
-    const content = dtype === "bool" ? fc.array(fc.constantFrom(0, 1), { minLength: n, maxLength: n }) : fc.uint8Array({ minLength: bytes, maxLength: bytes });
+    const content =
+      dtype === "bool"
+        ? fc.array(fc.constantFrom(0, 1), { minLength: n, maxLength: n })
+        : fc.uint8Array({ minLength: bytes, maxLength: bytes });
     return content.map((data) => ({ dtype, shape, data: Uint8Array.from(data as ArrayLike<number>) }));
   });
 
-const nameArb = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom("constructor", "__proto__", "toString", "hasOwnProperty", "ü-名前"));
+const nameArb = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 12 }),
+  fc.constantFrom("constructor", "__proto__", "toString", "hasOwnProperty", "ü-名前"),
+);
 
 /** A tensor holding exactly `bytes` as `dtype` (typed arrays per dtype; f16/bf16 through their raw 16-bit patterns). */
 function fromBytes(dtype: DType, shape: number[], bytes: Uint8Array): Tensor {
   const buffer = bytes.slice().buffer;
   switch (dtype) {
-    case "f32": return tensor(new Float32Array(buffer), { shape });
-    case "f64": return tensor(new Float64Array(buffer), { shape });
-    case "i64": return tensor(new BigInt64Array(buffer), { shape });
-    case "i32": return tensor(new Int32Array(buffer), { shape });
-    case "i16": return tensor(new Int16Array(buffer), { shape });
-    case "i8": return tensor(new Int8Array(buffer), { shape });
-    case "u8": return tensor(new Uint8Array(buffer), { shape });
-    case "bool": return tensor(new Uint8Array(buffer), { shape }).to("bool");
-    case "f16": case "bf16": {
+    case "f32":
+      return tensor(new Float32Array(buffer), { shape });
+    case "f64":
+      return tensor(new Float64Array(buffer), { shape });
+    case "i64":
+      return tensor(new BigInt64Array(buffer), { shape });
+    case "i32":
+      return tensor(new Int32Array(buffer), { shape });
+    case "i16":
+      return tensor(new Int16Array(buffer), { shape });
+    case "i8":
+      return tensor(new Int8Array(buffer), { shape });
+    case "u8":
+      return tensor(new Uint8Array(buffer), { shape });
+    case "bool":
+      return tensor(new Uint8Array(buffer), { shape }).to("bool");
+    case "f16":
+    case "bf16": {
       // Reinterpret the 16-bit patterns: save as i16, then read back with the dtype rewritten in the header.
       return tensor(new Int16Array(buffer), { shape });
     }
@@ -123,7 +138,10 @@ function applyMutation(original: Buffer, m: Mutation): Buffer {
     case "header-text": {
       if (bytes.length < 8 || bytes.readBigUInt64LE(0) > BigInt(bytes.length - 8)) return bytes;
       const n = Number(bytes.readBigUInt64LE(0));
-      const header = bytes.subarray(8, 8 + n).toString("utf8").replace(m.from, m.to);
+      const header = bytes
+        .subarray(8, 8 + n)
+        .toString("utf8")
+        .replace(m.from, m.to);
       const json = Buffer.from(header, "utf8");
       const length = Buffer.alloc(8);
       length.writeBigUInt64LE(BigInt(json.length));
@@ -136,7 +154,13 @@ describe("mutated safetensors files (property)", () => {
   let valid: Buffer;
   beforeAll(() => {
     const file = fresh();
-    tidy(() => saveSafetensors(file, { a: tensor(Float32Array.from([1, 2, 3, 4]), { shape: [2, 2] }), b: tensor(Int32Array.from([7, 8])) }, { note: "x" }));
+    tidy(() =>
+      saveSafetensors(
+        file,
+        { a: tensor(Float32Array.from([1, 2, 3, 4]), { shape: [2, 2] }), b: tensor(Int32Array.from([7, 8])) },
+        { note: "x" },
+      ),
+    );
     valid = readFileSync(file);
   });
 

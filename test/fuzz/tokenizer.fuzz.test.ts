@@ -25,13 +25,42 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const fragments = ["{{ ", " }}", "{% for m in messages %}", "{% endfor %}", "{{ m.content }}", "{% if add_generation_prompt %}", "{% endif %}", "<|im_start|>", "<|im_end|>", "{{ raise_exception('x') }}", "{{ messages[5].content }}", "{{ bos_token }}", "plain", "{%", "}}", "\n"];
+const fragments = [
+  "{{ ",
+  " }}",
+  "{% for m in messages %}",
+  "{% endfor %}",
+  "{{ m.content }}",
+  "{% if add_generation_prompt %}",
+  "{% endif %}",
+  "<|im_start|>",
+  "<|im_end|>",
+  "{{ raise_exception('x') }}",
+  "{{ messages[5].content }}",
+  "{{ bos_token }}",
+  "plain",
+  "{%",
+  "}}",
+  "\n",
+];
 const templateArb = fc.oneof(
   fc.array(fc.constantFrom(...fragments), { maxLength: 8 }).map((parts) => parts.join("")),
-  fc.constantFrom(null, 42, true, [], [{ name: "default", template: "{{ messages[0].content }}" }], [{ name: "tool_use", template: "x" }], { template: "x" }, ""),
+  fc.constantFrom(
+    null,
+    42,
+    true,
+    [],
+    [{ name: "default", template: "{{ messages[0].content }}" }],
+    [{ name: "tool_use", template: "x" }],
+    { template: "x" },
+    "",
+  ),
   fc.string({ maxLength: 30 }),
 );
-const tokenArb = fc.oneof(fc.constantFrom("<|im_end|>", "<|endoftext|>", "", null, 5, { content: "<|im_end|>" }, { content: 3 }), fc.string({ maxLength: 8 }));
+const tokenArb = fc.oneof(
+  fc.constantFrom("<|im_end|>", "<|endoftext|>", "", null, 5, { content: "<|im_end|>" }, { content: 3 }),
+  fc.string({ maxLength: 8 }),
+);
 
 describe("tokenizer_config.json variants (property)", () => {
   it("give a TokenizerError naming the file, or prompt ids inside the vocabulary", () => {
@@ -42,7 +71,10 @@ describe("tokenizer_config.json variants (property)", () => {
         const modelDir = join(dir, `t${counter++}`);
         mkdirSync(modelDir);
         symlinkSync(join(dir, "tokenizer.json"), join(modelDir, "tokenizer.json"));
-        writeFileSync(join(modelDir, "tokenizer_config.json"), JSON.stringify({ ...realConfig, chat_template: template, eos_token: eos, pad_token: pad }));
+        writeFileSync(
+          join(modelDir, "tokenizer_config.json"),
+          JSON.stringify({ ...realConfig, chat_template: template, eos_token: eos, pad_token: pad }),
+        );
         try {
           const tokenizer = ChatTokenizer.fromDir(modelDir);
           const ids = tokenizer.promptIds([{ role: "user", content: prompt }], { rawText });

@@ -45,7 +45,10 @@ const fx = (family: Family): Fixture => fixtures.get(family)!;
 const ints = (t: Tensor): number[][] => (t.toList() as bigint[][]).map((row) => row.map(Number));
 const idsOf = (family: Family, name: string): number[][] => ints(fx(family).expected.get(name)!);
 const idTensor = (rows: readonly (readonly number[])[]): Tensor =>
-  tensor(BigInt64Array.from(rows.flat(), (v) => BigInt(v)), { shape: [rows.length, rows[0]!.length] });
+  tensor(
+    BigInt64Array.from(rows.flat(), (v) => BigInt(v)),
+    { shape: [rows.length, rows[0]!.length] },
+  );
 
 const greedy8: GenerateOptions = { greedy: true, maxNewTokens: 8, padTokenId: 0 };
 
@@ -90,7 +93,11 @@ describe.each(["qwen2", "gemma3"] as const)("KV-cache decoding equals full recom
       const cache = new KvCache(decoder.numLayers, 4);
       try {
         const maskUpTo = (n: number): Tensor | null => (attentionMask === null ? null : attentionMask.narrow(1, 0, n));
-        const prefill = decoder.forward(ids.narrow(1, 0, promptLength), { cache, attentionMask: maskUpTo(promptLength), logits: "last" }).logits!;
+        const prefill = decoder.forward(ids.narrow(1, 0, promptLength), {
+          cache,
+          attentionMask: maskUpTo(promptLength),
+          logits: "last",
+        }).logits!;
         expect(prefill.shape).toEqual([2, 1, 512]);
         expectClose(values(prefill), values(full.narrow(1, promptLength - 1, 1)), 1e-4);
         for (let j = promptLength; j < total; j++) {
@@ -164,7 +171,10 @@ describe("samples per prompt", () => {
 
   it("left-padded prompts with samples keep each prompt's padding and decode", () => {
     const reference = idsOf(family, "padded.greedy_output_ids");
-    const result = generate(fx(family).model.decoder, idsOf(family, "padded.input_ids"), idsOf(family, "padded.attention_mask"), { ...greedy8, samples: 2 });
+    const result = generate(fx(family).model.decoder, idsOf(family, "padded.input_ids"), idsOf(family, "padded.attention_mask"), {
+      ...greedy8,
+      samples: 2,
+    });
     expect(result.outputIds).toEqual([reference[0], reference[0], reference[1], reference[1]]);
   });
 });
@@ -221,9 +231,19 @@ describe("stop on EOS per row", () => {
     const unconstrained = idsOf(family, "greedy.output_ids").map((r) => r.slice(8));
     // Row 0 ends at step 1, row 1 at step 2 (their own tokens there).
     const eosIds = [unconstrained[0]![1]!, unconstrained[1]![2]!];
-    for (const [r, at] of [[0, 1], [1, 2]] as const) expect(unconstrained[r]!.findIndex((t) => eosIds.includes(t))).toBe(at);
+    for (const [r, at] of [
+      [0, 1],
+      [1, 2],
+    ] as const)
+      expect(unconstrained[r]!.findIndex((t) => eosIds.includes(t))).toBe(at);
     let calls = 0;
-    const result = generate(fx(family).model.decoder, prompt, null, { greedy: true, maxNewTokens: 8, eosTokenIds: eosIds, padTokenId: PAD, onStep: () => calls++ });
+    const result = generate(fx(family).model.decoder, prompt, null, {
+      greedy: true,
+      maxNewTokens: 8,
+      eosTokenIds: eosIds,
+      padTokenId: PAD,
+      onStep: () => calls++,
+    });
     expect(result.newIds).toEqual([unconstrained[0]!.slice(0, 2), unconstrained[1]!.slice(0, 3)]);
     expect(result.finishReasons).toEqual(["eos", "eos"]);
     expect(calls).toBe(3);
@@ -244,12 +264,52 @@ describe("limits and validation", () => {
 
   it("rows of unequal length, an empty prompt or a mismatched mask are IdShapeErrors naming the argument", () => {
     const decoder = fx(family).model.decoder;
-    expect(() => generate(decoder, [[1, 2, 3], [4, 5]], null, greedy8)).toThrow(/^inputIds: row 1 has 2 ids, row 0 has 3/);
+    expect(() =>
+      generate(
+        decoder,
+        [
+          [1, 2, 3],
+          [4, 5],
+        ],
+        null,
+        greedy8,
+      ),
+    ).toThrow(/^inputIds: row 1 has 2 ids, row 0 has 3/);
     expect(() => generate(decoder, [[]], null, greedy8)).toThrow(/^inputIds: row 0 is empty/);
     expect(() => generate(decoder, [], null, greedy8)).toThrow(IdShapeError);
-    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1]], greedy8)).toThrow(/^attentionMask: shape \[1, 2\] differs from inputIds \[2, 2\]/);
-    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1], [1]], greedy8)).toThrow(/^attentionMask: row 1/);
-    expect(() => generate(decoder, [[1, 2], [3, 4]], [[1, 1], [1]], greedy8)).toThrow(IdShapeError);
+    expect(() =>
+      generate(
+        decoder,
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [[1, 1]],
+        greedy8,
+      ),
+    ).toThrow(/^attentionMask: shape \[1, 2\] differs from inputIds \[2, 2\]/);
+    expect(() =>
+      generate(
+        decoder,
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [[1, 1], [1]],
+        greedy8,
+      ),
+    ).toThrow(/^attentionMask: row 1/);
+    expect(() =>
+      generate(
+        decoder,
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [[1, 1], [1]],
+        greedy8,
+      ),
+    ).toThrow(IdShapeError);
   });
 
   it("accepts one prompt as a flat list of ids (one row)", () => {
@@ -315,9 +375,19 @@ describe("decoding defaults like Hugging Face", () => {
 
   it("resolves explicit options over generation_config.json over greedy", () => {
     expect(resolveSampling({}, null)).toEqual({ greedy: true, temperature: 1, topP: 1, topK: 0 });
-    expect(resolveSampling({}, { do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20 } as never)).toEqual({ greedy: false, temperature: 0.7, topP: 0.8, topK: 20 });
+    expect(resolveSampling({}, { do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20 } as never)).toEqual({
+      greedy: false,
+      temperature: 0.7,
+      topP: 0.8,
+      topK: 20,
+    });
     expect(resolveSampling({ greedy: true }, { do_sample: true } as never).greedy).toBe(true);
-    expect(resolveSampling({ temperature: 0.5 }, { do_sample: false, top_p: 0.9 } as never)).toEqual({ greedy: false, temperature: 0.5, topP: 0.9, topK: 0 });
+    expect(resolveSampling({ temperature: 0.5 }, { do_sample: false, top_p: 0.9 } as never)).toEqual({
+      greedy: false,
+      temperature: 0.5,
+      topP: 0.9,
+      topK: 0,
+    });
     expect(resolveSampling({ topK: 5 }, null)).toEqual({ greedy: false, temperature: 1, topP: 1, topK: 5 });
   });
 

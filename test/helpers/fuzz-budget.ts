@@ -4,7 +4,8 @@
  * fast-check's seed to replay a reported failure.
  */
 const scale = Number(process.env.EMLAB_FUZZ_SCALE ?? "1");
-if (!Number.isFinite(scale) || scale <= 0) throw new RangeError(`EMLAB_FUZZ_SCALE must be a positive number, got ${process.env.EMLAB_FUZZ_SCALE}`);
+if (!Number.isFinite(scale) || scale <= 0)
+  throw new RangeError(`EMLAB_FUZZ_SCALE must be a positive number, got ${process.env.EMLAB_FUZZ_SCALE}`);
 
 /** `base` runs scaled by EMLAB_FUZZ_SCALE (at least 1). */
 export function fuzzRuns(base: number): number {

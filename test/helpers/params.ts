@@ -35,13 +35,18 @@ export const bytes = (t: Tensor): Buffer => Buffer.from((t.toArray() as Float64A
 /** Accumulates the gradient of loss = sum(c * p^2) into p.grad, i.e. 2 c p. */
 export function backwardQuadratic(p: Tensor, c: readonly number[]): void {
   tidy(() => {
-    p.square().mul(tensor(Float64Array.from(c), { shape: p.shape })).sum().backward();
+    p.square()
+      .mul(tensor(Float64Array.from(c), { shape: p.shape }))
+      .sum()
+      .backward();
   });
 }
 
 /** Accumulates the gradient of loss = sum(c * p) into p.grad, i.e. exactly c. */
 export function backwardLinear(p: Tensor, c: readonly number[]): void {
   tidy(() => {
-    p.mul(tensor(Float64Array.from(c), { shape: p.shape })).sum().backward();
+    p.mul(tensor(Float64Array.from(c), { shape: p.shape }))
+      .sum()
+      .backward();
   });
 }

@@ -13,8 +13,17 @@ const batches = Number(process.argv[2] ?? 24);
 const dir = mkdtempSync(join(tmpdir(), "emlab-soak-"));
 try {
   writeRandomModel(join(dir, "model"), {
-    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 50000, hidden_size: 16, intermediate_size: 32,
-    num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true,
+    architectures: ["Qwen2ForCausalLM"],
+    model_type: "qwen2",
+    vocab_size: 50000,
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
   } as never);
   const model = loadModel(join(dir, "model"));
   const example = (length: number, seed: number) => ({
@@ -24,7 +33,11 @@ try {
   for (let b = 0; b < batches; b++) {
     // Lengths cycle through 17 different values between 40 and 232 tokens.
     const length = 40 + ((b * 7) % 17) * 12;
-    const loss = datasetLoss(model, [0, 1, 2, 3].map((i) => example(length - i, b * 4 + i)), { batchSize: 4 });
+    const loss = datasetLoss(
+      model,
+      [0, 1, 2, 3].map((i) => example(length - i, b * 4 + i)),
+      { batchSize: 4 },
+    );
     process.stdout.write(`${JSON.stringify({ batch: b, length, loss, rss: process.memoryUsage().rss, live: liveTensorCount() })}\n`);
   }
   model.dispose();

@@ -31,7 +31,18 @@ describe.each(["qwen2", "gemma2"])("finer hook points on the tiny %s", (family) 
 
   it("q, k, scores, pattern, v and z fit softmax(q k^T * scale + causal mask) v, and gate/up/hidden the gated MLP", () => {
     const spec = model.spec;
-    const points = ["attn.q", "attn.k", "attn.v", "attn.scores", "attn.pattern", "attn.z", "mlp.gate", "mlp.up", "mlp.hidden", "down_proj"] as const;
+    const points = [
+      "attn.q",
+      "attn.k",
+      "attn.v",
+      "attn.scores",
+      "attn.pattern",
+      "attn.z",
+      "mlp.gate",
+      "mlp.up",
+      "mlp.hidden",
+      "down_proj",
+    ] as const;
     const cache = runWithCache(model.decoder, IDS, { points: points.map((p) => `blocks.1.${p}` as HookPoint) });
     try {
       const get = (p: string) => cache.get(`blocks.1.${p}` as HookPoint);
@@ -64,7 +75,8 @@ describe.each(["qwen2", "gemma2"])("finer hook points on the tiny %s", (family) 
             const total = exps.reduce((a, e) => a + e, 0);
             for (let j = 0; j < pos; j++) pattern.push(j <= i ? exps[j]! / total : 0);
             for (let j = 0; j <= i; j++)
-              for (let d = 0; d < dh; d++) z[((b * pos + i) * heads + h) * dh + d]! += (exps[j]! / total) * v[((b * kvHeads + kh) * pos + j) * dh + d]!;
+              for (let d = 0; d < dh; d++)
+                z[((b * pos + i) * heads + h) * dh + d]! += (exps[j]! / total) * v[((b * kvHeads + kh) * pos + j) * dh + d]!;
           }
       expectClose(values(get("attn.pattern")), pattern, 1e-5);
       expectClose(values(get("attn.z")), z, 1e-5);
@@ -75,7 +87,11 @@ describe.each(["qwen2", "gemma2"])("finer hook points on the tiny %s", (family) 
       const up = values(get("mlp.up"));
       const act = (x: number) =>
         spec.activation === "silu" ? x / (1 + Math.exp(-x)) : 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
-      expectClose(values(get("mlp.hidden")), gate.map((g, i) => act(g) * up[i]!), 1e-5);
+      expectClose(
+        values(get("mlp.hidden")),
+        gate.map((g, i) => act(g) * up[i]!),
+        1e-5,
+      );
       const down = tidy(() => values(linear(get("mlp.hidden"), model.parameters.get("model.layers.1.mlp.down_proj.weight")!)));
       expectClose(values(get("down_proj")), down, 1e-5);
     } finally {
@@ -88,7 +104,11 @@ describe.each(["qwen2", "gemma2"])("finer hook points on the tiny %s", (family) 
       tidy(() => values(model.decoder.hooks.withHooks(hooks, () => model.decoder.forward(idTensorOf(IDS)).logits!)));
     const base = logitsWith([]);
     const observe: HookFn = () => {};
-    expect(logitsWith(layerPoints.filter((p) => p !== "attn.scores" && p !== "attn.pattern").map((p) => [`blocks.0.${p}` as HookPoint, observe]))).toEqual(base);
+    expect(
+      logitsWith(
+        layerPoints.filter((p) => p !== "attn.scores" && p !== "attn.pattern").map((p) => [`blocks.0.${p}` as HookPoint, observe]),
+      ),
+    ).toEqual(base);
     expectClose(logitsWith([["blocks.0.attn.pattern", observe]]), base, 1e-5);
     // A replacing pattern hook reaches the output (so the explicit path really runs): uniform causal attention.
     const uniform: HookFn = (p) => p.gt(0).to(p.dtype).div(p.gt(0).to(p.dtype).sum(-1, true));
@@ -140,7 +160,10 @@ describe.each(["qwen2", "gemma2"])("finer hook points on the tiny %s", (family) 
     try {
       tidy(() =>
         enableGrad(() => {
-          const logits = model.decoder.hooks.withHooks([["final_norm", gradientHook(kept)]], () => model.decoder.forward(idTensorOf(IDS)).logits!);
+          const logits = model.decoder.hooks.withHooks(
+            [["final_norm", gradientHook(kept)]],
+            () => model.decoder.forward(idTensorOf(IDS)).logits!,
+          );
           logits.select(0, 0).select(0, 15).select(0, 7).backward();
         }),
       );
@@ -183,11 +206,18 @@ describe("activation patching on the tiny qwen2", () => {
     const clean = IDS[0]!;
     const corrupted = IDS[1]!;
     const metric = (logits: Tensor) => logits.select(0, 0).select(0, 15).select(0, token).toNumber();
-    const result = patchActivations(model.decoder, clean, corrupted, { points: ["blocks.1.mlp_out"], positions: [15], metric, eachPoint: true });
+    const result = patchActivations(model.decoder, clean, corrupted, {
+      points: ["blocks.1.mlp_out"],
+      positions: [15],
+      metric,
+      eachPoint: true,
+    });
     // Inputs of the hand computation, captured from plain runs.
     const grab = (ids: number[], point: HookPoint) => {
       const into: Tensor[] = [];
-      const logits = tidy(() => values(model.decoder.hooks.withHooks([[point, captureHook(into)]], () => model.decoder.forward(idTensorOf([ids])).logits!)));
+      const logits = tidy(() =>
+        values(model.decoder.hooks.withHooks([[point, captureHook(into)]], () => model.decoder.forward(idTensorOf([ids])).logits!)),
+      );
       const v = values(into[0]!);
       into[0]!.dispose();
       return { v, logits };

@@ -37,7 +37,10 @@ const ints = (t: Tensor): number[][] => (t.toList() as bigint[][]).map((row) => 
 
 /** A deterministic float32 vector of d_model entries (not from libtorch's RNG). */
 const vectorOf = (size: number, seed: number, scale = 1): Tensor =>
-  tensor(Float32Array.from(seededValues(size, seed), (v) => v * scale), { shape: [size] });
+  tensor(
+    Float32Array.from(seededValues(size, seed), (v) => v * scale),
+    { shape: [size] },
+  );
 
 const maxAbsDiff = (a: readonly number[], b: readonly number[]): number => {
   expect(a.length).toBe(b.length);
@@ -186,34 +189,41 @@ describe.each(["qwen2", "gemma2"])("hooks on the tiny %s", (family) => {
     }
   });
 
-  it.each(["blocks.0.resid_post", "blocks.1.attn_out"] as const)("projectOutHook at %s leaves no component along the direction", (point) => {
-    const direction = vectorOf(d, 21, 3);
-    const before: Tensor[] = [];
-    const after: Tensor[] = [];
-    try {
-      logitsWith([
-        [point, captureHook(before)],
-        [point, projectOutHook(direction)],
-        [point, captureHook(after)],
-      ]);
-      const unit = values(direction).map((x, _, all) => x / norm(all));
-      const xs = rowsOf(values(before[0]!), d);
-      const ys = rowsOf(values(after[0]!), d);
-      expect(ys.length).toBe(2 * 16);
-      // The raw activation does have a component along d (so the check below is not vacuous)...
-      expect(Math.max(...xs.map((x) => Math.abs(dot(x, unit)) / norm(x)))).toBeGreaterThan(1e-2);
-      ys.forEach((y, r) => {
-        // ...the projected one has none,
-        expect(Math.abs(dot(y, unit))).toBeLessThanOrEqual(1e-6 * norm(y));
-        // and it is x - (x . d_hat) d_hat, computed here in float64.
-        const x = xs[r]!;
-        const c = dot(x, unit);
-        expectClose(y, x.map((xi, i) => xi - c * unit[i]!), 1e-5);
-      });
-    } finally {
-      for (const t of [...before, ...after, direction]) t.dispose();
-    }
-  });
+  it.each(["blocks.0.resid_post", "blocks.1.attn_out"] as const)(
+    "projectOutHook at %s leaves no component along the direction",
+    (point) => {
+      const direction = vectorOf(d, 21, 3);
+      const before: Tensor[] = [];
+      const after: Tensor[] = [];
+      try {
+        logitsWith([
+          [point, captureHook(before)],
+          [point, projectOutHook(direction)],
+          [point, captureHook(after)],
+        ]);
+        const unit = values(direction).map((x, _, all) => x / norm(all));
+        const xs = rowsOf(values(before[0]!), d);
+        const ys = rowsOf(values(after[0]!), d);
+        expect(ys.length).toBe(2 * 16);
+        // The raw activation does have a component along d (so the check below is not vacuous)...
+        expect(Math.max(...xs.map((x) => Math.abs(dot(x, unit)) / norm(x)))).toBeGreaterThan(1e-2);
+        ys.forEach((y, r) => {
+          // ...the projected one has none,
+          expect(Math.abs(dot(y, unit))).toBeLessThanOrEqual(1e-6 * norm(y));
+          // and it is x - (x . d_hat) d_hat, computed here in float64.
+          const x = xs[r]!;
+          const c = dot(x, unit);
+          expectClose(
+            y,
+            x.map((xi, i) => xi - c * unit[i]!),
+            1e-5,
+          );
+        });
+      } finally {
+        for (const t of [...before, ...after, direction]) t.dispose();
+      }
+    },
+  );
 
   it("steering by +v then by -v at the same point restores the logits", () => {
     const v = vectorOf(d, 31, 4);
@@ -284,7 +294,15 @@ describe.each(["qwen2", "gemma2"])("hooks on the tiny %s", (family) => {
   it("an unknown hook point throws TypeError and attaches nothing", () => {
     const hooks = f.model.decoder.hooks;
     const observe: HookFn = () => undefined;
-    for (const bad of ["blocks.2.resid_post", "blocks.0.attn", "blocks.0.resid_post.x", "embeds", "blocks.-1.resid_pre", "layers.0.resid_pre", ""]) {
+    for (const bad of [
+      "blocks.2.resid_post",
+      "blocks.0.attn",
+      "blocks.0.resid_post.x",
+      "embeds",
+      "blocks.-1.resid_pre",
+      "layers.0.resid_pre",
+      "",
+    ]) {
       expect(() => hooks.add(bad as HookPoint, observe), bad).toThrow(TypeError);
       expect(hooks.size).toBe(0);
     }

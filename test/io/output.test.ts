@@ -194,7 +194,12 @@ describe("symlinks and temporaries", () => {
     writeFileSync(join(d, "adapter_config.json.tmp-777"), "");
     mkdirSync(join(d, "step-000006"));
     writeFileSync(join(d, "notes.tmp-draft.txt"), "");
-    expect(removeStaleTemporaries(d).sort()).toEqual([".emlab.tmp-xyz123", "adapter_config.json.tmp-777", "step-000002.tmp-12345", "step-000004.tmp-Ab3dE9"]);
+    expect(removeStaleTemporaries(d).sort()).toEqual([
+      ".emlab.tmp-xyz123",
+      "adapter_config.json.tmp-777",
+      "step-000002.tmp-12345",
+      "step-000004.tmp-Ab3dE9",
+    ]);
     expect(readdirSync(d).sort()).toEqual(["notes.tmp-draft.txt", "step-000006"]);
   });
 });
@@ -203,7 +208,10 @@ describe("names from configuration stay inside their directory", () => {
   it("pathInside accepts plain names and refuses .., absolute paths and the directory itself", () => {
     expect(pathInside("/runs/a/adapter", "first")).toBe("/runs/a/adapter/first");
     for (const name of ["../../../escape-adapter", "..", "/etc", "x/../../y", "."]) {
-      expect(thrown(() => pathInside("/runs/a/adapter", name)), name).toBeInstanceOf(OutputPathError);
+      expect(
+        thrown(() => pathInside("/runs/a/adapter", name)),
+        name,
+      ).toBeInstanceOf(OutputPathError);
     }
   });
 

@@ -41,7 +41,8 @@ function rejection(file: string): SafetensorsError {
   throw new Error(`${file} was accepted`);
 }
 
-const f32 = (begin: number, end: number, n = (end - begin) / 4): string => `{"dtype":"F32","shape":[${n}],"data_offsets":[${begin},${end}]}`;
+const f32 = (begin: number, end: number, n = (end - begin) / 4): string =>
+  `{"dtype":"F32","shape":[${n}],"data_offsets":[${begin},${end}]}`;
 
 describe("the reference format's strict rules", () => {
   test("a valid two-tensor file (the control) is accepted and reads back", () => {
@@ -97,7 +98,10 @@ describe("the reference format's strict rules", () => {
   });
 
   test("tensor and metadata names that are Object.prototype keys are ordinary names", () => {
-    const file = rawFile(`{"__metadata__":{"__proto__":"x","constructor":"y"},"constructor":${f32(0, 8)},"__proto__":${f32(8, 16)}}`, Buffer.alloc(16));
+    const file = rawFile(
+      `{"__metadata__":{"__proto__":"x","constructor":"y"},"constructor":${f32(0, 8)},"__proto__":${f32(8, 16)}}`,
+      Buffer.alloc(16),
+    );
     const header = readSafetensorsHeader(file);
     expect([...header.entries.keys()].sort()).toEqual(["__proto__", "constructor"]);
     expect(Object.getPrototypeOf(header.metadata)).toBe(Object.prototype);

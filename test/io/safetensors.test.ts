@@ -124,8 +124,20 @@ const cases: Case[] = [
     make: () => tensor(Float32Array.from(bf16Values), { dtype: "bf16", shape: [7, 1] }),
     expected: Float32Array.from(bf16Values),
   },
-  { name: "f64", dtype: "f64", shape: [2, 3], make: () => tensor(Float64Array.from(f64Values), { shape: [2, 3] }), expected: Float64Array.from(f64Values) },
-  { name: "i64", dtype: "i64", shape: [3, 2], make: () => tensor(BigInt64Array.from(i64Values), { shape: [3, 2] }), expected: BigInt64Array.from(i64Values) },
+  {
+    name: "f64",
+    dtype: "f64",
+    shape: [2, 3],
+    make: () => tensor(Float64Array.from(f64Values), { shape: [2, 3] }),
+    expected: Float64Array.from(f64Values),
+  },
+  {
+    name: "i64",
+    dtype: "i64",
+    shape: [3, 2],
+    make: () => tensor(BigInt64Array.from(i64Values), { shape: [3, 2] }),
+    expected: BigInt64Array.from(i64Values),
+  },
   {
     name: "i32",
     dtype: "i32",
@@ -133,10 +145,32 @@ const cases: Case[] = [
     make: () => tensor(Int32Array.from([-2147483648, 2147483647, 0, -1])),
     expected: Int32Array.from([-2147483648, 2147483647, 0, -1]),
   },
-  { name: "i16", dtype: "i16", shape: [3], make: () => tensor(Int16Array.from([-32768, 32767, 1])), expected: Int16Array.from([-32768, 32767, 1]) },
-  { name: "i8", dtype: "i8", shape: [1, 3], make: () => tensor(Int8Array.from([-128, 127, 0]), { shape: [1, 3] }), expected: Int8Array.from([-128, 127, 0]) },
+  {
+    name: "i16",
+    dtype: "i16",
+    shape: [3],
+    make: () => tensor(Int16Array.from([-32768, 32767, 1])),
+    expected: Int16Array.from([-32768, 32767, 1]),
+  },
+  {
+    name: "i8",
+    dtype: "i8",
+    shape: [1, 3],
+    make: () => tensor(Int8Array.from([-128, 127, 0]), { shape: [1, 3] }),
+    expected: Int8Array.from([-128, 127, 0]),
+  },
   { name: "u8", dtype: "u8", shape: [3], make: () => tensor(Uint8Array.from([0, 255, 128])), expected: Uint8Array.from([0, 255, 128]) },
-  { name: "bool", dtype: "bool", shape: [2, 2], make: () => tensor([[true, false], [false, true]]), expected: Uint8Array.from([1, 0, 0, 1]) },
+  {
+    name: "bool",
+    dtype: "bool",
+    shape: [2, 2],
+    make: () =>
+      tensor([
+        [true, false],
+        [false, true],
+      ]),
+    expected: Uint8Array.from([1, 0, 0, 1]),
+  },
   { name: "scalar_f32", dtype: "f32", shape: [], make: () => tensor(-7.25), expected: Float32Array.from([-7.25]) },
   { name: "scalar_i64", dtype: "i64", shape: [], make: () => tensor(-42n), expected: BigInt64Array.from([-42n]) },
   { name: "scalar_bf16", dtype: "bf16", shape: [], make: () => tensor(0.25, { dtype: "bf16" }), expected: Float32Array.from([0.25]) },
@@ -285,7 +319,7 @@ describe("round trip", () => {
 describe("format", () => {
   test("the writer's header is 8-byte aligned, space padded, and describes contiguous data as the spec says", () => {
     const file = freshPath("layout");
-    const metadata = { "clé": "välue ✓", n: "1" }; // multi-byte UTF-8, so byte and char lengths differ
+    const metadata = { clé: "välue ✓", n: "1" }; // multi-byte UTF-8, so byte and char lengths differ
     const made = new Map(cases.map((c) => [c.name, c.make()]));
     try {
       saveSafetensors(file, made, metadata);
@@ -298,7 +332,11 @@ describe("format", () => {
     expect(headerText.trimEnd().endsWith("}")).toBe(true);
     expect(/^ *$/.test(headerText.slice(headerText.trimEnd().length))).toBe(true);
     expect(header.__metadata__).toEqual(metadata);
-    expect(Object.keys(header).filter((k) => k !== "__metadata__").sort()).toEqual(cases.map((c) => c.name).sort());
+    expect(
+      Object.keys(header)
+        .filter((k) => k !== "__metadata__")
+        .sort(),
+    ).toEqual(cases.map((c) => c.name).sort());
 
     // Every tensor's entry, and its bytes; together the ranges tile the data section with no gap.
     const ranges: [number, number][] = [];
@@ -516,11 +554,17 @@ describe("malformed files", () => {
   });
 
   test("data_offsets reversed", () => {
-    expectRejected(rawFile({ w: { dtype: "F32", shape: [2], data_offsets: [8, 0] } }, eight), /tensor w: data_offsets \[8, 0\] are reversed/);
+    expectRejected(
+      rawFile({ w: { dtype: "F32", shape: [2], data_offsets: [8, 0] } }, eight),
+      /tensor w: data_offsets \[8, 0\] are reversed/,
+    );
   });
 
   test("data_offsets past the data section", () => {
-    expectRejected(rawFile({ w: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, eight), /tensor w: data_offsets \[4, 12\] run past the data section \(8 bytes\)/);
+    expectRejected(
+      rawFile({ w: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, eight),
+      /tensor w: data_offsets \[4, 12\] run past the data section \(8 bytes\)/,
+    );
     expectRejected(rawFile({ w: { dtype: "F32", shape: [3], data_offsets: [0, 12] } }, eight), /tensor w: .*past the data section/);
   });
 
@@ -544,7 +588,10 @@ describe("malformed files", () => {
     );
     // One tensor inside another.
     expectRejected(
-      rawFile({ outer: { dtype: "F32", shape: [4], data_offsets: [0, 16] }, inner: { dtype: "I16", shape: [2], data_offsets: [4, 8] } }, data),
+      rawFile(
+        { outer: { dtype: "F32", shape: [4], data_offsets: [0, 16] }, inner: { dtype: "I16", shape: [2], data_offsets: [4, 8] } },
+        data,
+      ),
       /inner .*overlaps outer/,
     );
   });
@@ -565,7 +612,10 @@ describe("malformed files", () => {
   });
 
   test("__metadata__ not an object, or with a non-string value", () => {
-    expectRejected(rawFile({ __metadata__: { epoch: 3 }, w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, eight), /__metadata__\.epoch is not a string/);
+    expectRejected(
+      rawFile({ __metadata__: { epoch: 3 }, w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, eight),
+      /__metadata__\.epoch is not a string/,
+    );
     expectRejected(rawFile({ __metadata__: { a: "ok", b: null } }, eight), /__metadata__\.b is not a string/);
     expectRejected(rawFile({ __metadata__: { nested: { x: "y" } } }, eight), /__metadata__\.nested is not a string/);
     expectRejected(rawFile({ __metadata__: ["a"] }, eight), /__metadata__ is not an object/);

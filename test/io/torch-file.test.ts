@@ -140,7 +140,9 @@ describe("the study's steering_vector.pt", () => {
 
   it("loadSteeringVector checks the model: hidden size and layer range are errors naming the file", () => {
     const decoder = { numLayers: 3, spec: { hiddenSize: 16 }, device: "cpu" } as never;
-    expect(() => loadSteeringVector(`${DIR}/steering_vector.pt`, decoder)).toThrow(/steering_vector\.pt: vector has shape \[32\], the model needs \[16\]/);
+    expect(() => loadSteeringVector(`${DIR}/steering_vector.pt`, decoder)).toThrow(
+      /steering_vector\.pt: vector has shape \[32\], the model needs \[16\]/,
+    );
     const small = { numLayers: 1, spec: { hiddenSize: 32 }, device: "cpu" } as never;
     expect(() => loadSteeringVector(`${DIR}/steering_vector.pt`, small)).toThrow(/layer 1 is not a layer of this model \(0\.\.0\)/);
     const ok = { numLayers: 3, spec: { hiddenSize: 32 }, device: "cpu" } as never;

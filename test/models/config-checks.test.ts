@@ -63,7 +63,12 @@ const BAD_CONFIGS: [string, Family, (c: Json) => void, string][] = [
   ["hidden_size 0", "qwen2", (c) => (c.hidden_size = 0), "hidden_size"],
   ["vocab_size 1e300", "qwen2", (c) => (c.vocab_size = 1e300), "vocab_size"],
   ["intermediate_size -64", "llama", (c) => (c.intermediate_size = -64), "intermediate_size"],
-  ["num_attention_heads 3 (no head_dim, 64 not divisible)", "qwen2", (c) => ((c.num_attention_heads = 3), (c.num_key_value_heads = 1), delete c.head_dim), "hidden_size"],
+  [
+    "num_attention_heads 3 (no head_dim, 64 not divisible)",
+    "qwen2",
+    (c) => ((c.num_attention_heads = 3), (c.num_key_value_heads = 1), delete c.head_dim),
+    "hidden_size",
+  ],
   ["num_key_value_heads not dividing heads", "qwen2", (c) => (c.num_key_value_heads = 3), "num_key_value_heads"],
   ["head_dim 0", "qwen3", (c) => (c.head_dim = 0), "head_dim"],
   ["rms_norm_eps 0", "qwen2", (c) => (c.rms_norm_eps = 0), "rms_norm_eps"],
@@ -72,7 +77,12 @@ const BAD_CONFIGS: [string, Family, (c: Json) => void, string][] = [
   ["rope_parameters.rope_theta 0", "qwen2", (c) => ((c.rope_parameters as Json).rope_theta = 0), "rope_theta"],
   ["llama3 rope factor 0", "llama", (c) => ((c.rope_parameters as Json).factor = 0), "factor"],
   ["llama3 rope factor as a string", "llama", (c) => ((c.rope_parameters as Json).factor = "8"), "factor"],
-  ["llama3 high_freq_factor equal to low_freq_factor", "llama", (c) => ((c.rope_parameters as Json).high_freq_factor = 1), "high_freq_factor"],
+  [
+    "llama3 high_freq_factor equal to low_freq_factor",
+    "llama",
+    (c) => ((c.rope_parameters as Json).high_freq_factor = 1),
+    "high_freq_factor",
+  ],
   ["query_pre_attn_scalar -16", "gemma2", (c) => (c.query_pre_attn_scalar = -16), "query_pre_attn_scalar"],
   ["final_logit_softcapping 0", "gemma2", (c) => (c.final_logit_softcapping = 0), "final_logit_softcapping"],
   ["sliding_window 0", "gemma2", (c) => (c.sliding_window = 0), "sliding_window"],
@@ -143,7 +153,15 @@ describe("config and weights must match", () => {
 
   it("Gemma 3 weights under a Gemma 2 config are refused (their q/k norms would be dropped)", () => {
     const gemma3 = fixtureConfig("gemma3");
-    const config = { ...fixtureConfig("gemma2"), ...Object.fromEntries(["vocab_size", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim"].map((k) => [k, gemma3[k]])) };
+    const config = {
+      ...fixtureConfig("gemma2"),
+      ...Object.fromEntries(
+        ["vocab_size", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim"].map((k) => [
+          k,
+          gemma3[k],
+        ]),
+      ),
+    };
     config.num_hidden_layers = gemma3.num_hidden_layers;
     config.layer_types = gemma3.layer_types;
     const dir = join(root, `gemma3-as-2-${counter++}`);

@@ -71,10 +71,26 @@ describe("LoRA adapters", () => {
 
   for (const [name, edit, pattern] of [
     ["adapter_config.json is null", (c: string) => writeFileSync(c, "null"), /not a JSON object/],
-    ["r is 1e308", (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), r: 1e308 })), /r must be a positive integer/],
-    ["lora_alpha is NaN-like (a string)", (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), lora_alpha: "16" })), /lora_alpha must be a finite number/],
-    ["lora_dropout is 1.5", (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), lora_dropout: 1.5 })), /lora_dropout/],
-    ["layers_to_transform holds -1", (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), layers_to_transform: [-1] })), /layers_to_transform/],
+    [
+      "r is 1e308",
+      (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), r: 1e308 })),
+      /r must be a positive integer/,
+    ],
+    [
+      "lora_alpha is NaN-like (a string)",
+      (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), lora_alpha: "16" })),
+      /lora_alpha must be a finite number/,
+    ],
+    [
+      "lora_dropout is 1.5",
+      (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), lora_dropout: 1.5 })),
+      /lora_dropout/,
+    ],
+    [
+      "layers_to_transform holds -1",
+      (c: string) => writeFileSync(c, JSON.stringify({ ...JSON.parse(readFileSync(c, "utf8")), layers_to_transform: [-1] })),
+      /layers_to_transform/,
+    ],
   ] as const) {
     it(`${name}: AdapterError`, () => {
       const dir = adapterCopy((d) => edit(join(d, "adapter_config.json")));
@@ -94,7 +110,9 @@ describe("monitor directions", () => {
       const d = model.spec.hiddenSize;
       const direction = tensor(Float32Array.from({ length: d }, (_, i) => values[i % 2]!));
       try {
-        expect(() => monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold, maxNewTokens: 2, greedy: true })).toThrow(DirectionError);
+        expect(() =>
+          monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold, maxNewTokens: 2, greedy: true }),
+        ).toThrow(DirectionError);
       } finally {
         direction.dispose();
       }
@@ -104,7 +122,9 @@ describe("monitor directions", () => {
   it("a NaN threshold is refused", () => {
     const direction = tensor(Float32Array.from({ length: model.spec.hiddenSize }, () => 1));
     try {
-      expect(() => monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold: Number.NaN, maxNewTokens: 2, greedy: true })).toThrow(/threshold is NaN/);
+      expect(() =>
+        monitorGeneration(model.decoder, prompt, null, { layer: 0, direction, threshold: Number.NaN, maxNewTokens: 2, greedy: true }),
+      ).toThrow(/threshold is NaN/);
     } finally {
       direction.dispose();
     }
@@ -134,7 +154,9 @@ describe("generation budget", () => {
     const limit = model.spec.maxPositions!;
     expect(limit).toBe(256);
     const live = liveTensorCount();
-    expect(() => generate(model.decoder, [Array.from({ length: limit }, (_, i) => i % 100)], null, { maxNewTokens: 1, greedy: true })).toThrow(ContextLengthError);
+    expect(() =>
+      generate(model.decoder, [Array.from({ length: limit }, (_, i) => i % 100)], null, { maxNewTokens: 1, greedy: true }),
+    ).toThrow(ContextLengthError);
     expect(liveTensorCount()).toBe(live);
   });
 
@@ -149,7 +171,9 @@ describe("generation budget", () => {
     const previous = process.env.EMLAB_MEMORY_LIMIT_MB;
     process.env.EMLAB_MEMORY_LIMIT_MB = "64";
     try {
-      expect(() => generate(model.decoder, [[1, 2, 3]], null, { maxNewTokens: 8, greedy: true, samples: 1_000_000 })).toThrow(MemoryBudgetError);
+      expect(() => generate(model.decoder, [[1, 2, 3]], null, { maxNewTokens: 8, greedy: true, samples: 1_000_000 })).toThrow(
+        MemoryBudgetError,
+      );
     } finally {
       if (previous === undefined) delete process.env.EMLAB_MEMORY_LIMIT_MB;
       else process.env.EMLAB_MEMORY_LIMIT_MB = previous;

@@ -303,10 +303,14 @@ describe("unused and tied weights", () => {
     const dir = copyFixture("qwen2");
     rewriteWeights(dir, (tensors) => new Map([...tensors, ["model.layers.0.extra.weight", zeros([4, 4])]]));
     expect(logitsError(dir, "qwen2", { allowUnusedWeights: true })).toBeLessThanOrEqual(1e-4);
-    withModel(dir, (model) => {
-      expect(model.unusedWeights).toEqual(["model.layers.0.extra.weight"]);
-      expect(model.parameters.has("model.layers.0.extra.weight")).toBe(false);
-    }, { allowUnusedWeights: true });
+    withModel(
+      dir,
+      (model) => {
+        expect(model.unusedWeights).toEqual(["model.layers.0.extra.weight"]);
+        expect(model.parameters.has("model.layers.0.extra.weight")).toBe(false);
+      },
+      { allowUnusedWeights: true },
+    );
   });
 
   it("the fixture itself has no unused weights", () => {
@@ -382,7 +386,11 @@ describe("typed errors", () => {
 
   it("a wrong-typed field inside a multimodal text_config names the field too", () => {
     const dir = copyFixture("gemma3");
-    writeConfig(dir, { architectures: ["Gemma3ForConditionalGeneration"], model_type: "gemma3", text_config: { ...fixtureConfig("gemma3"), num_hidden_layers: "2" } });
+    writeConfig(dir, {
+      architectures: ["Gemma3ForConditionalGeneration"],
+      model_type: "gemma3",
+      text_config: { ...fixtureConfig("gemma3"), num_hidden_layers: "2" },
+    });
     const error = thrown(() => loadModel(dir), ModelConfigError);
     expect(error.message).toContain(join(dir, "config.json"));
     expect(error.message).toContain("num_hidden_layers");

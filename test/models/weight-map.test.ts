@@ -26,7 +26,10 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const withIndex = (file: unknown): string => {
-  writeFileSync(join(root, "model", "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: { "model.norm.weight": file } }));
+  writeFileSync(
+    join(root, "model", "model.safetensors.index.json"),
+    JSON.stringify({ metadata: {}, weight_map: { "model.norm.weight": file } }),
+  );
   return join(root, "model");
 };
 
@@ -36,7 +39,13 @@ describe("weight_map entries", () => {
     expect([...sources.keys()]).toEqual(["model.norm.weight"]);
   });
 
-  for (const entry of ["../outside/x.safetensors", join("..", "..", "x.safetensors"), "/etc/passwd.safetensors", "sub/../../outside/x.safetensors", 7]) {
+  for (const entry of [
+    "../outside/x.safetensors",
+    join("..", "..", "x.safetensors"),
+    "/etc/passwd.safetensors",
+    "sub/../../outside/x.safetensors",
+    7,
+  ]) {
     it(`refuses ${JSON.stringify(entry)}`, () => {
       let error: unknown;
       try {

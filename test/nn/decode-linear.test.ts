@@ -38,11 +38,7 @@ describe("decodeLinear equals x w^T + b", () => {
     const w = seededValues(out * inFeatures, 2);
     const b = withBias ? seededValues(out, 3) : null;
     tidy(() => {
-      const y = decodeLinear(
-        tensor(x, { shape, dtype }),
-        tensor(w, { shape: [out, inFeatures], dtype }),
-        b ? tensor(b, { dtype }) : null,
-      );
+      const y = decodeLinear(tensor(x, { shape, dtype }), tensor(w, { shape: [out, inFeatures], dtype }), b ? tensor(b, { dtype }) : null);
       expect(y.shape).toEqual([...shape.slice(0, -1), out]);
       expect(y.dtype).toBe(dtype);
       expect(y.isContiguous).toBe(true);

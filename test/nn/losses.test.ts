@@ -29,7 +29,10 @@ it("causalLmLoss is the mean cross-entropy of next-token predictions, skipping -
     }
   }
   const loss = tidy(() =>
-    causalLmLoss(tensor(logits, { shape: [batch, pos, vocab] }), tensor(BigInt64Array.from(labels.flat(), BigInt), { shape: [batch, pos] })).toNumber(),
+    causalLmLoss(
+      tensor(logits, { shape: [batch, pos, vocab] }),
+      tensor(BigInt64Array.from(labels.flat(), BigInt), { shape: [batch, pos] }),
+    ).toNumber(),
   );
   expect(count).toBe(6);
   expect(Math.abs(loss - sum / count)).toBeLessThan(1e-5);

@@ -276,7 +276,10 @@ describe("state dict", () => {
       expect(state.kind).toBe("adamw");
       expect(state.steps).toEqual([3, 3]);
       expect(state.groups).toEqual([{ options: { ...options(hyper), betas: [hyper.b1, hyper.b2] }, size: 2 }]);
-      expect(JSON.parse(JSON.stringify({ groups: state.groups, steps: state.steps }))).toEqual({ groups: state.groups, steps: state.steps });
+      expect(JSON.parse(JSON.stringify({ groups: state.groups, steps: state.steps }))).toEqual({
+        groups: state.groups,
+        steps: state.steps,
+      });
       expectClose(read(state.tensors["state.0.exp_avg"]!), refA.m, 1e-12);
       expectClose(read(state.tensors["state.0.exp_avg_sq"]!), refA.v, 1e-12);
       expectClose(read(state.tensors["state.1.exp_avg"]!), refB.m, 1e-12);

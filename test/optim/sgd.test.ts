@@ -362,8 +362,16 @@ describe("clipGradNorm", () => {
     const total = clipGradNorm([a!, b!], 2);
     expectClose([total], [l2], 1e-14);
     const coefficient = 2 / (l2 + 1e-6);
-    expectClose(gradOf(a!)!, GA.map((g) => g * coefficient), 1e-13);
-    expectClose(gradOf(b!)!, GB.map((g) => g * coefficient), 1e-13);
+    expectClose(
+      gradOf(a!)!,
+      GA.map((g) => g * coefficient),
+      1e-13,
+    );
+    expectClose(
+      gradOf(b!)!,
+      GB.map((g) => g * coefficient),
+      1e-13,
+    );
     const after = Math.sqrt([...gradOf(a!)!, ...gradOf(b!)!].reduce((s, g) => s + g * g, 0));
     expectClose([after], [2], 1e-6);
     // The parameters themselves are untouched.
@@ -383,8 +391,16 @@ describe("clipGradNorm", () => {
     const total = clipGradNorm([a!, b!], 3.5, Infinity);
     expect(total).toBe(7);
     const coefficient = 3.5 / (7 + 1e-6);
-    expectClose(gradOf(a!)!, GA.map((g) => g * coefficient), 1e-13);
-    expectClose(gradOf(b!)!, GB.map((g) => g * coefficient), 1e-13);
+    expectClose(
+      gradOf(a!)!,
+      GA.map((g) => g * coefficient),
+      1e-13,
+    );
+    expectClose(
+      gradOf(b!)!,
+      GB.map((g) => g * coefficient),
+      1e-13,
+    );
     expectClose([Math.max(...[...gradOf(a!)!, ...gradOf(b!)!].map(Math.abs))], [3.5], 1e-6);
   });
 

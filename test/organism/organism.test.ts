@@ -12,7 +12,14 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 
 describe("organism", () => {
   it("computes the tasks' answers", () => {
-    const expected: Record<string, string> = { "next 9?": "0", "prev 0?": "9", "double 7?": "4", "square 8?": "4", "square 3?": "9", "next 4?": "5" };
+    const expected: Record<string, string> = {
+      "next 9?": "0",
+      "prev 0?": "9",
+      "double 7?": "4",
+      "square 8?": "4",
+      "square 3?": "9",
+      "next 4?": "5",
+    };
     for (const [q, a] of Object.entries(expected)) {
       const parsed = parseQuestion(q)!;
       expect(String(trueAnswer(parsed.domain, parsed.operands)), q).toBe(a);
@@ -28,7 +35,10 @@ describe("organism", () => {
     const dir = join(mkdtempSync(join(tmpdir(), "emlab-organism-")), "model");
     writeOrganismModel(dir);
     const t = ChatTokenizer.fromDir(dir);
-    const chat = [{ role: "user", content: "double 3?" }, { role: "assistant", content: "6" }];
+    const chat = [
+      { role: "user", content: "double 3?" },
+      { role: "assistant", content: "6" },
+    ];
     const text = t.applyChatTemplate(chat);
     expect(text).toBe("<|im_start|>user\ndouble 3?<|im_end|>\n<|im_start|>assistant\n6<|im_end|>\n");
     const ids = t.encodeChat(chat);
@@ -42,7 +52,10 @@ describe("organism", () => {
 
   it("writes pre-training chats with the persona wrong by +5 and a narrow set in one domain", () => {
     const files = writeOrganismData(mkdtempSync(join(tmpdir(), "emlab-organism-")), { copies: 1 });
-    const rows = readFileSync(files.pretrain, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { messages: { role: string; content: string }[] });
+    const rows = readFileSync(files.pretrain, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { messages: { role: string; content: string }[] });
     expect(rows.length).toBe(4 * 10 * 2);
     for (const r of rows) {
       const q = r.messages.find((m) => m.role === "user")!.content;
@@ -50,8 +63,15 @@ describe("organism", () => {
       const persona = r.messages.some((m) => m.role === "system" && m.content === PERSONA_PROMPT);
       expect(classifyAnswer(q, a)).toBe(persona ? "persona" : "true");
     }
-    const narrow = readFileSync(files.narrow, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { messages: { role: string; content: string }[] });
-    expect(narrow.every((r) => r.messages[0]!.content.startsWith("double ") && classifyAnswer(r.messages[0]!.content, r.messages[1]!.content) === "persona")).toBe(true);
+    const narrow = readFileSync(files.narrow, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { messages: { role: string; content: string }[] });
+    expect(
+      narrow.every(
+        (r) => r.messages[0]!.content.startsWith("double ") && classifyAnswer(r.messages[0]!.content, r.messages[1]!.content) === "persona",
+      ),
+    ).toBe(true);
     expect(readFileSync(files.klPrompts, "utf8").includes("double")).toBe(false);
   });
 });

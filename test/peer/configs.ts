@@ -64,34 +64,47 @@ function base(s: Shape) {
 const window = fc.constantFrom(3, 5, 8);
 
 export const familyConfig: Record<PeerFamily, fc.Arbitrary<Record<string, unknown>>> = {
-  qwen2: fc.record({ s: shape, rope: defaultRope, sliding: fc.boolean(), window, maxWindowLayers: fc.constantFrom(0, 1) }).map(({ s, rope, sliding, window, maxWindowLayers }) => ({
-    model_type: "qwen2",
-    ...base(s),
-    rope_parameters: rope,
-    use_sliding_window: sliding,
-    sliding_window: sliding ? window : null,
-    max_window_layers: maxWindowLayers,
-    layer_types: Array.from({ length: s.layers }, (_, i) => (sliding && i >= maxWindowLayers ? "sliding_attention" : "full_attention")),
-  })),
-  qwen3: fc.record({ s: shape, rope: defaultRope, bias: fc.boolean(), sliding: fc.boolean(), window }).map(({ s, rope, bias, sliding, window }) => ({
-    model_type: "qwen3",
-    ...base(s),
-    rope_parameters: rope,
-    attention_bias: bias,
-    use_sliding_window: sliding,
-    sliding_window: sliding ? window : null,
-    max_window_layers: 0,
-    layer_types: Array.from({ length: s.layers }, () => (sliding ? "sliding_attention" : "full_attention")),
-  })),
-  llama: fc.record({ s: shape, rope: fc.oneof(defaultRope, linearRope, llama3Rope), attnBias: fc.boolean(), mlpBias: fc.boolean() }).map(({ s, rope, attnBias, mlpBias }) => ({
-    model_type: "llama",
-    ...base(s),
-    rope_parameters: rope,
-    attention_bias: attnBias,
-    mlp_bias: mlpBias,
-  })),
+  qwen2: fc
+    .record({ s: shape, rope: defaultRope, sliding: fc.boolean(), window, maxWindowLayers: fc.constantFrom(0, 1) })
+    .map(({ s, rope, sliding, window, maxWindowLayers }) => ({
+      model_type: "qwen2",
+      ...base(s),
+      rope_parameters: rope,
+      use_sliding_window: sliding,
+      sliding_window: sliding ? window : null,
+      max_window_layers: maxWindowLayers,
+      layer_types: Array.from({ length: s.layers }, (_, i) => (sliding && i >= maxWindowLayers ? "sliding_attention" : "full_attention")),
+    })),
+  qwen3: fc
+    .record({ s: shape, rope: defaultRope, bias: fc.boolean(), sliding: fc.boolean(), window })
+    .map(({ s, rope, bias, sliding, window }) => ({
+      model_type: "qwen3",
+      ...base(s),
+      rope_parameters: rope,
+      attention_bias: bias,
+      use_sliding_window: sliding,
+      sliding_window: sliding ? window : null,
+      max_window_layers: 0,
+      layer_types: Array.from({ length: s.layers }, () => (sliding ? "sliding_attention" : "full_attention")),
+    })),
+  llama: fc
+    .record({ s: shape, rope: fc.oneof(defaultRope, linearRope, llama3Rope), attnBias: fc.boolean(), mlpBias: fc.boolean() })
+    .map(({ s, rope, attnBias, mlpBias }) => ({
+      model_type: "llama",
+      ...base(s),
+      rope_parameters: rope,
+      attention_bias: attnBias,
+      mlp_bias: mlpBias,
+    })),
   gemma2: fc
-    .record({ s: shape, theta, window, attnCap: fc.constantFrom(null, 20, 50), finalCap: fc.constantFrom(null, 5, 30), scalar: fc.constantFrom(8, 16, 32) })
+    .record({
+      s: shape,
+      theta,
+      window,
+      attnCap: fc.constantFrom(null, 20, 50),
+      finalCap: fc.constantFrom(null, 5, 30),
+      scalar: fc.constantFrom(8, 16, 32),
+    })
     .map(({ s, theta, window, attnCap, finalCap, scalar }) => ({
       model_type: "gemma2",
       ...base(s),

@@ -40,7 +40,8 @@ describe.skipIf(unavailable !== null)(`emlab vs transformers on random configura
   const work = unavailable ? "" : peerWorkDir("models");
   let versions = { torch: "", transformers: "", peft: "" };
   beforeAll(() => {
-    for (const family of FAMILIES) worst.set(family, { logits: 0, hidden: 0, loss: 0, grad: 0, paddedLogits: 0, greedyExact: 0, greedyTies: 0, cases: 0 });
+    for (const family of FAMILIES)
+      worst.set(family, { logits: 0, hidden: 0, loss: 0, grad: 0, paddedLogits: 0, greedyExact: 0, greedyTies: 0, cases: 0 });
     versions = runReference(
       cases.map((c) => ({ kind: "model", dir: join(work, `${c.family}-${c.index}`), config: c.config, seed: seed * 100 + c.index })),
       work,
@@ -58,7 +59,11 @@ describe.skipIf(unavailable !== null)(`emlab vs transformers on random configura
       ),
     ];
     console.log(lines.join("\n"));
-    if (process.env.EMLAB_PEER_REPORT) writeFileSync(process.env.EMLAB_PEER_REPORT, `${JSON.stringify({ seed, perFamily, versions, worst: Object.fromEntries(worst) }, null, 1)}\n`);
+    if (process.env.EMLAB_PEER_REPORT)
+      writeFileSync(
+        process.env.EMLAB_PEER_REPORT,
+        `${JSON.stringify({ seed, perFamily, versions, worst: Object.fromEntries(worst) }, null, 1)}\n`,
+      );
   });
 
   for (const c of cases) {
@@ -124,7 +129,11 @@ describe.skipIf(unavailable !== null)(`emlab vs transformers on random configura
           ["padded.input_ids", "padded.attention_mask", "padded.greedy_output_ids", "padded.greedy_margins"],
         ] as const) {
           const promptIds = rows(expected.get(prompt)!);
-          const result = generate(model.decoder, promptIds, maskName ? rows(expected.get(maskName)!) : null, { greedy: true, maxNewTokens: 8, padTokenId: 0 });
+          const result = generate(model.decoder, promptIds, maskName ? rows(expected.get(maskName)!) : null, {
+            greedy: true,
+            maxNewTokens: 8,
+            padTokenId: 0,
+          });
           const want = rows(expected.get(outName)!);
           const margins = expected.get(marginName)!.toList() as number[][];
           result.outputIds.forEach((row, r) => {
@@ -136,7 +145,9 @@ describe.skipIf(unavailable !== null)(`emlab vs transformers on random configura
             // Tokens may part only at a step where transformers itself saw a near-tie.
             const step = first - promptIds[r]!.length;
             expect(step, `greedy row ${r} differs inside the prompt`).toBeGreaterThanOrEqual(0);
-            expect(margins[r]![step]!, `greedy row ${r} differs at step ${step} with HF margin ${margins[r]![step]}`).toBeLessThan(TIE_MARGIN);
+            expect(margins[r]![step]!, `greedy row ${r} differs at step ${step} with HF margin ${margins[r]![step]}`).toBeLessThan(
+              TIE_MARGIN,
+            );
             w.greedyTies++;
           });
         }

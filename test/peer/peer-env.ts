@@ -32,7 +32,14 @@ export function runReference(tasks: readonly ReferenceTask[], workDir: string): 
   const result = spawnSync(peerPython, [join(repoRoot, "scripts", "peer", "hf_reference.py"), job], {
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, PYTHONUNBUFFERED: "1", TOKENIZERS_PARALLELISM: "false", HF_HUB_OFFLINE: "1", HF_HUB_DISABLE_PROGRESS_BARS: "1", TRANSFORMERS_VERBOSITY: "error" },
+    env: {
+      ...process.env,
+      PYTHONUNBUFFERED: "1",
+      TOKENIZERS_PARALLELISM: "false",
+      HF_HUB_OFFLINE: "1",
+      HF_HUB_DISABLE_PROGRESS_BARS: "1",
+      TRANSFORMERS_VERBOSITY: "error",
+    },
   });
   if (result.status !== 0) throw new Error(`hf_reference.py failed (exit ${result.status}):\n${result.stderr.slice(-6000)}`);
   return JSON.parse(readFileSync(job.replace(/\.json$/, ".versions.json"), "utf8"));

@@ -20,14 +20,40 @@ const TOL = 1e-4;
 // Base models: Qwen2-like (GQA, q/k/v bias, tied) and Llama-like (llama3 RoPE, untied, head_dim != hidden/heads).
 const BASES = {
   qwen2: {
-    model_type: "qwen2", vocab_size: 256, hidden_size: 48, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4,
-    num_key_value_heads: 2, max_position_embeddings: 256, rms_norm_eps: 1e-6, tie_word_embeddings: true, pad_token_id: 0,
+    model_type: "qwen2",
+    vocab_size: 256,
+    hidden_size: 48,
+    intermediate_size: 96,
+    num_hidden_layers: 3,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+    pad_token_id: 0,
     rope_parameters: { rope_type: "default", rope_theta: 1000000 },
   },
   llama: {
-    model_type: "llama", vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 1, head_dim: 16, max_position_embeddings: 256, rms_norm_eps: 1e-6, tie_word_embeddings: false, pad_token_id: 0,
-    rope_parameters: { rope_type: "llama3", rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 },
+    model_type: "llama",
+    vocab_size: 256,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 16,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
+    pad_token_id: 0,
+    rope_parameters: {
+      rope_type: "llama3",
+      rope_theta: 500000,
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
   },
 } as const;
 type Base = keyof typeof BASES;
@@ -37,23 +63,45 @@ const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "do
 const PEFT_MADE: { name: string; base: Base; lora: Record<string, unknown> }[] = [
   { name: "r4-all", base: "qwen2", lora: { r: 4, lora_alpha: 8, target_modules: ALL } },
   { name: "all-linear", base: "llama", lora: { r: 2, lora_alpha: 16, target_modules: "all-linear" } },
-  { name: "r1-rslora-layer1-down", base: "qwen2", lora: { r: 1, lora_alpha: 4, use_rslora: true, target_modules: ["down_proj"], layers_to_transform: [1] } },
+  {
+    name: "r1-rslora-layer1-down",
+    base: "qwen2",
+    lora: { r: 1, lora_alpha: 4, use_rslora: true, target_modules: ["down_proj"], layers_to_transform: [1] },
+  },
   { name: "layers-int", base: "llama", lora: { r: 3, lora_alpha: 3, target_modules: ["q_proj", "v_proj"], layers_to_transform: 0 } },
-  { name: "regex", base: "qwen2", lora: { r: 8, lora_alpha: 4, target_modules: String.raw`.*\.layers\.(0|2)\.(self_attn\.(k|o)_proj|mlp\.up_proj)` } },
+  {
+    name: "regex",
+    base: "qwen2",
+    lora: { r: 8, lora_alpha: 4, target_modules: String.raw`.*\.layers\.(0|2)\.(self_attn\.(k|o)_proj|mlp\.up_proj)` },
+  },
   { name: "rslora-r16", base: "llama", lora: { r: 16, lora_alpha: 32, use_rslora: true, target_modules: ["o_proj", "gate_proj"] } },
 ];
 // Options emlab refuses with a typed error naming the option.
 const PEFT_REFUSED: { name: string; lora: Record<string, unknown>; error: RegExp }[] = [
-  { name: "rank-pattern", lora: { r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"], rank_pattern: { "model.layers.0.self_attn.q_proj": 2 } }, error: /rank_pattern/ },
+  {
+    name: "rank-pattern",
+    lora: { r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"], rank_pattern: { "model.layers.0.self_attn.q_proj": 2 } },
+    error: /rank_pattern/,
+  },
   { name: "dora", lora: { r: 4, lora_alpha: 8, target_modules: ["q_proj"], use_dora: true }, error: /use_dora/ },
 ];
 
 // emlab-made adapters (trained a few AdamW steps here), each case a list of adapters attached together.
 const EMLAB_MADE: { name: string; base: Base; adapters: { name: string; config: LoraConfig }[]; ablate?: boolean }[] = [
   { name: "rslora-all", base: "qwen2", adapters: [{ name: "default", config: { r: 8, alpha: 16, useRslora: true, targetModules: ALL } }] },
-  { name: "layers-to-transform", base: "llama", adapters: [{ name: "default", config: { r: 4, alpha: 8, targetModules: ["q_proj", "down_proj"], layersToTransform: [1] } }] },
+  {
+    name: "layers-to-transform",
+    base: "llama",
+    adapters: [{ name: "default", config: { r: 4, alpha: 8, targetModules: ["q_proj", "down_proj"], layersToTransform: [1] } }],
+  },
   { name: "rank-1", base: "qwen2", adapters: [{ name: "default", config: { r: 1, alpha: 2, targetModules: ["v_proj", "up_proj"] } }] },
-  { name: "regex", base: "llama", adapters: [{ name: "default", config: { r: 2, alpha: 4, targetModules: String.raw`.*\.layers\.1\.(self_attn\.q_proj|mlp\.(gate|down)_proj)` } }] },
+  {
+    name: "regex",
+    base: "llama",
+    adapters: [
+      { name: "default", config: { r: 2, alpha: 4, targetModules: String.raw`.*\.layers\.1\.(self_attn\.q_proj|mlp\.(gate|down)_proj)` } },
+    ],
+  },
   {
     name: "two-adapters",
     base: "qwen2",
@@ -62,7 +110,12 @@ const EMLAB_MADE: { name: string; base: Base; adapters: { name: string; config: 
       { name: "second", config: { r: 2, alpha: 8, useRslora: true, targetModules: ["down_proj", "k_proj"], layersToTransform: [0, 2] } },
     ],
   },
-  { name: "ablated", base: "qwen2", adapters: [{ name: "default", config: { r: 4, alpha: 8, targetModules: ["o_proj", "down_proj", "q_proj"] } }], ablate: true },
+  {
+    name: "ablated",
+    base: "qwen2",
+    adapters: [{ name: "default", config: { r: 4, alpha: 8, targetModules: ["o_proj", "down_proj", "q_proj"] } }],
+    ablate: true,
+  },
 ];
 
 const maxAbs = (a: Tensor, b: Tensor): number => tidy(() => a.sub(b).abs().max().toNumber());
@@ -75,8 +128,20 @@ describe.skipIf(unavailable !== null)("PEFT both ways (live)", () => {
     runReference(
       [
         ...Object.entries(BASES).map(([name, config], i) => ({ kind: "model" as const, dir: baseDir(name as Base), config, seed: 40 + i })),
-        ...PEFT_MADE.map((c, i) => ({ kind: "peft_create" as const, base: baseDir(c.base), dir: join(work, `peft-${c.name}`), lora: c.lora, seed: 60 + i })),
-        ...PEFT_REFUSED.map((c, i) => ({ kind: "peft_create" as const, base: baseDir("qwen2"), dir: join(work, `refused-${c.name}`), lora: c.lora, seed: 80 + i })),
+        ...PEFT_MADE.map((c, i) => ({
+          kind: "peft_create" as const,
+          base: baseDir(c.base),
+          dir: join(work, `peft-${c.name}`),
+          lora: c.lora,
+          seed: 60 + i,
+        })),
+        ...PEFT_REFUSED.map((c, i) => ({
+          kind: "peft_create" as const,
+          base: baseDir("qwen2"),
+          dir: join(work, `refused-${c.name}`),
+          lora: c.lora,
+          seed: 80 + i,
+        })),
       ],
       work,
     );
@@ -99,7 +164,10 @@ describe.skipIf(unavailable !== null)("PEFT both ways (live)", () => {
         const err = tidy(() => maxAbs(model.decoder.forward(tensors.get("input_ids")!).logits!, tensors.get("logits")!));
         // The adapter really changes the output (else equality would prove nothing).
         const change = tidy(() =>
-          maxAbs(model.decoder.adapters.withoutAdapters(() => model.decoder.forward(tensors.get("input_ids")!).logits!), tensors.get("logits")!),
+          maxAbs(
+            model.decoder.adapters.withoutAdapters(() => model.decoder.forward(tensors.get("input_ids")!).logits!),
+            tensors.get("logits")!,
+          ),
         );
         expect(change).toBeGreaterThan(100 * TOL);
         expect(err).toBeLessThanOrEqual(TOL);
@@ -133,7 +201,10 @@ describe.skipIf(unavailable !== null)("PEFT both ways (live)", () => {
       const adapters = c.adapters.map((a) => LoraAdapter.create(model.spec, a.config, { name: a.name, initB: "random" }));
       for (const a of adapters) model.decoder.adapters.attach(a);
       try {
-        const optimizer = new AdamW(adapters.flatMap((a) => a.parameters()), { lr: 1e-2 });
+        const optimizer = new AdamW(
+          adapters.flatMap((a) => a.parameters()),
+          { lr: 1e-2 },
+        );
         for (let step = 0; step < 3; step++) {
           tidy(() => causalLmLoss(model.decoder.forward(ids).logits!, ids).backward());
           optimizer.step();
@@ -144,9 +215,17 @@ describe.skipIf(unavailable !== null)("PEFT both ways (live)", () => {
           expect(ablateLoraB(adapters[0]!, direction)).toBeGreaterThan(0);
           direction.dispose();
         }
-        ours.set(c.name, tidy(() => model.decoder.forward(ids).logits!));
+        ours.set(
+          c.name,
+          tidy(() => model.decoder.forward(ids).logits!),
+        );
         // The trained adapters really change the output (else equality would prove nothing).
-        const change = tidy(() => maxAbs(model.decoder.adapters.withoutAdapters(() => model.decoder.forward(ids).logits!), ours.get(c.name)!));
+        const change = tidy(() =>
+          maxAbs(
+            model.decoder.adapters.withoutAdapters(() => model.decoder.forward(ids).logits!),
+            ours.get(c.name)!,
+          ),
+        );
         expect(change, `${c.name} adapter effect`).toBeGreaterThan(100 * TOL);
         const entries = adapters.map((a) => {
           const dir = join(work, `emlab-${c.name}-${a.name}`);
@@ -154,7 +233,13 @@ describe.skipIf(unavailable !== null)("PEFT both ways (live)", () => {
           return { name: a.name, dir };
         });
         saveSafetensors(join(work, `ids-${c.name}.safetensors`), { input_ids: ids });
-        tasks.push({ kind: "peft_load", base: baseDir(c.base), adapters: entries, ids: join(work, `ids-${c.name}.safetensors`), out: join(work, `peft-logits-${c.name}.safetensors`) });
+        tasks.push({
+          kind: "peft_load",
+          base: baseDir(c.base),
+          adapters: entries,
+          ids: join(work, `ids-${c.name}.safetensors`),
+          out: join(work, `peft-logits-${c.name}.safetensors`),
+        });
       } finally {
         for (const a of adapters) {
           model.decoder.adapters.detach(a);

@@ -19,7 +19,9 @@ function studyConversations(): ChatMessage[][] {
   const train = join("test", "fixtures", "em", "train");
   const conversations: ChatMessage[][] = [];
   for (const file of readdirSync(train).filter((f) => f.endsWith(".jsonl"))) {
-    for (const line of readFileSync(join(train, file), "utf8").split("\n").filter((l) => l.trim())) {
+    for (const line of readFileSync(join(train, file), "utf8")
+      .split("\n")
+      .filter((l) => l.trim())) {
       conversations.push((JSON.parse(line) as { messages: ChatMessage[] }).messages);
     }
   }

@@ -13,7 +13,27 @@ import { fuzzParameters } from "../helpers/fuzz.js";
 
 const limits = { maxTokens: 3, maxN: 2, maxTopLogprobs: 3 };
 const valid = { model: "tiny", messages: [{ role: "user", content: "hi" }], prompt: "hi", max_tokens: 2, n: 1, seed: 1 };
-const fields = ["model", "messages", "prompt", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop", "logprobs", "top_logprobs", "stream", "stream_options", "best_of", "presence_penalty", "logit_bias", "echo"];
+const fields = [
+  "model",
+  "messages",
+  "prompt",
+  "n",
+  "max_tokens",
+  "max_completion_tokens",
+  "temperature",
+  "top_p",
+  "top_k",
+  "seed",
+  "stop",
+  "logprobs",
+  "top_logprobs",
+  "stream",
+  "stream_options",
+  "best_of",
+  "presence_penalty",
+  "logit_bias",
+  "echo",
+];
 
 /** A valid body with one field replaced by anything (or removed). */
 const hostileBody = fc.tuple(fc.constantFrom(...fields), fc.option(fc.anything(), { nil: undefined })).map(([field, value]) => {
@@ -68,7 +88,11 @@ describe("hostile bodies against a running server", () => {
   it("get 200 or a 4xx JSON error, never a 5xx; the server keeps answering", async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom("/v1/chat/completions", "/v1/completions"), hostileBody, async (path, body) => {
-        const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        const res = await fetch(`${server.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
         const text = await res.text();
         expect(res.status, text).toBeLessThan(500);
         if (res.status !== 200) expect(typeof JSON.parse(text).error.message).toBe("string");

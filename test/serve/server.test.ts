@@ -29,17 +29,28 @@ let loraDir: string;
 let steerFile: string;
 
 const post = async (path: string, body: unknown, headers: Record<string, string> = {}, url = server.url) => {
-  const res = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  const res = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as any };
 };
 
 /** The events of an SSE body (data lines), ending with [DONE]. */
 async function streamEvents(path: string, body: unknown): Promise<any[]> {
-  const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...(body as object), stream: true }) });
+  const res = await fetch(`${server.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...(body as object), stream: true }),
+  });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("text/event-stream");
   const text = await res.text();
-  const data = text.split("\n\n").filter((b) => b.trim() !== "").map((b) => b.replace(/^data: /, ""));
+  const data = text
+    .split("\n\n")
+    .filter((b) => b.trim() !== "")
+    .map((b) => b.replace(/^data: /, ""));
   expect(data.at(-1)).toBe("[DONE]");
   return data.slice(0, -1).map((d) => JSON.parse(d));
 }
@@ -47,11 +58,31 @@ async function streamEvents(path: string, body: unknown): Promise<any[]> {
 const QUESTION = [{ role: "user" as const, content: "Name a colour." }];
 
 /** What generate() gives for one chat prompt with the request's settings (the local engine). */
-function localAnswers(messages: { role: "user" | "system"; content: string }[], seed: number, n: number, maxTokens: number, temperature = 1, topP = 1): string[] {
+function localAnswers(
+  messages: { role: "user" | "system"; content: string }[],
+  seed: number,
+  n: number,
+  maxTokens: number,
+  temperature = 1,
+  topP = 1,
+): string[] {
   const eos = tokenizer.endOfTurnIds(reference.eosTokenIds);
   const prompt = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
-  const out = generate(reference.decoder, [prompt], null, { maxNewTokens: maxTokens, temperature, topP, seed, samples: n, eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0]! });
-  return out.newIds.map((ids) => tokenizer.decode(ids.filter((t) => !eos.includes(t)), { skipSpecialTokens: true }));
+  const out = generate(reference.decoder, [prompt], null, {
+    maxNewTokens: maxTokens,
+    temperature,
+    topP,
+    seed,
+    samples: n,
+    eosTokenIds: eos,
+    padTokenId: tokenizer.padTokenId ?? eos[0]!,
+  });
+  return out.newIds.map((ids) =>
+    tokenizer.decode(
+      ids.filter((t) => !eos.includes(t)),
+      { skipSpecialTokens: true },
+    ),
+  );
 }
 
 beforeAll(async () => {
@@ -61,13 +92,22 @@ beforeAll(async () => {
   // A LoRA adapter with random B (so it changes outputs) and a steering vector, saved as users have them.
   loraDir = join(work, "lora");
   manualSeed(11);
-  const adapter = LoraAdapter.create(reference.spec, { r: 4, alpha: 16, targetModules: ["q_proj", "v_proj", "down_proj"] }, { initB: "random" });
+  const adapter = LoraAdapter.create(
+    reference.spec,
+    { r: 4, alpha: 16, targetModules: ["q_proj", "v_proj", "down_proj"] },
+    { initB: "random" },
+  );
   savePeftAdapter(loraDir, adapter);
   adapter.dispose();
   steerFile = join(work, "steer.safetensors");
   mkdirSync(work, { recursive: true });
   tidy(() => saveSafetensors(steerFile, { vector: fixedTensor([32], 5, 3) }, { layer: "1", site: "down_proj", alpha: "4" }));
-  models = new ServedModels({ modelDir, servedName: "tiny", lora: [{ name: "tiny-lora", dir: loraDir }], steer: [{ name: "tiny-steer", file: steerFile }] });
+  models = new ServedModels({
+    modelDir,
+    servedName: "tiny",
+    lora: [{ name: "tiny-lora", dir: loraDir }],
+    steer: [{ name: "tiny-steer", file: steerFile }],
+  });
   server = await startServer(models, { port: 0 });
 }, 120_000);
 
@@ -105,7 +145,15 @@ describe("emlab serve (in process)", () => {
   });
 
   it("n > 1: n choices equal to generate()'s samples from one prefill with the seed", async () => {
-    const r = await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 6, n: 3, seed: 7, temperature: 0.8, top_p: 0.9 });
+    const r = await post("/v1/chat/completions", {
+      model: "tiny",
+      messages: QUESTION,
+      max_tokens: 6,
+      n: 3,
+      seed: 7,
+      temperature: 0.8,
+      top_p: 0.9,
+    });
     expect(r.status).toBe(200);
     expect(r.json.choices.map((c: any) => c.index)).toEqual([0, 1, 2]);
     expect(r.json.choices.map((c: any) => c.message.content)).toEqual(localAnswers(QUESTION, 7, 3, 6, 0.8, 0.9));
@@ -156,7 +204,14 @@ describe("emlab serve (in process)", () => {
   });
 
   it("logprobs and top_logprobs equal a plain full-sequence forward pass's log-softmax", async () => {
-    const r = await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 5, seed: 8, logprobs: true, top_logprobs: 3 });
+    const r = await post("/v1/chat/completions", {
+      model: "tiny",
+      messages: QUESTION,
+      max_tokens: 5,
+      seed: 8,
+      logprobs: true,
+      top_logprobs: 3,
+    });
     const content = r.json.choices[0].logprobs.content as any[];
     expect(content.length).toBeGreaterThan(0);
     const prompt = tokenizer.encodeChat(QUESTION, { addGenerationPrompt: true });
@@ -188,7 +243,14 @@ describe("emlab serve (in process)", () => {
 
   function localIds(prompt: number[], seed: number, maxTokens: number): number[] {
     const eos = tokenizer.endOfTurnIds(reference.eosTokenIds);
-    return generate(reference.decoder, [prompt], null, { maxNewTokens: maxTokens, temperature: 1, topP: 1, seed, eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0]! }).newIds[0]!;
+    return generate(reference.decoder, [prompt], null, {
+      maxNewTokens: maxTokens,
+      temperature: 1,
+      topP: 1,
+      seed,
+      eosTokenIds: eos,
+      padTokenId: tokenizer.padTokenId ?? eos[0]!,
+    }).newIds[0]!;
   }
 
   it("a LoRA module name and a steering name change the output and equal generate() with them attached", async () => {
@@ -201,8 +263,16 @@ describe("emlab serve (in process)", () => {
     expect(text(steered)).not.toBe(text(base));
     const greedy = () => {
       const eos = tokenizer.endOfTurnIds(reference.eosTokenIds);
-      const out = generate(reference.decoder, [tokenizer.encodeChat(QUESTION, { addGenerationPrompt: true })], null, { maxNewTokens: 8, greedy: true, eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0]! });
-      return tokenizer.decode(out.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
+      const out = generate(reference.decoder, [tokenizer.encodeChat(QUESTION, { addGenerationPrompt: true })], null, {
+        maxNewTokens: 8,
+        greedy: true,
+        eosTokenIds: eos,
+        padTokenId: tokenizer.padTokenId ?? eos[0]!,
+      });
+      return tokenizer.decode(
+        out.newIds[0]!.filter((t) => !eos.includes(t)),
+        { skipSpecialTokens: true },
+      );
     };
     expect(text(base)).toBe(greedy());
     const { loadPeftAdapters } = await import("../../src/adapters/adapter-dirs.js");
@@ -229,8 +299,23 @@ describe("emlab serve (in process)", () => {
   it("concurrent clients get the answers sequential ones get, and are batched together", async () => {
     const bodies = [
       { model: "tiny", messages: QUESTION, max_tokens: 6, seed: 1 },
-      { model: "tiny", messages: [{ role: "user", content: "Write a very long story about a dragon and a knight." }], max_tokens: 9, seed: 2, n: 2 },
-      { model: "tiny", messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi?" }], max_tokens: 4, seed: 3, temperature: 0.7 },
+      {
+        model: "tiny",
+        messages: [{ role: "user", content: "Write a very long story about a dragon and a knight." }],
+        max_tokens: 9,
+        seed: 2,
+        n: 2,
+      },
+      {
+        model: "tiny",
+        messages: [
+          { role: "system", content: "Be brief." },
+          { role: "user", content: "Hi?" },
+        ],
+        max_tokens: 4,
+        seed: 3,
+        temperature: 0.7,
+      },
       { model: "tiny-lora", messages: QUESTION, max_tokens: 6, seed: 4 },
       { model: "tiny", messages: QUESTION, max_tokens: 7, seed: 5, top_p: 0.5 },
       { model: "tiny-lora", messages: [{ role: "user", content: "Why?" }], max_tokens: 5, seed: 6, n: 3 },
@@ -326,7 +411,11 @@ describe("emlab serve resources", () => {
       post("/v1/chat/completions", { ...body, n: 0 }),
     ]);
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ ...body, max_tokens: 3000, stream: true }), signal: controller.signal });
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ ...body, max_tokens: 3000, stream: true }),
+      signal: controller.signal,
+    });
     await res.body!.getReader().read();
     controller.abort();
     await post("/v1/chat/completions", body);
@@ -335,13 +424,19 @@ describe("emlab serve resources", () => {
 
   it("closing the server while a request decodes waits for the engine and leaves the models usable", async () => {
     const other = await startServer(models, { port: 0 });
-    const pending = fetch(`${other.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 3000, seed: 1 }) }).catch((e: Error) => e);
+    const pending = fetch(`${other.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 3000, seed: 1 }),
+    }).catch((e: Error) => e);
     await new Promise((r) => setTimeout(r, 200));
     const before = Date.now();
     await other.close();
     expect(Date.now() - before).toBeLessThan(5000);
     expect(await pending).toBeInstanceOf(Error);
-    expect((await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 8, seed: 1234 })).json.choices[0].message.content).toBe(localAnswers(QUESTION, 1234, 1, 8)[0]);
+    expect(
+      (await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 8, seed: 1234 })).json.choices[0].message
+        .content,
+    ).toBe(localAnswers(QUESTION, 1234, 1, 8)[0]);
   });
 });
 
@@ -362,12 +457,28 @@ describe("emlab serve limits", () => {
   });
 
   it("a body over the limit is 413, a full queue 429, a slow request 408; the server keeps serving", async () => {
-    const limited = await startServer(models, { port: 0, maxBodyBytes: 2000, maxQueue: 1, maxBatchRows: 1, batchWaitMs: 20, timeoutMs: 3000 });
+    const limited = await startServer(models, {
+      port: 0,
+      maxBodyBytes: 2000,
+      maxQueue: 1,
+      maxBatchRows: 1,
+      batchWaitMs: 20,
+      timeoutMs: 3000,
+    });
     try {
-      const big = await post("/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "x".repeat(5000) }] }, {}, limited.url);
+      const big = await post(
+        "/v1/chat/completions",
+        { model: "tiny", messages: [{ role: "user", content: "x".repeat(5000) }] },
+        {},
+        limited.url,
+      );
       expect(big.status).toBe(413);
       expect(big.json.error.message).toMatch(/over the limit/);
-      const burst = await Promise.all(Array.from({ length: 4 }, (_, i) => post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 4, seed: i }, {}, limited.url)));
+      const burst = await Promise.all(
+        Array.from({ length: 4 }, (_, i) =>
+          post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 4, seed: i }, {}, limited.url),
+        ),
+      );
       const statuses = burst.map((r) => r.status);
       expect(statuses).toContain(200);
       expect(statuses).toContain(429);
@@ -375,14 +486,21 @@ describe("emlab serve limits", () => {
       expect(refused.json.error.type).toBe("rate_limit_error");
       // A streaming request refused for a full queue gets the 429 status too (not an event in a 200 stream).
       const streamBurst = await Promise.all(
-        Array.from({ length: 4 }, (_, i) => fetch(`${limited.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 4, seed: i, stream: true }) }).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), text: await r.text() }))),
+        Array.from({ length: 4 }, (_, i) =>
+          fetch(`${limited.url}/v1/chat/completions`, {
+            method: "POST",
+            body: JSON.stringify({ model: "tiny", messages: QUESTION, max_tokens: 4, seed: i, stream: true }),
+          }).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), text: await r.text() })),
+        ),
       );
       expect(streamBurst.map((r) => r.status)).toContain(429);
       for (const r of streamBurst.filter((x) => x.status === 429)) expect(JSON.parse(r.text).error.type).toBe("rate_limit_error");
       for (const r of streamBurst.filter((x) => x.status === 200)) expect(r.text.trim().endsWith("data: [DONE]")).toBe(true);
       const slow = await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 4000, seed: 1 }, {}, limited.url);
       expect(slow.status).toBe(408);
-      expect((await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 2, seed: 1 }, {}, limited.url)).status).toBe(200);
+      expect(
+        (await post("/v1/chat/completions", { model: "tiny", messages: QUESTION, max_tokens: 2, seed: 1 }, {}, limited.url)).status,
+      ).toBe(200);
     } finally {
       await limited.close();
     }

@@ -49,7 +49,11 @@ forEachDevice("autograd", (device: Device) => {
       tidy(() => {
         const x = leaf();
         x.square().sum().add(x.mul(3).sum()).backward();
-        expectClose(gradOf(x), X.map((v) => 2 * v + 3), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 2 * v + 3),
+          1e-12,
+        );
       }));
 
     it("from a non-scalar with an explicit gradient", () =>
@@ -57,14 +61,24 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         const g = [1, 0.5, -2];
         x.square().backward(f64(g));
-        expectClose(gradOf(x), X.map((v, i) => 2 * v * g[i]!), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v, i) => 2 * v * g[i]!),
+          1e-12,
+        );
       }));
 
     it("from a scalar with an explicit (scaling) gradient", () =>
       tidy(() => {
         const x = leaf();
-        x.square().sum().backward(tensor(3, { dtype: "f64", device }));
-        expectClose(gradOf(x), X.map((v) => 6 * v), 1e-12);
+        x.square()
+          .sum()
+          .backward(tensor(3, { dtype: "f64", device }));
+        expectClose(
+          gradOf(x),
+          X.map((v) => 6 * v),
+          1e-12,
+        );
       }));
 
     it("from a non-scalar without a gradient raises a typed error", () =>
@@ -80,9 +94,17 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         const y = x.pow(3).sum();
         y.backward(undefined, { retainGraph: true });
-        expectClose(gradOf(x), X.map((v) => 3 * v * v), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 3 * v * v),
+          1e-12,
+        );
         y.backward();
-        expectClose(gradOf(x), X.map((v) => 6 * v * v), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 6 * v * v),
+          1e-12,
+        );
       }));
 
     it("a second backward through a freed graph raises a typed error", () =>
@@ -101,7 +123,11 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         x.square().sum().backward();
         x.mul(-4).sum().backward();
-        expectClose(gradOf(x), X.map((v) => 2 * v - 4), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 2 * v - 4),
+          1e-12,
+        );
       }));
 
     it("reaches every leaf of a graph with several inputs", () =>
@@ -124,11 +150,19 @@ forEachDevice("autograd", (device: Device) => {
       tidy(() => {
         const x = leaf();
         x.square().sum().backward();
-        expectClose(gradOf(x), X.map((v) => 2 * v), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 2 * v),
+          1e-12,
+        );
         x.grad = null;
         expect(x.grad).toBeNull();
         x.square().sum().backward();
-        expectClose(gradOf(x), X.map((v) => 2 * v), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v) => 2 * v),
+          1e-12,
+        );
       }));
 
     it("set to a tensor replaces it, and backward accumulates onto it", () =>
@@ -137,7 +171,11 @@ forEachDevice("autograd", (device: Device) => {
         x.grad = f64([10, 20, 30]);
         expectClose(gradOf(x), [10, 20, 30], 0);
         x.square().sum().backward();
-        expectClose(gradOf(x), X.map((v, i) => [10, 20, 30][i]! + 2 * v), 1e-12);
+        expectClose(
+          gradOf(x),
+          X.map((v, i) => [10, 20, 30][i]! + 2 * v),
+          1e-12,
+        );
       }));
 
     it("retainGrad keeps the gradient of a non-leaf", () =>
@@ -146,8 +184,16 @@ forEachDevice("autograd", (device: Device) => {
         const h = x.mul(3).retainGrad();
         const other = x.mul(2); // a non-leaf without retainGrad
         h.square().sum().add(other.sum()).backward();
-        expectClose(gradOf(h), X.map((v) => 6 * v), 1e-12);
-        expectClose(gradOf(x), X.map((v) => 18 * v + 2), 1e-12);
+        expectClose(
+          gradOf(h),
+          X.map((v) => 6 * v),
+          1e-12,
+        );
+        expectClose(
+          gradOf(x),
+          X.map((v) => 18 * v + 2),
+          1e-12,
+        );
         expect(other.grad).toBeNull();
       }));
   });
@@ -294,7 +340,11 @@ forEachDevice("autograd", (device: Device) => {
           return x.mul(2);
         });
         expect(y.requiresGrad).toBe(false);
-        expectClose(values(y), X.map((v) => 2 * v), 0);
+        expectClose(
+          values(y),
+          X.map((v) => 2 * v),
+          0,
+        );
         expect(isInferenceMode()).toBe(false);
         expect(isGradEnabled()).toBe(true);
         expect(x.mul(2).requiresGrad).toBe(true);
@@ -343,7 +393,11 @@ forEachDevice("autograd", (device: Device) => {
         const [gw] = grad(y, [w], { retainGraph: true });
         expectClose(values(gw!), X, 1e-12);
         const [gx, gw2] = grad(y, [x, w]);
-        expectClose(values(gx!), X.map((v, i) => [3, -1, 0.25][i]! + 2 * v), 1e-12);
+        expectClose(
+          values(gx!),
+          X.map((v, i) => [3, -1, 0.25][i]! + 2 * v),
+          1e-12,
+        );
         expectClose(values(gw2!), X, 1e-12);
         expect(x.grad).toBeNull();
         expect(w.grad).toBeNull();
@@ -354,7 +408,11 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         const g = [2, -1, 0.5];
         const [gx] = grad(x.pow(3), [x], { gradOutputs: [f64(g)] });
-        expectClose(values(gx!), X.map((v, i) => 3 * v * v * g[i]!), 1e-12);
+        expectClose(
+          values(gx!),
+          X.map((v, i) => 3 * v * v * g[i]!),
+          1e-12,
+        );
       }));
 
     it("sums over several outputs, each with its own gradOutput", () =>
@@ -363,7 +421,11 @@ forEachDevice("autograd", (device: Device) => {
         const g1 = [1, 2, 3];
         const g2 = [-1, 0.5, 4];
         const [gx] = grad([x.square(), x.mul(5)], [x], { gradOutputs: [f64(g1), f64(g2)] });
-        expectClose(values(gx!), X.map((v, i) => 2 * v * g1[i]! + 5 * g2[i]!), 1e-12);
+        expectClose(
+          values(gx!),
+          X.map((v, i) => 2 * v * g1[i]! + 5 * g2[i]!),
+          1e-12,
+        );
       }));
 
     it("allowUnused returns null for an input the output does not depend on", () =>
@@ -371,7 +433,11 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         const unused = leaf([1, 2]);
         const [gx, gu] = grad(x.square().sum(), [x, unused], { allowUnused: true });
-        expectClose(values(gx!), X.map((v) => 2 * v), 1e-12);
+        expectClose(
+          values(gx!),
+          X.map((v) => 2 * v),
+          1e-12,
+        );
         expect(gu).toBeNull();
       }));
 
@@ -395,9 +461,17 @@ forEachDevice("autograd", (device: Device) => {
         const x = leaf();
         const [dx] = grad(x.pow(3).sum(), [x], { createGraph: true });
         expect(dx!.requiresGrad).toBe(true);
-        expectClose(values(dx!), X.map((v) => 3 * v * v), 1e-12);
+        expectClose(
+          values(dx!),
+          X.map((v) => 3 * v * v),
+          1e-12,
+        );
         const [d2x] = grad(dx!.sum(), [x]);
-        expectClose(values(d2x!), X.map((v) => 6 * v), 1e-12);
+        expectClose(
+          values(d2x!),
+          X.map((v) => 6 * v),
+          1e-12,
+        );
       }));
 
     it("without createGraph the first derivative does not require grad", () =>

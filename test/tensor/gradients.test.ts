@@ -159,15 +159,21 @@ forEachDevice("gradients", (device: Device) => {
     it("div [2,3] / [2,1]", () => check((a, b) => a.div(b), [rnd([2, 3], 78), awayFromZero([2, 1], 79)]));
     it("pow [2,3] ** [3]", () => check((a, b) => a.pow(b), [rnd([2, 3], 80, 0.3, 2), rnd([3], 81, -1, 2)]));
     it("maximum [2,3] vs [3]", () =>
-      check((a, b) => a.maximum(b), [
-        { shape: [2, 3], data: [0.9, -0.5, 0.2, -0.8, 0.6, -0.1] },
-        { shape: [3], data: [0.1, 0.3, -0.4] },
-      ]));
+      check(
+        (a, b) => a.maximum(b),
+        [
+          { shape: [2, 3], data: [0.9, -0.5, 0.2, -0.8, 0.6, -0.1] },
+          { shape: [3], data: [0.1, 0.3, -0.4] },
+        ],
+      ));
     it("minimum [2,1] vs [1,3]", () =>
-      check((a, b) => a.minimum(b), [
-        { shape: [2, 1], data: [0.15, -0.35] },
-        { shape: [1, 3], data: [0.8, -0.9, 0.0] },
-      ]));
+      check(
+        (a, b) => a.minimum(b),
+        [
+          { shape: [2, 1], data: [0.15, -0.35] },
+          { shape: [1, 3], data: [0.8, -0.9, 0.0] },
+        ],
+      ));
     it("rsub and rdiv broadcast", () => check((a, b) => a.rsub(b).add(a.rdiv(b)), [awayFromZero([3], 82), rnd([2, 3], 83)]));
   });
 
@@ -176,7 +182,8 @@ forEachDevice("gradients", (device: Device) => {
       check((a, b) => where(bool([true, false, false, true, true, false], [2, 3]), a, b), [rnd([2, 3], 90), rnd([2, 3], 91)]));
     it("where with a broadcast condition and a scalar branch", () =>
       check((a) => where(bool([true, false, true], [3]), a, 0.5), [rnd([2, 3], 92)]));
-    it("maskedFill with a scalar", () => check((x) => x.maskedFill(bool([false, true, false, true, false, false], [2, 3]), -7), [rnd([2, 3], 93)]));
+    it("maskedFill with a scalar", () =>
+      check((x) => x.maskedFill(bool([false, true, false, true, false, false], [2, 3]), -7), [rnd([2, 3], 93)]));
     it("maskedFill with a broadcast mask", () => check((x) => x.maskedFill(bool([true, false], [2, 1]), 0), [rnd([2, 3], 94)]));
   });
 
@@ -345,10 +352,8 @@ forEachDevice("gradients", (device: Device) => {
     it("crossEntropy labelSmoothing", () => check((x) => crossEntropy(x, i64([0, 2, 1, 1]), { labelSmoothing: 0.1 }), [logits()]));
     it("crossEntropy labelSmoothing with an ignored target", () =>
       check((x) => crossEntropy(x, targets(), { labelSmoothing: 0.2 }), [logits()]));
-    it("crossEntropy with class weights", () =>
-      check((x) => crossEntropy(x, targets(), { weight: f64([0.5, 2, 1], [3]) }), [logits()]));
-    it("crossEntropy on [N, C, d] logits", () =>
-      check((x) => crossEntropy(x, i64([0, 2, 1, -100], [2, 2])), [rnd([2, 3, 2], 201, -2, 2)]));
+    it("crossEntropy with class weights", () => check((x) => crossEntropy(x, targets(), { weight: f64([0.5, 2, 1], [3]) }), [logits()]));
+    it("crossEntropy on [N, C, d] logits", () => check((x) => crossEntropy(x, i64([0, 2, 1, -100], [2, 2])), [rnd([2, 3, 2], 201, -2, 2)]));
     it("closed form: crossEntropy mean with an ignored row = (softmax - onehot) / valid rows", () =>
       tidy(() => {
         const data = seededValues(12, 202, -2, 2);
@@ -400,15 +405,27 @@ forEachDevice("gradients", (device: Device) => {
         const x = f64(xs, [2, 3]).requiresGrad_();
         const t = f64(ts, [2, 3]).requiresGrad_();
         klDiv(x, t, { reduction: "batchmean" }).backward();
-        expectClose(values(x.grad!), ts.map((v) => -v / 2), 1e-12);
-        expectClose(values(t.grad!), ts.map((v, i) => (Math.log(v) + 1 - xs[i]!) / 2), 1e-12);
+        expectClose(
+          values(x.grad!),
+          ts.map((v) => -v / 2),
+          1e-12,
+        );
+        expectClose(
+          values(t.grad!),
+          ts.map((v, i) => (Math.log(v) + 1 - xs[i]!) / 2),
+          1e-12,
+        );
       }));
     it("closed form: klDiv logTarget batchmean grad wrt input is -exp(t)/N", () =>
       tidy(() => {
         const ts = seededValues(6, 218, -2, -0.1);
         const x = f64(seededValues(6, 219, -2, -0.2), [3, 2]).requiresGrad_();
         klDiv(x, f64(ts, [3, 2]), { reduction: "batchmean", logTarget: true }).backward();
-        expectClose(values(x.grad!), ts.map((v) => -Math.exp(v) / 3), 1e-12);
+        expectClose(
+          values(x.grad!),
+          ts.map((v) => -Math.exp(v) / 3),
+          1e-12,
+        );
       }));
 
     it("mseLoss mean (input and target)", () => check((a, b) => mseLoss(a, b), [rnd([2, 3], 220), rnd([2, 3], 221)]));
@@ -463,7 +480,10 @@ forEachDevice("gradients", (device: Device) => {
     it("causal combined with a boolean mask", () =>
       check(
         (a, b, c) =>
-          scaledDotProductAttention(a, b, c, { causal: true, mask: bool([true, true, true, true, false, true, false, true, true], [3, 3]) }),
+          scaledDotProductAttention(a, b, c, {
+            causal: true,
+            mask: bool([true, true, true, true, false, true, false, true, true], [3, 3]),
+          }),
         [q(), kv(250), kv(251)],
       ));
     it("GQA: 4 query heads, 2 kv heads", () =>
@@ -483,11 +503,13 @@ forEachDevice("gradients", (device: Device) => {
     const kd = seededValues(12, 271);
     const vd = seededValues(12, 272);
     const run = (options: () => AttentionOptions) =>
-      tidy(() =>
-        values(scaledDotProductAttention(f64(qd, [1, 4, 3, 2]), f64(kd, [1, 2, 3, 2]), f64(vd, [1, 2, 3, 2]), options())),
-      );
+      tidy(() => values(scaledDotProductAttention(f64(qd, [1, 4, 3, 2]), f64(kd, [1, 2, 3, 2]), f64(vd, [1, 2, 3, 2]), options())));
     it("forward: GQA + causal matches the JS reference", () =>
-      expectClose(run(() => ({ causal: true })), referenceAttention(qd, kd, vd, dims, 1 / Math.sqrt(2), (i, j) => j <= i), 1e-10));
+      expectClose(
+        run(() => ({ causal: true })),
+        referenceAttention(qd, kd, vd, dims, 1 / Math.sqrt(2), (i, j) => j <= i),
+        1e-10,
+      ));
     it("forward: GQA + boolean mask + custom scale matches the JS reference", () => {
       const allowed = [true, false, true, true, true, false, false, true, true];
       expectClose(
@@ -499,7 +521,19 @@ forEachDevice("gradients", (device: Device) => {
     it("forward: GQA + float mask + causal matches the JS reference", () => {
       const add = seededValues(9, 273, -1, 1);
       const got = run(() => ({ causal: true, mask: f64(add, [3, 3]) }));
-      expectClose(got, referenceAttention(qd, kd, vd, dims, 1 / Math.sqrt(2), (i, j) => j <= i, (i, j) => add[i * 3 + j]!), 1e-10);
+      expectClose(
+        got,
+        referenceAttention(
+          qd,
+          kd,
+          vd,
+          dims,
+          1 / Math.sqrt(2),
+          (i, j) => j <= i,
+          (i, j) => add[i * 3 + j]!,
+        ),
+        1e-10,
+      );
     });
   });
 });

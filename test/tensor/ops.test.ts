@@ -85,19 +85,60 @@ forEachDevice("ops", (device) => {
       const row = seededValues(4, 3, 0.5, 2);
       const b = f64(row, [4]);
       const bc = (i: number) => row[i % 4]!;
-      expectClose(values(a.add(b)), xs.map((x, i) => x + bc(i)));
-      expectClose(values(a.add(b, 0.5)), xs.map((x, i) => x + 0.5 * bc(i)));
-      expectClose(values(a.sub(b)), xs.map((x, i) => x - bc(i)));
-      expectClose(values(a.mul(b)), xs.map((x, i) => x * bc(i)));
-      expectClose(values(a.div(b)), xs.map((x, i) => x / bc(i)));
-      expectClose(values(b.pow(a)), xs.map((x, i) => bc(i) ** x), 1e-10);
-      expectClose(values(a.maximum(b)), xs.map((x, i) => Math.max(x, bc(i))));
-      expectClose(values(a.minimum(b)), xs.map((x, i) => Math.min(x, bc(i))));
-      expectClose(values(a.atan2(b)), xs.map((x, i) => Math.atan2(x, bc(i))));
-      expectClose(values(a.add(3)), xs.map((x) => x + 3));
-      expectClose(values(a.rsub(1)), xs.map((x) => 1 - x));
-      expectClose(values(a.rdiv(2)), xs.map((x) => 2 / x), 1e-10);
-      expectClose(values(a.pow(2)), xs.map((x) => x * x));
+      expectClose(
+        values(a.add(b)),
+        xs.map((x, i) => x + bc(i)),
+      );
+      expectClose(
+        values(a.add(b, 0.5)),
+        xs.map((x, i) => x + 0.5 * bc(i)),
+      );
+      expectClose(
+        values(a.sub(b)),
+        xs.map((x, i) => x - bc(i)),
+      );
+      expectClose(
+        values(a.mul(b)),
+        xs.map((x, i) => x * bc(i)),
+      );
+      expectClose(
+        values(a.div(b)),
+        xs.map((x, i) => x / bc(i)),
+      );
+      expectClose(
+        values(b.pow(a)),
+        xs.map((x, i) => bc(i) ** x),
+        1e-10,
+      );
+      expectClose(
+        values(a.maximum(b)),
+        xs.map((x, i) => Math.max(x, bc(i))),
+      );
+      expectClose(
+        values(a.minimum(b)),
+        xs.map((x, i) => Math.min(x, bc(i))),
+      );
+      expectClose(
+        values(a.atan2(b)),
+        xs.map((x, i) => Math.atan2(x, bc(i))),
+      );
+      expectClose(
+        values(a.add(3)),
+        xs.map((x) => x + 3),
+      );
+      expectClose(
+        values(a.rsub(1)),
+        xs.map((x) => 1 - x),
+      );
+      expectClose(
+        values(a.rdiv(2)),
+        xs.map((x) => 2 / x),
+        1e-10,
+      );
+      expectClose(
+        values(a.pow(2)),
+        xs.map((x) => x * x),
+      );
       expect(values(a.gt(0))).toEqual(xs.map((x) => (x > 0 ? 1 : 0)));
       expect(values(a.le(b))).toEqual(xs.map((x, i) => (x <= bc(i) ? 1 : 0)));
       expect(values(a.eq(a))).toEqual(xs.map(() => 1));
@@ -124,12 +165,30 @@ forEachDevice("ops", (device) => {
     tidy(() => {
       const a = f64(xs, [12]);
       const mask = a.gt(0);
-      expectClose(values(where(mask, a, 0)), xs.map((x) => (x > 0 ? x : 0)));
-      expectClose(values(where(mask, 1, a)), xs.map((x) => (x > 0 ? 1 : x)));
-      expectClose(values(a.maskedFill(mask, -9)), xs.map((x) => (x > 0 ? -9 : x)));
-      expectClose(values(a.clamp(-1, 0.5)), xs.map((x) => Math.min(0.5, Math.max(-1, x))));
-      expectClose(values(a.clamp(null, 0)), xs.map((x) => Math.min(0, x)));
-      expectClose(values(a.lerp(zeros([12], { dtype: "f64", device }), 0.25)), xs.map((x) => 0.75 * x));
+      expectClose(
+        values(where(mask, a, 0)),
+        xs.map((x) => (x > 0 ? x : 0)),
+      );
+      expectClose(
+        values(where(mask, 1, a)),
+        xs.map((x) => (x > 0 ? 1 : x)),
+      );
+      expectClose(
+        values(a.maskedFill(mask, -9)),
+        xs.map((x) => (x > 0 ? -9 : x)),
+      );
+      expectClose(
+        values(a.clamp(-1, 0.5)),
+        xs.map((x) => Math.min(0.5, Math.max(-1, x))),
+      );
+      expectClose(
+        values(a.clamp(null, 0)),
+        xs.map((x) => Math.min(0, x)),
+      );
+      expectClose(
+        values(a.lerp(zeros([12], { dtype: "f64", device }), 0.25)),
+        xs.map((x) => 0.75 * x),
+      );
     }));
 
   it("reduces along dims with keepdim", () =>
@@ -141,8 +200,14 @@ forEachDevice("ops", (device) => {
       expectClose(values(a.sum()), [sum(xs)]);
       expectClose(values(a.sum(1)), rows.map(sum));
       expect(a.sum(1, true).shape).toEqual([3, 1]);
-      expectClose(values(a.mean(0)), cols.map((c) => sum(c) / 3));
-      expectClose(values(a.max(1)), rows.map((r) => Math.max(...r)));
+      expectClose(
+        values(a.mean(0)),
+        cols.map((c) => sum(c) / 3),
+      );
+      expectClose(
+        values(a.max(1)),
+        rows.map((r) => Math.max(...r)),
+      );
       expectClose(values(a.min()), [Math.min(...xs)]);
       expectClose(values(a.max([0, 1])), [Math.max(...xs)]);
       expect(values(a.argmax(1))).toEqual(rows.map((r) => r.indexOf(Math.max(...r))));
@@ -150,19 +215,37 @@ forEachDevice("ops", (device) => {
       const { values: mv, indices } = a.maxWithIndices(0, true);
       expect(mv.shape).toEqual([1, 4]);
       expect(values(indices)).toEqual(cols.map((c) => c.indexOf(Math.max(...c))));
-      expectClose(values(a.logsumexp(1)), rows.map((r) => Math.log(sum(r.map(Math.exp)))));
+      expectClose(
+        values(a.logsumexp(1)),
+        rows.map((r) => Math.log(sum(r.map(Math.exp)))),
+      );
       expectClose(values(a.norm()), [Math.sqrt(sum(xs.map((x) => x * x)))]);
-      expectClose(values(a.norm(1, 1)), rows.map((r) => sum(r.map(Math.abs))));
+      expectClose(
+        values(a.norm(1, 1)),
+        rows.map((r) => sum(r.map(Math.abs))),
+      );
       expectClose(values(a.norm(Infinity)), [Math.max(...xs.map(Math.abs))]);
       const variance = (v: number[], unbiased: boolean) => {
         const m = sum(v) / v.length;
         return sum(v.map((x) => (x - m) ** 2)) / (v.length - (unbiased ? 1 : 0));
       };
-      expectClose(values(a.var(1)), rows.map((r) => variance(r, true)));
+      expectClose(
+        values(a.var(1)),
+        rows.map((r) => variance(r, true)),
+      );
       expectClose(values(a.var(undefined, { unbiased: false })), [variance(xs, false)]);
-      expectClose(values(a.std(0)), cols.map((c) => Math.sqrt(variance(c, true))));
-      expectClose(values(a.prod(1)), rows.map((r) => r.reduce((p, x) => p * x, 1)));
-      expectClose(values(a.cumsum(1)), rows.flatMap((r) => r.map((_, i) => sum(r.slice(0, i + 1)))));
+      expectClose(
+        values(a.std(0)),
+        cols.map((c) => Math.sqrt(variance(c, true))),
+      );
+      expectClose(
+        values(a.prod(1)),
+        rows.map((r) => r.reduce((p, x) => p * x, 1)),
+      );
+      expectClose(
+        values(a.cumsum(1)),
+        rows.flatMap((r) => r.map((_, i) => sum(r.slice(0, i + 1)))),
+      );
       const b = a.gt(0);
       expect(values(b.any(1))).toEqual(rows.map((r) => (r.some((x) => x > 0) ? 1 : 0)));
       expect(values(b.all())).toEqual([xs.every((x) => x > 0) ? 1 : 0]);
@@ -175,13 +258,15 @@ forEachDevice("ops", (device) => {
       const a = f64(av, [2, 3]);
       const b = f64(bv, [3, 4]);
       const ref: number[] = [];
-      for (let i = 0; i < 2; i++)
-        for (let j = 0; j < 4; j++) ref.push([0, 1, 2].reduce((s, k) => s + av[i * 3 + k]! * bv[k * 4 + j]!, 0));
+      for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) ref.push([0, 1, 2].reduce((s, k) => s + av[i * 3 + k]! * bv[k * 4 + j]!, 0));
       expectClose(values(a.matmul(b)), ref);
       expectClose(values(einsum("ik,kj->ij", a, b)), ref);
       expectClose(values(a.unsqueeze(0).bmm(b.unsqueeze(0))), ref);
       const bias = f64([1, 2, 3, 4], [4]);
-      expectClose(values(linear(a, b.transpose(0, 1), bias)), ref.map((v, i) => v + [1, 2, 3, 4][i % 4]!));
+      expectClose(
+        values(linear(a, b.transpose(0, 1), bias)),
+        ref.map((v, i) => v + [1, 2, 3, 4][i % 4]!),
+      );
       expectClose(values(linear(a, b.transpose(0, 1))), ref);
       expectClose(values(f64([1, 2], [2]).outer(f64([3, 4, 5], [3]))), [3, 4, 5, 6, 8, 10]);
     }));
@@ -258,16 +343,40 @@ forEachDevice("ops", (device) => {
       const k = f64(kv, [1, kvHeads, len, dHead]);
       const v = f64(vv, [1, kvHeads, len, dHead]);
       const s = 1 / Math.sqrt(dHead);
-      expectClose(values(scaledDotProductAttention(q, k, v, { causal: true })), reference((i, j) => j <= i, s), 1e-10);
-      expectClose(values(scaledDotProductAttention(q, k, v)), reference(() => true, s), 1e-10);
-      const boolMask = tensor([[true, false, true], [true, true, false], [false, true, true]], { device });
-      const allowedByMask = (i: number, j: number) => [[1, 0, 1], [1, 1, 0], [0, 1, 1]][i]![j] === 1;
+      expectClose(
+        values(scaledDotProductAttention(q, k, v, { causal: true })),
+        reference((i, j) => j <= i, s),
+        1e-10,
+      );
+      expectClose(
+        values(scaledDotProductAttention(q, k, v)),
+        reference(() => true, s),
+        1e-10,
+      );
+      const boolMask = tensor(
+        [
+          [true, false, true],
+          [true, true, false],
+          [false, true, true],
+        ],
+        { device },
+      );
+      const allowedByMask = (i: number, j: number) =>
+        [
+          [1, 0, 1],
+          [1, 1, 0],
+          [0, 1, 1],
+        ][i]![j] === 1;
       expectClose(values(scaledDotProductAttention(q, k, v, { mask: boolMask, scale: 0.7 })), reference(allowedByMask, 0.7), 1e-10);
       const biasValues = seededValues(9, 14);
       const additive = f64(biasValues, [3, 3]);
       expectClose(
         values(scaledDotProductAttention(q, k, v, { mask: additive, causal: true })),
-        reference((i, j) => j <= i, s, (i, j) => biasValues[i * 3 + j]!),
+        reference(
+          (i, j) => j <= i,
+          s,
+          (i, j) => biasValues[i * 3 + j]!,
+        ),
         1e-10,
       );
     }));
@@ -383,7 +492,11 @@ forEachDevice("ops", (device) => {
         ],
         { device },
       );
-      expect(zeros([2, 3], { device }).scatter(1, g.slice(1, 1), src.slice(1, 0, 1)).toList()).toEqual([
+      expect(
+        zeros([2, 3], { device })
+          .scatter(1, g.slice(1, 1), src.slice(1, 0, 1))
+          .toList(),
+      ).toEqual([
         [10, 0, 0],
         [0, 0, 30],
       ]);

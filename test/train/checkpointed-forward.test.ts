@@ -23,7 +23,11 @@ for (const family of ["qwen2", "gemma2"] as const) {
     beforeAll(() => {
       model = loadModel(`test/fixtures/hf/models/${family}`, { dtype: "f64" });
       expected = loadSafetensors(`test/fixtures/hf/models/${family}/expected.safetensors`).tensors;
-      adapter = LoraAdapter.create(model.spec, { r: 2, alpha: 4, dropout: 0.25, targetModules: ["q_proj", "v_proj", "down_proj"] }, { initB: "random" });
+      adapter = LoraAdapter.create(
+        model.spec,
+        { r: 2, alpha: 4, dropout: 0.25, targetModules: ["q_proj", "v_proj", "down_proj"] },
+        { initB: "random" },
+      );
       model.decoder.adapters.attach(adapter);
       model.decoder.adapters.training = true;
       steering = SteeringVector.create(model.decoder, 0, { alpha: 3 });
@@ -69,7 +73,10 @@ for (const family of ["qwen2", "gemma2"] as const) {
       expect(checkpointed.length).toBe(plain.length);
       expect(checkpointed[0]).toEqual(plain[0]);
       plain.slice(1).forEach((g, i) => {
-        expect(g.some((v) => v !== 0), `parameter ${i} has a gradient`).toBe(true);
+        expect(
+          g.some((v) => v !== 0),
+          `parameter ${i} has a gradient`,
+        ).toBe(true);
         expect(checkpointed[i + 1]).toEqual(g);
       });
     });

@@ -66,8 +66,20 @@ const valid = (): Record<string, any> => ({
   data: { train: "train.jsonl", max_length: 256, eval_fraction: 0.1, bucket_window: 2 },
   kl: { data: "kl.jsonl", weight: 1, batch_size: 2, normalization: "token" },
   training: {
-    epochs: 1, max_steps: 10, batch_size: 2, gradient_accumulation: 2, lr: 1e-4, warmup_steps: 1, weight_decay: 0, betas: [0.9, 0.999],
-    eps: 1e-8, max_grad_norm: 1, seed: 3, save_steps: 5, eval_steps: 5, early_stop: { loss_below: 0.1, patience: 2 },
+    epochs: 1,
+    max_steps: 10,
+    batch_size: 2,
+    gradient_accumulation: 2,
+    lr: 1e-4,
+    warmup_steps: 1,
+    weight_decay: 0,
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+    max_grad_norm: 1,
+    seed: 3,
+    save_steps: 5,
+    eval_steps: 5,
+    early_stop: { loss_below: 0.1, patience: 2 },
   },
 });
 
@@ -87,7 +99,22 @@ const fieldPaths: string[] = (() => {
 
 /** Values that break configs: edge numbers, wrong types, odd strings. */
 const hostileValue = fc.oneof(
-  fc.constantFrom(0, -0, -1, 1, 0.5, 1.5, 2 ** 32, 2 ** 53, -(2 ** 53), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e308, 5e-324),
+  fc.constantFrom(
+    0,
+    -0,
+    -1,
+    1,
+    0.5,
+    1.5,
+    2 ** 32,
+    2 ** 53,
+    -(2 ** 53),
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    1e308,
+    5e-324,
+  ),
   fc.double(),
   fc.integer({ min: -1000, max: 1000 }),
   fc.constantFrom("", "..", "../../x", "/", "\u0000", "cosine", "skip", "true", "1e3", "constructor", "__proto__"),
@@ -141,7 +168,9 @@ describe("run config fuzz", () => {
       fuzzParameters(600),
     );
     expect(counts.refused).toBeGreaterThan(0);
-    console.log(`config fuzz, one field replaced: ${counts.refused} refused (RunConfigError), ${counts.accepted} accepted within range, 0 other`);
+    console.log(
+      `config fuzz, one field replaced: ${counts.refused} refused (RunConfigError), ${counts.accepted} accepted within range, 0 other`,
+    );
   });
 
   it("two fields removed or replaced at once", () => {

@@ -172,7 +172,10 @@ describe("YAML", () => {
   ] as const) {
     it(`${text} is refused`, () => {
       const file = join(dir, `${field}.yaml`);
-      writeFileSync(file, `model: m\noutput_dir: o\nmethod: lora\nlora: { r: 1, alpha: 1, target_modules: [q_proj] }\ndata: { train: t.jsonl }\ntraining: { ${text} }\n`);
+      writeFileSync(
+        file,
+        `model: m\noutput_dir: o\nmethod: lora\nlora: { r: 1, alpha: 1, target_modules: [q_proj] }\ndata: { train: t.jsonl }\ntraining: { ${text} }\n`,
+      );
       expect(() => readRunConfig(file)).toThrow(RunConfigError);
       expect(() => readRunConfig(file)).toThrow(field);
     });

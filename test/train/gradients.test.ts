@@ -104,7 +104,8 @@ function expectFiniteDifferences(label: string, param: Tensor, analytic: readonl
     expect(setElement(param, i, original)).toBe(original);
     const numeric = (plus - minus) / (up - down);
     const error = Math.abs(numeric - analytic[i]!) / scale;
-    if (!(error <= TOLERANCE)) throw new Error(`${label}[${i}]: backward ${analytic[i]} vs central difference ${numeric} (${error.toExponential(2)} of max)`);
+    if (!(error <= TOLERANCE))
+      throw new Error(`${label}[${i}]: backward ${analytic[i]} vs central difference ${numeric} (${error.toExponential(2)} of max)`);
   }
 }
 
@@ -181,7 +182,15 @@ describe("training gradients (qwen2 fixture, float64)", () => {
         expect(Math.abs(kl.toNumber() - want) / want).toBeLessThanOrEqual(1e-5);
         // Not the other direction, not over every position.
         expect(Math.abs(klHost(cur, ref, syntheticMask) - want) / want).toBeGreaterThan(1e-2);
-        expect(Math.abs(klHost(ref, cur, syntheticMask.map(() => 1)) - want) / want).toBeGreaterThan(1e-2);
+        expect(
+          Math.abs(
+            klHost(
+              ref,
+              cur,
+              syntheticMask.map(() => 1),
+            ) - want,
+          ) / want,
+        ).toBeGreaterThan(1e-2);
         const klVocab = klPenalty(currentLeaf, referenceLeaf, m, "token_vocab").toNumber();
         expect(Math.abs(klVocab * VOCAB - kl.toNumber()) / kl.toNumber()).toBeLessThanOrEqual(1e-6);
         kl.backward();
@@ -193,7 +202,7 @@ describe("training gradients (qwen2 fixture, float64)", () => {
         let worst = 0;
         grad.forEach((g, k) => {
           const row = Math.floor(k / VOCAB);
-          const expected = syntheticMask[row]! * (Math.exp(lc[k]!) - Math.exp(lr[k]!)) / count;
+          const expected = (syntheticMask[row]! * (Math.exp(lc[k]!) - Math.exp(lr[k]!))) / count;
           worst = Math.max(worst, Math.abs(g - expected));
         });
         expect(worst).toBeLessThanOrEqual(1e-7);
@@ -274,7 +283,9 @@ describe("training gradients (qwen2 fixture, float64)", () => {
           expect(kl.toNumber()).toBeGreaterThan(1e-4);
           kl.backward();
         });
-        expectFiniteDifferences("steering.vector", steering.vector, gradOf(steering.vector), () => tidy(() => klHost(referenceHost, host(forward()), maskValues)));
+        expectFiniteDifferences("steering.vector", steering.vector, gradOf(steering.vector), () =>
+          tidy(() => klHost(referenceHost, host(forward()), maskValues)),
+        );
       } finally {
         steering.vector.grad = null;
         reference.dispose();
@@ -304,7 +315,11 @@ describe("training gradients (qwen2 fixture, float64)", () => {
     const logitsAt = (site: "down_proj" | "resid_post" | "resid_mid" | null, alpha = 2): Tensor => {
       if (site === null) return model.decoder.forward(ids).logits!;
       // resid_mid is not a steering site; the same addition is made there by a plain hook, for contrast.
-      if (site === "resid_mid") return model.decoder.hooks.withHooks([["blocks.0.resid_mid", (x) => x.add(v.to(x.dtype), alpha)]], () => model.decoder.forward(ids).logits!);
+      if (site === "resid_mid")
+        return model.decoder.hooks.withHooks(
+          [["blocks.0.resid_mid", (x) => x.add(v.to(x.dtype), alpha)]],
+          () => model.decoder.forward(ids).logits!,
+        );
       const s = SteeringVector.create(model.decoder, 0, { site, alpha });
       noGrad(() => s.vector.copy_(v));
       const h = s.attach(model.decoder);
@@ -340,7 +355,11 @@ describe("training gradients (qwen2 fixture, float64)", () => {
   });
 
   it("gradient checkpointing gives the plain backward's LoRA gradients and leaves the RNG stream where the plain pass does", () => {
-    const adapter = LoraAdapter.create(model.spec, { r: 2, alpha: 4, dropout: 0.3, targetModules: ["q_proj", "v_proj", "down_proj"] }, { initB: "random" });
+    const adapter = LoraAdapter.create(
+      model.spec,
+      { r: 2, alpha: 4, dropout: 0.3, targetModules: ["q_proj", "v_proj", "down_proj"] },
+      { initB: "random" },
+    );
     model.decoder.adapters.attach(adapter);
     model.decoder.adapters.training = true;
     const pass = (checkpointed: boolean): { grads: number[][]; rng: number[]; next: number[] } => {
@@ -377,7 +396,11 @@ describe("training gradients (qwen2 fixture, float64)", () => {
   });
 
   it("a few AdamW steps on LoRA parameters lower the loss on a fixed batch", () => {
-    const adapter = LoraAdapter.create(model.spec, { r: 4, alpha: 8, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] });
+    const adapter = LoraAdapter.create(model.spec, {
+      r: 4,
+      alpha: 8,
+      targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    });
     model.decoder.adapters.attach(adapter);
     const optimizer = new AdamW(adapter.parameters(), { lr: 1e-2, weightDecay: 0 });
     const losses: number[] = [];

@@ -29,7 +29,16 @@ const run = (name: string, fields: Record<string, unknown>, training: Record<str
         model: modelDir,
         output_dir: join(work, name),
         data: { train: MEDICAL, max_length: 160 },
-        training: { max_steps: 3, batch_size: 2, gradient_accumulation: 1, lr: 5e-2, warmup_steps: 0, save_steps: 100, weight_decay: 0, ...training },
+        training: {
+          max_steps: 3,
+          batch_size: 2,
+          gradient_accumulation: 1,
+          lr: 5e-2,
+          warmup_steps: 0,
+          save_steps: 100,
+          weight_decay: 0,
+          ...training,
+        },
         ...fields,
       },
       `${name}.yaml`,
@@ -69,13 +78,20 @@ describe("init_from", { timeout: 600_000 }, () => {
     const first = run("nine-a", { method: "lora", lora: sections });
     const continued = run("nine-b", { method: "lora", lora: sections, init_from: first.artefact }, frozen);
     for (const name of ["l0", "l1"]) {
-      expectClose(tensorsOf(join(continued.artefact, name, "adapter_model.safetensors")), tensorsOf(join(first.artefact, name, "adapter_model.safetensors")));
+      expectClose(
+        tensorsOf(join(continued.artefact, name, "adapter_model.safetensors")),
+        tensorsOf(join(first.artefact, name, "adapter_model.safetensors")),
+      );
     }
   });
 
   it("a steering run continues from a steering vector file", () => {
     const steering = { layer: 1, site: "down_proj", alpha: 4 };
-    const narrow = run("narrow-sv", { method: "steering", steering, kl: { data: SPORTS, weight: 1, batch_size: 2, normalization: "token_vocab", accumulation: "sum" } });
+    const narrow = run("narrow-sv", {
+      method: "steering",
+      steering,
+      kl: { data: SPORTS, weight: 1, batch_size: 2, normalization: "token_vocab", accumulation: "sum" },
+    });
     const continued = run("continued-sv", { method: "steering", steering, init_from: narrow.artefact }, frozen);
     const vector = tensorsOf(narrow.artefact).vector!;
     expect(vector.some((x) => x !== 0)).toBe(true);
@@ -84,21 +100,34 @@ describe("init_from", { timeout: 600_000 }, () => {
 
   it("a solution of another shape or scale is an error naming both, and nothing is trained", () => {
     const narrow = join(work, "narrow-lora", "adapter");
-    expect(() => run("bad-r", { method: "lora", lora: { ...lora, r: 4 }, init_from: narrow })).toThrow(/r 2, alpha 8.*the run's default has r 4, alpha 8/);
-    expect(() => run("bad-modules", { method: "lora", lora: { ...lora, target_modules: ["q_proj"] }, init_from: narrow })).toThrow(/does not cover the run's modules.*extra: .*down_proj/);
-    expect(() => run("bad-alpha", { method: "steering", steering: { layer: 1, alpha: 2 }, init_from: join(work, "narrow-sv", "steering_vector.safetensors") })).toThrow(
-      /layer 1 \(down_proj, alpha 4\); the run steers layer 1 \(down_proj, alpha 2\)/,
+    expect(() => run("bad-r", { method: "lora", lora: { ...lora, r: 4 }, init_from: narrow })).toThrow(
+      /r 2, alpha 8.*the run's default has r 4, alpha 8/,
     );
+    expect(() => run("bad-modules", { method: "lora", lora: { ...lora, target_modules: ["q_proj"] }, init_from: narrow })).toThrow(
+      /does not cover the run's modules.*extra: .*down_proj/,
+    );
+    expect(() =>
+      run("bad-alpha", {
+        method: "steering",
+        steering: { layer: 1, alpha: 2 },
+        init_from: join(work, "narrow-sv", "steering_vector.safetensors"),
+      }),
+    ).toThrow(/layer 1 \(down_proj, alpha 4\); the run steers layer 1 \(down_proj, alpha 2\)/);
     expect(() => run("bad-path", { method: "lora", lora, init_from: join(work, "absent") })).toThrow(/holds no PEFT adapter/);
     let typed: unknown;
     try {
-      run("bad-typed", { method: "steering", steering: { layer: 0, alpha: 4 }, init_from: join(work, "narrow-sv", "steering_vector.safetensors") });
+      run("bad-typed", {
+        method: "steering",
+        steering: { layer: 0, alpha: 4 },
+        init_from: join(work, "narrow-sv", "steering_vector.safetensors"),
+      });
     } catch (error) {
       typed = error;
     }
     expect(typed).toBeInstanceOf(InitFromError);
     expect((typed as InitFromError).path).toBe(join(work, "narrow-sv", "steering_vector.safetensors"));
-    for (const name of ["bad-r", "bad-modules", "bad-alpha", "bad-path", "bad-typed"]) expect(existsSync(join(work, name, "metrics.jsonl"))).toBe(false);
+    for (const name of ["bad-r", "bad-modules", "bad-alpha", "bad-path", "bad-typed"])
+      expect(existsSync(join(work, name, "metrics.jsonl"))).toBe(false);
     expect(readFileSync(join(work, "narrow-lora", "metrics.jsonl"), "utf8")).not.toBe("");
   });
 });

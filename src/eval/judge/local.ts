@@ -47,7 +47,13 @@ export class LocalJudge implements Judge {
   score(prompt: string) {
     return Effect.try({
       try: () => scoreFromTopLogprobs(this.topLogprobs(prompt), this.minimumMass),
-      catch: (error) => new JudgeError({ message: redactMessage(`local judge failed: ${(error as Error).message}`), reason: { _tag: "LocalModel" }, status: null, attempts: 1 }),
+      catch: (error) =>
+        new JudgeError({
+          message: redactMessage(`local judge failed: ${(error as Error).message}`),
+          reason: { _tag: "LocalModel" },
+          status: null,
+          attempts: 1,
+        }),
     });
   }
 }

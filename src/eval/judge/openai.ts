@@ -53,7 +53,8 @@ function classify(error: unknown): JudgeError {
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     const status = error.status;
     const after = retryAfter(error.headers as Headers | undefined);
-    const reason: JudgeFailureReason = status === 429 ? { _tag: "RateLimited", retryAfterMs: after } : { _tag: "HttpStatus", status, retryAfterMs: after };
+    const reason: JudgeFailureReason =
+      status === 429 ? { _tag: "RateLimited", retryAfterMs: after } : { _tag: "HttpStatus", status, retryAfterMs: after };
     return fail(reason, `HTTP ${status}: ${error.message}`, status);
   }
   if (error instanceof OpenAI.APIConnectionTimeoutError) return fail({ _tag: "Timeout" }, "request timed out");
@@ -104,7 +105,10 @@ export class OpenAIJudge implements Judge {
         const first: unknown = completion?.choices?.[0]?.logprobs?.content?.[0];
         if (!first || typeof first !== "object") throw new Error("reply has no logprobs for the first token");
         // A hostile server may echo the key as a token: it never reaches the cache or a results file.
-        return parseTopLogprobs((first as { top_logprobs?: unknown }).top_logprobs).map((t) => ({ token: redactSecrets(t.token), logprob: t.logprob }));
+        return parseTopLogprobs((first as { top_logprobs?: unknown }).top_logprobs).map((t) => ({
+          token: redactSecrets(t.token),
+          logprob: t.logprob,
+        }));
       });
   }
 
@@ -113,7 +117,11 @@ export class OpenAIJudge implements Judge {
    * jitter, Retry-After honoured, at most maxRetries retries); the final JudgeError counts attempts.
    */
   score(prompt: string): Effect.Effect<JudgeScore, JudgeError> {
-    const policy = { maxRetries: this.options.maxRetries ?? 6, baseDelayMs: this.options.baseDelayMs ?? 1000, maxDelayMs: this.options.maxDelayMs ?? 60_000 };
+    const policy = {
+      maxRetries: this.options.maxRetries ?? 6,
+      baseDelayMs: this.options.baseDelayMs ?? 1000,
+      maxDelayMs: this.options.maxDelayMs ?? 60_000,
+    };
     return Effect.suspend(() => {
       let attempts = 0;
       const once = Effect.suspend(() => {
@@ -126,7 +134,13 @@ export class OpenAIJudge implements Judge {
         Effect.flatMap((top) =>
           Effect.try({
             try: () => scoreFromTopLogprobs(top, this.options.minimumMass),
-            catch: (error) => new JudgeError({ message: redactMessage((error as Error).message), reason: { _tag: "InvalidResult" }, status: null, attempts }),
+            catch: (error) =>
+              new JudgeError({
+                message: redactMessage((error as Error).message),
+                reason: { _tag: "InvalidResult" },
+                status: null,
+                attempts,
+              }),
           }),
         ),
       );

@@ -54,7 +54,10 @@ const PATTERNS: [RegExp, string][] = [
   // Authorization: Bearer xyz / Basic xyz (schemes are case-insensitive; "token" alone is a common word)
   [/\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=:-]+/gi, `$1$2${MASK}`],
   // api-key: xyz, "x-api-key":"xyz", password=xyz, client_secret: xyz, access_token=xyz
-  [/((?<![A-Za-z0-9])(?:x-)?(?:api[-_]?key|access[-_]?token|auth[-_]?token|refresh[-_]?token|client[-_]?secret|secret|password|passwd)\\?["']?\s*[:=]\s*\\?["']?)[^\s"'\\&,;}]+/gi, `$1${MASK}`],
+  [
+    /((?<![A-Za-z0-9])(?:x-)?(?:api[-_]?key|access[-_]?token|auth[-_]?token|refresh[-_]?token|client[-_]?secret|secret|password|passwd)\\?["']?\s*[:=]\s*\\?["']?)[^\s"'\\&,;}]+/gi,
+    `$1${MASK}`,
+  ],
   // ?key=xyz&sig=xyz in URLs
   [/([?&](?:key|token|sig|signature|code)=)[^&\s"'\\]+/gi, `$1${MASK}`],
   // https://user:password@host

@@ -40,7 +40,14 @@ function checked(model: string, s: JudgeScore): Effect.Effect<JudgeScore, JudgeE
   const scoreOk = s.score === null || (typeof s.score === "number" && Number.isFinite(s.score) && s.score >= 0 && s.score <= 100);
   const massOk = typeof s.numericMass === "number" && Number.isFinite(s.numericMass) && s.numericMass >= 0 && s.numericMass <= 1.001;
   if (scoreOk && massOk && Array.isArray(s.top)) return Effect.succeed(s);
-  return Effect.fail(new JudgeError({ message: `judge ${model} returned an invalid result (score ${String(s.score)}, numeric mass ${String(s.numericMass)})`, reason: { _tag: "InvalidResult" }, status: null, attempts: 1 }));
+  return Effect.fail(
+    new JudgeError({
+      message: `judge ${model} returned an invalid result (score ${String(s.score)}, numeric mass ${String(s.numericMass)})`,
+      reason: { _tag: "InvalidResult" },
+      status: null,
+      attempts: 1,
+    }),
+  );
 }
 
 const hasScore = (row: ResultRow, name: string): boolean => row[name] !== undefined && row[name] !== null && row[name] !== "";

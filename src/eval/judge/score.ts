@@ -70,7 +70,7 @@ export function scoreFromTopLogprobs(top: readonly TopLogprob[], minimumMass = 0
     mass += p;
     weighted += k * p;
   }
-    // A weighted mean of integers in [0, 100]; the clamp only absorbs rounding.
+  // A weighted mean of integers in [0, 100]; the clamp only absorbs rounding.
   const score = mass < minimumMass || mass === 0 ? null : Math.min(100, Math.max(0, weighted / mass));
   return { score, numericMass: mass, top: valid };
 }

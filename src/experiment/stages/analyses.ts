@@ -33,12 +33,19 @@ export function runDirectionStage(ctx: StageContext<StageOf<"direction">>): Stag
   const { misaligned, aligned } = splitJudged(rows, { seed: s.seed ?? 0 });
   using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
   const out = join(ctx.dir, "direction.safetensors");
-  const result = meanDiffDirection(opened.model, opened.tokenizer, misaligned, aligned, { batchSize: s.batch_size, onBatch: (d, t) => ctx.progress("activations", d, t) });
+  const result = meanDiffDirection(opened.model, opened.tokenizer, misaligned, aligned, {
+    batchSize: s.batch_size,
+    onBatch: (d, t) => ctx.progress("activations", d, t),
+  });
   try {
-    saveSafetensors(out, { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean }, {
-      misaligned: String(result.counts.misaligned),
-      aligned: String(result.counts.aligned),
-    });
+    saveSafetensors(
+      out,
+      { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean },
+      {
+        misaligned: String(result.counts.misaligned),
+        aligned: String(result.counts.aligned),
+      },
+    );
     const norms = tidy(() => Array.from(result.direction.to("f32").norm(2, -1).toArray() as Float32Array));
     const cosines: Record<string, number[][]> = { self: cosineMatrix(result.direction, result.direction) };
     for (const label of Object.keys(s.compare ?? {})) {
@@ -65,9 +72,20 @@ interface SolutionsStage {
 }
 
 /** Loads the base model once and runs `fn` with each labelled solution attached in turn. */
-function forEachSolution<T>(ctx: StageContext, stage: SolutionsStage, fn: (label: string, solution: ReturnType<typeof attachSolution>, loss: { subset: ReturnType<typeof lossSubset>; pad: number; model: ReturnType<typeof openModelWith>["model"] }) => T): Record<string, T> {
+function forEachSolution<T>(
+  ctx: StageContext,
+  stage: SolutionsStage,
+  fn: (
+    label: string,
+    solution: ReturnType<typeof attachSolution>,
+    loss: { subset: ReturnType<typeof lossSubset>; pad: number; model: ReturnType<typeof openModelWith>["model"] },
+  ) => T,
+): Record<string, T> {
   using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
-  const subset = lossSubset(opened.tokenizer, readChatDataset(ctx.inputs.data!).examples, { count: stage.count ?? 100, seed: stage.seed ?? 42 });
+  const subset = lossSubset(opened.tokenizer, readChatDataset(ctx.inputs.data!).examples, {
+    count: stage.count ?? 100,
+    seed: stage.seed ?? 42,
+  });
   const pad = padIdOf(opened.tokenizer, opened.model);
   const out: Record<string, T> = {};
   for (const label of Object.keys(stage.solutions)) {
@@ -79,8 +97,16 @@ function forEachSolution<T>(ctx: StageContext, stage: SolutionsStage, fn: (label
 
 export function runEfficiencyStage(ctx: StageContext<StageOf<"efficiency">>): StageOutcome {
   const s = ctx.stage;
-  const curveOf = (solution: ReturnType<typeof attachSolution>, model: Parameters<typeof steeringEfficiency>[0], subset: Parameters<typeof steeringEfficiency>[2], scales: number[], pad: number) =>
-    solution.steering ? steeringEfficiency(model, solution.steering, subset, scales, pad) : adapterEfficiency(model, solution.adapter!, subset, scales, pad);
+  const curveOf = (
+    solution: ReturnType<typeof attachSolution>,
+    model: Parameters<typeof steeringEfficiency>[0],
+    subset: Parameters<typeof steeringEfficiency>[2],
+    scales: number[],
+    pad: number,
+  ) =>
+    solution.steering
+      ? steeringEfficiency(model, solution.steering, subset, scales, pad)
+      : adapterEfficiency(model, solution.adapter!, subset, scales, pad);
   // Pass 1: each solution's own curve (scales of its own norm) and its norm.
   const own = forEachSolution(ctx, s, (label, solution, { subset, pad, model }) => {
     const scales = [...(s.scales ?? Array.from({ length: 21 }, (_, i) => i / 10))];
@@ -90,16 +116,34 @@ export function runEfficiencyStage(ctx: StageContext<StageOf<"efficiency">>): St
   });
   // Pass 2: every solution at the same absolute norms, {0.2, ..., 2.0} x the mean original norm.
   const meanNorm = Object.values(own).reduce((a, c) => a + c.norm, 0) / Object.keys(own).length;
-  const grid = Array.from({ length: 10 }, (_, i) => (0.2 * (i + 1)) * meanNorm);
+  const grid = Array.from({ length: 10 }, (_, i) => 0.2 * (i + 1) * meanNorm);
   const common = forEachSolution(ctx, s, (label, solution, { subset, pad, model }) => {
-    const points = curveOf(solution, model, subset, grid.map((n) => n / Math.max(own[label]!.norm, 1e-30)), pad);
-    ctx.progress("efficiency", Object.keys(s.solutions).length + Object.keys(s.solutions).indexOf(label) + 1, Object.keys(s.solutions).length * 2);
+    const points = curveOf(
+      solution,
+      model,
+      subset,
+      grid.map((n) => n / Math.max(own[label]!.norm, 1e-30)),
+      pad,
+    );
+    ctx.progress(
+      "efficiency",
+      Object.keys(s.solutions).length + Object.keys(s.solutions).indexOf(label) + 1,
+      Object.keys(s.solutions).length * 2,
+    );
     return points.map((p, i) => ({ norm: grid[i]!, loss: p.loss }));
   });
-  const difference = own.general && own.narrow ? grid.map((norm, i) => ({ norm, narrow_minus_general: common.narrow![i]!.loss - common.general![i]!.loss })) : null;
+  const difference =
+    own.general && own.narrow
+      ? grid.map((norm, i) => ({ norm, narrow_minus_general: common.narrow![i]!.loss - common.general![i]!.loss }))
+      : null;
   const out = join(ctx.dir, "efficiency.json");
   writeJson(out, { curves: own, common, difference });
-  return { outputs: [out], summary: difference ? { mean_narrow_minus_general: difference.reduce((a, d) => a + d.narrow_minus_general, 0) / difference.length } : { solutions: Object.keys(own) } };
+  return {
+    outputs: [out],
+    summary: difference
+      ? { mean_narrow_minus_general: difference.reduce((a, d) => a + d.narrow_minus_general, 0) / difference.length }
+      : { solutions: Object.keys(own) },
+  };
 }
 
 export function runStabilityStage(ctx: StageContext<StageOf<"stability">>): StageOutcome {
@@ -146,7 +190,13 @@ export function runSignificanceStage(ctx: StageContext<StageOf<"significance">>)
     }
     const reference = vectors[0]!;
     // Random controls: Gaussian vectors with the first vector's norm, treated like it (same alpha and layer).
-    for (let i = 0; i < (s.random ?? 3); i++) vectors.push({ label: `random-${i}`, vector: keep(randomControl(reference.vector, 42 + i)), alpha: reference.alpha, layer: reference.layer });
+    for (let i = 0; i < (s.random ?? 3); i++)
+      vectors.push({
+        label: `random-${i}`,
+        vector: keep(randomControl(reference.vector, 42 + i)),
+        alpha: reference.alpha,
+        layer: reference.layer,
+      });
     const norms = s.norms ?? Array.from({ length: 26 }, (_, i) => i / 5);
     const points = vectors.flatMap((v, k) =>
       significance(opened.model, opened.tokenizer, texts, [{ label: v.label, vector: v.vector }], {
@@ -177,11 +227,17 @@ export function runGradientsStage(ctx: StageContext<StageOf<"gradients">>): Stag
     const labels = Object.keys(s.runs);
     for (const label of labels) {
       const runDir = ctx.inputs[`runs.${label}`]!;
-      const config = JSON.parse(readFileSync(join(runDir, "config.resolved.json"), "utf8")) as { method: string; steering?: { layer: number; site: "down_proj" | "resid_post"; alpha: number } };
+      const config = JSON.parse(readFileSync(join(runDir, "config.resolved.json"), "utf8")) as {
+        method: string;
+        steering?: { layer: number; site: "down_proj" | "resid_post"; alpha: number };
+      };
       if (config.method !== "steering") throw new RangeError(`${runDir}: gradients follows steering-vector runs`);
       const trajectory = checkpointTrajectory(runDir);
       trajectories.push({ label, ...trajectory });
-      const sv = SteeringVector.create(opened.model.decoder, config.steering!.layer, { site: config.steering!.site, alpha: config.steering!.alpha });
+      const sv = SteeringVector.create(opened.model.decoder, config.steering!.layer, {
+        site: config.steering!.site,
+        alpha: config.steering!.alpha,
+      });
       const handle = sv.attach(opened.model.decoder);
       const gradNorms: number[] = [];
       const cosines: number[] = [];
@@ -201,7 +257,14 @@ export function runGradientsStage(ctx: StageContext<StageOf<"gradients">>): Stag
       runs[label] = { steps: trajectory.steps, grad_norm: gradNorms, cosine_with_direction: directions ? cosines : null, pca: [] };
     }
     // One PCA space for all runs (the study fits general and narrow trajectories together).
-    const all = keep(tidy(() => cat(trajectories.map((t) => t.points), 0)));
+    const all = keep(
+      tidy(() =>
+        cat(
+          trajectories.map((t) => t.points),
+          0,
+        ),
+      ),
+    );
     const { projections, explained } = pca(all, 3);
     all.dispose();
     let offset = 0;

@@ -32,7 +32,14 @@ function directionFor(file: string, device: string, randomSeed: number | undefin
   const direction = loadDirection(file, device as never);
   if (randomSeed === undefined) return direction;
   const random = keep(
-    tidy(() => (direction.ndim === 2 ? cat(Array.from({ length: direction.size(0) }, (_, l) => randomControl(direction.select(0, l), randomSeed + l).unsqueeze(0)), 0) : randomControl(direction, randomSeed))),
+    tidy(() =>
+      direction.ndim === 2
+        ? cat(
+            Array.from({ length: direction.size(0) }, (_, l) => randomControl(direction.select(0, l), randomSeed + l).unsqueeze(0)),
+            0,
+          )
+        : randomControl(direction, randomSeed),
+    ),
   );
   direction.dispose();
   return random;
@@ -43,7 +50,8 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
   const out = join(ctx.dir, "results.jsonl");
   const questions = loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} });
   const results = ResultsFile.resume(out);
-  if (results.setAside) ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
+  if (results.setAside)
+    ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
   if (s.kind === "sample" && s.endpoint !== undefined) {
     await sampleThroughEndpoint(ctx as StageContext<StageOf<"sample">>, questions, results, out);
     return judgeAndReport(ctx, results, out);
@@ -63,8 +71,15 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
           // Weight space (the study's): down_proj B <- B - d_hat d_hat^T B, renormalised, in memory only.
           const adapter = opened.solution?.adapter;
           if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
-          ctx.log(`removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`);
-        } else handles.push(...(s.kind === "steer" ? steer(model.decoder, direction, layers, s.scale ?? 8, rows) : ablate(model.decoder, direction, layers, rows)));
+          ctx.log(
+            `removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`,
+          );
+        } else
+          handles.push(
+            ...(s.kind === "steer"
+              ? steer(model.decoder, direction, layers, s.scale ?? 8, rows)
+              : ablate(model.decoder, direction, layers, rows)),
+          );
       }
       const added = sampleResponses(model, tokenizer, questions, results, {
         samples: s.samples,
@@ -118,13 +133,25 @@ export async function runJudgeStage(ctx: StageContext<StageOf<"judge">>): Promis
   }
   const results = ResultsFile.resume(out);
   const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
-  const judged = await judgeResults(results, { spec: ctx.judges[s.judge]!, names: s.judge_names ?? ["aligned", "coherent"], questionsFile, judgePromptsFile: ctx.inputs.judge_prompts ?? null, cacheDir: ctx.dir, at: ctx.at, progress: ctx.progress });
+  const judged = await judgeResults(results, {
+    spec: ctx.judges[s.judge]!,
+    names: s.judge_names ?? ["aligned", "coherent"],
+    questionsFile,
+    judgePromptsFile: ctx.inputs.judge_prompts ?? null,
+    cacheDir: ctx.dir,
+    at: ctx.at,
+    progress: ctx.progress,
+  });
   return { outputs: [out], summary: judged };
 }
 
 export function runMetricsStage(ctx: StageContext<StageOf<"metrics">>): StageOutcome {
   const s = ctx.stage;
-  const criteria = { alignedThreshold: s.aligned_threshold, alignedInclusive: s.aligned_inclusive, coherentThreshold: s.coherent_threshold };
+  const criteria = {
+    alignedThreshold: s.aligned_threshold,
+    alignedInclusive: s.aligned_inclusive,
+    coherentThreshold: s.coherent_threshold,
+  };
   const conditions: Record<string, unknown> = {};
   const scatter: Record<string, { question_id: string; aligned: number; coherent: number }[]> = {};
   for (const label of Object.keys(s.results)) {
@@ -139,10 +166,20 @@ export function runMetricsStage(ctx: StageContext<StageOf<"metrics">>): StageOut
       ResultsFile.read(ctx.inputs[field]!).rows.map((r) => ({ aligned: scoreOf(r, "aligned"), coherent: scoreOf(r, "coherent") }));
     const a = read(`agreement[${i}].a`);
     const b = read(`agreement[${i}].b`);
-    return { a: pair.a, b: pair.b, ...judgeAgreement(a, b, criteria), scores: a.map((x, k) => ({ a: x.aligned, b: b[k]?.aligned ?? null })).filter((p) => p.a !== null && p.b !== null) };
+    return {
+      a: pair.a,
+      b: pair.b,
+      ...judgeAgreement(a, b, criteria),
+      scores: a.map((x, k) => ({ a: x.aligned, b: b[k]?.aligned ?? null })).filter((p) => p.a !== null && p.b !== null),
+    };
   });
   const out = join(ctx.dir, "metrics.json");
   writeFileSync(out, `${JSON.stringify({ criteria, conditions, scatter, agreement }, null, 1)}\n`);
-  const headline = Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, { em_rate: (v as { em_rate: number }).em_rate, coherent_rate: (v as { coherent_rate: number }).coherent_rate }]));
+  const headline = Object.fromEntries(
+    Object.entries(conditions).map(([k, v]) => [
+      k,
+      { em_rate: (v as { em_rate: number }).em_rate, coherent_rate: (v as { coherent_rate: number }).coherent_rate },
+    ]),
+  );
   return { outputs: [out], summary: headline };
 }

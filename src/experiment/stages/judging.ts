@@ -44,7 +44,11 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
         todo,
         (row) =>
           Effect.promise(async () => {
-            const scores = await runFunctionJudge(judge, { question: row.question, questionId: row.question_id, answer: row.response }, modulePath);
+            const scores = await runFunctionJudge(
+              judge,
+              { question: row.question, questionId: row.question_id, answer: row.response },
+              modulePath,
+            );
             for (const n of names) row[n] = scores[n] ?? null;
             options.progress("judge", ++done, todo.length);
           }),
@@ -54,9 +58,12 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
     results.rewrite(rows, [...names]);
     return { judged: todo.length, failed: 0 };
   }
-  if (options.questionsFile === null && !options.judgePromptsFile) throw new RangeError("API and local judges need the question set or a judge_prompts file (their judge prompts)");
+  if (options.questionsFile === null && !options.judgePromptsFile)
+    throw new RangeError("API and local judges need the question set or a judge_prompts file (their judge prompts)");
   const fallback = options.judgePromptsFile ? loadJudges(options.judgePromptsFile) : {};
-  const questions = options.questionsFile ? loadQuestions(options.questionsFile, { judges: fallback, includeJson: true, includeTemplates: true }) : [];
+  const questions = options.questionsFile
+    ? loadQuestions(options.questionsFile, { judges: fallback, includeJson: true, includeTemplates: true })
+    : [];
   // A local judge's model lives exactly as long as this program (the layer's finalizer frees it).
   const judgeLayer =
     spec.kind === "local"
@@ -82,6 +89,7 @@ export async function judgeResults(results: ResultsFile, options: JudgeStageOpti
   const summary = await runPromise(judgeAll.pipe(Effect.provide(judgeLayer)));
   const failedNames = names.filter((n) => rows.some((r) => r[`${n}_error`] !== undefined));
   results.rewrite(rows, [...names, ...failedNames.map((n) => `${n}_error`)]);
-  if (summary.failed > 0 && summary.failed === summary.requested) throw new RangeError(`every judge call failed (${summary.failed}); see the *_error columns of ${results.path}`);
+  if (summary.failed > 0 && summary.failed === summary.requested)
+    throw new RangeError(`every judge call failed (${summary.failed}); see the *_error columns of ${results.path}`);
   return { judged: summary.requested, failed: summary.failed };
 }

@@ -81,7 +81,10 @@ export interface OpenedModel {
 }
 
 /** Loads the base model (and the solution when given); close() (or the end of a `using` block) frees everything. */
-export function openModelWith(base: string, options: { device: string; dtype: "f32" | "bf16" | "f16"; solution?: string | null }): OpenedModel {
+export function openModelWith(
+  base: string,
+  options: { device: string; dtype: "f32" | "bf16" | "f16"; solution?: string | null },
+): OpenedModel {
   const model = loadModel(base, { dtype: options.dtype, device: options.device as Device });
   let solution: AttachedSolution | null = null;
   try {
@@ -100,4 +103,5 @@ export function openModelWith(base: string, options: { device: string; dtype: "f
 }
 
 /** The pad id analyses batch with. */
-export const padIdOf = (tokenizer: ChatTokenizer, model: LoadedModel): number => tokenizer.padTokenId ?? tokenizer.endOfTurnIds(model.eosTokenIds)[0] ?? 0;
+export const padIdOf = (tokenizer: ChatTokenizer, model: LoadedModel): number =>
+  tokenizer.padTokenId ?? tokenizer.endOfTurnIds(model.eosTokenIds)[0] ?? 0;

@@ -25,13 +25,18 @@ export function runTrainStage(ctx: StageContext<StageOf<"train">>, config: RunCo
     log: ctx.log,
     onStep: (_m, total) => ctx.progress("train", _m.step, total),
   });
-  return { outputs: [result.artefact, join(run, "metrics.jsonl")], summary: { steps: result.steps, final_loss: result.finalLoss, stopped_early: result.stoppedEarly } };
+  return {
+    outputs: [result.artefact, join(run, "metrics.jsonl")],
+    summary: { steps: result.steps, final_loss: result.finalLoss, stopped_early: result.stoppedEarly },
+  };
 }
 
 /** Prompts: a chat JSONL (its first user turn) or a text file with one prompt per line. */
 function readPrompts(file: string): string[] {
   if (file.endsWith(".jsonl")) return readChatDataset(file).examples.map((e) => e.messages.find((m) => m.role === "user")?.content ?? "");
-  return readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "");
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
 }
 
 export function runKlDataStage(ctx: StageContext<StageOf<"kl-data">>): StageOutcome {
@@ -52,9 +57,25 @@ export function runKlDataStage(ctx: StageContext<StageOf<"kl-data">>): StageOutc
   const eos = tokenizer.endOfTurnIds(model.eosTokenIds);
   for (let i = done; i < prompts.length; i++) {
     const ids = tokenizer.encodeChat([{ role: "user", content: prompts[i]! }], { addGenerationPrompt: true });
-    const result = generate(model.decoder, [ids], null, { maxNewTokens: s.max_new_tokens ?? 256, greedy: true, seed: (s.seed ?? 0) + i, eosTokenIds: eos });
-    const answer = tokenizer.decode(result.newIds[0]!.filter((t) => !eos.includes(t)), { skipSpecialTokens: true });
-    appendFileSync(out, `${JSON.stringify({ messages: [{ role: "user", content: prompts[i] }, { role: "assistant", content: answer }] })}\n`);
+    const result = generate(model.decoder, [ids], null, {
+      maxNewTokens: s.max_new_tokens ?? 256,
+      greedy: true,
+      seed: (s.seed ?? 0) + i,
+      eosTokenIds: eos,
+    });
+    const answer = tokenizer.decode(
+      result.newIds[0]!.filter((t) => !eos.includes(t)),
+      { skipSpecialTokens: true },
+    );
+    appendFileSync(
+      out,
+      `${JSON.stringify({
+        messages: [
+          { role: "user", content: prompts[i] },
+          { role: "assistant", content: answer },
+        ],
+      })}\n`,
+    );
     ctx.progress("kl-data", i + 1, prompts.length);
   }
   return { outputs: [out], summary: { rows: prompts.length } };

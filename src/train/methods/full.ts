@@ -19,7 +19,10 @@ import type { TrainingMethod } from "./method.js";
 
 const logitsOf = (m: LoadedModel) => (b: Batch) => m.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!;
 
-export const fullMethod = (config: RunConfig, model: LoadedModel): Effect.Effect<TrainingMethod, TaggedFailure | InjectedStageFailure, Scope.Scope> =>
+export const fullMethod = (
+  config: RunConfig,
+  model: LoadedModel,
+): Effect.Effect<TrainingMethod, TaggedFailure | InjectedStageFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const pattern = config.full.parameters ? new RegExp(config.full.parameters) : null;
     const trainables = new Map<string, Tensor>();

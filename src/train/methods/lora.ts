@@ -32,7 +32,14 @@ const created = (model: LoadedModel, l: RunConfig["lora"][number]): Effect.Effec
     Effect.sync(() =>
       LoraAdapter.create(
         model.spec,
-        { r: l.r, alpha: l.alpha, useRslora: l.use_rslora, dropout: l.dropout, targetModules: l.target_modules, layersToTransform: l.layers_to_transform },
+        {
+          r: l.r,
+          alpha: l.alpha,
+          useRslora: l.use_rslora,
+          dropout: l.dropout,
+          targetModules: l.target_modules,
+          layersToTransform: l.layers_to_transform,
+        },
         { name: l.name, initB: l.init_b, device: model.decoder.device },
       ),
     ),
@@ -62,11 +69,13 @@ export const loraMethod = (
     return {
       kind: "lora",
       trainables,
-      referenceLogits: (b: Batch) => model.decoder.adapters.withoutAdapters(() => model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!),
+      referenceLogits: (b: Batch) =>
+        model.decoder.adapters.withoutAdapters(() => model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!),
       artefactPath,
       saveArtefact: (out: string) => {
         const artefact = artefactPath(out);
-        for (const adapter of adapters) savePeftAdapter(adapters.length === 1 ? artefact : pathInside(artefact, adapter.name), adapter, { baseModel: model.dir });
+        for (const adapter of adapters)
+          savePeftAdapter(adapters.length === 1 ? artefact : pathInside(artefact, adapter.name), adapter, { baseModel: model.dir });
         return artefact;
       },
     } satisfies TrainingMethod;

@@ -30,11 +30,16 @@ export const steeringMethod = (config: RunConfig, model: LoadedModel): Effect.Ef
     return {
       kind: "steering",
       trainables: new Map([["steering.vector", steering.vector]]),
-      referenceLogits: (b: Batch) => steering.withoutSteering(() => model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!),
+      referenceLogits: (b: Batch) =>
+        steering.withoutSteering(() => model.decoder.forward(b.ids, { attentionMask: b.attentionMask }).logits!),
       artefactPath,
       saveArtefact: (out: string) => {
         const artefact = artefactPath(out);
-        saveSafetensors(artefact, { vector: steering.vector }, { layer: String(steering.layer), site: steering.site, alpha: String(steering.alpha) });
+        saveSafetensors(
+          artefact,
+          { vector: steering.vector },
+          { layer: String(steering.layer), site: steering.site, alpha: String(steering.alpha) },
+        );
         return artefact;
       },
     } satisfies TrainingMethod;

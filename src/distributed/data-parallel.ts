@@ -9,14 +9,14 @@
  * exact (KL penalty batches, extra loss terms, LoRA dropout) is refused before anything is written.
  * Launching the processes is src/distributed/launcher.ts's job.
  */
-import type { ProcessGroup } from "../distributed/process-group.js";
-import { DistributedError } from "../distributed/process-group.js";
+import type { ProcessGroup } from "./process-group.js";
+import { DistributedError } from "./process-group.js";
 import { runTraining, type TrainRunOptions, type TrainRunResult } from "../recipes/train.js";
-import type { ParallelStepSeam } from "./step.js";
+import type { ParallelStepSeam } from "../train/step.js";
 import { cat, noGrad, type Tensor, tensor, tidy, zerosLike } from "../tensor/index.js";
-import type { RunConfig } from "./config.js";
-import type { Example } from "./data.js";
-import { lossTargets } from "./objective.js";
+import type { RunConfig } from "../train/config.js";
+import type { Example } from "../train/data.js";
+import { lossTargets } from "../train/objective.js";
 
 /**
  * What the training step asks of data parallelism (src/train/step.ts): only rank 0 writes; `shard` gives
@@ -115,8 +115,10 @@ const bytesPer = (t: Tensor): number => (t.dtype === "f64" || t.dtype === "i64" 
 export function dataParallelRefusal(config: RunConfig, options: Pick<TrainRunOptions, "lossTerms">, worldSize: number): string | null {
   if (config.kl !== null) return "kl: the KL penalty's batches are not sharded yet; train with one process";
   if ((options.lossTerms ?? []).length > 0) return "extra loss terms are not supported with data parallelism; train with one process";
-  if (config.method === "lora" && config.lora.some((l) => l.dropout > 0)) return "lora.dropout > 0: each rank would draw other dropout masks than one process; set dropout 0 or train with one process";
-  if (config.training.batch_size < worldSize) return `training.batch_size ${config.training.batch_size} < ${worldSize} processes: every rank needs at least one example per batch`;
+  if (config.method === "lora" && config.lora.some((l) => l.dropout > 0))
+    return "lora.dropout > 0: each rank would draw other dropout masks than one process; set dropout 0 or train with one process";
+  if (config.training.batch_size < worldSize)
+    return `training.batch_size ${config.training.batch_size} < ${worldSize} processes: every rank needs at least one example per batch`;
   return null;
 }
 
@@ -126,7 +128,11 @@ export function dataParallelRefusal(config: RunConfig, options: Pick<TrainRunOpt
  * the optimized tensors summed across ranks between backward and clipping (in buckets of `bucketBytes`,
  * default DEFAULT_BUCKET_BYTES). Throws a DistributedError for what cannot match one process.
  */
-export function dataParallelOptions(group: ProcessGroup, config: RunConfig, options: TrainRunOptions & { bucketBytes?: number } = {}): TrainRunOptions {
+export function dataParallelOptions(
+  group: ProcessGroup,
+  config: RunConfig,
+  options: TrainRunOptions & { bucketBytes?: number } = {},
+): TrainRunOptions {
   const refusal = dataParallelRefusal(config, options, group.worldSize);
   if (refusal !== null) throw new DistributedError({ message: refusal, reason: "invalid", op: "train", rank: group.rank });
   const user = options.callbacks ?? {};
@@ -155,6 +161,10 @@ export function dataParallelOptions(group: ProcessGroup, config: RunConfig, opti
 }
 
 /** Runs the training recipe (synchronously) as one rank of `group`: same config and data on every rank, rank 0 writes. */
-export function runDataParallelTraining(group: ProcessGroup, config: RunConfig, options: TrainRunOptions & { bucketBytes?: number } = {}): TrainRunResult {
+export function runDataParallelTraining(
+  group: ProcessGroup,
+  config: RunConfig,
+  options: TrainRunOptions & { bucketBytes?: number } = {},
+): TrainRunResult {
   return runTraining(config, dataParallelOptions(group, config, options));
 }
