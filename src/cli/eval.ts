@@ -13,7 +13,7 @@ import { sampleAndJudge } from "../eval/sample-and-judge.js";
 import { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { parseNumber, required, UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
-import { acquireJudge, checkJudgeCredentials, judgedLine, judgeFlags, judgeResultsFile, judgingFrom } from "./judge-options.js";
+import { acquireJudge, checkJudgeCredentials, judgedLine, judgeFlags, judgeResultsProgram, judgingFrom } from "./judge-options.js";
 import { criteriaFrom, formatReport, metricFlags } from "./metrics.js";
 import { modelOptions, openModel } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -130,8 +130,7 @@ export async function runEval(argv: readonly string[]): Promise<number> {
         return 1;
       }
       // A local judge is a model in this process: it is loaded once the sampled model is released.
-      if (!values["no-judge"] && !overlapJudging)
-        summary = yield* Effect.promise(() => judgeResultsFile(results, { ...values, questions: questionsFile }));
+      if (!values["no-judge"] && !overlapJudging) summary = yield* judgeResultsProgram(results, { ...values, questions: questionsFile });
       if (summary && summary.requested > 0 && summary.failed === summary.requested) {
         process.stderr.write(`emlab eval: every judge call failed (${summary.failed}); see the *_error columns of ${out}\n`);
         return 1;

@@ -1,5 +1,5 @@
 /** Judge flags shared by `emlab eval` and `emlab judge`, and running a judgement over a results file. */
-import { Context, Effect, Layer, type Scope } from "effect";
+import { Context, Effect, Exit, Layer, type Scope } from "effect";
 import type { BoundaryError } from "../effect/errors.js";
 import { runPromise } from "../effect/run-promise.js";
 import { JudgeService } from "../effect/services.js";
@@ -125,19 +125,47 @@ export function acquireJudge(judging: Judging, what: string): Effect.Effect<Judg
 export const judgedLine = (summary: JudgeSummary): string =>
   `judged ${summary.requested}: ${summary.scored} scored, ${summary.unscored} without a score (< 0.25 numeric mass), ${summary.failed} failed, ${summary.fromCache} from cache\n`;
 
-/** Judges `results` in place and rewrites it with the judge columns. */
-export async function judgeResultsFile(results: ResultsFile, values: JudgeValues): Promise<JudgeSummary> {
+/**
+ * Judges `results` in place and rewrites it with the judge columns. Interrupted (or failed) after some
+ * scores arrived, it still rewrites the file with every score received (the cache holds them too), so a
+ * rerun requests only the rows still missing.
+ */
+export function judgeResultsProgram(results: ResultsFile, values: JudgeValues): Effect.Effect<JudgeSummary, BoundaryError> {
   const judging = judgingFrom(results, values);
-  const judgeAll = Effect.scoped(
+  const { names } = judging.options;
+  const report = progressReporter("judge");
+  let received = 0;
+  const rewrite = Effect.sync(() => {
+    const failed = names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
+    results.rewrite(results.rows, [...names, ...failed.map((n) => `${n}_error`)]);
+  });
+  return Effect.scoped(
     Effect.gen(function* () {
       const judge = yield* acquireJudge(judging, `${results.rows.length} rows`);
-      return yield* judgeRows(results.rows, { ...judging.options, judge, onProgress: progressReporter("judge") });
+      const onProgress = (done: number, total: number) => {
+        received = done;
+        report(done, total);
+      };
+      return yield* judgeRows(results.rows, { ...judging.options, judge, onProgress });
     }),
+  ).pipe(
+    Effect.onExit((exit) =>
+      Exit.isSuccess(exit)
+        ? rewrite.pipe(Effect.andThen(Effect.sync(() => process.stderr.write(judgedLine(exit.value)))))
+        : received > 0
+          ? rewrite.pipe(
+              Effect.andThen(
+                Effect.sync(() =>
+                  process.stderr.write(`${received} judge results written to ${results.path}; run again to judge the rest\n`),
+                ),
+              ),
+            )
+          : Effect.void,
+    ),
   );
-  const summary = await runPromise(judgeAll);
-  const { names } = judging.options;
-  const failed = names.filter((n) => results.rows.some((r) => r[`${n}_error`] !== undefined));
-  results.rewrite(results.rows, [...names, ...failed.map((n) => `${n}_error`)]);
-  process.stderr.write(judgedLine(summary));
-  return summary;
+}
+
+/** `judgeResultsProgram` as a Promise. */
+export function judgeResultsFile(results: ResultsFile, values: JudgeValues): Promise<JudgeSummary> {
+  return runPromise(judgeResultsProgram(results, values));
 }
