@@ -35,7 +35,7 @@ export { InitFromError, initLoraFrom, initSteeringFrom } from "../train/init-fro
 export { latestCheckpoint, readCheckpointPosition, type TrainerPosition } from "../train/checkpoint.js";
 export { MasterWeights } from "../train/master-weights.js";
 export { backwardThrough, capturedPoints, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
-export { RunInputError } from "../train/inputs.js";
+export { RunDirectoryError, RunInputError } from "../train/inputs.js";
 export { datasetLoss } from "../train/dataset-loss.js";
 export { type CheckpointedPass, checkpointedForward } from "../train/checkpointed-forward.js";
 export {

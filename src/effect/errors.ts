@@ -13,7 +13,7 @@ import { TorchFileError } from "../io/torch-file.js";
 import { ContextLengthError } from "../nn/errors.js";
 import { NonFiniteStepError, UnlabeledBatchError } from "../train/guards.js";
 import { InitFromError } from "../train/init-from.js";
-import { RunInputError } from "../train/inputs.js";
+import { RunDirectoryError, RunInputError } from "../train/inputs.js";
 import { MetricsLogError } from "../train/metrics-log.js";
 import { DirectionError } from "../train/steering-file.js";
 import { AdapterError } from "../adapters/peft.js";
@@ -61,6 +61,7 @@ export type BoundaryError =
   | DirectionError
   | DocumentsError
   | RunInputError
+  | RunDirectoryError
   | InitFromError
   | MetricsLogError
   | UnlabeledBatchError
@@ -90,6 +91,7 @@ const TYPED = [
   DirectionError,
   DocumentsError,
   RunInputError,
+  RunDirectoryError,
   InitFromError,
   MetricsLogError,
   UnlabeledBatchError,

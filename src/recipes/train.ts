@@ -37,6 +37,7 @@ import { steeringMethod } from "../train/methods/steering.js";
 import { BatchCursor, readRunData } from "../train/run-data.js";
 import { enterStage, type InjectedStageFailure } from "../train/setup-stages.js";
 import { heldOutLoss, type ParallelStepSeam, type StepContext, type StepMetrics, trainStep } from "../train/step.js";
+import { RunDirectoryError, RunInputError } from "../train/inputs.js";
 import { checkRunInputs, type TrainerCallbacks, type TrainerModel, type TrainerState } from "../train/trainer.js";
 
 export type { StepMetrics } from "../train/step.js";
@@ -108,13 +109,23 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
       const checkpoint = yield* attempt(() => {
         checkRunInputs(config, { modelProvided: options.model !== undefined });
         if (options.resume && existsSync(resolvedFile) && readFileSync(resolvedFile, "utf8") !== resolvedText(config)) {
-          throw new RangeError(`${out}: --resume with a config that differs from ${resolvedFile}`);
+          throw new RunDirectoryError({
+            dir: out,
+            file: resolvedFile,
+            message: `${out}: --resume with a config that differs from ${resolvedFile}`,
+          });
         }
         return options.resume ? latestCheckpoint(out) : null;
       });
       const metricsLog = new MetricsLog(out);
       if (!options.resume && metricsLog.exists())
-        return yield* Effect.die(new RangeError(`${out} already holds a run; use --resume or a new output_dir`));
+        return yield* Effect.fail(
+          new RunDirectoryError({
+            dir: out,
+            file: metricsLog.file,
+            message: `${out} already holds a run; use --resume or a new output_dir`,
+          }),
+        );
       manualSeed(t.seed);
 
       yield* enterStage("model");
@@ -123,7 +134,11 @@ export const trainingProgram = (config: RunConfig, options: TrainRunOptions = {}
       const tokenizer = options.model?.tokenizer ?? (yield* attempt(() => ChatTokenizer.fromDir(model.dir)));
       yield* enterStage("method");
       const method = yield* acquireMethod(config, model, options.model);
-      if (method.trainables.size === 0) return yield* Effect.die(new RangeError("nothing to train (no parameter matched)"));
+      if (method.trainables.size === 0) {
+        const field = config.method === "full" ? "full.parameters" : config.method === "lora" ? "lora.target_modules" : config.method;
+        const message = `nothing to train: no parameter of ${model.dir} matched ${field}`;
+        return yield* Effect.fail(new RunInputError({ field, file: model.dir, message }));
+      }
       yield* enterStage("data");
       const data = yield* attempt(() => readRunData(config, tokenizer, model.eosTokenIds, log));
       log(

@@ -8,6 +8,7 @@ import type { TrainerPosition } from "./checkpoint.js";
 import type { RunConfig } from "./config.js";
 import { epochBatches, type Example, heldOutSplit, readChatDataset, tokenizeExample } from "./data.js";
 import { assertLabelledBatches } from "./guards.js";
+import { RunInputError } from "./inputs.js";
 
 export interface RunData {
   readonly trainSet: readonly Example[];
@@ -42,7 +43,8 @@ export function readRunData(
     trainSet = split.train.map((i) => all[i]!);
     evalSet = split.heldOut.map((i) => all[i]!);
   }
-  if (trainSet.length === 0) throw new RangeError(`${config.data.train}: no training examples`);
+  if (trainSet.length === 0)
+    throw new RunInputError({ field: "data.train", file: config.data.train, message: `${config.data.train}: no training examples` });
   const klSet = config.kl ? tokenizeAll(config.kl.data, "all") : [];
   const pad = tokenizer.padTokenId ?? tokenizer.endOfTurnIds(eosTokenIds)[0] ?? 0;
   const batchesPerEpoch = Math.ceil(trainSet.length / t.batch_size);

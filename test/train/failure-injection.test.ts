@@ -11,6 +11,7 @@ import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining, trainingProgram } from "../../src/recipes/train.js";
+import { RunInputError } from "../../src/train/inputs.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
 import type { LossTerm } from "../../src/train/losses.js";
@@ -108,8 +109,16 @@ describe("training set-up failures release everything acquired before them", () 
   });
 
   it("full SFT: a full.parameters pattern that matches nothing", () => {
-    const error = failing(config({ method: "full", full: { parameters: "^no_such_parameter$" } }));
+    const cfg = config({ method: "full", full: { parameters: "^no_such_parameter$" } });
+    const error = failing(cfg) as Error & { _tag?: string; field?: string };
+    expect(error._tag).toBe("RunInputError");
+    expect(error.field).toBe("full.parameters");
     expect(error.message).toMatch(/nothing to train/);
+    // A failure in the error channel, not a defect: catchTag sees it.
+    const caught = Effect.runSync(
+      trainingProgram(cfg).pipe(Effect.catchTag("RunInputError", (e) => Effect.succeed(e instanceof RunInputError ? e.field : null))),
+    );
+    expect(caught).toBe("full.parameters");
   });
 
   it("data: a row that is not a chat (after model, tokenizer and adapters)", () => {

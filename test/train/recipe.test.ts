@@ -5,17 +5,19 @@
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapter } from "../../src/adapters/peft.js";
 import { loadSafetensors, readSafetensorsHeader } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
 import { writeRandomModel } from "../../src/models/random.js";
 import { causalLmLoss } from "../../src/nn/losses.js";
-import { runTraining, type StepMetrics } from "../../src/recipes/train.js";
+import { runTraining, type StepMetrics, trainingProgram } from "../../src/recipes/train.js";
 import { liveTensorCount, type Tensor, tidy } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
 import { collate, readChatDataset, tokenizeExample } from "../../src/train/data.js";
+import { RunDirectoryError } from "../../src/train/inputs.js";
 
 const SPORTS = "test/fixtures/em/train/extreme_sports.head16.jsonl";
 const MEDICAL = "test/fixtures/em/train/bad_medical_advice.head40.jsonl";
@@ -454,14 +456,27 @@ describe("resume", () => {
   it("resume with a changed config is refused (and the run directory is left alone)", () => {
     const metrics = bytes(join(straight.output_dir, "metrics.jsonl"));
     const changed = { ...straight, training: { ...straight.training, lr: 2e-2 } };
-    expect(thrown(() => runTraining(changed, { resume: true })).message).toMatch(/differs/);
+    const error = thrown(() => runTraining(changed, { resume: true })) as Error & { _tag?: string; file?: string };
+    expect(error._tag).toBe("RunDirectoryError");
+    expect(error.file).toBe(join(straight.output_dir, "config.resolved.json"));
+    expect(error.message).toMatch(/differs/);
     expect(bytes(join(straight.output_dir, "metrics.jsonl")).equals(metrics)).toBe(true);
     expect(JSON.parse(readFileSync(join(straight.output_dir, "config.resolved.json"), "utf8")).training.lr).toBe(1e-2);
   });
 
   it("a second run without resume into the same output_dir is refused", () => {
     const metrics = bytes(join(straight.output_dir, "metrics.jsonl"));
-    expect(thrown(() => runTraining(straight)).message).toMatch(/already holds a run/);
+    const error = thrown(() => runTraining(straight)) as Error & { _tag?: string; file?: string };
+    expect(error._tag).toBe("RunDirectoryError");
+    expect(error.file).toBe(join(straight.output_dir, "metrics.jsonl"));
+    expect(error.message).toMatch(/already holds a run/);
+    // A failure in the error channel, not a defect: catchTag sees it.
+    const caught = Effect.runSync(
+      trainingProgram(straight).pipe(
+        Effect.catchTag("RunDirectoryError", (e) => Effect.succeed(e instanceof RunDirectoryError ? e.dir : null)),
+      ),
+    );
+    expect(caught).toBe(straight.output_dir);
     expect(bytes(join(straight.output_dir, "metrics.jsonl")).equals(metrics)).toBe(true);
   });
 });
