@@ -128,6 +128,7 @@ const EXPECTED: Record<string, string[]> = {
     "InitFromError",
     "MasterWeights",
     "RunConfigError",
+    "RunDirectoryError",
     "RunInputError",
     "SGD",
     "SteeringVector",
