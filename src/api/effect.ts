@@ -8,6 +8,8 @@ export { directionProgram, type DirectionProgramOptions } from "../effect/analys
 export {
   efficiencyProgram,
   type EfficiencyProgramOptions,
+  lossGradientsProgram,
+  type LossGradientsProgramOptions,
   scopedPeftAdapters,
   scopedSolution,
   significanceProgram,

@@ -1,10 +1,12 @@
 /**
- * The efficiency, stability and significance analyses as Effect programs over the ModelService, in the
+ * The efficiency, stability, significance and checkpoint loss-gradient analyses as Effect programs over the ModelService, in the
  * pattern of `directionProgram`: the steering vector or adapters an analysis works on are opened by a
  * scoped constructor (attached while the Scope is open; unhooked / detached and freed when it closes),
  * boundary failures (missing or malformed files, a layer the model lacks) arrive typed, and the
  * computation is one synchronous `step` into src/analysis/experiments.ts, unchanged.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Effect, type Scope } from "effect";
 import { attachPeftAdapters, loadPeftAdapters } from "../adapters/adapter-dirs.js";
 import type { LoraAdapter } from "../adapters/lora.js";
@@ -19,15 +21,18 @@ import {
   stability,
   steeringEfficiency,
 } from "../analysis/experiments.js";
-import { readSteeringVectorFile } from "../analysis/files.js";
+import { checkpointLossGradients, followsMethod, type LossGradientRow, type LossGradientRun } from "../analysis/checkpoint-gradients.js";
+import { loadDirection, readSteeringVectorFile } from "../analysis/files.js";
 import { datasetLoss } from "../analysis/loss.js";
 import type { RescaleMode } from "../analysis/rescale.js";
+import { checkpointSteps } from "../analysis/trajectories.js";
 import { type OpenSolution, openSteeringSolution } from "../analysis/solution-handles.js";
 import type { LoadedModel } from "../models/load.js";
 import type { TorchError } from "../tensor/errors.js";
 import { type Tensor, tidy } from "../tensor/index.js";
+import { type RunConfig, RunConfigError } from "../train/config.js";
 import type { Example } from "../train/data.js";
-import { type BoundaryError, boundary } from "./errors.js";
+import { type BoundaryError, boundary, InvalidSetupError } from "./errors.js";
 import { ModelService } from "./services.js";
 import { step } from "./step.js";
 
@@ -186,6 +191,64 @@ export function significanceProgram(
           : []),
         ...(solutions.length > 0 ? adapterSignificance(model, tokenizer, options.documents, solutions, sweep) : []),
       ]),
+    );
+  });
+}
+
+export interface LossGradientsProgramOptions {
+  /** emlab train run directories (LoRA or steering; config.resolved.json and checkpoints/); steps default to every checkpoint. */
+  runs: readonly { dir: string; label?: string; steps?: readonly number[] }[];
+  /** The fixed subset whose CE gradient is recomputed at each checkpoint. */
+  examples: readonly Example[];
+  /** Direction file: cosine of steering runs' loss gradients with its row at the run's layer. */
+  directions?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A run's config.resolved.json as the trainer wrote it (already resolved; a missing file is Node's error, bad JSON a RunConfigError). */
+function readResolvedConfig(runDir: string): RunConfig {
+  const file = join(runDir, "config.resolved.json");
+  const text = readFileSync(file, "utf8");
+  try {
+    return JSON.parse(text) as RunConfig;
+  } catch (error) {
+    throw new RunConfigError({ message: `${file}: ${(error as Error).message}`, file });
+  }
+}
+
+/** The loss gradients at every checkpoint of LoRA / steering runs (what `emlab gradients --data` writes), the direction scoped. */
+export function lossGradientsProgram(
+  options: LossGradientsProgramOptions,
+): Effect.Effect<LossGradientRow[], BoundaryError, ModelService | Scope.Scope> {
+  return Effect.gen(function* () {
+    const { model, tokenizer } = yield* ModelService;
+    const runs: LossGradientRun[] = [];
+    for (const run of options.runs) {
+      const config = yield* boundary(() => readResolvedConfig(run.dir));
+      if (!followsMethod(config))
+        return yield* new InvalidSetupError({
+          message: `${run.dir}: a ${config.method} run; loss gradients follow LoRA and steering runs`,
+        });
+      const steps = run.steps ?? (yield* boundary(() => checkpointSteps(run.dir)));
+      runs.push({ dir: run.dir, label: run.label ?? run.dir, config, steps });
+    }
+    const file = options.directions;
+    const directions =
+      file === undefined
+        ? null
+        : yield* Effect.acquireRelease(
+            boundary(() => loadDirection(file, model.decoder.device)),
+            (d) => Effect.sync(() => d.dispose()),
+          );
+    // boundary (not step): reading each checkpoint's safetensors is part of the sweep.
+    return yield* boundary(() =>
+      tidy(() =>
+        checkpointLossGradients(model, runs, options.examples, {
+          padId: tokenizer.padTokenId ?? 0,
+          directions,
+          onProgress: options.onProgress,
+        }),
+      ),
     );
   });
 }

@@ -224,6 +224,7 @@ const EXPECTED: Record<string, string[]> = {
     "functionJudge",
     "loadTokenizer",
     "lockRunDirectory",
+    "lossGradientsProgram",
     "runPromise",
     "scopedHook",
     "scopedKvCache",

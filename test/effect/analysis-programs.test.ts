@@ -2,7 +2,7 @@
 // synchronous analysis function run on the same files outside Effect (on its own loaded model), the
 // vector / adapters a program opens are attached only while its Scope is open, live tensors are back at
 // baseline when the scopes close, and a missing or invalid input fails typed with nothing left behind.
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Cause, Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,13 +12,22 @@ import { savePeftAdapter } from "../../src/adapters/peft.js";
 import { adapterEfficiency, adapterSignificance, significance, stability, steeringEfficiency } from "../../src/analysis/experiments.js";
 import { loadSteeringVector, readSteeringVectorFile } from "../../src/analysis/files.js";
 import { datasetLoss, lossSubset } from "../../src/analysis/loss.js";
-import { efficiencyProgram, significanceProgram, type SolutionSource, stabilityProgram } from "../../src/effect/analysis-programs.js";
+import { checkpointLossGradients } from "../../src/analysis/checkpoint-gradients.js";
+import {
+  efficiencyProgram,
+  lossGradientsProgram,
+  significanceProgram,
+  type SolutionSource,
+  stabilityProgram,
+} from "../../src/effect/analysis-programs.js";
 import { ModelService } from "../../src/effect/services.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { type Example, readChatDataset } from "../../src/train/data.js";
+import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
+import { runTraining } from "../../src/recipes/train.js";
 import { fixedTensor, makeTinyModel, MEDICAL } from "../analysis/tiny-model.js";
 
 let work = "";
@@ -219,6 +228,73 @@ describe("significanceProgram", () => {
     ];
     for (const [options, tags] of cases) {
       const { tag, left } = await failureOf(significanceProgram(options));
+      expect(tags).toContain(tag);
+      expect(left).toBe(0);
+    }
+  });
+});
+
+describe("lossGradientsProgram", { timeout: 600_000 }, () => {
+  let runDir = "";
+  beforeAll(() => {
+    runDir = join(work, "lora-run");
+    runTraining(
+      resolveRunConfig(
+        {
+          model: modelDir,
+          output_dir: runDir,
+          method: "lora",
+          lora: { r: 2, alpha: 4, target_modules: ["q_proj", "down_proj"], init_b: "random" },
+          data: { train: MEDICAL, max_length: 120 },
+          training: { max_steps: 2, batch_size: 2, gradient_accumulation: 1, lr: 2e-2, warmup_steps: 0, save_steps: 1 },
+        },
+        "lora-run.yaml",
+      ),
+    );
+  });
+
+  it("equals checkpointLossGradients() on every checkpoint of a LoRA run; nothing left after the scope; missing run and direction typed", async () => {
+    const expected = plain((model) =>
+      checkpointLossGradients(
+        model,
+        [
+          {
+            dir: runDir,
+            label: "lora",
+            config: JSON.parse(readFileSync(join(runDir, "config.resolved.json"), "utf8")) as RunConfig,
+            steps: [1, 2],
+          },
+        ],
+        subset,
+        {
+          padId: pad,
+          directions: null,
+        },
+      ),
+    );
+    const out = await runScoped(lossGradientsProgram({ runs: [{ dir: runDir, label: "lora" }], examples: subset }));
+    expect(out.value.map((r) => [r.run, r.step])).toEqual([
+      ["lora", 1],
+      ["lora", 2],
+    ]);
+    out.value.forEach((r, i) => {
+      expect(close(r.norm, expected[i]!.norm)).toBe(true);
+      expect(close(r.withParams!, expected[i]!.withParams!)).toBe(true);
+      expect(close(r.withTraining!, expected[i]!.withTraining!)).toBe(true);
+    });
+    expect(expected[0]!.norm).toBeGreaterThan(0);
+    expect(expected.every((r) => r.withParams !== null && r.withTraining !== null)).toBe(true);
+    expect(Math.abs(expected[0]!.norm - expected[1]!.norm)).toBeGreaterThan(0);
+    expect(out.leftAfter).toBe(0);
+
+    for (const [options, tags] of [
+      [{ runs: [{ dir: join(work, "no-such-run") }], examples: subset }, ["RunConfigError", "FileSystemError"]],
+      [
+        { runs: [{ dir: runDir }], examples: subset, directions: join(work, "missing-direction.safetensors") },
+        ["FileSystemError", "SafetensorsError"],
+      ],
+    ] as const) {
+      const { tag, left } = await failureOf(lossGradientsProgram(options));
       expect(tags).toContain(tag);
       expect(left).toBe(0);
     }
