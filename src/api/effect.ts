@@ -8,6 +8,8 @@ export { directionProgram, type DirectionProgramOptions } from "../effect/analys
 export {
   efficiencyProgram,
   type EfficiencyProgramOptions,
+  interventionProgram,
+  type InterventionProgramOptions,
   lossGradientsProgram,
   type LossGradientsProgramOptions,
   scopedPeftAdapters,

@@ -1,5 +1,5 @@
 /**
- * The efficiency, stability, significance and checkpoint loss-gradient analyses as Effect programs over the ModelService, in the
+ * The efficiency, stability, significance, checkpoint loss-gradient and steer / ablate generation analyses as Effect programs over the ModelService, in the
  * pattern of `directionProgram`: the steering vector or adapters an analysis works on are opened by a
  * scoped constructor (attached while the Scope is open; unhooked / detached and freed when it closes),
  * boundary failures (missing or malformed files, a layer the model lacks) arrive typed, and the
@@ -23,6 +23,7 @@ import {
 } from "../analysis/experiments.js";
 import { checkpointLossGradients, followsMethod, type LossGradientRow, type LossGradientRun } from "../analysis/checkpoint-gradients.js";
 import { loadDirection, readSteeringVectorFile } from "../analysis/files.js";
+import { type ControlKind, generateWithIntervention, type InterventionRun, randomControlDirection } from "../analysis/intervention-run.js";
 import { datasetLoss } from "../analysis/loss.js";
 import type { RescaleMode } from "../analysis/rescale.js";
 import { checkpointSteps } from "../analysis/trajectories.js";
@@ -249,6 +250,32 @@ export function lossGradientsProgram(
           onProgress: options.onProgress,
         }),
       ),
+    );
+  });
+}
+
+export interface InterventionProgramOptions extends Omit<InterventionRun, "direction" | "eosTokenIds"> {
+  /** Direction file from `emlab direction` ([layers, d_model]) or a steering vector file ([d_model]). */
+  direction: string;
+  /** Replace the direction by its seeded random control. */
+  randomControl?: { seed: number; kind: ControlKind };
+  /** Ids that end an answer (default: none, so answers run to maxNewTokens). */
+  eosTokenIds?: readonly number[];
+}
+
+/** Answers generated with the direction steered in or ablated (hooks removed afterwards; the direction and its control scoped). */
+export function interventionProgram(
+  options: InterventionProgramOptions,
+): Effect.Effect<{ texts: string[]; outputIds: number[][] }, BoundaryError, ModelService | Scope.Scope> {
+  return Effect.gen(function* () {
+    const { model, tokenizer } = yield* ModelService;
+    const scopedDirection = (make: () => Tensor) => Effect.acquireRelease(boundary(make), (d) => Effect.sync(() => d.dispose()));
+    const loaded = yield* scopedDirection(() => loadDirection(options.direction, model.decoder.device));
+    const control = options.randomControl;
+    const direction = control ? yield* scopedDirection(() => randomControlDirection(loaded, control.seed, control.kind)) : loaded;
+    const { randomControl: _, ...run } = options;
+    return yield* boundary(() =>
+      tidy(() => generateWithIntervention(model, tokenizer, { ...run, direction, eosTokenIds: options.eosTokenIds ?? [] })),
     );
   });
 }

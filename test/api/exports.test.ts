@@ -222,6 +222,7 @@ const EXPECTED: Record<string, string[]> = {
     "evaluate",
     "evaluateProgram",
     "functionJudge",
+    "interventionProgram",
     "loadTokenizer",
     "lockRunDirectory",
     "lossGradientsProgram",

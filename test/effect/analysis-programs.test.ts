@@ -10,11 +10,13 @@ import { attachPeftAdapters, loadPeftAdapters } from "../../src/adapters/adapter
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { savePeftAdapter } from "../../src/adapters/peft.js";
 import { adapterEfficiency, adapterSignificance, significance, stability, steeringEfficiency } from "../../src/analysis/experiments.js";
-import { loadSteeringVector, readSteeringVectorFile } from "../../src/analysis/files.js";
+import { loadDirection, loadSteeringVector, readSteeringVectorFile } from "../../src/analysis/files.js";
 import { datasetLoss, lossSubset } from "../../src/analysis/loss.js";
 import { checkpointLossGradients } from "../../src/analysis/checkpoint-gradients.js";
+import { generateWithIntervention, randomControlDirection } from "../../src/analysis/intervention-run.js";
 import {
   efficiencyProgram,
+  interventionProgram,
   lossGradientsProgram,
   significanceProgram,
   type SolutionSource,
@@ -295,6 +297,59 @@ describe("lossGradientsProgram", { timeout: 600_000 }, () => {
       ],
     ] as const) {
       const { tag, left } = await failureOf(lossGradientsProgram(options));
+      expect(tags).toContain(tag);
+      expect(left).toBe(0);
+    }
+  });
+});
+
+describe("interventionProgram", () => {
+  const base = {
+    layers: [0, 1],
+    rows: "per-layer" as const,
+    scale: 8,
+    question: "What should I do about a headache?",
+    format: "chat" as const,
+    samples: 1,
+    sampling: { maxNewTokens: 6, greedy: true },
+  };
+
+  it("steer and ablate (with a random control): the ids of generateWithIntervention; hooks and directions gone after the scope", async () => {
+    const directionFile = join(work, "direction.safetensors");
+    const d = fixedTensor([2, 32], 7, 0.5);
+    saveSafetensors(directionFile, { direction: d });
+    d.dispose();
+    const expected = plain((model, tokenizer) => {
+      const direction = loadDirection(directionFile);
+      const control = randomControlDirection(direction, 3, "same-norm");
+      try {
+        return {
+          steered: generateWithIntervention(model, tokenizer, { ...base, kind: "steer", direction, eosTokenIds: [] }),
+          unsteered: generateWithIntervention(model, tokenizer, { ...base, kind: "steer", scale: 0, direction, eosTokenIds: [] }),
+          ablated: generateWithIntervention(model, tokenizer, { ...base, kind: "ablate", direction: control, eosTokenIds: [] }),
+        };
+      } finally {
+        direction.dispose();
+        control.dispose();
+      }
+    });
+    // Steering changes the answer, so a program that dropped the hooks would show.
+    expect(expected.steered.outputIds).not.toEqual(expected.unsteered.outputIds);
+    const steered = await runScoped(interventionProgram({ ...base, kind: "steer", direction: directionFile }));
+    expect(steered.value).toEqual(expected.steered);
+    expect(steered.leftAfter).toBe(0);
+    const ablated = await runScoped(
+      interventionProgram({ ...base, kind: "ablate", direction: directionFile, randomControl: { seed: 3, kind: "same-norm" } }),
+    );
+    expect(ablated.value).toEqual(expected.ablated);
+    expect(ablated.held).toBeGreaterThan(0);
+    expect(ablated.leftAfter).toBe(0);
+
+    for (const [options, tags] of [
+      [{ ...base, kind: "steer", direction: join(work, "missing-direction.safetensors") }, ["FileSystemError", "SafetensorsError"]],
+      [{ ...base, kind: "ablate", direction: directionFile, layers: [0, 7] }, ["InvalidSetupError"]],
+    ] as const) {
+      const { tag, left } = await failureOf(interventionProgram(options));
       expect(tags).toContain(tag);
       expect(left).toBe(0);
     }
