@@ -72,14 +72,20 @@ function plain<T>(fn: (model: LoadedModel, tokenizer: ChatTokenizer) => T): T {
 async function runScoped<A, E>(program: Effect.Effect<A, E, ModelService | import("effect").Scope.Scope>) {
   const before = liveTensorCount();
   const out = await Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const model = (yield* ModelService).model;
-        const value = yield* program;
-        return { value, adapters: model.decoder.adapters.size, held: liveTensorCount() - before };
-      }),
-    ).pipe(Effect.provide(ModelService.layer(modelDir))),
+    Effect.gen(function* () {
+      const model = (yield* ModelService).model;
+      const inside = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const value = yield* program;
+          return { value, adapters: model.decoder.adapters.size, held: liveTensorCount() - before };
+        }),
+      );
+      // The program's scope is closed, the model's not yet: nothing of the program may remain on it.
+      return { ...inside, hooksAfter: model.decoder.hooks.size, adaptersAfter: model.decoder.adapters.size };
+    }).pipe(Effect.provide(ModelService.layer(modelDir))),
   );
+  expect(out.hooksAfter).toBe(0);
+  expect(out.adaptersAfter).toBe(0);
   return { ...out, leftAfter: liveTensorCount() - before };
 }
 
