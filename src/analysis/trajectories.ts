@@ -56,6 +56,11 @@ function flatten(file: string, names: readonly string[] | null, filter: RegExp |
   }
 }
 
+/** The checkpoint steps of a run directory, in order (a RangeError naming the run when it has none). */
+export function checkpointSteps(runDir: string): number[] {
+  return stepDirs(runDir).map((dir) => Number(/step-(\d+)$/.exec(dir)![1]));
+}
+
 /** Reads every checkpoint of a run: trainables and (when saved) gradients, restricted to names matching `filter`. */
 export function readRunTrajectory(runDir: string, options: { label?: string; filter?: RegExp | null } = {}): RunTrajectory {
   const dirs = stepDirs(runDir);

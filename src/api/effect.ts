@@ -1,9 +1,25 @@
 /**
  * `emlab/effect`: the Effect side of emlab (src/effect): typed boundary errors, `step` / `scopedStep`
  * for the tensor hot path, scoped constructors for every native resource, services and layers (model,
- * judge, judge cache, run directory, seeded randomness), the evaluation program, and the Promise
+ * judge, judge cache, run directory, seeded randomness), the evaluation and analysis programs, and the Promise
  * facade (`train`, `evaluate`, `runPromise`). Lock-file names and error-conversion helpers stay inside.
  */
+export { directionProgram, type DirectionProgramOptions } from "../effect/analysis.js";
+export {
+  efficiencyProgram,
+  type EfficiencyProgramOptions,
+  interventionProgram,
+  type InterventionProgramOptions,
+  lossGradientsProgram,
+  type LossGradientsProgramOptions,
+  scopedPeftAdapters,
+  scopedSolution,
+  significanceProgram,
+  type SignificanceProgramOptions,
+  type SolutionSource,
+  stabilityProgram,
+  type StabilityProgramOptions,
+} from "../effect/analysis-programs.js";
 export { boundary, type BoundaryError, FileSystemError, InvalidSetupError } from "../effect/errors.js";
 export { type EvaluateOptions, evaluateProgram, type EvaluateResult } from "../effect/evaluate.js";
 export { evaluate, type EvaluateScriptOptions, type JudgeChoice, train, trainProgram } from "../effect/facade.js";

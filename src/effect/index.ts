@@ -1,9 +1,10 @@
 /**
  * emlab's Effect layer: typed boundary errors, the `step` helper for the tensor hot path, scoped
  * constructors for every native resource, services and layers for what a program is configured
- * with, the evaluation recipe as an Effect program, and the Promise facade for plain scripts.
+ * with, the evaluation recipe and the analyses as Effect programs, and the Promise facade for plain scripts.
  */
 export * from "./analysis.js";
+export * from "./analysis-programs.js";
 export * from "./errors.js";
 export * from "./evaluate.js";
 export * from "./facade.js";
