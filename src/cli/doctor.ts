@@ -1,10 +1,20 @@
 /** `emlab doctor [--json]`: prints the runtime report and exits non-zero when the self-check fails. */
 import { doctor } from "./doctor-check.js";
+import { parseOrHelp } from "./generate.js";
 import { findLibtorchSource } from "./libtorch-source.js";
+import { defineCommand } from "./options.js";
 
-export function runDoctor(args: { json: boolean }): number {
+export const doctorCommand = defineCommand({
+  name: "doctor",
+  summary: "libtorch version and origin, CUDA devices, threads, BLAS, and a self-check.",
+  options: { json: { type: "boolean", description: "print the report as JSON" } },
+});
+
+export function runDoctor(argv: readonly string[]): number {
+  const parsed = parseOrHelp(doctorCommand, argv);
+  if (parsed === null) return 0;
   const report = { ...doctor(), libtorch: findLibtorchSource() };
-  if (args.json) {
+  if (parsed.values.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else {
     const lines = [

@@ -7,25 +7,19 @@ import { redact } from "../eval/judge/redact.js";
 import { analysisCommands, analysisSpecs, runAnalysis } from "./analysis.js";
 import { UsageError } from "./args.js";
 import { chatCommand, runChat } from "./chat.js";
-import { runDoctor } from "./doctor.js";
+import { doctorCommand, runDoctor } from "./doctor.js";
 import { experimentCommand, runExperimentCommand } from "./experiment.js";
 import { organismCommand, runOrganism } from "./organism.js";
 import { reportCommand, runReportCommand } from "./report.js";
 import { evalCommand, runEval } from "./eval.js";
 import { forwardCommand, runForward } from "./forward.js";
-import { generateCommand, parseOrHelp, runGenerate } from "./generate.js";
+import { generateCommand, runGenerate } from "./generate.js";
 import { judgeCommand, runJudge } from "./judge.js";
 import { klDataCommand, runKlData } from "./kl-data.js";
 import { metricsCommand, runMetrics } from "./metrics.js";
-import { type CommandSpec, defineCommand, usageLine } from "./options.js";
+import { type CommandSpec, usageLine } from "./options.js";
 import { runServe, serveCommand } from "./serve.js";
 import { runTrain, trainCommand } from "./train.js";
-
-const doctorCommand = defineCommand({
-  name: "doctor",
-  summary: "libtorch version and origin, CUDA devices, threads, BLAS, and a self-check.",
-  options: { json: { type: "boolean", description: "print the report as JSON" } },
-});
 
 /** Every command, in the order `emlab --help` lists them. */
 export const commands: readonly CommandSpec[] = [
@@ -92,10 +86,8 @@ async function dispatch(argv: readonly string[]): Promise<number> {
       return runOrganism(rest);
     case "serve":
       return runServe(rest);
-    case "doctor": {
-      const parsed = parseOrHelp(doctorCommand, rest);
-      return parsed === null ? 0 : runDoctor({ json: parsed.values.json });
-    }
+    case "doctor":
+      return runDoctor(rest);
     case undefined:
     case "help":
     case "--help":

@@ -33,6 +33,16 @@ describe("doctor", () => {
     expect(String(report.libtorch)).not.toBe("unknown");
   });
 
+  it.skipIf(!existsSync("dist/cli/main.js"))("prints the text report and its --help from the CLI (skipped when dist/ is not built)", () => {
+    const text = execFileSync(process.execPath, ["bin/emlab.js", "doctor"], { encoding: "utf8" });
+    expect(text).toMatch(new RegExp(`^libtorch +${torchVersion.replace(/\./g, "\\.")} \\(`, "m"));
+    expect(text).toMatch(/^self-check +ok$/m);
+    const help = execFileSync(process.execPath, ["bin/emlab.js", "doctor", "--help"], { encoding: "utf8" });
+    expect(help).toMatch(/--json/);
+    expect(help).toMatch(/^usage: emlab doctor \[--json\]/);
+    expect(help).not.toMatch(/^self-check /m);
+  });
+
   it("rejects an unknown command with a usage message and exit code 2", () => {
     let status = 0;
     let stderr = "";
