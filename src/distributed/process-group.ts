@@ -7,6 +7,7 @@
 import { Data } from "effect";
 import { native, type ProcessGroupHandle } from "../native/addon.js";
 import type { Tensor } from "../tensor/index.js";
+import { handleOf } from "../tensor/internal.js";
 
 export type DistributedFailure = "peer_closed" | "timeout" | "rendezvous" | "unavailable" | "invalid";
 
@@ -129,12 +130,12 @@ export class ProcessGroup implements Disposable {
 
   /** In place: every rank ends with the sum (or mean, max, min) of all ranks' values. */
   allreduce(tensor: Tensor, op: "sum" | "avg" | "max" | "min" = "sum"): void {
-    this.#call("allreduce", (handle) => native.distAllreduce(handle, tensor.handle, op));
+    this.#call("allreduce", (handle) => native.distAllreduce(handle, handleOf(tensor), op));
   }
 
   /** In place: every rank ends with `root`'s values. */
   broadcast(tensor: Tensor, root = 0): void {
-    this.#call("broadcast", (handle) => native.distBroadcast(handle, tensor.handle, root));
+    this.#call("broadcast", (handle) => native.distBroadcast(handle, handleOf(tensor), root));
   }
 
   /** Returns once every rank reached it. */

@@ -12,6 +12,7 @@ import { native } from "../native/addon.js";
 import { writeOutput } from "./output.js";
 import { type Device, type DType, dtypeCode, itemSize, normalizeDevice, Tensor } from "../tensor/index.js";
 import { decodeUtf8Strict, findDuplicateJsonKey, openRegularFile } from "./files.js";
+import { handleOf } from "../tensor/internal.js";
 
 /** A malformed or unreadable safetensors file. */
 export class SafetensorsError extends Data.TaggedError("SafetensorsError")<{
@@ -224,7 +225,7 @@ export function saveSafetensors(
     native.writeTensors(
       temporary,
       prefix,
-      list.map(([, t]) => t.handle),
+      list.map(([, t]) => handleOf(t)),
     ),
   );
 }

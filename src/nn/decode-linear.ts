@@ -7,9 +7,10 @@
 import { native } from "../native/addon.js";
 import { Tensor } from "../tensor/index.js";
 import type { Projection } from "./attention.js";
+import { handleOf, handleOrNull } from "../tensor/internal.js";
 
 export function decodeLinear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return new Tensor(native.decodeLinear(x.handle, weight.handle, bias?.handle ?? null));
+  return new Tensor(native.decodeLinear(handleOf(x), handleOf(weight), handleOrNull(bias)));
 }
 
 /** The plain (adapter-free) projection of a decode step. */

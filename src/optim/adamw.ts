@@ -15,6 +15,7 @@ import {
   type ParamGroupSpec,
   zeroGrads,
 } from "./optimizer.js";
+import { handleOf } from "../tensor/internal.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -45,7 +46,7 @@ export class AdamW implements Optimizer<AdamWOptions> {
       // Parameters are grouped by their step count so one native call serves each distinct step.
       const byStep = new Map<number, { params: Tensor[]; states: ParamState[] }>();
       for (const p of group.params) {
-        if (!native.hasGrad(p.handle)) continue;
+        if (!native.hasGrad(handleOf(p))) continue;
         let s = this.state.get(p);
         if (!s) {
           s = { step: 0, expAvg: longLived(() => zerosLike(p)), expAvgSq: longLived(() => zerosLike(p)) };
@@ -60,9 +61,9 @@ export class AdamW implements Optimizer<AdamWOptions> {
       const { lr, betas, eps, weightDecay, maximize } = group.options;
       for (const [step, bucket] of byStep) {
         native.adamwStep(
-          bucket.params.map((p) => p.handle),
-          bucket.states.map((s) => s.expAvg.handle),
-          bucket.states.map((s) => s.expAvgSq.handle),
+          bucket.params.map((p) => handleOf(p)),
+          bucket.states.map((s) => handleOf(s.expAvg)),
+          bucket.states.map((s) => handleOf(s.expAvgSq)),
           step,
           lr,
           betas[0],

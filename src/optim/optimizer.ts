@@ -4,6 +4,7 @@
  */
 import { native } from "../native/addon.js";
 import { keep, type Tensor, TensorScope, zerosLike } from "../tensor/index.js";
+import { handleOf } from "../tensor/internal.js";
 
 /** Parameters with optional per-group overrides of the optimizer's options. */
 export interface ParamGroupSpec<O> {
@@ -51,7 +52,7 @@ export function makeGroups<O>(params: readonly Tensor[] | readonly ParamGroupSpe
 }
 
 export function zeroGrads(groups: readonly ParamGroup<unknown>[]): void {
-  for (const group of groups) for (const p of group.params) native.setGrad(p.handle, null);
+  for (const group of groups) for (const p of group.params) native.setGrad(handleOf(p), null);
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   type ParamGroupSpec,
   zeroGrads,
 } from "./optimizer.js";
+import { handleOf, handleOrNull } from "../tensor/internal.js";
 
 export interface SGDOptions {
   lr: number;
@@ -44,8 +45,8 @@ export class SGD implements Optimizer<SGDOptions> {
     for (const group of this.groups) {
       const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group.options;
       const created = native.sgdStep(
-        group.params.map((p) => p.handle),
-        group.params.map((p) => this.buffers.get(p)?.handle ?? null),
+        group.params.map((p) => handleOf(p)),
+        group.params.map((p) => handleOrNull(this.buffers.get(p))),
         lr,
         momentum,
         dampening,

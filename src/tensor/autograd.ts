@@ -5,6 +5,7 @@
  */
 import { native } from "../native/addon.js";
 import { Tensor } from "./tensor.js";
+import { handleOf, handleOrNull } from "./internal.js";
 
 function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const previous = native.setGradEnabled(enabled);
@@ -53,9 +54,9 @@ export interface GradOptions {
 export function grad(outputs: Tensor | readonly Tensor[], inputs: readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
   const outs = outputs instanceof Tensor ? [outputs] : outputs;
   const handles = native.autogradGrad(
-    outs.map((t) => t.handle),
-    inputs.map((t) => t.handle),
-    options.gradOutputs ? options.gradOutputs.map((t) => t?.handle ?? null) : null,
+    outs.map((t) => handleOf(t)),
+    inputs.map((t) => handleOf(t)),
+    options.gradOutputs ? options.gradOutputs.map((t) => handleOrNull(t)) : null,
     options.retainGraph ?? null,
     options.createGraph ?? false,
     options.allowUnused ?? false,

@@ -6,6 +6,7 @@
 import { native } from "../native/addon.js";
 import { type Device, type DType, dtypeCode, dtypeOfArray, isFloating, normalizeDevice } from "./dtype.js";
 import { Tensor, type NestedList } from "./tensor.js";
+import { handleOf } from "./internal.js";
 
 export interface CreateOptions {
   dtype?: DType;
@@ -149,13 +150,13 @@ export function eye(n: number, m = n, options: CreateOptions = {}): Tensor {
   return new Tensor(native.eye(n, m, dtypeCode(options.dtype ?? "f32"), dev(options)));
 }
 export function zerosLike(x: Tensor): Tensor {
-  return new Tensor(native.zerosLike(x.handle));
+  return new Tensor(native.zerosLike(handleOf(x)));
 }
 export function onesLike(x: Tensor): Tensor {
-  return new Tensor(native.onesLike(x.handle));
+  return new Tensor(native.onesLike(handleOf(x)));
 }
 export function randnLike(x: Tensor): Tensor {
-  return new Tensor(native.randnLike(x.handle));
+  return new Tensor(native.randnLike(handleOf(x)));
 }
 /** The CPU generator's state (a u8 tensor): save it to resume random streams exactly. */
 export function getRngState(): Tensor {
@@ -163,7 +164,7 @@ export function getRngState(): Tensor {
 }
 /** Restores a state from getRngState. */
 export function setRngState(state: Tensor): void {
-  native.setRngState(state.handle);
+  native.setRngState(handleOf(state));
 }
 /** Seeds libtorch's default generators (CPU and CUDA). */
 export function manualSeed(seed: number | bigint): void {

@@ -5,15 +5,16 @@
  */
 import { native } from "../native/addon.js";
 import { Tensor, type TensorLike } from "./tensor.js";
+import { handleOf, handleOrNull } from "./internal.js";
 
 export type Reduction = "none" | "mean" | "sum";
 const reductionCode = (r: Reduction): number => (r === "none" ? 0 : r === "mean" ? 1 : 2);
-const operand = (x: TensorLike) => (x instanceof Tensor ? x.handle : x);
+const operand = (x: TensorLike) => (x instanceof Tensor ? handleOf(x) : x);
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   return new Tensor(
     native.cat(
-      tensors.map((t) => t.handle),
+      tensors.map((t) => handleOf(t)),
       dim,
     ),
   );
@@ -21,26 +22,26 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   return new Tensor(
     native.stack(
-      tensors.map((t) => t.handle),
+      tensors.map((t) => handleOf(t)),
       dim,
     ),
   );
 }
 /** Elementwise `condition ? a : b` with broadcasting. */
 export function where(condition: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  return new Tensor(native.where(condition.handle, operand(a), operand(b)));
+  return new Tensor(native.where(handleOf(condition), operand(a), operand(b)));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return new Tensor(
     native.einsum(
       equation,
-      operands.map((t) => t.handle),
+      operands.map((t) => handleOf(t)),
     ),
   );
 }
 /** x @ weight^T + bias, weight [out, in]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return new Tensor(native.linear(x.handle, weight.handle, bias?.handle ?? null));
+  return new Tensor(native.linear(handleOf(x), handleOf(weight), handleOrNull(bias)));
 }
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
@@ -56,9 +57,9 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
   return new Tensor(
     native.crossEntropy(
-      logits.handle,
-      target.handle,
-      options.weight?.handle ?? null,
+      handleOf(logits),
+      handleOf(target),
+      handleOrNull(options.weight),
       reductionCode(options.reduction ?? "mean"),
       options.ignoreIndex ?? -100,
       options.labelSmoothing ?? 0,
@@ -74,27 +75,27 @@ export function klDiv(input: Tensor, target: Tensor, options: { reduction?: Redu
   const reduction = options.reduction ?? "mean";
   const logTarget = options.logTarget ?? false;
   if (reduction === "batchmean") {
-    const summed = new Tensor(native.klDiv(input.handle, target.handle, 2, logTarget));
+    const summed = new Tensor(native.klDiv(handleOf(input), handleOf(target), 2, logTarget));
     const out = summed.div(input.size(0));
     summed.dispose();
     return out;
   }
-  return new Tensor(native.klDiv(input.handle, target.handle, reductionCode(reduction), logTarget));
+  return new Tensor(native.klDiv(handleOf(input), handleOf(target), reductionCode(reduction), logTarget));
 }
 
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor {
-  return new Tensor(native.mseLoss(input.handle, target.handle, reductionCode(reduction)));
+  return new Tensor(native.mseLoss(handleOf(input), handleOf(target), reductionCode(reduction)));
 }
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p: number, training = true): Tensor {
-  return new Tensor(native.dropout(x.handle, p, training));
+  return new Tensor(native.dropout(handleOf(x), p, training));
 }
 /** Rows of `weight` [vocab, d] picked by integer `ids`. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
-  return new Tensor(native.embedding(weight.handle, ids.handle));
+  return new Tensor(native.embedding(handleOf(weight), handleOf(ids)));
 }
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
-  return new Tensor(native.layerNorm(x.handle, normalizedShape, weight?.handle ?? null, bias?.handle ?? null, eps));
+  return new Tensor(native.layerNorm(handleOf(x), normalizedShape, handleOrNull(weight), handleOrNull(bias), eps));
 }
 export function softmax(x: Tensor, dim: number): Tensor {
   return x.softmax(dim);
@@ -119,10 +120,10 @@ export interface AttentionOptions {
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   return new Tensor(
     native.attention(
-      q.handle,
-      k.handle,
-      v.handle,
-      options.mask?.handle ?? null,
+      handleOf(q),
+      handleOf(k),
+      handleOf(v),
+      handleOrNull(options.mask),
       options.causal ?? false,
       options.scale ?? null,
       options.dropout ?? 0,

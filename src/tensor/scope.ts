@@ -6,17 +6,13 @@
  */
 import { Effect, type Scope } from "effect";
 import { native } from "../native/addon.js";
+import { adoptByGc, isKept, isReleased, isTensor, markKept } from "./internal.js";
+import type { Tensor } from "./tensor.js";
 
-/** The minimal view of a tensor a scope needs (avoids an import cycle with tensor.ts). */
+/** What a tensor offers its owner: free it now, or ask whether it is freed. */
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
-  /** Set by `keep`: a kept tensor is never disposed by a scope. */
-  kept: boolean;
-  /** Gives the tensor a GC finalizer once no scope owns it any more. */
-  adoptByGc(): void;
-  /** True once dispose() was called on this object (a JS-side mirror, no native call). */
-  readonly released: boolean;
 }
 
 let current: TensorScope | null = null;
@@ -30,29 +26,29 @@ function setCurrent(scope: TensorScope | null): void {
  * alive when the current job ends (a microtask), or when many have piled up in a synchronous loop,
  * get one. Tensors disposed before then never pay for it.
  */
-let unowned: Disposable[] = [];
+let unowned: Tensor[] = [];
 const FLUSH_AT = 256;
 
 function flushUnowned(): void {
   const pending = unowned;
   unowned = [];
-  for (const tensor of pending) if (!tensor.kept && !tensor.released) tensor.adoptByGc();
+  for (const tensor of pending) if (!isKept(tensor) && !isReleased(tensor)) adoptByGc(tensor);
 }
 
 /** Registers a tensor created outside any scope (called by the Tensor constructor). */
-export function trackUnowned(tensor: Disposable): void {
+export function trackUnowned(tensor: Tensor): void {
   if (unowned.length === 0) queueMicrotask(flushUnowned);
   unowned.push(tensor);
   if (unowned.length >= FLUSH_AT) flushUnowned();
 }
 
 /** Frees the tensors of scopes that were dropped without close() (a safety net, like the handles'). */
-const unclosedScopes = new FinalizationRegistry<{ tensors: Disposable[] }>((held) => {
-  for (const tensor of held.tensors) if (!tensor.kept) tensor.dispose();
+const unclosedScopes = new FinalizationRegistry<{ tensors: Tensor[] }>((held) => {
+  for (const tensor of held.tensors) if (!isKept(tensor)) tensor.dispose();
 });
 
 export class TensorScope {
-  private held: { tensors: Disposable[] } = { tensors: [] };
+  private held: { tensors: Tensor[] } = { tensors: [] };
   private closed = false;
 
   /**
@@ -66,7 +62,7 @@ export class TensorScope {
     if (!guaranteedClose) unclosedScopes.register(this, this.held, this);
   }
 
-  private get tensors(): Disposable[] {
+  private get tensors(): Tensor[] {
     return this.held.tensors;
   }
 
@@ -76,7 +72,7 @@ export class TensorScope {
   }
 
   /** Registers a tensor; called by the Tensor constructor for the current scope. */
-  track(tensor: Disposable): void {
+  track(tensor: Tensor): void {
     if (this.closed) {
       tensor.dispose();
       throw new Error("emlab: tensor created in a scope that is already closed");
@@ -104,17 +100,17 @@ export class TensorScope {
   }
 
   /** Disposes every tracked tensor except `survivors` (which move to the parent scope) and kept ones. */
-  close(survivors: ReadonlySet<Disposable> = new Set()): void {
+  close(survivors: ReadonlySet<Tensor> = new Set()): void {
     if (this.closed) return;
     this.closed = true;
     unclosedScopes.unregister(this);
     const tensors = this.tensors;
     this.held.tensors = [];
     for (const tensor of tensors) {
-      if (tensor.kept) continue;
+      if (isKept(tensor)) continue;
       if (!survivors.has(tensor)) tensor.dispose();
       else if (this.parent) this.parent.track(tensor);
-      else tensor.adoptByGc();
+      else adoptByGc(tensor);
     }
   }
 }
@@ -126,10 +122,10 @@ function rejectPromise(value: unknown): void {
 }
 
 /** Collects the tensors inside a returned value (a tensor, arrays, plain objects, Maps). */
-function collect(value: unknown, into: Set<Disposable>, seen: Set<unknown>): void {
+function collect(value: unknown, into: Set<Tensor>, seen: Set<unknown>): void {
   if (value === null || typeof value !== "object" || seen.has(value)) return;
   seen.add(value);
-  if (isDisposable(value)) {
+  if (isTensor(value)) {
     into.add(value);
     return;
   }
@@ -140,10 +136,6 @@ function collect(value: unknown, into: Set<Disposable>, seen: Set<unknown>): voi
   } else if (Object.getPrototypeOf(value) === Object.prototype) {
     for (const item of Object.values(value)) collect(item, into, seen);
   }
-}
-
-function isDisposable(value: object): value is Disposable {
-  return typeof (value as Disposable).dispose === "function" && "kept" in value;
 }
 
 /**
@@ -160,17 +152,17 @@ export function tidy<T>(fn: () => T): T {
     scope.close();
     throw error;
   }
-  const survivors = new Set<Disposable>();
+  const survivors = new Set<Tensor>();
   collect(result, survivors, new Set());
   scope.close(survivors);
   return result;
 }
 
 /** Marks tensors as escaping every scope: no scope will dispose them; the caller owns them. */
-export function keep<T extends Disposable>(tensor: T): T {
-  if (!tensor.kept) {
-    tensor.kept = true;
-    tensor.adoptByGc();
+export function keep<T extends Tensor>(tensor: T): T {
+  if (!isKept(tensor)) {
+    markKept(tensor);
+    adoptByGc(tensor);
   }
   return tensor;
 }

@@ -346,6 +346,14 @@ const INTERNALS = [
   "trainStep",
   "LOCK_FILE",
   "asBoundaryError",
+  "handleOf",
+  "handleOrNull",
+  "isTensor",
+  "isKept",
+  "markKept",
+  "isReleased",
+  "adoptByGc",
+  "installTensorInternals",
 ];
 
 /** Export names of `specifiers`, each imported by a fresh Node process through the package's exports map. */
@@ -384,10 +392,20 @@ describe.skipIf(!built)("public API subpaths (from dist/; run `npx tsc -p tsconf
     expect(() => exportsOf(["emlab/dist/optim/optimizer.js"])).toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });
 
-  it("the published typings hide Tensor's mutable handle fields", () => {
+  it("the published typings show no Tensor handle or lifetime field (they are #private)", () => {
     const typings = readFileSync("dist/tensor/tensor.d.ts", "utf8");
     expect(typings).toMatch(/class Tensor/);
-    expect(typings).not.toMatch(/^\s+handle: Handle;/m);
-    expect(typings).not.toMatch(/^\s+released: boolean;/m);
+    expect(typings).toMatch(/^\s+#private;/m);
+    expect(typings).not.toMatch(/^\s+(handle|kept|released): /m);
+    expect(typings).not.toMatch(/adoptByGc/);
+  });
+
+  it("a Tensor from emlab/tensor has no own state a caller could read or reassign", () => {
+    const script = `import { tensor } from "emlab/tensor"; const t = tensor([1, 2, 3]); const before = Reflect.ownKeys(t).map(String);
+      t.handle = {}; t.kept = true; t.released = true; console.log(JSON.stringify({ before, sum: t.add(t).toList(), disposed: t.isDisposed }));`;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+    );
+    expect(out).toEqual({ before: [], sum: [2, 4, 6], disposed: false });
   });
 });

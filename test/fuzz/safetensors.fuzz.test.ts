@@ -13,6 +13,7 @@ import { type DType, itemSize, type Tensor, tensor, tidy } from "../../src/tenso
 import { native } from "../../src/native/addon.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 import { FUZZ_SEED, fuzzRuns } from "./budget.js";
+import { handleOf } from "../../src/tensor/internal.js";
 
 useLeakCheck();
 
@@ -90,7 +91,7 @@ describe("safetensors round trip (property)", () => {
             const stored = t.dtype === "f16" || t.dtype === "bf16" ? "i16" : t.dtype;
             expect(got.dtype).toBe(stored);
             expect(got.shape).toEqual(t.shape);
-            expect(Buffer.from(native.rawBytes(got.handle))).toEqual(Buffer.from(t.data));
+            expect(Buffer.from(native.rawBytes(handleOf(got)))).toEqual(Buffer.from(t.data));
           }
         } finally {
           for (const t of tensors.values()) t.dispose();
