@@ -1,7 +1,8 @@
 /**
  * `emlab/tensor`: tensors and autograd on libtorch, scopes and the live-tensor count, devices and
  * dtypes, the runtime (threads, CUDA), typed op errors, and tensor files (safetensors, torch.save).
- * Handle plumbing (dtype codes, unowned tracking, the error factory) is not part of it.
+ * Handle plumbing (the handle accessors of src/tensor/internal.ts, dtype codes, unowned tracking, the
+ * error factory) is not part of it.
  */
 export {
   allDTypes,

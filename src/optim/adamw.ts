@@ -1,6 +1,7 @@
 /**
- * AdamW with decoupled weight decay, the same update as torch.optim.AdamW (one fused native call
- * per step for all parameters with a gradient). State: per-parameter step, exp_avg, exp_avg_sq.
+ * AdamW with decoupled weight decay, the same update as torch.optim.AdamW (one fused native call per
+ * parameter group and distinct step count, for all its parameters with a gradient). State:
+ * per-parameter step, exp_avg, exp_avg_sq.
  */
 import { native } from "../native/addon.js";
 import { zerosLike, type Tensor } from "../tensor/index.js";
