@@ -6,8 +6,9 @@
 //   node cmake/find-libtorch.mjs           -> JSON description
 //   node cmake/find-libtorch.mjs FIELD     -> one field (lists joined by ';' or ' ' with --sep=' ')
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const HELP = `emlab could not find libtorch. Do one of:
   - Debian/Ubuntu (CPU): apt-get install -y libtorch-dev libopenblas0-pthread
@@ -122,7 +123,8 @@ export function findLibtorch() {
   return found;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+// Run as a script (also through a symlinked path, which import.meta.url has already resolved).
+if (process.argv[1] && realpathSync(resolve(process.argv[1])) === fileURLToPath(import.meta.url)) {
   try {
     const found = findLibtorch();
     const field = process.argv[2];
