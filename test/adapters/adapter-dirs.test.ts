@@ -10,7 +10,7 @@ import { LoraAdapter } from "../../src/adapters/lora.js";
 import { savePeftAdapter } from "../../src/adapters/peft.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 let work: string;
 let model: LoadedModel;

@@ -16,20 +16,8 @@ import { liveTensorCount, type Tensor, tensor, tidy } from "../../src/tensor/ind
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readChatDataset } from "../../src/train/data.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import {
-  cos,
-  dot,
-  fixedTensor,
-  host,
-  makeTinyModel,
-  maxAbs,
-  maxAbsDiff,
-  MEDICAL,
-  norm,
-  RESPONSES,
-  rows,
-  SHORT_PAIRS,
-} from "./tiny-model.js";
+import { makeTinyModel, MEDICAL, RESPONSES, SHORT_PAIRS } from "../helpers/tiny-model.js";
+import { cos, dot, fixedTensor, values as host, maxAbs, maxAbsDiff, norm, rows } from "../helpers/numeric.js";
 
 let work: string;
 let modelDir: string;

@@ -16,8 +16,8 @@ import { resolveRunConfig } from "../../src/train/config.js";
 import { type Example, readChatDataset } from "../../src/train/data.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { seededValues } from "../helpers/numeric.js";
-import { cos, dot, fixedTensor, host, makeTinyModel, maxAbs, MEDICAL, norm } from "./tiny-model.js";
+import { seededValues, cos, dot, fixedTensor, values as host, maxAbs, norm } from "../helpers/numeric.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
 
 let work: string;
 let modelDir: string;

@@ -11,7 +11,8 @@ import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import type { Tensor } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { dot, fixedTensor, host, makeTinyModel, norm, rows } from "./tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
+import { dot, fixedTensor, values as host, norm, rows } from "../helpers/numeric.js";
 
 let work: string;
 let model: LoadedModel;

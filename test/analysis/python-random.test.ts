@@ -6,7 +6,7 @@ import { lossSubset } from "../../src/analysis/loss.js";
 import { pythonRandomSample } from "../../src/analysis/python-random.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readChatDataset, tokenizeExample } from "../../src/train/data.js";
-import { MEDICAL } from "./tiny-model.js";
+import { MEDICAL } from "../helpers/tiny-model.js";
 
 const fixture = JSON.parse(readFileSync("test/fixtures/study/python_random.json", "utf8")) as {
   cases: { seed: number; n: number; k: number; sample: number[] }[];

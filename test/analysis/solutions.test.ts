@@ -15,7 +15,8 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { type Example, readChatDataset } from "../../src/train/data.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { cos, fixedTensor, host, makeTinyModel, maxAbsDiff, MEDICAL, norm } from "./tiny-model.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
+import { cos, fixedTensor, values as host, maxAbsDiff, norm } from "../helpers/numeric.js";
 
 let work: string;
 let model: LoadedModel;

@@ -29,7 +29,8 @@ import { type Example, readChatDataset } from "../../src/train/data.js";
 import { readRunConfig } from "../../src/train/config.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { dot, fixedTensor, host, makeTinyModel, maxAbsDiff, MEDICAL, norm, rows } from "./tiny-model.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
+import { dot, fixedTensor, values as host, maxAbsDiff, norm, rows } from "../helpers/numeric.js";
 
 let work: string;
 let model: LoadedModel;

@@ -19,8 +19,8 @@ import { enableGrad, tensor, tidy } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { resolveRunConfig } from "../../src/train/config.js";
 import { collate, readChatDataset } from "../../src/train/data.js";
-import { seededValues } from "../helpers/numeric.js";
-import { cos, dot, makeTinyModel, MEDICAL, norm } from "./tiny-model.js";
+import { seededValues, cos, dot, norm } from "../helpers/numeric.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
 
 let work: string;
 let modelDir: string;

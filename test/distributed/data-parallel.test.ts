@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { availableBackends } from "../../src/distributed/process-group.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { shardRange } from "../../src/distributed/data-parallel.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 const BIN = resolve("bin/emlab.js");

@@ -30,7 +30,8 @@ import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { type Example, readChatDataset } from "../../src/train/data.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
 import { runTraining } from "../../src/recipes/train.js";
-import { fixedTensor, makeTinyModel, MEDICAL } from "../analysis/tiny-model.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
+import { fixedTensor } from "../helpers/numeric.js";
 
 let work = "";
 let modelDir = "";

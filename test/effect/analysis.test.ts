@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { directionProgram } from "../../src/effect/analysis.js";
 import { ModelService } from "../../src/effect/services.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
-import { host, makeTinyModel, maxAbsDiff, SHORT_PAIRS } from "../analysis/tiny-model.js";
+import { makeTinyModel, SHORT_PAIRS } from "../helpers/tiny-model.js";
+import { values as host, maxAbsDiff } from "../helpers/numeric.js";
 
 let work = "";
 let modelDir = "";

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { train } from "../../src/effect/facade.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { resolveRunConfig } from "../../src/train/config.js";
-import { MEDICAL, makeTinyModel } from "../analysis/tiny-model.js";
+import { MEDICAL, makeTinyModel } from "../helpers/tiny-model.js";
 
 let work = "";
 let modelDir = "";

@@ -31,7 +31,7 @@ import { readChatDataset } from "../../src/train/data.js";
 import { judgeResultsFile } from "../../src/cli/judge-options.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { judgeResults } from "../../src/experiment/stages/judging.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 let work = "";
 let modelDir = "";

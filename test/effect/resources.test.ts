@@ -17,7 +17,7 @@ import { liveTensorCount, ones, tensor, zeros } from "../../src/tensor/index.js"
 import { readRunConfig } from "../../src/train/config.js";
 import { MasterWeights } from "../../src/train/master-weights.js";
 import { SteeringVector } from "../../src/train/steering.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 
 let work = "";

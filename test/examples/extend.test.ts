@@ -12,7 +12,7 @@ import { judgeWithKeywords } from "../../examples/extend/custom-judge.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { loadModel } from "../../src/models/load.js";
 import { tensor, tidy } from "../../src/tensor/index.js";
-import { MEDICAL, makeTinyModel, SHORT_PAIRS } from "../analysis/tiny-model.js";
+import { MEDICAL, makeTinyModel, SHORT_PAIRS } from "../helpers/tiny-model.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 
 describe("extend emlab: the README examples", () => {

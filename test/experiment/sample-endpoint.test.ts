@@ -16,7 +16,7 @@ import { loadModel } from "../../src/models/load.js";
 import { ServedModels } from "../../src/serve/models.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
 import { manualSeed } from "../../src/tensor/index.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 let work: string;
 let modelDir: string;

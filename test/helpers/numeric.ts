@@ -1,6 +1,7 @@
 /**
- * Numeric helpers for tests: flat host copies, max-abs comparison, and a finite-difference gradient
- * check in float64 that compares libtorch's backward with central differences of a scalar
+ * Numeric helpers for tests: flat host copies, max-abs comparison, deterministic tensors, plain-JS
+ * vector arithmetic (to compute expected values independently of libtorch), and a finite-difference
+ * gradient check in float64 that compares libtorch's backward with central differences of a scalar
  * projection of the op's output.
  */
 import { expect } from "vitest";
@@ -34,6 +35,29 @@ export function seededValues(count: number, seed: number, low = -1, high = 1): n
   }
   return out;
 }
+
+/** A deterministic float32 tensor (values from mulberry32, not libtorch's RNG). */
+export function fixedTensor(shape: number[], seed: number, scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(
+    Float32Array.from(seededValues(n, seed), (v) => v * scale),
+    { shape },
+  );
+}
+
+export const dot = (a: readonly number[], b: readonly number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
+export const norm = (a: readonly number[]): number => Math.sqrt(dot(a, a));
+export const cos = (a: readonly number[], b: readonly number[]): number => dot(a, b) / (norm(a) * norm(b));
+export const maxAbs = (a: readonly number[]): number => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+export const maxAbsDiff = (a: readonly number[], b: readonly number[]): number => {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+/** Rows of a flat [n, d] array. */
+export const rows = (flat: readonly number[], d: number): number[][] =>
+  Array.from({ length: flat.length / d }, (_, r) => flat.slice(r * d, (r + 1) * d));
 
 export interface GradInput {
   shape: number[];

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServedModels } from "../../src/serve/models.js";
 import { ApiError, parseRequest } from "../../src/serve/protocol.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { fuzzParameters } from "../helpers/fuzz.js";
 
 const limits = { maxTokens: 3, maxN: 2, maxTopLogprobs: 3 };

@@ -17,7 +17,8 @@ import { type RunningServer, startServer } from "../../src/serve/server.js";
 import { liveTensorCount, manualSeed, tensor, tidy } from "../../src/tensor/index.js";
 import { loadSteeringVector } from "../../src/train/steering-file.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { fixedTensor, makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
+import { fixedTensor } from "../helpers/numeric.js";
 
 let work: string;
 let modelDir: string;

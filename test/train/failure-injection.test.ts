@@ -14,7 +14,7 @@ import { liveTensorCount } from "../../src/tensor/index.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
 import type { LossTerm } from "../../src/train/losses.js";
 import { FailTrainingAt, type SetupStage } from "../../src/train/setup-stages.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 const SPORTS = "test/fixtures/em/train/extreme_sports.head16.jsonl";
 

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { runTraining } from "../../src/recipes/train.js";
 import { tidy } from "../../src/tensor/index.js";

@@ -10,7 +10,7 @@ import { runTraining, runTrainingAsync, trainingProgram } from "../../src/recipe
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { checkpointDir } from "../../src/train/checkpoint.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 const SPORTS = "test/fixtures/em/train/extreme_sports.head16.jsonl";
 

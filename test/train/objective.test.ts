@@ -8,7 +8,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { layerPoint } from "../../src/hooks/points.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/models/load.js";

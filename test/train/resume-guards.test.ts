@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { runTraining, type StepMetrics } from "../../src/recipes/train.js";
 import { liveTensorCount, tidy } from "../../src/tensor/index.js";
