@@ -114,7 +114,7 @@ export function checkSteeringRun(runDir: string, field: string): { layer: number
     return refuse(configFile, field, `${configFile}: ${field}: not a training run's resolved config (${(error as Error).message})`);
   }
   if (config.method !== "steering" || !config.steering)
-    refuse(configFile, field, `${runDir}: ${field}: gradients follows steering-vector runs (this run trained ${config.method})`);
+    refuse(configFile, field, `${configFile}: ${field}: gradients follows steering-vector runs (this run trained ${config.method})`);
   return config.steering!;
 }
 
