@@ -157,6 +157,34 @@ describe.skipIf(!existsSync("dist/cli/main.js"))("emlab experiment refusals (ski
       );
   });
 
+  it("--only a stage whose solution stage is recorded complete but whose output is gone: no such solution", () => {
+    const file = join(work, "gone.yaml");
+    writeFileSync(
+      file,
+      [
+        "model: model",
+        "output_dir: gone-out",
+        "stages:",
+        "  - name: tuned",
+        "    kind: train",
+        "    config: { method: lora, lora: { r: 2, alpha: 4, target_modules: [o_proj] }, data: { train: train.jsonl, eval_fraction: 0 }, training: { max_steps: 1 } }",
+        "  - { name: s, kind: sample, questions: questions.yaml, solution: tuned }",
+        "",
+      ].join("\n"),
+    );
+    mkdirSync(join(work, "gone-out"));
+    const manifest = `${JSON.stringify({ experiment: file, model: null, order: ["tuned", "s"], stages: { tuned: { kind: "train", status: "complete", outputs: [] } } })}\n`;
+    writeFileSync(join(work, "gone-out", "manifest.json"), manifest);
+    const run = cli([file, "--only", "s"]);
+    expect(run.status, run.stderr).toBe(1);
+    const line = run.stderr.trim().split("\n").at(-1)!;
+    expect(line).toContain(
+      `emlab: ExperimentInputError: ${join(work, "gone-out", "stages", "tuned", "run", "adapter")}: stages[1].solution: no such solution`,
+    );
+    expect(readdirSync(join(work, "gone-out"))).toEqual(["manifest.json"]);
+    expect(readFileSync(join(work, "gone-out", "manifest.json"), "utf8")).toBe(manifest);
+  });
+
   it("an unreadable manifest: refused, the directory left exactly as it was", () => {
     const file = join(work, "manifest.yaml");
     writeFileSync(file, "model: model\noutput_dir: manifest-out\nstages:\n  - { name: kl, kind: kl-data, prompts: prompts.txt }\n");
