@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { Cause, Effect, Exit } from "effect";
 import { runPromise } from "../effect/run-promise.js";
-import { attempt } from "../train/attempt.js";
+import { attempt, type TaggedFailure } from "../train/attempt.js";
 import { ExperimentInputError } from "./errors.js";
 import { contentHash, valueHash } from "./hash.js";
 import { type Manifest, readManifest, type StageRecord, writeManifest } from "./manifest.js";
@@ -115,25 +115,26 @@ export function forcedStages(plan: Plan, options: Pick<RunExperimentOptions, "on
   return null;
 }
 
+/** Why an experiment was refused before it ran: an ExperimentInputError, or a typed error of reading an input (a DatasetError...). */
+export type ExperimentRefusal = ExperimentInputError | TaggedFailure;
+
 /**
  * The experiment as an Effect program. Refusals (ExperimentInputError and the manifest's) fail it
  * before anything is written; a stage that fails is recorded as failed and the stages that do not
  * need it still run. Interrupted, the running stage keeps what it finished (its own finalizers), is
  * recorded as interrupted, and the program ends interrupted; running it again resumes that stage.
  */
-export const experimentProgram = (plan: Plan, options: RunExperimentOptions = {}): Effect.Effect<ExperimentSummary, ExperimentInputError> =>
+export const experimentProgram = (plan: Plan, options: RunExperimentOptions = {}): Effect.Effect<ExperimentSummary, ExperimentRefusal> =>
   Effect.gen(function* () {
     const emit = options.onEvent ?? (() => {});
-    const { forced, previousManifest } = yield* Effect.try({
-      try: () => {
-        const forced = forcedStages(plan, options);
-        const previousManifest = readManifest(plan.dir);
-        const willRun = (p: PlannedStage) => options.only === undefined || p.stage.name === options.only;
-        checkBeforeRun(plan, previousManifest, willRun, options.only);
-        return { forced, previousManifest };
-      },
-      catch: (error) => error,
-    }).pipe(Effect.catch((error) => (error instanceof ExperimentInputError ? Effect.fail(error) : Effect.die(error))));
+    // Refusals come before anything is written: unknown --only / --from, an unreadable manifest, bad inputs.
+    const { forced, previousManifest } = yield* attempt(() => {
+      const forced = forcedStages(plan, options);
+      const previousManifest = readManifest(plan.dir);
+      const willRun = (p: PlannedStage) => options.only === undefined || p.stage.name === options.only;
+      checkBeforeRun(plan, previousManifest, willRun, options.only);
+      return { forced, previousManifest };
+    });
     mkdirSync(plan.dir, { recursive: true });
     const manifest: Manifest = previousManifest ?? { experiment: plan.file, model: plan.model, stages: {}, order: [] };
     manifest.experiment = plan.file;
@@ -145,6 +146,8 @@ export const experimentProgram = (plan: Plan, options: RunExperimentOptions = {}
     const summary: ExperimentSummary = { dir: plan.dir, stages: [], ok: true };
     const total = plan.stages.length;
     for (const [index, p] of plan.stages.entries()) {
+      // A signal received during a synchronous stage (an analysis) is acted on here, between stages.
+      yield* Effect.yieldNow;
       const name = p.stage.name;
       const kind = p.stage.kind;
       if (options.only !== undefined && name !== options.only) {
