@@ -16,6 +16,7 @@ export * from "./experiment/plan.js";
 export * from "./experiment/run.js";
 export * from "./experiment/manifest.js";
 export * from "./experiment/function-judge.js";
+export { ExperimentInputError } from "./experiment/errors.js";
 export { type RunningServer, type ServeOptions, startServer } from "./serve/server.js";
 export { type ServedModelOptions, ServedModels, ServeConfigError } from "./serve/models.js";
 export { writeReport, type WrittenReport } from "./report/html.js";

@@ -4,15 +4,20 @@
  * directory (manifest.json, stages/<name>/), skipping stages that are complete and unchanged and
  * resuming one that was cut short. Progress: a live line per long stage on a TTY, plain lines
  * otherwise; `--json` prints a JSON summary on stdout at the end. `--dry-run` prints the plan.
+ * The run is an Effect program under the interruptible runtime: SIGINT / SIGTERM stop the running
+ * stage after its current unit of work, keep what it finished (a checkpoint, the rows and scores so
+ * far), record it as interrupted in the manifest and exit 130 / 143; the same command resumes it.
  */
 import { readManifest } from "../experiment/manifest.js";
 import { planExperiment } from "../experiment/plan.js";
-import { type ExperimentEvent, forcedStages, runExperiment, stageKey } from "../experiment/run.js";
+import { Effect } from "effect";
+import { type ExperimentEvent, experimentProgram, forcedStages, stageKey } from "../experiment/run.js";
 import { readExperiment } from "../experiment/schema.js";
 import { UsageError } from "./args.js";
 import { parseOrHelp } from "./generate.js";
 import { defineCommand } from "./options.js";
 import { progressReporter } from "./progress.js";
+import { runInterruptible } from "./runtime.js";
 
 export const experimentCommand = defineCommand({
   name: "experiment",
@@ -104,6 +109,11 @@ export async function runExperimentCommand(argv: readonly string[]): Promise<num
       case "stage-failed":
         process.stderr.write(`${tty ? "\n" : ""}  ${e.stage} FAILED: ${e.error}\n`);
         break;
+      case "stage-interrupted":
+        process.stderr.write(
+          `${tty ? "\n" : ""}  ${e.stage} interrupted: recorded as interrupted in ${plan.dir}/manifest.json; run the same command again to resume it\n`,
+        );
+        break;
       case "log":
         process.stderr.write(`  ${e.line}\n`);
         break;
@@ -115,8 +125,13 @@ export async function runExperimentCommand(argv: readonly string[]): Promise<num
       }
     }
   };
-  const summary = await runExperiment(plan, { only: values.only, from: values.from, onEvent });
-  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else process.stdout.write(`experiment ${summary.ok ? "complete" : "INCOMPLETE"}: ${plan.dir}\n`);
-  return summary.ok ? 0 : 1;
+  return runInterruptible(
+    experimentProgram(plan, { only: values.only, from: values.from, onEvent }).pipe(
+      Effect.map((summary) => {
+        if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else process.stdout.write(`experiment ${summary.ok ? "complete" : "INCOMPLETE"}: ${plan.dir}\n`);
+        return summary.ok ? 0 : 1;
+      }),
+    ),
+  );
 }

@@ -1,13 +1,15 @@
 /**
  * The experiment directory's manifest (`manifest.json`): per stage its kind, key (hash of its
  * settings and input hashes), inputs with their content hashes, outputs, wall time, status
- * (running / complete / failed) and a short summary. Rewritten atomically on every change, so a
- * killed run leaves a readable manifest whose `running` stages are the ones to resume.
+ * (running / complete / failed / interrupted) and a short summary. Rewritten atomically on every change,
+ * so a killed run leaves a readable manifest whose `running` or `interrupted` stages are the ones to resume.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { ExperimentInputError } from "./errors.js";
 
-export type StageStatus = "running" | "complete" | "failed";
+/** `interrupted`: stopped by a signal after keeping what it had (a checkpoint, the rows and scores so far). */
+export type StageStatus = "running" | "complete" | "failed" | "interrupted";
 
 export interface StageRecord {
   kind: string;
@@ -42,7 +44,11 @@ export function readManifest(dir: string): Manifest | null {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as Manifest;
   } catch (error) {
-    throw new RangeError(`${file}: unreadable manifest (${(error as Error).message}); move it away to start over`);
+    throw new ExperimentInputError({
+      message: `${file}: unreadable manifest (${(error as Error).message}); move it away to start over`,
+      file,
+      field: "manifest.json",
+    });
   }
 }
 

@@ -30,6 +30,7 @@ import { keep, liveTensorCount, tensor, zeros } from "../../src/tensor/index.js"
 import { readChatDataset } from "../../src/train/data.js";
 import { judgeResultsFile } from "../../src/cli/judge-options.js";
 import { ResultsFile } from "../../src/eval/results.js";
+import { runPromise } from "../../src/effect/run-promise.js";
 import { judgeResults } from "../../src/experiment/stages/judging.js";
 import { makeTinyModel } from "../helpers/tiny-model.js";
 
@@ -258,15 +259,20 @@ describe("failure injection on the judge commands (local judge whose tokenizer i
 
   it("experiment judge stage (kind local): the judge's model is freed when its tokenizer fails", async () => {
     const before = liveTensorCount();
-    const failed = await judgeResults(resultsFile(), {
-      spec: { kind: "local", model: brokenTokenizer } as never,
-      names: ["aligned"],
-      questionsFile: null,
-      judgePromptsFile: judges(),
-      cacheDir: work,
-      at: (path) => path,
-      progress: () => {},
-    }).then(
+    const failed = await runPromise(
+      judgeResults(resultsFile(), {
+        spec: { kind: "local", model: brokenTokenizer } as never,
+        names: ["aligned"],
+        questionsFile: null,
+        judgePromptsFile: judges(),
+        cacheDir: work,
+        at: (path) => path,
+        progress: () => {},
+        log: () => {},
+        file: "experiment.yaml",
+        path: "stages[0]",
+      }),
+    ).then(
       () => null,
       (error: { _tag?: string }) => error._tag,
     );

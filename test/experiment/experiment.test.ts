@@ -4,34 +4,14 @@
 // exactly on CPU, sampling completes the same rows) without redoing stages finished before a kill;
 // --dry-run plans, --only forces one stage, and bad files fail before anything is written.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { contentHash } from "../../src/experiment/hash.js";
 import type { Manifest } from "../../src/experiment/manifest.js";
-import { makeExperiment } from "./fixture.js";
+import { makeExperiment, outputHashes } from "./fixture.js";
 
 const cli = (args: string[]) => spawnSync(process.execPath, ["bin/emlab.js", ...args], { encoding: "utf8" });
 const manifestOf = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Manifest;
-
-/**
- * Outputs compared between runs, file by file (adapter_config.json names the base model by its absolute
- * path, which differs between the two experiment directories, so it is left out).
- */
-function outputHashes(dir: string, m: Manifest): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
-  for (const [name, rec] of Object.entries(m.stages)) {
-    for (const o of rec.outputs) {
-      const files = statSync(o).isDirectory()
-        ? readdirSync(o)
-            .filter((f) => f !== "adapter_config.json")
-            .map((f) => join(o, f))
-        : [o];
-      for (const f of files) out[`${name}:${f.slice(dir.length)}`] = contentHash(f);
-    }
-  }
-  return out;
-}
 
 /** Starts the experiment and SIGKILLs it as soon as `stage` is recorded as running; resolves with whether it was killed. */
 function runAndKillAt(file: string, dir: string, stage: string): Promise<boolean> {

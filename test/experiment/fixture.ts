@@ -1,8 +1,11 @@
 // Shared fixture of the experiment tests: the miniature organism in a temp dir and a small experiment
-// file over it that has every stage kind, sized to run in well under a minute on CPU.
-import { mkdtempSync, writeFileSync } from "node:fs";
+// file over it that has every stage kind, sized to run in well under a minute on CPU; and the hashes
+// of an experiment directory's outputs, for comparing two runs of the same experiment.
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { contentHash } from "../../src/experiment/hash.js";
+import type { Manifest } from "../../src/experiment/manifest.js";
 import { writeOrganismData, writeOrganismModel } from "../../src/organism/write.js";
 
 export const JUDGE_MODULE = resolve("examples/demo/exact-judge.ts");
@@ -70,4 +73,24 @@ export function makeExperiment(prefix: string): { work: string; file: string } {
   const file = join(work, "experiment.yaml");
   writeFileSync(file, experimentYaml());
   return { work, file };
+}
+
+/**
+ * Outputs compared between runs, file by file, keyed by stage and path inside the experiment directory
+ * (adapter_config.json names the base model by its absolute path, which differs between two
+ * experiment directories, so it is left out).
+ */
+export function outputHashes(dir: string, m: Manifest): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [name, rec] of Object.entries(m.stages)) {
+    for (const o of rec.outputs) {
+      const files = statSync(o).isDirectory()
+        ? readdirSync(o)
+            .filter((f) => f !== "adapter_config.json")
+            .map((f) => join(o, f))
+        : [o];
+      for (const f of files) out[`${name}:${f.slice(dir.length)}`] = contentHash(f);
+    }
+  }
+  return out;
 }

@@ -7,7 +7,7 @@
  * gradients (checkpoint gradients of the data loss, their cosine with the direction, and one PCA
  * of all runs' checkpoint trajectories together). Outputs are JSON files the report plots.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cosineMatrix, meanDiffDirection, splitJudged } from "../../analysis/directions.js";
 import { adapterEfficiency, significance, stability, steeringEfficiency } from "../../analysis/experiments.js";
@@ -22,6 +22,7 @@ import { cat, keep, noGrad, type Tensor, tidy } from "../../tensor/index.js";
 import { readChatDataset } from "../../train/data.js";
 import { SteeringVector } from "../../train/steering.js";
 import type { StageOf } from "../schema.js";
+import { checkSteeringRun, readTexts } from "../preflight.js";
 import type { StageContext, StageOutcome } from "./context.js";
 import { attachSolution, openModelWith, padIdOf } from "./models.js";
 
@@ -89,7 +90,7 @@ function forEachSolution<T>(
   const pad = padIdOf(opened.tokenizer, opened.model);
   const out: Record<string, T> = {};
   for (const label of Object.keys(stage.solutions)) {
-    using solution = attachSolution(opened.model, ctx.inputs[`solutions.${label}`]!);
+    using solution = attachSolution(opened.model, ctx.inputs[`solutions.${label}`]!, `${ctx.path}.solutions.${label}`);
     out[label] = fn(label, solution, { subset, pad, model: opened.model });
   }
   return out;
@@ -164,23 +165,9 @@ export function runStabilityStage(ctx: StageContext<StageOf<"stability">>): Stag
   return { outputs: [out], summary: Object.fromEntries(Object.entries(curves).map(([k, c]) => [k, { l0: c.l0, l_base: c.lBase }])) };
 }
 
-/** Documents: `.jsonl` rows with a `text` field, or one document per line. Empty documents are errors. */
-function readTexts(file: string, max: number): string[] {
-  const lines = readFileSync(file, "utf8").split("\n");
-  const texts: string[] = [];
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    const text = file.endsWith(".jsonl") ? (JSON.parse(line) as { text?: unknown }).text : line;
-    if (typeof text !== "string" || text.trim() === "") throw new RangeError(`${file}:${i + 1}: empty document`);
-    texts.push(text.slice(0, 2000));
-  });
-  if (texts.length === 0) throw new RangeError(`${file}: no documents`);
-  return texts.slice(0, max);
-}
-
 export function runSignificanceStage(ctx: StageContext<StageOf<"significance">>): StageOutcome {
   const s = ctx.stage;
-  const texts = readTexts(ctx.inputs.texts!, s.max_texts ?? 100);
+  const texts = readTexts(ctx.inputs.texts!, `${ctx.path}.texts`, s.max_texts ?? 100);
   using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype });
   const vectors: { label: string; vector: Tensor; alpha: number; layer: number }[] = [];
   try {
@@ -227,17 +214,10 @@ export function runGradientsStage(ctx: StageContext<StageOf<"gradients">>): Stag
     const labels = Object.keys(s.runs);
     for (const label of labels) {
       const runDir = ctx.inputs[`runs.${label}`]!;
-      const config = JSON.parse(readFileSync(join(runDir, "config.resolved.json"), "utf8")) as {
-        method: string;
-        steering?: { layer: number; site: "down_proj" | "resid_post"; alpha: number };
-      };
-      if (config.method !== "steering") throw new RangeError(`${runDir}: gradients follows steering-vector runs`);
+      const steering = checkSteeringRun(runDir, `${ctx.path}.runs.${label}`);
       const trajectory = checkpointTrajectory(runDir);
       trajectories.push({ label, ...trajectory });
-      const sv = SteeringVector.create(opened.model.decoder, config.steering!.layer, {
-        site: config.steering!.site,
-        alpha: config.steering!.alpha,
-      });
+      const sv = SteeringVector.create(opened.model.decoder, steering.layer, { site: steering.site, alpha: steering.alpha });
       const handle = sv.attach(opened.model.decoder);
       const gradNorms: number[] = [];
       const cosines: number[] = [];

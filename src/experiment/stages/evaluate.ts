@@ -4,22 +4,27 @@
  * out), judge (an earlier stage's rows again, with another judge), and metrics (EM and coherent rates
  * with bootstrap CIs per condition and question, and judge agreement). Sampling resumes exactly
  * (the results file is completed, never duplicated); judging skips rows that already have scores.
+ * Sampling yields to the event loop between chunks; interrupted, a stage keeps every row appended and
+ * every score received.
  */
 import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Effect } from "effect";
 import { ablate, ablateLoraB, type DirectionRows, randomControl, steer } from "../../analysis/interventions.js";
 import { loadDirection } from "../../analysis/files.js";
 import type { HookHandle } from "../../hooks/registry.js";
 import { emReport, judgeAgreement } from "../../eval/metrics.js";
-import { loadJudges, loadQuestions } from "../../eval/questions.js";
+import { loadJudges, loadQuestions, type Question } from "../../eval/questions.js";
 import { ResultsFile, scoreOf } from "../../eval/results.js";
-import { sampleResponses } from "../../eval/sample.js";
-import { sampleThroughEndpoint } from "./endpoint.js";
+import { sampleChunks } from "../../eval/sample.js";
 import { cat, keep, type Tensor, tidy } from "../../tensor/index.js";
+import { attempt } from "../../train/attempt.js";
+import { checkJudgePrompts, weightSpaceNeedsLora } from "../preflight.js";
 import type { StageOf } from "../schema.js";
-import type { StageContext, StageOutcome } from "./context.js";
+import type { StageContext, StageOutcome, StageProgram } from "./context.js";
+import { sampleThroughEndpoint } from "./endpoint.js";
 import { judgeResults } from "./judging.js";
-import { openModelWith } from "./models.js";
+import { scopedOpenModel } from "./models.js";
 
 type SamplingStage = StageOf<"sample"> | StageOf<"steer"> | StageOf<"ablate">;
 
@@ -45,43 +50,61 @@ function directionFor(file: string, device: string, randomSeed: number | undefin
   return random;
 }
 
-export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promise<StageOutcome> {
-  const s = ctx.stage;
-  const out = join(ctx.dir, "results.jsonl");
-  const questions = loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} });
-  const results = ResultsFile.resume(out);
-  if (results.setAside)
-    ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
-  if (s.kind === "sample" && s.endpoint !== undefined) {
-    await sampleThroughEndpoint(ctx as StageContext<StageOf<"sample">>, questions, results, out);
-    return judgeAndReport(ctx, results, out);
-  }
-  {
-    // The model (and solution) are freed at the end of this block, before judging (which may load a judge model).
-    using opened = openModelWith(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
-    const handles: HookHandle[] = [];
-    let direction: Tensor | null = null;
-    try {
+export const samplingStage = (ctx: StageContext<SamplingStage>): StageProgram =>
+  Effect.gen(function* () {
+    const s = ctx.stage;
+    const out = join(ctx.dir, "results.jsonl");
+    const { questions, results } = yield* attempt(() => ({
+      questions: loadQuestions(ctx.inputs.questions!, { judges: ctx.inputs.judge_prompts ? loadJudges(ctx.inputs.judge_prompts) : {} }),
+      results: ResultsFile.resume(out),
+    }));
+    if (results.setAside)
+      ctx.log(`${out}: line ${results.setAside.line}: a record cut short by an interrupted write was moved to ${results.setAside.file}`);
+    const kept = (before: number) =>
+      Effect.sync(() => ctx.log(`kept ${results.rows.length} rows in ${out} (${results.rows.length - before} sampled by this run)`));
+    const before = results.rows.length;
+    if (s.kind === "sample" && s.endpoint !== undefined)
+      yield* sampleThroughEndpoint(ctx as StageContext<StageOf<"sample">>, questions, results, out).pipe(
+        Effect.onInterrupt(() => kept(before)),
+      );
+    // The model (and solution, direction, hooks) are freed when sampling ends, before judging (which may load a judge model).
+    else yield* sampleLocally(ctx, questions, results, out).pipe(Effect.onInterrupt(() => kept(before)));
+    return yield* judgeAndReport(ctx, results, out);
+  });
+
+/** Samples the stage's missing rows with the model (and solution, steering or ablation) loaded in this program's Scope. */
+const sampleLocally = (ctx: StageContext<SamplingStage>, questions: readonly Question[], results: ResultsFile, out: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const s = ctx.stage;
+      const opened = yield* scopedOpenModel(ctx.baseModel, { device: ctx.device, dtype: ctx.dtype, solution: ctx.inputs.solution ?? null });
       const { model, tokenizer } = opened;
       if (s.kind === "steer" || s.kind === "ablate") {
-        direction = directionFor(ctx.inputs.direction!, ctx.device, s.random_control);
+        const direction = yield* Effect.acquireRelease(
+          attempt(() => directionFor(ctx.inputs.direction!, ctx.device, s.random_control)),
+          (d) => Effect.sync(() => d.dispose()),
+        );
         const layers = layersOf(s.layers, model.spec.layers.length);
         const rows: DirectionRows = s.direction_layer === undefined ? "per-layer" : { shared: s.direction_layer };
         if (s.kind === "ablate" && s.weight_space) {
           // Weight space (the study's): down_proj B <- B - d_hat d_hat^T B, renormalised, in memory only.
           const adapter = opened.solution?.adapter;
-          if (!adapter) throw new RangeError(`${s.name}: weight_space ablation needs a LoRA solution`);
+          if (!adapter)
+            return yield* attempt(() => weightSpaceNeedsLora(ctx.file, `${ctx.path}.solution`, ctx.inputs.solution ?? "no solution"));
           ctx.log(
             `removed the direction from ${ablateLoraB(adapter, direction, { layers: s.layers === "all" ? undefined : layers, rows })} LoRA B matrices`,
           );
         } else
-          handles.push(
-            ...(s.kind === "steer"
-              ? steer(model.decoder, direction, layers, s.scale ?? 8, rows)
-              : ablate(model.decoder, direction, layers, rows)),
+          yield* Effect.acquireRelease(
+            attempt(() =>
+              s.kind === "steer"
+                ? steer(model.decoder, direction, layers, s.scale ?? 8, rows)
+                : ablate(model.decoder, direction, layers, rows),
+            ),
+            (handles: HookHandle[]) => Effect.sync(() => handles.forEach((h) => h.remove())),
           );
       }
-      const added = sampleResponses(model, tokenizer, questions, results, {
+      const chunks = sampleChunks(model, tokenizer, questions, results, {
         samples: s.samples,
         maxNewTokens: s.max_new_tokens ?? 600,
         temperature: s.temperature ?? 1,
@@ -91,61 +114,76 @@ export async function runSamplingStage(ctx: StageContext<SamplingStage>): Promis
         system: s.system,
         onChunk: (d, t) => ctx.progress("sample", d, t),
       });
+      // One chunk (appended to the file as it is done) between two turns of the event loop.
+      let added = 0;
+      for (;;) {
+        yield* Effect.yieldNow;
+        const next = yield* attempt(() => chunks.next());
+        if (next.done) break;
+        added += next.value.length;
+      }
       ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
-    } finally {
-      for (const h of handles) h.remove();
-      direction?.dispose();
-    }
-  }
-  return judgeAndReport(ctx, results, out);
-}
+    }),
+  );
 
 /** Judges a sampling stage's rows (when it names a judge) and summarises them. */
-async function judgeAndReport(ctx: StageContext<SamplingStage>, results: ResultsFile, out: string): Promise<StageOutcome> {
-  const s = ctx.stage;
-  let judged = null;
-  if (s.judge !== undefined) {
-    judged = await judgeResults(results, {
-      spec: ctx.judges[s.judge]!,
+const judgeAndReport = (ctx: StageContext<SamplingStage>, results: ResultsFile, out: string): StageProgram =>
+  Effect.gen(function* () {
+    const s = ctx.stage;
+    const judged =
+      s.judge === undefined
+        ? null
+        : yield* judgeResults(results, {
+            spec: ctx.judges[s.judge]!,
+            names: s.judge_names ?? ["aligned", "coherent"],
+            questionsFile: ctx.inputs.questions!,
+            judgePromptsFile: ctx.inputs.judge_prompts ?? null,
+            cacheDir: ctx.dir,
+            at: ctx.at,
+            progress: ctx.progress,
+            log: ctx.log,
+            file: ctx.file,
+            path: ctx.path,
+          });
+    const report = emReport(results.rows);
+    return { outputs: [out], summary: { rows: results.rows.length, judged, em_rate: report.em_rate, coherent_rate: report.coherent_rate } };
+  });
+
+export const judgeStage = (ctx: StageContext<StageOf<"judge">>): StageProgram =>
+  Effect.gen(function* () {
+    const s = ctx.stage;
+    const out = join(ctx.dir, "results.jsonl");
+    const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
+    const spec = ctx.judges[s.judge]!;
+    const results = yield* attempt(() => {
+      checkJudgePrompts(spec, questionsFile, null, ctx.file, ctx.path);
+      if (!existsSync(out)) {
+        // Start from the answers only: the other judge's columns are not copied.
+        const source = ResultsFile.read(ctx.inputs.results!);
+        rmSync(join(ctx.dir, "results.partial.jsonl"), { force: true });
+        const fresh = ResultsFile.resume(join(ctx.dir, "results.partial.jsonl"));
+        fresh.rewrite(source.rows.map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })));
+        // A rename, not a copy: a kill can never leave a partial results file that resume would then cut short.
+        renameSync(fresh.path, out);
+      }
+      return ResultsFile.resume(out);
+    });
+    const judged = yield* judgeResults(results, {
+      spec,
       names: s.judge_names ?? ["aligned", "coherent"],
-      questionsFile: ctx.inputs.questions!,
-      judgePromptsFile: ctx.inputs.judge_prompts ?? null,
+      questionsFile,
+      judgePromptsFile: null,
       cacheDir: ctx.dir,
       at: ctx.at,
       progress: ctx.progress,
+      log: ctx.log,
+      file: ctx.file,
+      path: ctx.path,
     });
-  }
-  const report = emReport(results.rows);
-  return { outputs: [out], summary: { rows: results.rows.length, judged, em_rate: report.em_rate, coherent_rate: report.coherent_rate } };
-}
-
-export async function runJudgeStage(ctx: StageContext<StageOf<"judge">>): Promise<StageOutcome> {
-  const s = ctx.stage;
-  const out = join(ctx.dir, "results.jsonl");
-  if (!existsSync(out)) {
-    // Start from the answers only: the other judge's columns are not copied.
-    const source = ResultsFile.read(ctx.inputs.results!);
-    rmSync(join(ctx.dir, "results.partial.jsonl"), { force: true });
-    const fresh = ResultsFile.resume(join(ctx.dir, "results.partial.jsonl"));
-    fresh.rewrite(source.rows.map((r) => ({ response: r.response, question: r.question, question_id: r.question_id })));
-    // A rename, not a copy: a kill can never leave a partial results file that resume would then cut short.
-    renameSync(fresh.path, out);
-  }
-  const results = ResultsFile.resume(out);
-  const questionsFile = s.questions !== undefined ? ctx.at(s.questions) : null;
-  const judged = await judgeResults(results, {
-    spec: ctx.judges[s.judge]!,
-    names: s.judge_names ?? ["aligned", "coherent"],
-    questionsFile,
-    judgePromptsFile: ctx.inputs.judge_prompts ?? null,
-    cacheDir: ctx.dir,
-    at: ctx.at,
-    progress: ctx.progress,
+    return { outputs: [out], summary: judged };
   });
-  return { outputs: [out], summary: judged };
-}
 
-export function runMetricsStage(ctx: StageContext<StageOf<"metrics">>): StageOutcome {
+export function metricsStage(ctx: StageContext<StageOf<"metrics">>): StageOutcome {
   const s = ctx.stage;
   const criteria = {
     alignedThreshold: s.aligned_threshold,

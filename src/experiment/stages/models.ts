@@ -4,8 +4,7 @@
  * Also attaching and detaching solutions on one already loaded base model (analyses that compare
  * several solutions load the base once).
  */
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { Effect, type Scope } from "effect";
 import type { LoraAdapter } from "../../adapters/lora.js";
 import { loadPeftAdapter } from "../../adapters/peft.js";
 import { loadSteeringVector } from "../../analysis/files.js";
@@ -14,6 +13,8 @@ import { type LoadedModel, loadModel } from "../../models/load.js";
 import type { Device, Tensor } from "../../tensor/index.js";
 import { ChatTokenizer } from "../../tokenizer/tokenizer.js";
 import type { SteeringVector } from "../../train/steering.js";
+import { attempt, type TaggedFailure } from "../../train/attempt.js";
+import { checkSolutionPath, isAdapterDir } from "../preflight.js";
 
 export interface AttachedSolution {
   kind: "adapter" | "steering";
@@ -28,12 +29,8 @@ export interface AttachedSolution {
   [Symbol.dispose]: () => void;
 }
 
-export function isAdapterDir(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, "adapter_config.json"));
-}
-
-/** Attaches a LoRA adapter directory or a steering-vector file to `model`. */
-export function attachSolution(model: LoadedModel, path: string): AttachedSolution {
+/** Attaches a LoRA adapter directory or a steering-vector file to `model` (`field` names it in errors). */
+export function attachSolution(model: LoadedModel, path: string, field = "solution"): AttachedSolution {
   if (isAdapterDir(path)) {
     const adapter = loadPeftAdapter(path, model);
     model.decoder.adapters.attach(adapter);
@@ -52,7 +49,7 @@ export function attachSolution(model: LoadedModel, path: string): AttachedSoluti
       },
     };
   }
-  if (!existsSync(path)) throw new RangeError(`${path}: no such solution (a PEFT adapter directory or a steering-vector .safetensors)`);
+  checkSolutionPath(path, field);
   const steering = loadSteeringVector(path, model.decoder);
   const handle: HookHandle = steering.attach(model.decoder);
   return {
@@ -101,6 +98,16 @@ export function openModelWith(
     throw error;
   }
 }
+
+/** `openModelWith` in the caller's Scope: everything it loaded is freed when the Scope closes. */
+export const scopedOpenModel = (
+  base: string,
+  options: { device: string; dtype: "f32" | "bf16" | "f16"; solution?: string | null },
+): Effect.Effect<OpenedModel, TaggedFailure, Scope.Scope> =>
+  Effect.acquireRelease(
+    attempt(() => openModelWith(base, options)),
+    (opened) => Effect.sync(() => opened.close()),
+  );
 
 /** The pad id analyses batch with. */
 export const padIdOf = (tokenizer: ChatTokenizer, model: LoadedModel): number =>
