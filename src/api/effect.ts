@@ -6,20 +6,34 @@
  */
 export { directionProgram, type DirectionProgramOptions } from "../effect/analysis.js";
 export {
+  type CompareNormsProgramOptions,
+  type CompareNormsResult,
+  compareNormsProgram,
   efficiencyProgram,
   type EfficiencyProgramOptions,
   interventionProgram,
   type InterventionProgramOptions,
   lossGradientsProgram,
   type LossGradientsProgramOptions,
+  scopedDirectionFile,
+  scopedNormSolution,
   scopedPeftAdapters,
+  scopedRandomControl,
   scopedSolution,
   significanceProgram,
   type SignificanceProgramOptions,
+  type SignificanceResult,
   type SolutionSource,
   stabilityProgram,
   type StabilityProgramOptions,
 } from "../effect/analysis-programs.js";
+export { type MonitorProgramOptions, type MonitorResult, monitorProgram } from "../effect/monitor-program.js";
+export {
+  scopedRunTrajectory,
+  trajectoriesProgram,
+  type TrajectoriesProgramOptions,
+  type TrajectoriesResult,
+} from "../effect/trajectory-program.js";
 export { boundary, type BoundaryError, FileSystemError, InvalidSetupError } from "../effect/errors.js";
 export { type EvaluateOptions, evaluateProgram, type EvaluateResult } from "../effect/evaluate.js";
 export { evaluate, type EvaluateScriptOptions, type JudgeChoice, train, trainProgram } from "../effect/facade.js";

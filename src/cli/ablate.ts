@@ -41,7 +41,7 @@ export const ablateCommand = defineCommand({
   },
 });
 
-export function runAblate(argv: readonly string[]): number {
+export function runAblate(argv: readonly string[]): Promise<number> | number {
   return runIntervention("ablate", ablateCommand, argv, ablateAdapters);
 }
 

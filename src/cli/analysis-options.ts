@@ -1,9 +1,10 @@
 /**
  * What the analysis commands share: list / layer / choice parsing, the loss-subset and rescale flags,
- * the solution flags (--steering or --adapter) and opening that solution, CSV writing, and running
- * with a model that is released afterwards. Parsing and printing only; the analyses are in src/analysis.
+ * the solution flags (--steering or --adapter), CSV writing, the model layer of the model flags, and
+ * running a command's Effect program (src/effect/analysis-programs.ts ...) under it through the
+ * interruptible runtime. Parsing and printing only; the analyses are in src/analysis.
  */
-import { attachedAdapterSolution, type OpenSolution, openSteeringSolution } from "../analysis/solution-handles.js";
+import { Effect, Layer, type Scope } from "effect";
 import type { DirectionRows } from "../analysis/interventions.js";
 import { type LossMask, lossSubset, type SubsetDraw } from "../analysis/loss.js";
 import type { RescaleMode } from "../analysis/rescale.js";
@@ -11,10 +12,15 @@ import { formatCsvRow } from "../eval/csv.js";
 import { writeOutputFile } from "../io/output.js";
 import type { LoadedModel } from "../models/load.js";
 import type { Tensor } from "../tensor/index.js";
-import { ChatTokenizer } from "../tokenizer/tokenizer.js";
+import type { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { readChatDataset } from "../train/data.js";
+import { scopedSolution, type SolutionSource } from "../effect/analysis-programs.js";
+import { type BoundaryError, boundary } from "../effect/errors.js";
+import { scopedModelWithTokenizer } from "../effect/resources.js";
+import { ModelService } from "../effect/services.js";
 import { parseNumber, required, UsageError } from "./args.js";
-import { openModel } from "./model-args.js";
+import { modelLoadOptions } from "./model-args.js";
+import { runInterruptible } from "./runtime.js";
 
 export const list = (flag: string, text: string | undefined, fallback: number[]): number[] =>
   text === undefined ? fallback : text.split(",").map((v) => required(flag, parseNumber(flag, v.trim())));
@@ -32,13 +38,49 @@ export function writeCsv(file: string, header: string[], rows: (string | number)
   writeOutputFile(file, formatCsvRow(header) + rows.map((r) => formatCsvRow(r)).join(""));
 }
 
-export function withModel<T>(values: Record<string, unknown>, fn: (model: LoadedModel, tokenizer: ChatTokenizer) => T): T {
-  const model = openModel(values as never);
-  try {
-    return fn(model, ChatTokenizer.fromDir(model.dir));
-  } finally {
-    model.dispose();
-  }
+/**
+ * The ModelService of --model / --dtype / --device / --allow-unused-weights (bad values are usage errors,
+ * raised here before anything loads), with the --adapter(s) attached while the program runs unless
+ * `attachAdapters` is false (a command that opens them as its solution). Everything is freed when the layer closes.
+ */
+export function modelLayer(
+  values: { model?: string; adapter?: string; dtype?: string; device?: string; "allow-unused-weights"?: boolean },
+  attachAdapters = true,
+): Layer.Layer<ModelService, BoundaryError> {
+  const { dir, options } = modelLoadOptions(values);
+  const adapters = attachAdapters ? values.adapter : undefined;
+  return Layer.effect(
+    ModelService,
+    Effect.gen(function* () {
+      const loaded = yield* scopedModelWithTokenizer(dir, options);
+      if (adapters !== undefined) yield* scopedSolution(loaded.model, { adapters });
+      return loaded;
+    }),
+  );
+}
+
+/**
+ * Runs an analysis command's program with the model of the model flags (see modelLayer) through the
+ * interruptible runtime: SIGINT / SIGTERM interrupt it, every finalizer runs (hooks removed, adapters
+ * detached, tensors and the model freed) and the command exits 130 / 143; a typed failure reaches the
+ * CLI as `emlab: TAG: message` (exit 1).
+ */
+export function runWithModel<E>(
+  values: Parameters<typeof modelLayer>[0],
+  program: Effect.Effect<number, E, ModelService | Scope.Scope>,
+  options: { attachAdapters?: boolean } = {},
+): Promise<number> {
+  const layer = modelLayer(values, options.attachAdapters ?? true);
+  return runInterruptible(Effect.scoped(program).pipe(Effect.provide(layer)));
+}
+
+/**
+ * The command's outputs, written once its analysis is done: the event loop turns first, so a signal
+ * received during the last step interrupts before anything is written; each file is written atomically
+ * (src/io/output.ts), so an interrupted command leaves no partial file.
+ */
+export function writeOutputs(write: () => unknown): Effect.Effect<number, BoundaryError> {
+  return Effect.yieldNow.pipe(Effect.andThen(boundary(write)), Effect.as(0));
 }
 
 export function choice<T extends string>(flag: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -124,11 +166,19 @@ export function subsetFrom(
 
 export const rescaleFrom = (values: { rescale?: string }) => choice<RescaleMode>("--rescale", values.rescale, ["ours", "study"], "ours");
 
-/** The solution of --steering FILE (attached here) or the --adapter(s) the model was opened with. */
-export function solutionFrom(values: { steering?: string; layer?: string; adapter?: string }, model: LoadedModel): OpenSolution {
+/**
+ * The solution of --steering FILE [--layer L] (then --adapter, if given, is part of the model) or of
+ * --adapter SPEC (then the program attaches the adapters itself: the model layer must not).
+ */
+export function solutionFrom(values: { steering?: string; layer?: string; adapter?: string }): {
+  source: SolutionSource;
+  attachAdapters: boolean;
+} {
   if (values.steering !== undefined)
-    return openSteeringSolution(model, values.steering, parseNumber("--layer", values.layer, { integer: true, min: 0 }));
-  const adapters = attachedAdapterSolution(model);
-  if (adapters === null) throw new UsageError("give --steering FILE or --adapter SPEC");
-  return adapters;
+    return {
+      source: { steering: values.steering, layer: parseNumber("--layer", values.layer, { integer: true, min: 0 }) },
+      attachAdapters: true,
+    };
+  if (values.adapter === undefined) throw new UsageError("give --steering FILE or --adapter SPEC");
+  return { source: { adapters: values.adapter }, attachAdapters: false };
 }

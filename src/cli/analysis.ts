@@ -1,7 +1,7 @@
 /**
  * The analysis commands: direction, steer, ablate, efficiency, compare-norms, stability, significance,
- * gradients, monitor, one file each (src/cli/<command>.ts: options declared once, parse, call
- * src/analysis, print). Outputs are safetensors (directions), CSV (curves) or JSONL (events,
+ * gradients, monitor, one file each (src/cli/<command>.ts: options declared once, parse, build the
+ * model layer, run the analysis's Effect program from src/effect through the interruptible runtime, print). Outputs are safetensors (directions), CSV (curves) or JSONL (events,
  * gradients) files, and progress on stderr. This file only lists them for main.ts.
  */
 import { ablateCommand, runAblate } from "./ablate.js";
@@ -29,7 +29,7 @@ export const analysisSpecs: readonly CommandSpec[] = [
   monitorCommand,
 ] as never;
 
-export function runAnalysis(command: string, argv: readonly string[]): number {
+export function runAnalysis(command: string, argv: readonly string[]): Promise<number> | number {
   switch (command) {
     case "direction":
       return runDirection(argv);

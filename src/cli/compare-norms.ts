@@ -1,8 +1,20 @@
-/** `emlab compare-norms`: parses options, runs the equal-norm comparison (src/analysis/experiments.ts), writes CSV. */
-import { compareAtEqualNorm, type NormSolution } from "../analysis/experiments.js";
-import { openNormSolution } from "../analysis/solution-handles.js";
+/** `emlab compare-norms`: parses options, runs compareNormsProgram (src/effect/analysis-programs.ts), writes CSV. */
+import { Effect } from "effect";
+import { compareNormsProgram } from "../effect/analysis-programs.js";
+import { boundary } from "../effect/errors.js";
+import { ModelService } from "../effect/services.js";
 import { parseNumber, required } from "./args.js";
-import { analysisFlags, list, lossFlags, rescaleFlag, rescaleFrom, subsetFrom, withModel, writeCsv } from "./analysis-options.js";
+import {
+  analysisFlags,
+  list,
+  lossFlags,
+  rescaleFlag,
+  rescaleFrom,
+  runWithModel,
+  subsetFrom,
+  writeCsv,
+  writeOutputs,
+} from "./analysis-options.js";
 import { parseOrHelp } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -33,42 +45,37 @@ export const compareNormsCommand = defineCommand({
   },
 });
 
-export function runCompareNorms(argv: readonly string[]): number {
+export function runCompareNorms(argv: readonly string[]): Promise<number> | number {
   const parsed = parseOrHelp(compareNormsCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
   const out = required("--out", values.out);
-  const narrowSpec = required("--narrow", values.narrow);
-  const generalSpec = required("--general", values.general);
-  return withModel(values, (model, tokenizer) => {
-    const layer = parseNumber("--layer", values.layer, { integer: true, min: 0 });
-    const mode = rescaleFrom(values);
-    const narrow = openNormSolution(narrowSpec, model, layer, mode);
-    let general: (NormSolution & { close(): void }) | null = null;
-    try {
-      general = openNormSolution(generalSpec, model, layer, mode);
-      const subset = subsetFrom(values, tokenizer);
-      const scales = list(
-        "--scales",
-        values.scales,
-        Array.from({ length: 10 }, (_, i) => (i + 1) / 5),
-      );
-      const result = compareAtEqualNorm(model, narrow, general, subset, scales, {
-        padId: tokenizer.padTokenId ?? 0,
-        onProgress: progressReporter("compare-norms"),
-      });
+  const options = {
+    narrow: required("--narrow", values.narrow),
+    general: required("--general", values.general),
+    layer: parseNumber("--layer", values.layer, { integer: true, min: 0 }),
+    rescale: rescaleFrom(values),
+    scales: list(
+      "--scales",
+      values.scales,
+      Array.from({ length: 10 }, (_, i) => (i + 1) / 5),
+    ),
+    onProgress: progressReporter("compare-norms"),
+  };
+  const program = Effect.gen(function* () {
+    const { tokenizer } = yield* ModelService;
+    const examples = yield* boundary(() => subsetFrom(values, tokenizer));
+    const result = yield* compareNormsProgram({ ...options, examples });
+    return yield* writeOutputs(() => {
       writeCsv(
         out,
         ["norm", "loss_narrow", "loss_general", "difference"],
         result.points.map((p) => [p.norm, p.narrow, p.general, p.difference]),
       );
       process.stdout.write(
-        `${JSON.stringify({ out, reference: result.reference, narrow_norm: narrow.norm, general_norm: general.norm, points: result.points })}\n`,
+        `${JSON.stringify({ out, reference: result.reference, narrow_norm: result.narrowNorm, general_norm: result.generalNorm, points: result.points })}\n`,
       );
-      return 0;
-    } finally {
-      narrow.close();
-      general?.close();
-    }
+    });
   });
+  return runWithModel(values, program);
 }

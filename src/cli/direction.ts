@@ -1,9 +1,9 @@
-/** `emlab direction`: parses options, computes the mean-difference direction (src/analysis/directions.ts), writes it. */
-import { meanDiffDirection, splitJudged } from "../analysis/directions.js";
-import { ResultsFile } from "../eval/results.js";
+/** `emlab direction`: parses options, runs directionProgram (src/effect/analysis.ts), writes the direction. */
+import { Effect } from "effect";
+import { directionProgram } from "../effect/analysis.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import { parseNumber, required } from "./args.js";
-import { withModel } from "./analysis-options.js";
+import { runWithModel, writeOutputs } from "./analysis-options.js";
 import { parseOrHelp } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -21,34 +21,27 @@ export const directionCommand = defineCommand({
   },
 });
 
-export function runDirection(argv: readonly string[]): number {
+export function runDirection(argv: readonly string[]): Promise<number> | number {
   const parsed = parseOrHelp(directionCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
-  const rows = ResultsFile.read(required("--results", values.results)).rows;
+  const results = required("--results", values.results);
   const out = required("--out", values.out);
-  const { misaligned, aligned } = splitJudged(rows, { seed: parseNumber("--seed", values.seed, { integer: true }) ?? 0 });
-  return withModel(values, (model, tokenizer) => {
-    const result = meanDiffDirection(model, tokenizer, misaligned, aligned, {
+  const program = Effect.gen(function* () {
+    const result = yield* directionProgram({
+      results,
+      seed: parseNumber("--seed", values.seed, { integer: true }) ?? 0,
       batchSize: parseNumber("--batch-size", values["batch-size"], { integer: true, min: 1 }),
       onBatch: progressReporter("activations"),
     });
-    try {
+    return yield* writeOutputs(() => {
       saveSafetensors(
         out,
         { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean },
-        {
-          misaligned: String(result.counts.misaligned),
-          aligned: String(result.counts.aligned),
-          source: values.results!,
-        },
+        { misaligned: String(result.counts.misaligned), aligned: String(result.counts.aligned), source: results },
       );
-      process.stdout.write(`${JSON.stringify({ out, ...result.counts, layers: model.spec.layers.length })}\n`);
-    } finally {
-      result.direction.dispose();
-      result.misalignedMean.dispose();
-      result.alignedMean.dispose();
-    }
-    return 0;
+      process.stdout.write(`${JSON.stringify({ out, ...result.counts, layers: result.direction.size(0) })}\n`);
+    });
   });
+  return runWithModel(values, program);
 }

@@ -1,20 +1,25 @@
-/** `emlab efficiency`: parses options, runs the efficiency curve (src/analysis/experiments.ts), writes CSV. */
-import { adapterEfficiency, steeringEfficiency } from "../analysis/experiments.js";
+/** `emlab efficiency`: parses options, runs efficiencyProgram (src/effect/analysis-programs.ts), writes CSV. */
+import { Effect } from "effect";
+import { efficiencyProgram } from "../effect/analysis-programs.js";
+import { boundary } from "../effect/errors.js";
+import { ModelService } from "../effect/services.js";
 import { required } from "./args.js";
 import {
   analysisFlags,
   list,
   rescaleFlag,
   rescaleFrom,
+  runWithModel,
   solutionFrom,
   solutionNote,
   subsetFrom,
-  withModel,
   writeCsv,
+  writeOutputs,
 } from "./analysis-options.js";
 import { parseOrHelp } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import { defineCommand } from "./options.js";
+import { progressReporter } from "./progress.js";
 
 export const efficiencyCommand = defineCommand({
   name: "efficiency",
@@ -32,33 +37,30 @@ export const efficiencyCommand = defineCommand({
   },
 });
 
-export function runEfficiency(argv: readonly string[]): number {
+export function runEfficiency(argv: readonly string[]): Promise<number> | number {
   const parsed = parseOrHelp(efficiencyCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
   const out = required("--out", values.out);
-  return withModel(values, (model, tokenizer) => {
-    const s = solutionFrom(values, model);
-    try {
-      const subset = subsetFrom(values, tokenizer);
-      const scales = list(
-        "--scales",
-        values.scales,
-        s.kind === "steering" ? [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2] : Array.from({ length: 21 }, (_, i) => i / 10),
-      );
-      const pad = tokenizer.padTokenId ?? 0;
-      const points = s.steering
-        ? steeringEfficiency(model, s.steering, subset, scales, pad)
-        : adapterEfficiency(model, s.adapters, subset, scales, pad, rescaleFrom(values));
+  const { source, attachAdapters } = solutionFrom(values);
+  const scales = list(
+    "--scales",
+    values.scales,
+    "steering" in source ? [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2] : Array.from({ length: 21 }, (_, i) => i / 10),
+  );
+  const rescale = rescaleFrom(values);
+  const program = Effect.gen(function* () {
+    const { tokenizer } = yield* ModelService;
+    const examples = yield* boundary(() => subsetFrom(values, tokenizer));
+    const points = yield* efficiencyProgram({ solution: source, examples, scales, rescale, onProgress: progressReporter("efficiency") });
+    return yield* writeOutputs(() => {
       writeCsv(
         out,
         ["scale", "norm", "loss"],
         points.map((p) => [p.scale, p.norm, p.loss]),
       );
       process.stdout.write(`${JSON.stringify({ out, points })}\n`);
-      return 0;
-    } finally {
-      s.close();
-    }
+    });
   });
+  return runWithModel(values, program, { attachAdapters });
 }

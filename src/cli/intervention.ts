@@ -1,14 +1,16 @@
 /**
- * What `emlab steer` and `emlab ablate` share: their options and the run (parse, load the direction or
- * its random control, generate with the intervention, print). The commands are in steer.ts / ablate.ts.
+ * What `emlab steer` and `emlab ablate` share: their options and the run (parse; then, as an Effect
+ * program under the model layer, load the direction or its random control (scoped), run
+ * interventionProgram (src/effect/analysis-programs.ts), print). The commands are in steer.ts / ablate.ts.
  */
-import { loadDirection } from "../analysis/files.js";
-import { generateWithIntervention, randomControlDirection } from "../analysis/intervention-run.js";
+import { Effect } from "effect";
+import { interventionProgram, scopedDirectionFile, scopedRandomControl } from "../effect/analysis-programs.js";
+import { ModelService } from "../effect/services.js";
 import type { LoadedModel } from "../models/load.js";
 import type { Tensor } from "../tensor/index.js";
 import { parseNumber, required } from "./args.js";
 import type { ablateCommand } from "./ablate.js";
-import { choice, directionRows, layersFrom, withModel } from "./analysis-options.js";
+import { choice, directionRows, layersFrom, runWithModel, writeOutputs } from "./analysis-options.js";
 import { parseOrHelp, samplingFrom, samplingOptions, stopIds } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import type { steerCommand } from "./steer.js";
@@ -60,61 +62,58 @@ export const interventionOptions = {
 export type InterventionValues = Record<string, string | boolean | undefined>;
 
 /**
- * Parses steer / ablate options (`spec`), then generates with the intervention
- * (src/analysis/intervention-run.ts) and prints. `loraB` handles ablate's --lora-b-out instead.
+ * Parses steer / ablate options (`spec`), then generates with the intervention (interventionProgram)
+ * and prints. `loraB` handles ablate's --lora-b-out instead (with the model's --adapter(s) attached).
  */
 export function runIntervention(
   kind: "steer" | "ablate",
   spec: typeof steerCommand | typeof ablateCommand,
   argv: readonly string[],
   loraB?: (values: InterventionValues, model: LoadedModel, direction: Tensor) => number,
-): number {
+): Promise<number> | number {
   const parsed = parseOrHelp<typeof steerCommand.options & typeof ablateCommand.options>(spec as never, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
-  return withModel(values, (model, tokenizer) => {
-    let direction = loadDirection(required("--direction", values.direction), model.decoder.device);
-    const seed = parseNumber("--random-control", values["random-control"], { integer: true, min: 0 });
-    const controlKind = choice("--control", values.control, ["same-norm", "study"] as const, "same-norm");
-    if (seed !== undefined) {
-      const random = randomControlDirection(direction, seed, controlKind);
-      direction.dispose();
-      direction = random;
-    }
-    try {
-      if (loraB !== undefined && values["lora-b-out"] !== undefined) return loraB(values, model, direction);
-      const rows = directionRows(values, direction, kind === "ablate" ? "shared" : "per-layer");
-      // ablate's default layers: the direction layer (the study's sweep ablates at layer 24), else all.
-      const directionLayer = parseNumber("--direction-layer", values["direction-layer"], { integer: true, min: 0 });
-      const layers =
-        values.layers === undefined && kind === "ablate" && directionLayer !== undefined
-          ? layersFrom("--direction-layer", String(directionLayer), model)
-          : layersFrom("--layers", values.layers, model);
-      const sampling = samplingFrom(values, model);
-      const scale = parseNumber("--scale", values.scale) ?? 8;
-      const question = required("--prompt", values.prompt);
-      const format = choice("--prompt-format", values["prompt-format"], ["chat", "study"] as const, "chat");
-      const samples = parseNumber("--samples", values.samples, { integer: true, min: 1 }) ?? 1;
-      const { texts, outputIds } = generateWithIntervention(model, tokenizer, {
-        kind,
-        direction,
-        layers,
-        rows,
-        scale,
-        question,
-        format,
-        samples,
-        eosTokenIds: stopIds(model, tokenizer),
-        sampling,
-      });
+  const directionFile = required("--direction", values.direction);
+  const seed = parseNumber("--random-control", values["random-control"], { integer: true, min: 0 });
+  const controlKind = choice("--control", values.control, ["same-norm", "study"] as const, "same-norm");
+  const scale = parseNumber("--scale", values.scale) ?? 8;
+  const format = choice("--prompt-format", values["prompt-format"], ["chat", "study"] as const, "chat");
+  const samples = parseNumber("--samples", values.samples, { integer: true, min: 1 }) ?? 1;
+  // ablate's default layers: the direction layer (the study's sweep ablates at layer 24), else all.
+  const directionLayer = parseNumber("--direction-layer", values["direction-layer"], { integer: true, min: 0 });
+  const weightSpace = loraB !== undefined && values["lora-b-out"] !== undefined;
+  const question = weightSpace ? "" : required("--prompt", values.prompt);
+  const program = Effect.gen(function* () {
+    const { model, tokenizer } = yield* ModelService;
+    const loaded = yield* scopedDirectionFile(directionFile, model);
+    const direction = seed === undefined ? loaded : yield* scopedRandomControl(loaded, { seed, kind: controlKind });
+    if (weightSpace && loraB !== undefined) return yield* writeOutputs(() => loraB(values, model, direction));
+    const rows = directionRows(values, direction, kind === "ablate" ? "shared" : "per-layer");
+    const layers =
+      values.layers === undefined && kind === "ablate" && directionLayer !== undefined
+        ? layersFrom("--direction-layer", String(directionLayer), model)
+        : layersFrom("--layers", values.layers, model);
+    const sampling = samplingFrom(values, model);
+    const { texts, outputIds } = yield* interventionProgram({
+      kind,
+      direction,
+      layers,
+      rows,
+      scale,
+      question,
+      format,
+      samples,
+      eosTokenIds: stopIds(model, tokenizer),
+      sampling,
+    });
+    return yield* writeOutputs(() =>
       process.stdout.write(
         values.json
           ? `${JSON.stringify({ texts, output_ids: outputIds, layers, rows, seed: sampling.seed })}\n`
           : `${texts.join("\n---\n")}\n`,
-      );
-      return 0;
-    } finally {
-      direction.dispose();
-    }
+      ),
+    );
   });
+  return runWithModel(values, program);
 }

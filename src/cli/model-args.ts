@@ -4,7 +4,7 @@
  * (load a checkpoint holding tensors its config does not use).
  */
 import { attachPeftAdapters } from "../adapters/adapter-dirs.js";
-import { loadModel, type LoadedModel } from "../models/load.js";
+import { loadModel, type LoadedModel, type ModelLoadOptions } from "../models/load.js";
 import { allDTypes, type Device, type DType, normalizeDevice } from "../tensor/index.js";
 import { required, UsageError } from "./args.js";
 
@@ -29,13 +29,11 @@ export const modelOptions = {
   },
 } as const;
 
-export function openModel(values: {
-  model?: string;
-  adapter?: string;
-  dtype?: string;
-  device?: string;
-  "allow-unused-weights"?: boolean;
-}): LoadedModel {
+/** The directory and load options of --model, --dtype, --device, --allow-unused-weights (a bad value is a usage error). */
+export function modelLoadOptions(values: { model?: string; dtype?: string; device?: string; "allow-unused-weights"?: boolean }): {
+  dir: string;
+  options: ModelLoadOptions;
+} {
   const dir = required("--model", values.model);
   const dtype = (values.dtype ?? modelOptions.dtype.default) as DType;
   if (!allDTypes.includes(dtype) || !["f32", "f16", "bf16", "f64"].includes(dtype)) {
@@ -47,7 +45,18 @@ export function openModel(values: {
   } catch (error) {
     throw new UsageError(`--device: ${(error as Error).message}`);
   }
-  const model = loadModel(dir, { dtype, device, allowUnusedWeights: values["allow-unused-weights"] === true });
+  return { dir, options: { dtype, device, allowUnusedWeights: values["allow-unused-weights"] === true } };
+}
+
+export function openModel(values: {
+  model?: string;
+  adapter?: string;
+  dtype?: string;
+  device?: string;
+  "allow-unused-weights"?: boolean;
+}): LoadedModel {
+  const { dir, options } = modelLoadOptions(values);
+  const model = loadModel(dir, options);
   if (values.adapter === undefined) return model;
   try {
     const adapters = attachPeftAdapters(values.adapter, model);

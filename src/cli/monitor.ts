@@ -1,9 +1,9 @@
-/** `emlab monitor`: parses options, runs the monitored generation (src/analysis/monitor.ts), prints events as JSONL. */
-import { loadDirection } from "../analysis/files.js";
-import { monitorGeneration } from "../analysis/monitor.js";
-import { keep, tidy } from "../tensor/index.js";
+/** `emlab monitor`: parses options, runs monitorProgram (src/effect/monitor-program.ts), prints events as JSONL. */
+import { Effect } from "effect";
+import { monitorProgram } from "../effect/monitor-program.js";
+import { ModelService } from "../effect/services.js";
 import { parseNumber, required } from "./args.js";
-import { withModel } from "./analysis-options.js";
+import { runWithModel, writeOutputs } from "./analysis-options.js";
 import { parseOrHelp, samplingFrom, samplingOptions, stopIds } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -25,32 +25,28 @@ export const monitorCommand = defineCommand({
   },
 });
 
-export function runMonitor(argv: readonly string[]): number {
+export function runMonitor(argv: readonly string[]): Promise<number> | number {
   const parsed = parseOrHelp(monitorCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
-  return withModel(values, (model, tokenizer) => {
-    const layer = required("--layer", parseNumber("--layer", values.layer, { integer: true, min: 0 }));
-    const direction = loadDirection(required("--direction", values.direction), model.decoder.device);
-    try {
-      const row = direction.ndim === 2 ? keep(tidy(() => direction.select(0, layer))) : direction;
-      const ids = tokenizer.encodeChat([{ role: "user", content: required("--prompt", values.prompt) }], { addGenerationPrompt: true });
-      const { result, ablated } = monitorGeneration(model.decoder, [ids], null, {
-        ...samplingFrom(values, model),
-        eosTokenIds: stopIds(model, tokenizer),
-        layer,
-        direction: row,
-        threshold: required("--threshold", parseNumber("--threshold", values.threshold)),
-        ablateOnAlarm: values["ablate-on-alarm"],
-        onEvent: (e) => process.stdout.write(`${JSON.stringify({ ...e, text: tokenizer.decode([e.token]) })}\n`),
-      });
-      if (row !== direction) row.dispose();
-      process.stdout.write(
-        `${JSON.stringify({ done: true, ablated, text: tokenizer.decode(result.newIds[0]!, { skipSpecialTokens: true }) })}\n`,
-      );
-      return 0;
-    } finally {
-      direction.dispose();
-    }
+  const options = {
+    direction: required("--direction", values.direction),
+    layer: required("--layer", parseNumber("--layer", values.layer, { integer: true, min: 0 })),
+    threshold: required("--threshold", parseNumber("--threshold", values.threshold)),
+    prompt: required("--prompt", values.prompt),
+    ablateOnAlarm: values["ablate-on-alarm"],
+  };
+  const program = Effect.gen(function* () {
+    const { model, tokenizer } = yield* ModelService;
+    const result = yield* monitorProgram({
+      ...options,
+      ...samplingFrom(values, model),
+      eosTokenIds: stopIds(model, tokenizer),
+      onEvent: (e) => process.stdout.write(`${JSON.stringify({ ...e, text: tokenizer.decode([e.token]) })}\n`),
+    });
+    return yield* writeOutputs(() =>
+      process.stdout.write(`${JSON.stringify({ done: true, ablated: result.ablated, text: result.text })}\n`),
+    );
   });
+  return runWithModel(values, program);
 }

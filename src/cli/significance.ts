@@ -1,12 +1,9 @@
-/** `emlab significance`: parses options, loads vectors / adapters / controls, runs the KL analysis (src/analysis/experiments.ts), writes CSV. */
-import { loadPeftAdapters } from "../adapters/adapter-dirs.js";
-import type { LoraAdapter } from "../adapters/lora.js";
+/** `emlab significance`: parses options, runs significanceProgram (src/effect/analysis-programs.ts: vectors, random controls, adapters), writes CSV. */
+import { Effect } from "effect";
 import { readDocuments } from "../analysis/documents.js";
-import { adapterSignificance, type SignificancePoint, type SignificanceVector, significance } from "../analysis/experiments.js";
-import { readSteeringVectorFile } from "../analysis/files.js";
-import { significanceControls } from "../analysis/significance-controls.js";
+import { significanceProgram } from "../effect/analysis-programs.js";
 import { parseNumber, required, UsageError } from "./args.js";
-import { choice, list, withModel, writeCsv } from "./analysis-options.js";
+import { choice, list, runWithModel, writeCsv, writeOutputs } from "./analysis-options.js";
 import { parseOrHelp } from "./generate.js";
 import { modelOptions } from "./model-args.js";
 import { defineCommand } from "./options.js";
@@ -63,90 +60,57 @@ export const significanceCommand = defineCommand({
   },
 });
 
-export function runSignificance(argv: readonly string[]): number {
+export function runSignificance(argv: readonly string[]): Promise<number> | number {
   const parsed = parseOrHelp(significanceCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
   const out = required("--out", values.out);
   const documents = readDocuments(required("--texts", values.texts));
-  const files = (values.vectors ?? "")
-    .split(",")
-    .map((f) => f.trim())
-    .filter(Boolean);
-  const adapterSpecs = (values.adapters ?? "")
-    .split(",")
-    .map((f) => f.trim())
-    .filter(Boolean);
-  const randomCount = parseNumber("--random", values.random, { integer: true, min: 0 }) ?? (files.length > 0 ? 5 : 0);
-  const randomKind = choice("--random-kind", values["random-kind"], ["study", "ours"] as const, "study");
-  const randomSeed = parseNumber("--random-seed", values["random-seed"], { integer: true, min: 0 }) ?? 42;
-  const alphaOverride = parseNumber("--alpha", values.alpha);
-  if (files.length === 0 && adapterSpecs.length === 0 && randomCount === 0)
-    throw new UsageError("give --vectors, --adapters or --random N");
+  const names = (text: string | undefined) =>
+    (text ?? "")
+      .split(",")
+      .map((f) => f.trim())
+      .filter(Boolean);
+  const vectors = names(values.vectors);
+  const adapters = names(values.adapters);
+  const randomCount = parseNumber("--random", values.random, { integer: true, min: 0 }) ?? (vectors.length > 0 ? 5 : 0);
+  if (vectors.length === 0 && adapters.length === 0 && randomCount === 0) throw new UsageError("give --vectors, --adapters or --random N");
+  const layer = parseNumber("--layer", values.layer, { integer: true, min: 0 });
+  if (vectors.length === 0 && randomCount > 0 && layer === undefined)
+    throw new UsageError("--layer is required (no vector file gives one)");
   const options = {
+    documents,
+    vectors,
+    adapters,
+    random: {
+      count: randomCount,
+      kind: choice("--random-kind", values["random-kind"], ["study", "ours"] as const, "study"),
+      seed: parseNumber("--random-seed", values["random-seed"], { integer: true, min: 0 }) ?? 42,
+    },
+    layer,
+    alpha: parseNumber("--alpha", values.alpha),
+    norms: list(
+      "--norms",
+      values.norms,
+      Array.from({ length: 26 }, (_, i) => i / 5),
+    ),
     includePads: values["include-pads"],
     batchSize: parseNumber("--batch-size", values["batch-size"], { integer: true, min: 1 }) ?? 2,
     maxTokens: parseNumber("--max-tokens", values["max-tokens"], { integer: true, min: 1 }) ?? 512,
+    onProgress: progressReporter("significance"),
   };
-  return withModel(values, (model, tokenizer) => {
-    const vectors: (SignificanceVector & { alpha: number })[] = [];
-    const solutions: { label: string; adapters: LoraAdapter[] }[] = [];
-    let fileLayer: number | null = null;
-    try {
-      for (const file of files) {
-        const read = readSteeringVectorFile(file);
-        if (read.vector.size(0) !== model.spec.hiddenSize) {
-          read.vector.dispose();
-          throw new UsageError(
-            `${file}: the vector has ${read.vector.size(0)} entries, the model's hidden size is ${model.spec.hiddenSize}`,
-          );
-        }
-        fileLayer ??= read.layer;
-        vectors.push({ label: file, vector: read.vector, alpha: alphaOverride ?? read.alpha ?? 1 });
-      }
-      const layer = parseNumber("--layer", values.layer, { integer: true, min: 0 }) ?? fileLayer ?? undefined;
-      if ((vectors.length > 0 || randomCount > 0) && layer === undefined)
-        throw new UsageError("--layer is required (no vector file gives one)");
-      if (layer !== undefined && layer >= model.spec.layers.length)
-        throw new UsageError(`--layer: ${layer} outside 0..${model.spec.layers.length - 1}`);
-      const randomAlpha = alphaOverride ?? vectors[0]?.alpha ?? 1;
-      const controls = significanceControls(model, randomCount, randomKind, randomSeed, vectors[0]?.vector);
-      controls.forEach((vector, i) => vectors.push({ label: `random-${i}`, vector, alpha: randomAlpha }));
-      for (const spec of adapterSpecs) solutions.push({ label: spec, adapters: loadPeftAdapters(spec, model) });
-      const points: SignificancePoint[] = [];
-      if (vectors.length > 0) {
-        points.push(
-          ...significance(model, tokenizer, documents, vectors, {
-            ...options,
-            layer: layer!,
-            norms: list(
-              "--norms",
-              values.norms,
-              Array.from({ length: 26 }, (_, i) => i / 5),
-            ),
-            onProgress: progressReporter("significance"),
-          }),
-        );
-      }
-      if (solutions.length > 0)
-        points.push(
-          ...adapterSignificance(model, tokenizer, documents, solutions, {
-            ...options,
-            onProgress: progressReporter("significance (adapters)"),
-          }),
-        );
+  const program = Effect.gen(function* () {
+    const result = yield* significanceProgram(options);
+    return yield* writeOutputs(() => {
       writeCsv(
         out,
         ["vector", "norm", "kl"],
-        points.map((p) => [p.label, p.norm, p.kl]),
+        result.points.map((p) => [p.label, p.norm, p.kl]),
       );
       process.stdout.write(
-        `${JSON.stringify({ out, documents: documents.length, vectors: vectors.map((v) => ({ label: v.label, alpha: v.alpha })), adapters: solutions.map((s) => s.label), layer })}\n`,
+        `${JSON.stringify({ out, documents: documents.length, vectors: result.vectors, adapters: result.adapters, layer: result.layer })}\n`,
       );
-      return 0;
-    } finally {
-      for (const v of vectors) v.vector.dispose();
-      for (const s of solutions) for (const a of s.adapters) a.dispose();
-    }
+    });
   });
+  return runWithModel(values, program);
 }

@@ -11,6 +11,6 @@ export const steerCommand = defineCommand({
   },
 });
 
-export function runSteer(argv: readonly string[]): number {
+export function runSteer(argv: readonly string[]): Promise<number> | number {
   return runIntervention("steer", steerCommand, argv);
 }

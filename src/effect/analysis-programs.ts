@@ -1,5 +1,6 @@
 /**
- * The efficiency, stability, significance, checkpoint loss-gradient and steer / ablate generation analyses as Effect programs over the ModelService, in the
+ * The efficiency, equal-norm comparison, stability, significance, checkpoint loss-gradient and steer /
+ * ablate generation analyses as Effect programs over the ModelService, in the
  * pattern of `directionProgram`: the steering vector or adapters an analysis works on are opened by a
  * scoped constructor (attached while the Scope is open; unhooked / detached and freed when it closes),
  * boundary failures (missing or malformed files, a layer the model lacks) arrive typed, and the
@@ -13,7 +14,10 @@ import type { LoraAdapter } from "../adapters/lora.js";
 import {
   adapterEfficiency,
   adapterSignificance,
+  type ComparisonPoint,
+  compareAtEqualNorm,
   type CurvePoint,
+  type NormSolution,
   type SignificanceOptions,
   type SignificancePoint,
   type StabilityPoint,
@@ -27,7 +31,8 @@ import { type ControlKind, generateWithIntervention, type InterventionRun, rando
 import { datasetLoss } from "../analysis/loss.js";
 import type { RescaleMode } from "../analysis/rescale.js";
 import { checkpointSteps } from "../analysis/trajectories.js";
-import { type OpenSolution, openSteeringSolution } from "../analysis/solution-handles.js";
+import { openNormSolution, type OpenSolution, openSteeringSolution } from "../analysis/solution-handles.js";
+import { significanceControls } from "../analysis/significance-controls.js";
 import type { LoadedModel } from "../models/load.js";
 import type { TorchError } from "../tensor/errors.js";
 import { type Tensor, tidy } from "../tensor/index.js";
@@ -84,9 +89,13 @@ export interface EfficiencyProgramOptions {
   scales: readonly number[];
   /** Adapter rescaling semantics (default "ours"). */
   rescale?: RescaleMode;
+  onProgress?: (done: number, total: number) => void;
 }
 
-/** The efficiency curve (loss against the solution's rescaled norm) of a steering vector file or adapter directories. */
+/**
+ * The efficiency curve (loss against the solution's rescaled norm) of a steering vector file or adapter
+ * directories: one step per scale, the event loop turning in between (so a signal interrupts between scales).
+ */
 export function efficiencyProgram(
   options: EfficiencyProgramOptions,
 ): Effect.Effect<CurvePoint[], BoundaryError | TorchError, ModelService | Scope.Scope> {
@@ -94,11 +103,18 @@ export function efficiencyProgram(
     const { model, tokenizer } = yield* ModelService;
     const s = yield* scopedSolution(model, options.solution);
     const pad = tokenizer.padTokenId ?? 0;
-    return yield* step(() =>
-      s.steering
-        ? steeringEfficiency(model, s.steering, options.examples, options.scales, pad)
-        : adapterEfficiency(model, s.adapters, options.examples, options.scales, pad, options.rescale),
-    );
+    const points: CurvePoint[] = [];
+    for (const scale of options.scales) {
+      yield* Effect.yieldNow;
+      const [point] = yield* step(() =>
+        s.steering
+          ? steeringEfficiency(model, s.steering, options.examples, [scale], pad)
+          : adapterEfficiency(model, s.adapters, options.examples, [scale], pad, options.rescale),
+      );
+      points.push(point!);
+      options.onProgress?.(points.length, options.scales.length);
+    }
+    return points;
   });
 }
 
@@ -135,6 +151,8 @@ export interface SignificanceProgramOptions extends SignificanceOptions {
   documents: readonly string[];
   /** Steering vector files (each multiplied by its file's alpha unless `alpha` is given); needs `layer` or a file's layer. */
   vectors?: readonly string[];
+  /** Random control vectors added after the files (`significanceControls`), labelled random-0, random-1 ...; alpha: `alpha`, else the first file's, else 1. */
+  random?: { count: number; kind: "study" | "ours"; seed: number };
   /** Adapter specs: KL(base || base + adapters) for each. */
   adapters?: readonly string[];
   layer?: number;
@@ -143,10 +161,19 @@ export interface SignificanceProgramOptions extends SignificanceOptions {
   norms?: readonly number[];
 }
 
-/** KL(base || steered) for steering vector files over a norm grid, then KL(base || base + adapters) for each adapter spec. */
+export interface SignificanceResult {
+  points: SignificancePoint[];
+  /** The vectors swept (files, then random controls) with the alpha each was multiplied by. */
+  vectors: { label: string; alpha: number }[];
+  adapters: string[];
+  /** The layer the vectors were added at (undefined without vectors). */
+  layer: number | undefined;
+}
+
+/** KL(base || steered) for steering vector files and random controls over a norm grid, then KL(base || base + adapters) for each adapter spec. */
 export function significanceProgram(
   options: SignificanceProgramOptions,
-): Effect.Effect<SignificancePoint[], BoundaryError, ModelService | Scope.Scope> {
+): Effect.Effect<SignificanceResult, BoundaryError, ModelService | Scope.Scope> {
   return Effect.gen(function* () {
     const { model, tokenizer } = yield* ModelService;
     const vectors: { label: string; vector: Tensor; alpha: number }[] = [];
@@ -157,20 +184,25 @@ export function significanceProgram(
         (r) => Effect.sync(() => r.vector.dispose()),
       );
       if (read.vector.ndim !== 1 || read.vector.size(0) !== model.spec.hiddenSize)
-        return yield* boundary(() => {
-          throw new RangeError(
-            `${file}: the vector has shape [${read.vector.shape.join(", ")}], the model needs [${model.spec.hiddenSize}]`,
-          );
+        return yield* new InvalidSetupError({
+          message: `${file}: the vector has shape [${read.vector.shape.join(", ")}], the model needs [${model.spec.hiddenSize}]`,
         });
       fileLayer ??= read.layer;
       vectors.push({ label: file, vector: read.vector, alpha: options.alpha ?? read.alpha ?? 1 });
     }
+    const random = options.random;
+    if (random !== undefined && random.count > 0) {
+      const alpha = options.alpha ?? vectors[0]?.alpha ?? 1;
+      const controls = yield* Effect.acquireRelease(
+        boundary(() => significanceControls(model, random.count, random.kind, random.seed, vectors[0]?.vector)),
+        (list) => Effect.sync(() => list.forEach((t) => t.dispose())),
+      );
+      controls.forEach((vector, i) => vectors.push({ label: `random-${i}`, vector, alpha }));
+    }
     const layer = options.layer ?? fileLayer ?? undefined;
     if (vectors.length > 0 && (layer === undefined || !Number.isInteger(layer) || layer < 0 || layer >= model.spec.layers.length))
-      return yield* boundary(() => {
-        throw new RangeError(
-          `layer ${layer ?? "(none given, none in the files)"} is not a layer of this model (0..${model.spec.layers.length - 1})`,
-        );
+      return yield* new InvalidSetupError({
+        message: `layer ${layer ?? "(none given, none in the files)"} is not a layer of this model (0..${model.spec.layers.length - 1})`,
       });
     const solutions: { label: string; adapters: LoraAdapter[] }[] = [];
     for (const spec of options.adapters ?? []) solutions.push({ label: spec, adapters: yield* scopedPeftAdapters(spec, model) });
@@ -181,18 +213,29 @@ export function significanceProgram(
       onProgress: options.onProgress,
     };
     // boundary (not step): the sweep checks its documents (DocumentsError) as well as running the model.
-    return yield* boundary(() =>
-      tidy(() => [
-        ...(vectors.length > 0
-          ? significance(model, tokenizer, options.documents, vectors, {
-              ...sweep,
-              layer: layer!,
-              norms: options.norms ?? Array.from({ length: 26 }, (_, i) => i / 5),
-            })
-          : []),
-        ...(solutions.length > 0 ? adapterSignificance(model, tokenizer, options.documents, solutions, sweep) : []),
-      ]),
-    );
+    const vectorPoints =
+      vectors.length === 0
+        ? []
+        : yield* boundary(() =>
+            tidy(() =>
+              significance(model, tokenizer, options.documents, vectors, {
+                ...sweep,
+                layer: layer!,
+                norms: options.norms ?? Array.from({ length: 26 }, (_, i) => i / 5),
+              }),
+            ),
+          );
+    yield* Effect.yieldNow;
+    const adapterPoints =
+      solutions.length === 0
+        ? []
+        : yield* boundary(() => tidy(() => adapterSignificance(model, tokenizer, options.documents, solutions, sweep)));
+    return {
+      points: [...vectorPoints, ...adapterPoints],
+      vectors: vectors.map(({ label, alpha }) => ({ label, alpha })),
+      adapters: solutions.map((s) => s.label),
+      layer: vectors.length > 0 ? layer : undefined,
+    };
   });
 }
 
@@ -255,12 +298,34 @@ export function lossGradientsProgram(
 }
 
 export interface InterventionProgramOptions extends Omit<InterventionRun, "direction" | "eosTokenIds"> {
-  /** Direction file from `emlab direction` ([layers, d_model]) or a steering vector file ([d_model]). */
-  direction: string;
+  /**
+   * Direction file from `emlab direction` ([layers, d_model]) or a steering vector file ([d_model]), loaded
+   * for the program; or a direction tensor the caller already holds (borrowed, not freed here).
+   */
+  direction: string | Tensor;
   /** Replace the direction by its seeded random control. */
   randomControl?: { seed: number; kind: ControlKind };
   /** Ids that end an answer (default: none, so answers run to maxNewTokens). */
   eosTokenIds?: readonly number[];
+}
+
+/** A direction file loaded onto the model's device while the Scope is open (freed on close). */
+export function scopedDirectionFile(file: string, model: LoadedModel): Effect.Effect<Tensor, BoundaryError, Scope.Scope> {
+  return Effect.acquireRelease(
+    boundary(() => loadDirection(file, model.decoder.device)),
+    (d) => Effect.sync(() => d.dispose()),
+  );
+}
+
+/** The seeded random control of `direction` (same shape) while the Scope is open (freed on close). */
+export function scopedRandomControl(
+  direction: Tensor,
+  control: { seed: number; kind: ControlKind },
+): Effect.Effect<Tensor, BoundaryError, Scope.Scope> {
+  return Effect.acquireRelease(
+    boundary(() => randomControlDirection(direction, control.seed, control.kind)),
+    (d) => Effect.sync(() => d.dispose()),
+  );
 }
 
 /** Answers generated with the direction steered in or ablated (hooks removed afterwards; the direction and its control scoped). */
@@ -269,13 +334,72 @@ export function interventionProgram(
 ): Effect.Effect<{ texts: string[]; outputIds: number[][] }, BoundaryError, ModelService | Scope.Scope> {
   return Effect.gen(function* () {
     const { model, tokenizer } = yield* ModelService;
-    const scopedDirection = (make: () => Tensor) => Effect.acquireRelease(boundary(make), (d) => Effect.sync(() => d.dispose()));
-    const loaded = yield* scopedDirection(() => loadDirection(options.direction, model.decoder.device));
+    const given = options.direction;
+    const loaded = typeof given === "string" ? yield* scopedDirectionFile(given, model) : given;
     const control = options.randomControl;
-    const direction = control ? yield* scopedDirection(() => randomControlDirection(loaded, control.seed, control.kind)) : loaded;
+    const direction = control ? yield* scopedRandomControl(loaded, control) : loaded;
     const { randomControl: _, ...run } = options;
     return yield* boundary(() =>
       tidy(() => generateWithIntervention(model, tokenizer, { ...run, direction, eosTokenIds: options.eosTokenIds ?? [] })),
     );
+  });
+}
+
+/** A solution of `compareNormsProgram`: a steering vector file (.pt / .pth / .safetensors) or an adapter spec. */
+export interface CompareNormsProgramOptions {
+  narrow: string;
+  general: string;
+  /** Layer of vector files (default: each file's own). */
+  layer?: number;
+  examples: readonly Example[];
+  /** Multipliers of the mean of the two solutions' norms. */
+  scales: readonly number[];
+  /** Adapter rescaling semantics (default "ours"). */
+  rescale?: RescaleMode;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CompareNormsResult {
+  /** mean(||narrow||, ||general||) */
+  reference: number;
+  narrowNorm: number;
+  generalNorm: number;
+  points: ComparisonPoint[];
+}
+
+/** A compare-norms solution opened (loaded, attached only while it is evaluated) while the Scope is open; freed on close. */
+export function scopedNormSolution(
+  spec: string,
+  model: LoadedModel,
+  layer: number | undefined,
+  mode: RescaleMode,
+): Effect.Effect<NormSolution, BoundaryError, Scope.Scope> {
+  return Effect.acquireRelease(
+    boundary(() => openNormSolution(spec, model, layer, mode)),
+    (s) => Effect.sync(() => s.close()),
+  );
+}
+
+/**
+ * The study's equal-norm comparison of two solutions (`compareAtEqualNorm`): loss(narrow) - loss(general)
+ * with both rescaled to scales * the mean of their norms; one step per scale, the event loop turning in between.
+ */
+export function compareNormsProgram(
+  options: CompareNormsProgramOptions,
+): Effect.Effect<CompareNormsResult, BoundaryError | TorchError, ModelService | Scope.Scope> {
+  return Effect.gen(function* () {
+    const { model, tokenizer } = yield* ModelService;
+    const mode = options.rescale ?? "ours";
+    const narrow = yield* scopedNormSolution(options.narrow, model, options.layer, mode);
+    const general = yield* scopedNormSolution(options.general, model, options.layer, mode);
+    const padId = tokenizer.padTokenId ?? 0;
+    const points: ComparisonPoint[] = [];
+    for (const scale of options.scales) {
+      yield* Effect.yieldNow;
+      const { points: one } = yield* step(() => compareAtEqualNorm(model, narrow, general, options.examples, [scale], { padId }));
+      points.push(one[0]!);
+      options.onProgress?.(points.length, options.scales.length);
+    }
+    return { reference: (narrow.norm + general.norm) / 2, narrowNorm: narrow.norm, generalNorm: general.norm, points };
   });
 }

@@ -15,6 +15,8 @@ export interface DirectionProgramOptions extends SplitCriteria {
   results: string;
   batchSize?: number;
   maxLength?: number;
+  /** Called after each batch of answers (progress). */
+  onBatch?: (done: number, total: number) => void;
 }
 
 /** The mean-difference direction of a judged results file under the ModelService's model. */
@@ -27,7 +29,11 @@ export function directionProgram(
     const { misaligned, aligned } = splitJudged(rows, options);
     return yield* Effect.acquireRelease(
       boundary(() =>
-        meanDiffDirection(model, tokenizer, misaligned, aligned, { batchSize: options.batchSize, maxLength: options.maxLength }),
+        meanDiffDirection(model, tokenizer, misaligned, aligned, {
+          batchSize: options.batchSize,
+          maxLength: options.maxLength,
+          onBatch: options.onBatch,
+        }),
       ),
       (result) =>
         Effect.sync(() => {

@@ -13,3 +13,5 @@ export * from "./run-directory.js";
 export * from "./run-promise.js";
 export * from "./services.js";
 export * from "./step.js";
+export * from "./monitor-program.js";
+export * from "./trajectory-program.js";

@@ -1,4 +1,5 @@
-// The efficiency, stability and significance analyses as Effect programs: each result equals the plain
+// The analyses as Effect programs (efficiency, stability, significance, loss gradients, steer / ablate,
+// compare-norms, trajectories / PCA, monitor): each result equals the plain
 // synchronous analysis function run on the same files outside Effect (on its own loaded model), the
 // vector / adapters a program opens are attached only while its Scope is open, live tensors are back at
 // baseline when the scopes close, and a missing or invalid input fails typed with nothing left behind.
@@ -9,12 +10,23 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attachPeftAdapters, loadPeftAdapters } from "../../src/adapters/adapter-dirs.js";
 import { LoraAdapter } from "../../src/adapters/lora.js";
 import { savePeftAdapter } from "../../src/adapters/peft.js";
-import { adapterEfficiency, adapterSignificance, significance, stability, steeringEfficiency } from "../../src/analysis/experiments.js";
+import {
+  adapterEfficiency,
+  adapterSignificance,
+  compareAtEqualNorm,
+  significance,
+  stability,
+  steeringEfficiency,
+} from "../../src/analysis/experiments.js";
 import { loadDirection, loadSteeringVector, readSteeringVectorFile } from "../../src/analysis/files.js";
 import { datasetLoss, lossSubset } from "../../src/analysis/loss.js";
 import { checkpointLossGradients } from "../../src/analysis/checkpoint-gradients.js";
 import { generateWithIntervention, randomControlDirection } from "../../src/analysis/intervention-run.js";
+import { monitorGeneration } from "../../src/analysis/monitor.js";
+import { openNormSolution } from "../../src/analysis/solution-handles.js";
+import { disposeTrajectory, jointPca, readRunTrajectory, type TrajectoryRow, trajectoryRows } from "../../src/analysis/trajectories.js";
 import {
+  compareNormsProgram,
   efficiencyProgram,
   interventionProgram,
   lossGradientsProgram,
@@ -22,10 +34,12 @@ import {
   type SolutionSource,
   stabilityProgram,
 } from "../../src/effect/analysis-programs.js";
+import { monitorProgram } from "../../src/effect/monitor-program.js";
 import { ModelService } from "../../src/effect/services.js";
+import { trajectoriesProgram } from "../../src/effect/trajectory-program.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
-import { liveTensorCount } from "../../src/tensor/index.js";
+import { keep, liveTensorCount, tidy } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { type Example, readChatDataset } from "../../src/train/data.js";
 import { type RunConfig, resolveRunConfig } from "../../src/train/config.js";
@@ -218,8 +232,11 @@ describe("significanceProgram", () => {
     const out = await runScoped(
       significanceProgram({ documents: DOCS, vectors: [vectorFile], adapters: [adapterDir], norms, batchSize: 2 }),
     );
-    expect(out.value.map((p) => [p.label, p.norm])).toEqual(expected.map((p) => [p.label, p.norm]));
-    out.value.forEach((p, i) => expect(close(p.kl, expected[i]!.kl)).toBe(true));
+    expect(out.value.points.map((p) => [p.label, p.norm])).toEqual(expected.map((p) => [p.label, p.norm]));
+    out.value.points.forEach((p, i) => expect(close(p.kl, expected[i]!.kl)).toBe(true));
+    expect(out.value.vectors).toEqual([{ label: vectorFile, alpha: 1.5 }]);
+    expect(out.value.adapters).toEqual([adapterDir]);
+    expect(out.value.layer).toBe(1);
     expect(expected[0]!.kl).toBeCloseTo(0, 6);
     expect(expected[2]!.kl).toBeGreaterThan(expected[1]!.kl);
     expect(expected[3]!.kl).toBeGreaterThan(0);
@@ -243,15 +260,16 @@ describe("significanceProgram", () => {
   });
 });
 
-describe("lossGradientsProgram", { timeout: 600_000 }, () => {
-  let runDir = "";
-  beforeAll(() => {
-    runDir = join(work, "lora-run");
+/** A real 2-step LoRA run (checkpoints at steps 1 and 2), trained once for the run-reading programs. */
+let trainedRun = "";
+function loraRun(): string {
+  if (trainedRun === "") {
+    trainedRun = join(work, "lora-run");
     runTraining(
       resolveRunConfig(
         {
           model: modelDir,
-          output_dir: runDir,
+          output_dir: trainedRun,
           method: "lora",
           lora: { r: 2, alpha: 4, target_modules: ["q_proj", "down_proj"], init_b: "random" },
           data: { train: MEDICAL, max_length: 120 },
@@ -260,6 +278,14 @@ describe("lossGradientsProgram", { timeout: 600_000 }, () => {
         "lora-run.yaml",
       ),
     );
+  }
+  return trainedRun;
+}
+
+describe("lossGradientsProgram", { timeout: 600_000 }, () => {
+  let runDir = "";
+  beforeAll(() => {
+    runDir = loraRun();
   });
 
   it("equals checkpointLossGradients() on every checkpoint of a LoRA run; nothing left after the scope; missing run and direction typed", async () => {
@@ -354,6 +380,187 @@ describe("interventionProgram", () => {
       [{ ...base, kind: "ablate", direction: directionFile, layers: [0, 7] }, ["InvalidSetupError"]],
     ] as const) {
       const { tag, left } = await failureOf(interventionProgram(options));
+      expect(tags).toContain(tag);
+      expect(left).toBe(0);
+    }
+  });
+});
+
+describe("compareNormsProgram", () => {
+  it("a vector file against an adapter directory: the reference, norms and points of compareAtEqualNorm(); nothing left after the scope", async () => {
+    const scales = [0.5, 1, 2];
+    const expected = plain((model) => {
+      const narrow = openNormSolution(vectorFile, model, undefined, "study");
+      const general = openNormSolution(adapterDir, model, undefined, "study");
+      try {
+        return {
+          narrowNorm: narrow.norm,
+          generalNorm: general.norm,
+          ...compareAtEqualNorm(model, narrow, general, subset, scales, { padId: pad }),
+        };
+      } finally {
+        narrow.close();
+        general.close();
+      }
+    });
+    const out = await runScoped(
+      compareNormsProgram({ narrow: vectorFile, general: adapterDir, examples: subset, scales, rescale: "study" }),
+    );
+    expect(close(out.value.reference, expected.reference)).toBe(true);
+    expect(close(out.value.narrowNorm, expected.narrowNorm)).toBe(true);
+    expect(close(out.value.generalNorm, expected.generalNorm)).toBe(true);
+    // The reference is the mean of the two norms (closed form), and both are positive.
+    expect(close(expected.reference, (expected.narrowNorm + expected.generalNorm) / 2)).toBe(true);
+    expect(out.value.points.length).toBe(scales.length);
+    out.value.points.forEach((p, i) => {
+      const e = expected.points[i]!;
+      expect(close(p.norm, scales[i]! * expected.reference)).toBe(true);
+      expect(close(p.narrow, e.narrow)).toBe(true);
+      expect(close(p.general, e.general)).toBe(true);
+      expect(Math.abs(p.difference - (p.narrow - p.general))).toBeLessThanOrEqual(1e-12);
+    });
+    // The scales change the losses, so a program that ignored them would show.
+    expect(Math.abs(expected.points[0]!.narrow - expected.points[2]!.narrow)).toBeGreaterThan(1e-4);
+    expect(out.adapters).toBe(0);
+    expect(out.held).toBeGreaterThan(0);
+    expect(out.leftAfter).toBe(0);
+  });
+
+  it("a missing vector file or adapter directory, or a layer the model lacks: typed failures, live tensors at baseline", async () => {
+    const cases: [Parameters<typeof compareNormsProgram>[0], string[]][] = [
+      [{ narrow: join(work, "missing.safetensors"), general: adapterDir, examples: subset, scales: [1] }, ["SafetensorsError"]],
+      [{ narrow: vectorFile, general: join(work, "no-such-adapter"), examples: subset, scales: [1] }, ["AdapterError"]],
+      [{ narrow: vectorFile, general: vectorFile, layer: 7, examples: subset, scales: [1] }, ["InvalidSetupError"]],
+    ];
+    for (const [options, tags] of cases) {
+      const { tag, left } = await failureOf(compareNormsProgram(options));
+      expect(tags).toContain(tag);
+      expect(left).toBe(0);
+    }
+  });
+});
+
+describe("trajectoriesProgram", { timeout: 600_000 }, () => {
+  it("equals trajectoryRows() and jointPca() on the checkpoints read outside Effect; the checkpoints freed after the scope", async () => {
+    const runDir = loraRun();
+    const filter = /q_proj/;
+    const read = [readRunTrajectory(runDir, { label: "a", filter }), readRunTrajectory(runDir, { label: "b" })];
+    let expected: { rows: TrajectoryRow[]; pca: ReturnType<typeof jointPca>; names: string[][] };
+    const all = [readRunTrajectory(runDir, { label: "a" }), readRunTrajectory(runDir, { label: "b" })];
+    try {
+      expected = { rows: all.flatMap(trajectoryRows), pca: jointPca(all, 2), names: read.map((t) => t.names) };
+    } finally {
+      for (const t of [...read, ...all]) disposeTrajectory(t);
+    }
+    // The filter matters: it keeps fewer tensors than the whole run holds.
+    expect(expected.names[0]!.length).toBeLessThan(expected.names[1]!.length);
+    const out = await runScoped(
+      trajectoriesProgram({
+        runs: [
+          { dir: runDir, label: "a" },
+          { dir: runDir, label: "b" },
+        ],
+        components: 2,
+      }),
+    );
+    expect(out.value.steps).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
+    expect(out.value.rows.map((r) => [r.run, r.step])).toEqual(expected.rows.map((r) => [r.run, r.step]));
+    const same = (a: number | null, b: number | null) => (a === null || b === null ? a === b : close(a, b));
+    out.value.rows.forEach((r, i) => {
+      const e = expected.rows[i]!;
+      for (const key of ["param_norm", "update_norm", "update_cosine_prev", "grad_norm", "grad_cosine_prev"] as const)
+        expect(same(r[key], e[key]), `${r.run} ${r.step} ${key}`).toBe(true);
+    });
+    expect(expected.rows[1]!.update_norm).toBeGreaterThan(0);
+    out.value.pca.explained.forEach((v, k) => expect(close(v, expected.pca.explained[k]!)).toBe(true));
+    out.value.pca.rows.forEach((r, i) => {
+      expect([r.run, r.step]).toEqual([expected.pca.rows[i]!.run, expected.pca.rows[i]!.step]);
+      r.scores.forEach((v, k) => expect(close(v, expected.pca.rows[i]!.scores[k]!)).toBe(true));
+    });
+    expect(out.held).toBeGreaterThan(0);
+    expect(out.leftAfter).toBe(0);
+  });
+
+  it("a run without checkpoints, a filter matching nothing: typed failures, live tensors at baseline", async () => {
+    const runDir = loraRun();
+    const cases: [Parameters<typeof trajectoriesProgram>[0], string[]][] = [
+      [{ runs: [{ dir: join(work, "no-such-run") }] }, ["InvalidSetupError"]],
+      [{ runs: [{ dir: runDir }], filter: /no_such_module/ }, ["InvalidSetupError"]],
+    ];
+    for (const [options, tags] of cases) {
+      const { tag, left } = await failureOf(trajectoriesProgram(options));
+      expect(tags).toContain(tag);
+      expect(left).toBe(0);
+    }
+  });
+});
+
+describe("monitorProgram", () => {
+  const sampling = { maxNewTokens: 4, greedy: true };
+  const prompt = "Any advice for a headache?";
+
+  it("the events, ids and text of monitorGeneration() on the direction's row at the layer; hooks and direction gone after the scope", async () => {
+    const directionFile = join(work, "monitor-direction.safetensors");
+    const d = fixedTensor([2, 32], 19, 0.5);
+    saveSafetensors(directionFile, { direction: d });
+    d.dispose();
+    const expected = plain((model, tokenizer) => {
+      const direction = loadDirection(directionFile);
+      try {
+        const ids = tokenizer.encodeChat([{ role: "user", content: prompt }], { addGenerationPrompt: true });
+        const row = tidy(() => keep(direction.select(0, 1)));
+        try {
+          const run = (threshold: number, ablateOnAlarm: boolean) => {
+            const { result, events, ablated } = monitorGeneration(model.decoder, [ids], null, {
+              ...sampling,
+              layer: 1,
+              direction: row,
+              threshold,
+              ablateOnAlarm,
+              eosTokenIds: [],
+            });
+            return { events, ablated, newIds: result.newIds[0]! };
+          };
+          return { plain: run(0, false), ablating: run(-1e9, true) };
+        } finally {
+          row.dispose();
+        }
+      } finally {
+        direction.dispose();
+      }
+    });
+    const seen: number[] = [];
+    const out = await runScoped(
+      monitorProgram({ ...sampling, direction: directionFile, layer: 1, threshold: 0, prompt, onEvent: (e) => seen.push(e.token) }),
+    );
+    expect(out.value.newIds).toEqual(expected.plain.newIds);
+    expect(out.value.ablated).toBe(false);
+    expect(seen).toEqual(expected.plain.events.map((e) => e.token));
+    out.value.events.forEach((e, i) => {
+      const x = expected.plain.events[i]!;
+      expect([e.step, e.row, e.token, e.alarm, e.ablated]).toEqual([x.step, x.row, x.token, x.alarm, x.ablated]);
+      expect(close(e.projection, x.projection)).toBe(true);
+    });
+    expect(typeof out.value.text).toBe("string");
+    expect(out.leftAfter).toBe(0);
+    // The options matter: an alarm at every token with on-line ablation changes what is reported.
+    const ablating = await runScoped(
+      monitorProgram({ ...sampling, direction: directionFile, layer: 1, threshold: -1e9, ablateOnAlarm: true, prompt }),
+    );
+    expect(ablating.value.ablated).toBe(true);
+    expect(ablating.value.newIds).toEqual(expected.ablating.newIds);
+    expect(ablating.value.events.map((e) => e.ablated)).toEqual(expected.ablating.events.map((e) => e.ablated));
+    expect(ablating.value.events.slice(1).every((e) => e.ablated)).toBe(true);
+    expect(ablating.leftAfter).toBe(0);
+
+    for (const [options, tags] of [
+      [{ ...sampling, direction: join(work, "missing-direction.safetensors"), layer: 1, threshold: 0, prompt }, ["SafetensorsError"]],
+      [{ ...sampling, direction: directionFile, layer: 5, threshold: 0, prompt }, ["InvalidSetupError"]],
+    ] as const) {
+      const { tag, left } = await failureOf(monitorProgram(options));
       expect(tags).toContain(tag);
       expect(left).toBe(0);
     }
