@@ -1,10 +1,12 @@
 /**
  * The efficiency, equal-norm comparison, stability, significance, checkpoint loss-gradient and steer /
- * ablate generation analyses as Effect programs over the ModelService, in the
- * pattern of `directionProgram`: the steering vector or adapters an analysis works on are opened by a
+ * ablate generation analyses as Effect programs over the ModelService, in the pattern of
+ * `directionProgram`: the steering vector, adapters or direction an analysis works on are opened by a
  * scoped constructor (attached while the Scope is open; unhooked / detached and freed when it closes),
  * boundary failures (missing or malformed files, a layer the model lacks) arrive typed, and the
- * computation is one synchronous `step` into src/analysis/experiments.ts, unchanged.
+ * computation is the synchronous functions of src/analysis, unchanged: one `step` per scale for the
+ * efficiency and equal-norm curves (the event loop turns in between, so a signal interrupts there), one
+ * step or boundary call for the other sweeps. The CLI's analysis commands run these programs.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -44,23 +44,12 @@ describe.skipIf(!built)(
       writeFileSync(texts, DOCS.map((text) => `${JSON.stringify({ text })}\n`).join(""));
     });
 
+    /** The loss flags of efficiency / stability with our steering vector: 2 rows of MEDICAL. */
+    const vectorLossArgs = () => ["--model", modelDir, "--steering", vectorFile, "--data", MEDICAL, "--count", "2"];
+
     it("efficiency writes scale,norm,loss: norm = scale * ||v||, scale 1 the loss with the vector", () => {
       const out = join(work, "efficiency.csv");
-      const r = emlab([
-        "efficiency",
-        "--model",
-        modelDir,
-        "--steering",
-        vectorFile,
-        "--data",
-        MEDICAL,
-        "--count",
-        "2",
-        "--scales",
-        "0,1",
-        "--out",
-        out,
-      ]);
+      const r = emlab(["efficiency", ...vectorLossArgs(), "--scales", "0,1", "--out", out]);
       expect(r.status, r.stderr).toBe(0);
       const table = csv(out);
       expect(table[0]).toEqual(["scale", "norm", "loss"]);
@@ -137,23 +126,7 @@ describe.skipIf(!built)(
 
     it("stability writes eps,mean_percent,std_population_percent,std_sample_percent,losses with 0% at eps 0", () => {
       const out = join(work, "stability.csv");
-      const r = emlab([
-        "stability",
-        "--model",
-        modelDir,
-        "--steering",
-        vectorFile,
-        "--data",
-        MEDICAL,
-        "--count",
-        "2",
-        "--eps",
-        "0,0.5",
-        "--seeds",
-        "1,2",
-        "--out",
-        out,
-      ]);
+      const r = emlab(["stability", ...vectorLossArgs(), "--eps", "0,0.5", "--seeds", "1,2", "--out", out]);
       expect(r.status, r.stderr).toBe(0);
       const summary = JSON.parse(r.stdout) as { out: string; l0: number; lBase: number };
       const table = csv(out);

@@ -107,19 +107,22 @@ describe.skipIf(!built)(
       });
     }
 
+    /** The flags steer / ablate tests share: the model, the direction, the prompt, 4 greedy tokens, JSON output. */
+    const promptArgs = () => [
+      "--model",
+      modelDir,
+      "--direction",
+      direction(),
+      "--prompt",
+      "Any advice for a headache?",
+      "--max-new-tokens",
+      "4",
+      "--greedy",
+      "--json",
+    ];
+
     it("steer --json and ablate --json print the texts and ids of the hooked generation", () => {
-      const common = [
-        "--model",
-        modelDir,
-        "--direction",
-        direction(),
-        "--prompt",
-        "Any advice for a headache?",
-        "--max-new-tokens",
-        "4",
-        "--greedy",
-        "--json",
-      ];
+      const common = promptArgs();
       const s = emlab(["steer", ...common, "--layers", "1", "--scale", "8"]);
       expect(s.status, s.stderr).toBe(0);
       const steered = JSON.parse(s.stdout) as { texts: string[]; output_ids: number[][] };
@@ -137,18 +140,7 @@ describe.skipIf(!built)(
     });
 
     it("ablate's default (study) form projects the --direction-layer row; --direction-layer selects the shared form for steer too", () => {
-      const common = [
-        "--model",
-        modelDir,
-        "--direction",
-        direction(),
-        "--prompt",
-        "Any advice for a headache?",
-        "--max-new-tokens",
-        "4",
-        "--greedy",
-        "--json",
-      ];
+      const common = promptArgs();
       // The study's form (default): the --direction-layer row, projected out at that layer unless --layers says more.
       const shared = emlab(["ablate", ...common, "--direction-layer", "1"]);
       expect(shared.status, shared.stderr).toBe(0);

@@ -22,6 +22,7 @@ import { loadDirection, loadSteeringVector, readSteeringVectorFile } from "../..
 import { datasetLoss, lossSubset } from "../../src/analysis/loss.js";
 import { checkpointLossGradients } from "../../src/analysis/checkpoint-gradients.js";
 import { generateWithIntervention, randomControlDirection } from "../../src/analysis/intervention-run.js";
+import { studyUnitRandomVectors } from "../../src/analysis/interventions.js";
 import { monitorGeneration } from "../../src/analysis/monitor.js";
 import { openNormSolution } from "../../src/analysis/solution-handles.js";
 import { disposeTrajectory, jointPca, readRunTrajectory, type TrajectoryRow, trajectoryRows } from "../../src/analysis/trajectories.js";
@@ -246,6 +247,41 @@ describe("significanceProgram", () => {
     expect(out.leftAfter).toBe(0);
   });
 
+  it("a vector file with a study random control: the points of significance() on the file's vector and studyUnitRandomVectors()", async () => {
+    const norms = [0, 2];
+    const expected = plain((model, tokenizer) => {
+      const read = readSteeringVectorFile(vectorFile);
+      const [control] = studyUnitRandomVectors(32, 1, 42);
+      try {
+        return significance(
+          model,
+          tokenizer,
+          DOCS,
+          [
+            { label: vectorFile, vector: read.vector, alpha: 1.5 },
+            { label: "random-0", vector: control!, alpha: 1.5 },
+          ],
+          { layer: 1, norms, batchSize: 2 },
+        );
+      } finally {
+        read.vector.dispose();
+        control!.dispose();
+      }
+    });
+    const out = await runScoped(
+      significanceProgram({ documents: DOCS, vectors: [vectorFile], random: { count: 1, kind: "study", seed: 42 }, norms, batchSize: 2 }),
+    );
+    expect(out.value.vectors).toEqual([
+      { label: vectorFile, alpha: 1.5 },
+      { label: "random-0", alpha: 1.5 },
+    ]);
+    expect(out.value.points.map((p) => [p.label, p.norm])).toEqual(expected.map((p) => [p.label, p.norm]));
+    out.value.points.forEach((p, i) => expect(close(p.kl, expected[i]!.kl)).toBe(true));
+    // The control is not the vector: their KLs at norm 2 differ.
+    expect(Math.abs(expected[1]!.kl - expected[3]!.kl)).toBeGreaterThan(1e-9);
+    expect(out.leftAfter).toBe(0);
+  });
+
   it("missing vector file, a layer the model lacks, an empty document: typed failures, live tensors at baseline", async () => {
     const cases: [Parameters<typeof significanceProgram>[0], string[]][] = [
       [{ documents: DOCS, vectors: [join(work, "missing.safetensors")], norms: [1] }, ["SafetensorsError"]],
@@ -445,15 +481,25 @@ describe("trajectoriesProgram", { timeout: 600_000 }, () => {
     const runDir = loraRun();
     const filter = /q_proj/;
     const read = [readRunTrajectory(runDir, { label: "a", filter }), readRunTrajectory(runDir, { label: "b" })];
-    let expected: { rows: TrajectoryRow[]; pca: ReturnType<typeof jointPca>; names: string[][] };
+    let expected: { rows: TrajectoryRow[]; pca: ReturnType<typeof jointPca>; names: string[][]; filtered: TrajectoryRow[] };
     const all = [readRunTrajectory(runDir, { label: "a" }), readRunTrajectory(runDir, { label: "b" })];
     try {
-      expected = { rows: all.flatMap(trajectoryRows), pca: jointPca(all, 2), names: read.map((t) => t.names) };
+      expected = {
+        rows: all.flatMap(trajectoryRows),
+        pca: jointPca(all, 2),
+        names: read.map((t) => t.names),
+        filtered: trajectoryRows(read[0]!),
+      };
     } finally {
       for (const t of [...read, ...all]) disposeTrajectory(t);
     }
-    // The filter matters: it keeps fewer tensors than the whole run holds.
+    // The filter matters: it keeps fewer tensors than the whole run holds, and the program applies it.
     expect(expected.names[0]!.length).toBeLessThan(expected.names[1]!.length);
+    const filtered = await runScoped(trajectoriesProgram({ runs: [{ dir: runDir, label: "a" }], filter, components: 1 }));
+    expect(filtered.value.rows.length).toBe(expected.filtered.length);
+    filtered.value.rows.forEach((r, i) => expect(close(r.param_norm, expected.filtered[i]!.param_norm)).toBe(true));
+    expect(Math.abs(expected.filtered[0]!.param_norm - expected.rows[0]!.param_norm)).toBeGreaterThan(1e-3);
+    expect(filtered.leftAfter).toBe(0);
     const out = await runScoped(
       trajectoriesProgram({
         runs: [
