@@ -1,6 +1,7 @@
 /** `emlab direction`: parses options, runs directionProgram (src/effect/analysis.ts), writes the direction. */
 import { Effect } from "effect";
 import { directionProgram } from "../effect/analysis.js";
+import { ResultsFile } from "../eval/results.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import { parseNumber, required } from "./args.js";
 import { runWithModel, writeOutputs } from "./analysis-options.js";
@@ -25,7 +26,9 @@ export function runDirection(argv: readonly string[]): Promise<number> | number 
   const parsed = parseOrHelp(directionCommand, argv);
   if (parsed === null) return 0;
   const { values } = parsed;
-  const results = required("--results", values.results);
+  const source = required("--results", values.results);
+  // Read (and checked) before the model loads: a malformed results file fails fast, naming its line.
+  const results = ResultsFile.read(source);
   const out = required("--out", values.out);
   const program = Effect.gen(function* () {
     const result = yield* directionProgram({
@@ -38,7 +41,7 @@ export function runDirection(argv: readonly string[]): Promise<number> | number 
       saveSafetensors(
         out,
         { direction: result.direction, misaligned_mean: result.misalignedMean, aligned_mean: result.alignedMean },
-        { misaligned: String(result.counts.misaligned), aligned: String(result.counts.aligned), source: results },
+        { misaligned: String(result.counts.misaligned), aligned: String(result.counts.aligned), source },
       );
       process.stdout.write(`${JSON.stringify({ out, ...result.counts, layers: result.direction.size(0) })}\n`);
     });

@@ -11,8 +11,8 @@ import { type BoundaryError, boundary } from "./errors.js";
 import { ModelService } from "./services.js";
 
 export interface DirectionProgramOptions extends SplitCriteria {
-  /** Judged results file (aligned and coherent columns). */
-  results: string;
+  /** Judged results file (aligned and coherent columns), or one already read (e.g. checked before the model loads). */
+  results: string | ResultsFile;
   batchSize?: number;
   maxLength?: number;
   /** Called after each batch of answers (progress). */
@@ -25,7 +25,8 @@ export function directionProgram(
 ): Effect.Effect<DirectionResult, BoundaryError, ModelService | Scope.Scope> {
   return Effect.gen(function* () {
     const { model, tokenizer } = yield* ModelService;
-    const rows = yield* boundary(() => ResultsFile.read(options.results).rows);
+    const given = options.results;
+    const rows = typeof given === "string" ? (yield* boundary(() => ResultsFile.read(given))).rows : given.rows;
     const { misaligned, aligned } = splitJudged(rows, options);
     return yield* Effect.acquireRelease(
       boundary(() =>
