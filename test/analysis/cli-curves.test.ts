@@ -124,6 +124,34 @@ describe.skipIf(!built)(
       }
     });
 
+    it("a typed failure inside the program reaches the CLI as emlab: TAG: message, exit 1, nothing written", () => {
+      const out = join(work, "never-written.csv");
+      const missing = join(work, "missing.safetensors");
+      const e = emlab(["efficiency", ...vectorLossArgs().map((a) => (a === vectorFile ? missing : a)), "--scales", "1", "--out", out]);
+      expect(e.status, e.stderr).toBe(1);
+      expect(e.stderr).toMatch(new RegExp(`^emlab: (SafetensorsError|FileSystemError): .*${missing}`, "m"));
+      const c = emlab([
+        "compare-norms",
+        "--model",
+        modelDir,
+        "--narrow",
+        vectorFile,
+        "--general",
+        vectorFile,
+        "--layer",
+        "7",
+        "--data",
+        MEDICAL,
+        "--count",
+        "2",
+        "--out",
+        out,
+      ]);
+      expect(c.status, c.stderr).toBe(1);
+      expect(c.stderr).toMatch(/^emlab: InvalidSetupError: /m);
+      expect(existsSync(out)).toBe(false);
+    });
+
     it("stability writes eps,mean_percent,std_population_percent,std_sample_percent,losses with 0% at eps 0", () => {
       const out = join(work, "stability.csv");
       const r = emlab(["stability", ...vectorLossArgs(), "--eps", "0,0.5", "--seeds", "1,2", "--out", out]);
