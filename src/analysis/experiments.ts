@@ -151,29 +151,40 @@ export function stability(
   const l0 = datasetLoss(model, examples, { padId: options.padId });
   const total = options.eps.length * options.seeds.length;
   let done = 0;
-  const points = options.eps.map((eps) => {
-    const losses = options.seeds.map((seed) => {
-      const restore = snapshot(tensors);
-      try {
-        perturbInPlace(tensors, eps, seed);
-        return datasetLoss(model, examples, { padId: options.padId });
-      } finally {
-        restore();
-        options.onProgress?.(++done, total);
-      }
-    });
-    const relative = losses.map((l) => (100 * (l - l0)) / (options.baseLoss - l0));
-    const mean = relative.reduce((a, b) => a + b, 0) / relative.length;
-    const squares = relative.reduce((a, b) => a + (b - mean) ** 2, 0);
-    return {
-      eps,
-      mean,
-      stdPopulation: Math.sqrt(squares / relative.length),
-      std: Math.sqrt(squares / Math.max(1, relative.length - 1)),
-      losses,
-    };
-  });
+  const points = options.eps.map((eps) =>
+    stabilityPoint(model, tensors, examples, eps, { ...options, l0, onSeed: () => options.onProgress?.(++done, total) }),
+  );
   return { l0, lBase: options.baseLoss, points };
+}
+
+/** One eps of `stability`: the loss under each seed's perturbation, relative to L_0 (`l0`) and L_base, with its mean and stds. */
+export function stabilityPoint(
+  model: LoadedModel,
+  tensors: readonly Tensor[],
+  examples: readonly Example[],
+  eps: number,
+  options: { seeds: readonly number[]; l0: number; baseLoss: number; padId?: number; onSeed?: () => void },
+): StabilityPoint {
+  const losses = options.seeds.map((seed) => {
+    const restore = snapshot(tensors);
+    try {
+      perturbInPlace(tensors, eps, seed);
+      return datasetLoss(model, examples, { padId: options.padId });
+    } finally {
+      restore();
+      options.onSeed?.();
+    }
+  });
+  const relative = losses.map((l) => (100 * (l - options.l0)) / (options.baseLoss - options.l0));
+  const mean = relative.reduce((a, b) => a + b, 0) / relative.length;
+  const squares = relative.reduce((a, b) => a + (b - mean) ** 2, 0);
+  return {
+    eps,
+    mean,
+    stdPopulation: Math.sqrt(squares / relative.length),
+    std: Math.sqrt(squares / Math.max(1, relative.length - 1)),
+    losses,
+  };
 }
 
 export interface SignificancePoint {

@@ -4,9 +4,9 @@
  * `directionProgram`: the steering vector, adapters or direction an analysis works on are opened by a
  * scoped constructor (attached while the Scope is open; unhooked / detached and freed when it closes),
  * boundary failures (missing or malformed files, a layer the model lacks) arrive typed, and the
- * computation is the synchronous functions of src/analysis, unchanged: one `step` per scale for the
- * efficiency and equal-norm curves (the event loop turns in between, so a signal interrupts there), one
- * step or boundary call for the other sweeps. The CLI's analysis commands run these programs.
+ * computation is the synchronous functions of src/analysis, unchanged: one `step` per scale of the
+ * efficiency and equal-norm curves and per eps of stability (the event loop turns in between, so a signal
+ * interrupts there), one step or boundary call for the other sweeps. The CLI's analysis commands run these programs.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,7 +24,7 @@ import {
   type SignificancePoint,
   type StabilityPoint,
   significance,
-  stability,
+  stabilityPoint,
   steeringEfficiency,
 } from "../analysis/experiments.js";
 import { checkpointLossGradients, followsMethod, type LossGradientRow, type LossGradientRun } from "../analysis/checkpoint-gradients.js";
@@ -128,7 +128,10 @@ export interface StabilityProgramOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** The perturbation stability of a steering vector file or adapter directories; L_base is the loss with the solution off. */
+/**
+ * The perturbation stability of a steering vector file or adapter directories (`stability`); L_base is the
+ * loss with the solution off. One step per eps, the event loop turning in between.
+ */
 export function stabilityProgram(
   options: StabilityProgramOptions,
 ): Effect.Effect<{ l0: number; lBase: number; points: StabilityPoint[] }, BoundaryError | TorchError, ModelService | Scope.Scope> {
@@ -136,16 +139,26 @@ export function stabilityProgram(
     const { model, tokenizer } = yield* ModelService;
     const s = yield* scopedSolution(model, options.solution);
     const padId = tokenizer.padTokenId ?? 0;
-    return yield* step(() => {
-      const baseLoss = s.off(() => datasetLoss(model, options.examples, { padId }));
-      return stability(model, s.tensors, options.examples, {
-        eps: options.eps,
-        seeds: options.seeds,
-        baseLoss,
-        padId,
-        onProgress: options.onProgress,
-      });
-    });
+    const baseLoss = yield* step(() => s.off(() => datasetLoss(model, options.examples, { padId })));
+    const l0 = yield* step(() => datasetLoss(model, options.examples, { padId }));
+    const total = options.eps.length * options.seeds.length;
+    let done = 0;
+    const points: StabilityPoint[] = [];
+    for (const eps of options.eps) {
+      yield* Effect.yieldNow;
+      points.push(
+        yield* step(() =>
+          stabilityPoint(model, s.tensors, options.examples, eps, {
+            seeds: options.seeds,
+            l0,
+            baseLoss,
+            padId,
+            onSeed: () => options.onProgress?.(++done, total),
+          }),
+        ),
+      );
+    }
+    return { l0, lBase: baseLoss, points };
   });
 }
 
