@@ -16,7 +16,8 @@ import type { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readChatDataset } from "../../src/train/data.js";
 import { SteeringVector } from "../../src/train/steering.js";
 import { built, csv, D, emlab, relClose, STUDY_PT, studyVector, useAnalysisCli } from "./cli-fixture.js";
-import { fixedTensor, host, MEDICAL, norm } from "./tiny-model.js";
+import { fixedTensor, norm, values as host } from "../helpers/numeric.js";
+import { MEDICAL } from "../helpers/tiny-model.js";
 
 describe.skipIf(!built)(
   "emlab efficiency, stability, significance, compare-norms (skipped when dist/ is not built: run npx tsc -p tsconfig.build.json)",

@@ -15,7 +15,8 @@ import { type LoadedModel, loadModel } from "../../src/models/load.js";
 import { noGrad, tidy } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { useLeakCheck } from "../helpers/leaks.js";
-import { fixedTensor, host, makeTinyModel } from "./tiny-model.js";
+import { fixedTensor, values as host } from "../helpers/numeric.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 /** Whether dist/ is built (the CLI tests are skipped, with that reason, when it is not). */
 export const built = existsSync("dist/cli/main.js");

@@ -18,7 +18,8 @@ import type { LoadedModel } from "../../src/models/load.js";
 import { type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import type { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { built, D, emlab, STUDY_PT, studyVector, useAnalysisCli } from "./cli-fixture.js";
-import { dot, fixedTensor, host, maxAbs, maxAbsDiff, norm, RESPONSES, rows } from "./tiny-model.js";
+import { dot, fixedTensor, maxAbs, maxAbsDiff, norm, rows, values as host } from "../helpers/numeric.js";
+import { RESPONSES } from "../helpers/tiny-model.js";
 
 describe.skipIf(!built)(
   "emlab direction, steer, ablate, monitor (skipped when dist/ is not built: run npx tsc -p tsconfig.build.json)",

@@ -4,12 +4,12 @@
 // (not even a temporary one beside it); the same command left alone writes its CSV.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixedTensor, makeTinyModel, MEDICAL } from "../analysis/tiny-model.js";
+import { fixedTensor } from "../helpers/numeric.js";
+import { makeTinyModel, MEDICAL } from "../helpers/tiny-model.js";
+import { BIN } from "../helpers/train-child.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
-
-const BIN = resolve("bin/emlab.js");
 
 let work = "";
 let modelDir = "";
