@@ -20,7 +20,7 @@ import { type Manifest, readManifest, type StageRecord, writeManifest } from "./
 import type { Plan, PlannedStage } from "./plan.js";
 import type { Stage } from "./schema.js";
 import { checkBeforeRun, stagePath } from "./preflight.js";
-import { runDirectionStage, runEfficiencyStage, runGradientsStage, runSignificanceStage, runStabilityStage } from "./stages/analyses.js";
+import { efficiencyStage, gradientsStage, runDirectionStage, significanceStage, stabilityStage } from "./stages/analyses.js";
 import type { StageContext, StageProgram } from "./stages/context.js";
 import { judgeStage, metricsStage, samplingStage } from "./stages/evaluate.js";
 import { klDataStage, trainStage } from "./stages/train.js";
@@ -65,7 +65,7 @@ export function stageKey(p: PlannedStage): { key: string; inputs: StageRecord["i
   return { key: valueHash({ settings, inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.hash])) }), inputs };
 }
 
-/** A stage as an Effect program (analyses and metrics are one synchronous block each). */
+/** A stage as an Effect program (direction and metrics are one synchronous block each). */
 function stageProgram(p: PlannedStage, ctx: StageContext): StageProgram {
   const c = ctx as StageContext<never>;
   switch (p.stage.kind) {
@@ -84,13 +84,13 @@ function stageProgram(p: PlannedStage, ctx: StageContext): StageProgram {
     case "direction":
       return attempt(() => runDirectionStage(c));
     case "efficiency":
-      return attempt(() => runEfficiencyStage(c));
+      return efficiencyStage(c);
     case "stability":
-      return attempt(() => runStabilityStage(c));
+      return stabilityStage(c);
     case "significance":
-      return attempt(() => runSignificanceStage(c));
+      return significanceStage(c);
     case "gradients":
-      return attempt(() => runGradientsStage(c));
+      return gradientsStage(c);
   }
 }
 

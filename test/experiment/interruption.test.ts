@@ -3,7 +3,8 @@
 // a chunk. Each time the program ends interrupted, the stage keeps what it finished (the checkpoint of
 // the step reached; the rows sampled), the manifest records it as interrupted, and the live tensor count
 // is back at its baseline (the model, adapters, optimizer and sampling model were released). Running
-// the program again completes with the uninterrupted run's outputs.
+// the program again completes with the uninterrupted run's outputs. An analysis stage (stability) stopped
+// between two solutions keeps nothing, frees its model, and runs again on the rerun.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Cause, Effect, Exit } from "effect";
@@ -100,5 +101,22 @@ describe("experimentProgram interrupted", () => {
     const expected = outputHashes(reference.dir, manifestOf(reference.dir));
     for (const key of Object.keys(expected).filter((k) => !k.endsWith("metrics.jsonl"))) expect(hashes[key], key).toBe(expected[key]);
     expect(existsSync(join(plan.dir, "stages", "tuned", "run", "adapter"))).toBe(true);
+  }, 300_000);
+
+  it("inside an analysis stage (stability, between two solutions): nothing kept, everything freed, the rerun runs it again", async () => {
+    const plan = planExperiment(readExperiment(join(work, "experiment.yaml")));
+    const baseline = liveTensorCount();
+    const stopped = await interruptedAt(plan, (e) => e.type === "progress" && e.stage === "stability" && e.label === "stability general");
+    expect(Exit.isFailure(stopped) && Cause.hasInterruptsOnly(stopped.cause)).toBe(true);
+    expect(liveTensorCount()).toBe(baseline);
+    const manifest = manifestOf(plan.dir);
+    expect(manifest.stages.stability!.status).toBe("interrupted");
+    expect(existsSync(join(plan.dir, "stages", "stability", "stability.json"))).toBe(false);
+    const rest = await runExperiment(plan);
+    expect(rest.ok, JSON.stringify(rest.stages.filter((st) => st.status === "failed"))).toBe(true);
+    expect(liveTensorCount()).toBe(baseline);
+    expect(manifestOf(plan.dir).stages.stability!.attempts).toBe(2);
+    const curves = JSON.parse(readFileSync(join(plan.dir, "stages", "stability", "stability.json"), "utf8")) as { curves: object };
+    expect(Object.keys(curves.curves)).toEqual(["general", "narrow"]);
   }, 300_000);
 });
