@@ -3,8 +3,9 @@
 // a chunk. Each time the program ends interrupted, the stage keeps what it finished (the checkpoint of
 // the step reached; the rows sampled), the manifest records it as interrupted, and the live tensor count
 // is back at its baseline (the model, adapters, optimizer and sampling model were released). Running
-// the program again completes with the uninterrupted run's outputs. An analysis stage (stability) stopped
-// between two solutions keeps nothing, frees its model, and runs again on the rerun.
+// the program again completes with the uninterrupted run's outputs. kl-data stopped after some answers
+// keeps them and the rerun appends the rest; an analysis stage (stability) stopped between two solutions
+// keeps nothing, frees its model, and runs again on the rerun.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Cause, Effect, Exit } from "effect";
@@ -103,9 +104,19 @@ describe("experimentProgram interrupted", () => {
     expect(existsSync(join(plan.dir, "stages", "tuned", "run", "adapter"))).toBe(true);
   }, 300_000);
 
-  it("inside an analysis stage (stability, between two solutions): nothing kept, everything freed, the rerun runs it again", async () => {
+  it("inside kl-data (answers kept) and inside an analysis stage (stability, between two solutions: nothing kept); everything freed, the rerun completes both", async () => {
     const plan = planExperiment(readExperiment(join(work, "experiment.yaml")));
     const baseline = liveTensorCount();
+    // kl-data stopped after some answers: those lines are kept, and the rerun appends the rest after them.
+    const klFile = join(plan.dir, "stages", "kl", "kl.jsonl");
+    const inKl = await interruptedAt(plan, (e) => e.type === "progress" && e.stage === "kl" && e.done >= 3);
+    expect(Exit.isFailure(inKl) && Cause.hasInterruptsOnly(inKl.cause)).toBe(true);
+    expect(liveTensorCount()).toBe(baseline);
+    expect(manifestOf(plan.dir).stages.kl!.status).toBe("interrupted");
+    const klKept = readFileSync(klFile, "utf8");
+    const keptLines = klKept.split("\n").filter(Boolean).length;
+    expect(keptLines).toBeGreaterThanOrEqual(3);
+    expect(keptLines).toBeLessThan(12);
     const stopped = await interruptedAt(plan, (e) => e.type === "progress" && e.stage === "stability" && e.label === "stability general");
     expect(Exit.isFailure(stopped) && Cause.hasInterruptsOnly(stopped.cause)).toBe(true);
     expect(liveTensorCount()).toBe(baseline);
@@ -118,5 +129,9 @@ describe("experimentProgram interrupted", () => {
     expect(manifestOf(plan.dir).stages.stability!.attempts).toBe(2);
     const curves = JSON.parse(readFileSync(join(plan.dir, "stages", "stability", "stability.json"), "utf8")) as { curves: object };
     expect(Object.keys(curves.curves)).toEqual(["general", "narrow"]);
+    const klFinal = readFileSync(klFile, "utf8");
+    expect(klFinal.startsWith(klKept)).toBe(true);
+    expect(klFinal.split("\n").filter(Boolean)).toHaveLength(12);
+    expect(manifestOf(plan.dir).stages.kl!.attempts).toBe(2);
   }, 300_000);
 });
