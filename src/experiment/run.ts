@@ -131,7 +131,11 @@ export const experimentProgram = (plan: Plan, options: RunExperimentOptions = {}
     const { forced, previousManifest } = yield* attempt(() => {
       const forced = forcedStages(plan, options);
       const previousManifest = readManifest(plan.dir);
-      const willRun = (p: PlannedStage) => options.only === undefined || p.stage.name === options.only;
+      // Stages recorded complete (and not forced) are left out: they are skipped unless their inputs
+      // changed, and then the stage itself makes the same checks when it runs.
+      const willRun = (p: PlannedStage) =>
+        (options.only === undefined || p.stage.name === options.only) &&
+        (forced?.has(p.stage.name) === true || previousManifest?.stages[p.stage.name]?.status !== "complete");
       checkBeforeRun(plan, previousManifest, willRun, options.only);
       return { forced, previousManifest };
     });

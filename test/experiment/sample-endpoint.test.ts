@@ -1,7 +1,8 @@
 // The experiment runner's sample stage with `endpoint:` samples through `emlab serve` (in process, on
 // 127.0.0.1, tiny random Qwen2 with the real Qwen2.5 tokenizer): the same rows as the same stage
 // sampled locally, a LoRA module by its served name equals the local stage with that solution, the
-// server's URL is not part of the stage key (a restart on another port does not re-run it), and
+// server's URL is not part of the stage key (a restart on another port does not re-run it, nor does a
+// missing api_key_env variable refuse a stage that is complete), and
 // `solution` with `endpoint` is refused when the file is read.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -62,7 +63,7 @@ function experiment(name: string, url: string, extra = ""): string {
 output_dir: ${name}
 stages:
   - { name: local_base, kind: sample, ${sample} }
-  - { name: remote_base, kind: sample, ${sample}, endpoint: { url: "${url}", model: base } }
+  - { name: remote_base, kind: sample, ${sample}, endpoint: { url: "${url}", model: base, api_key_env: EMLAB_TEST_ENDPOINT_KEY } }
   - { name: local_tuned, kind: sample, solution: lora, ${sample} }
   - { name: remote_tuned, kind: sample, ${sample}, endpoint: { url: "${url}", model: tuned, concurrency: 2 } }
 ${extra}`,
@@ -73,12 +74,15 @@ ${extra}`,
 describe("experiment sample stage through an endpoint", () => {
   it("remote stages equal local ones; a server on another URL does not re-run them", async () => {
     const plan = planExperiment(readExperiment(experiment("runs", `${server.url}/v1`)));
+    process.env.EMLAB_TEST_ENDPOINT_KEY = "sk-endpoint-test";
     const summary = await runExperiment(plan, {});
     expect(summary.ok, JSON.stringify(summary.stages)).toBe(true);
     expect(rowsOf(plan.dir, "remote_base")).toHaveLength(6);
     expect(rowsOf(plan.dir, "remote_base")).toEqual(rowsOf(plan.dir, "local_base"));
     expect(rowsOf(plan.dir, "remote_tuned")).toEqual(rowsOf(plan.dir, "local_tuned"));
     expect(rowsOf(plan.dir, "remote_tuned")).not.toEqual(rowsOf(plan.dir, "local_base"));
+    // Complete stages are skipped without their endpoint's key variable (it is only needed to sample).
+    delete process.env.EMLAB_TEST_ENDPOINT_KEY;
     const again = planExperiment(readExperiment(experiment("runs", "http://127.0.0.1:9/v1")));
     const second = await runExperiment(again, {});
     expect(second.stages.map((s) => s.status)).toEqual(["skipped", "skipped", "skipped", "skipped"]);
