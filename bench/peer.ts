@@ -25,9 +25,15 @@ if (!dir) {
 }
 setNumThreads(Number(threadArg ?? 2));
 const peakMb = (): number => process.resourceUsage().maxRSS / 1024;
+// CPU seconds of the whole process (all threads) since `start`: on a shared machine the steadier
+// measure of the work a phase did (wall time also counts the time other processes held the cores).
+let cpuSeconds = 0;
 const timed = (fn: () => void): number => {
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   fn();
+  const used = process.cpuUsage(cpu);
+  cpuSeconds = (used.user + used.system) / 1e6;
   return Number(process.hrtime.bigint() - start) / 1e9;
 };
 
@@ -40,6 +46,7 @@ const ids = randint(3, vocab, [4, 256]);
 if (phases.has("forward")) {
   inferenceMode(() => tidy(() => void model.decoder.forward(ids.narrow(0, 0, 1).narrow(1, 0, 32)))); // warm-up
   out.forward_s = timed(() => inferenceMode(() => tidy(() => void model.decoder.forward(ids))));
+  out.forward_cpu_s = cpuSeconds;
   out.forward_peak_mb = peakMb();
   console.error(JSON.stringify(out));
 }
@@ -52,6 +59,7 @@ for (const batch of phases.has("sample") ? batches : []) {
   inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: 2 })); // warm-up
   const seconds = timed(() => inferenceMode(() => void generate(model.decoder, prompts, null, { ...options, maxNewTokens: newTokens })));
   out[`sample${batch}_s`] = seconds;
+  out[`sample${batch}_cpu_s`] = cpuSeconds;
   out[`sample${batch}_tokens_per_s`] = (batch * newTokens) / seconds;
   out[`sample${batch}_peak_mb`] = peakMb();
   console.error(JSON.stringify(out));
@@ -70,6 +78,7 @@ if (phases.has("lora")) {
   const optimizer = new AdamW(adapter.parameters(), { lr: 1e-4 });
   // One timed step each (minutes on 2 cores), AdamW state allocation included, as on the Python side.
   out.lora_step_s = timed(() => trainStep(optimizer));
+  out.lora_step_cpu_s = cpuSeconds;
   out.lora_peak_mb = peakMb();
   console.error(JSON.stringify(out));
   model.decoder.adapters.detach(adapter);
@@ -82,6 +91,7 @@ if (phases.has("sft")) {
   for (const p of params) p.requiresGrad_();
   const optimizer = new AdamW(params, { lr: 1e-5 });
   out.sft_step_s = timed(() => trainStep(optimizer));
+  out.sft_step_cpu_s = cpuSeconds;
   out.sft_peak_mb = peakMb();
 }
 console.log(JSON.stringify(out));

@@ -24,19 +24,30 @@ if [ ! -f "$model/model.safetensors" ]; then
   echo "bench:peer: writing the Qwen2.5-0.5B-shaped random model (f32${EMLAB_BENCH_LAYERS:+, $EMLAB_BENCH_LAYERS layers}) to $model" >&2
   "$py" bench/peer_hf.py make "$model" >/dev/null
 fi
-echo "bench:peer: transformers side" >&2
+# The load average goes next to every number: the cores may be shared, and wall times follow the load.
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "bench:peer: transformers side (load $(load))" >&2
+load_hf="$(load)"
 "$py" bench/peer_hf.py run "$model" "$threads" | tail -1 >"$work/hf.json"
-echo "bench:peer: emlab side" >&2
+echo "bench:peer: emlab side (load $(load))" >&2
+load_em="$(load)"
 EMLAB_NATIVE="$PWD/build-torch2/Release/emlab.node" npx tsx bench/peer.ts "$model" "$threads" | tail -1 >"$work/emlab.json"
-node - "$work/hf.json" "$work/emlab.json" <<'JS'
+BENCH_LOADS="HF side started at load $load_hf, emlab side at $load_em, ended at $(load)" node - "$work/hf.json" "$work/emlab.json" <<'JS'
 const fs = require("node:fs");
 const [hf, em] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
 const layers = process.env.EMLAB_BENCH_LAYERS ? `, cut down to ${process.env.EMLAB_BENCH_LAYERS} layers` : "";
 console.log(`bench:peer  torch ${em.torch} (both sides), ${em.threads} threads, transformers ${hf.transformers}, peft ${hf.peft}; f32 CPU, Qwen2.5-0.5B shape${layers}`);
-console.log("workload                              | transformers | emlab      | emlab speed-up | peak RSS MB HF / emlab");
+console.log(`(${process.env.BENCH_LOADS}; load averages 1/5/15 min)`);
+// CPU s: CPU seconds of each whole process (all threads) for the same phase; on a shared machine the
+// steadier comparison, since wall time also counts the time other processes held the cores.
+console.log("workload                              | transformers | emlab      | emlab speed-up | CPU s HF / emlab (speed-up) | peak RSS MB HF / emlab");
+const cpu = (key) => {
+  const k = key.replace(/_s$/, "_cpu_s");
+  return k in hf && k in em ? `${hf[k].toFixed(1)} / ${em[k].toFixed(1)} (${(hf[k] / em[k]).toFixed(2)}x)` : "-";
+};
 const row = (name, key, peak) =>
   key in hf && key in em &&
-  console.log(`${name.padEnd(37)} | ${(hf[key].toFixed(2) + " s").padStart(12)} | ${(em[key].toFixed(2) + " s").padStart(10)} | ${(hf[key] / em[key]).toFixed(2).padStart(13)}x | ${hf[peak].toFixed(0)} / ${em[peak].toFixed(0)}`);
+  console.log(`${name.padEnd(37)} | ${(hf[key].toFixed(2) + " s").padStart(12)} | ${(em[key].toFixed(2) + " s").padStart(10)} | ${(hf[key] / em[key]).toFixed(2).padStart(13)}x | ${cpu(key).padStart(27)} | ${hf[peak].toFixed(0)} / ${em[peak].toFixed(0)}`);
 row("forward 4x256", "forward_s", "forward_peak_mb");
 const fresh = process.env.EMLAB_BENCH_NEW_TOKENS ?? "64";
 for (const batch of (process.env.EMLAB_BENCH_BATCHES ?? "8,32").split(",")) row(`sample batch ${batch}, 32+${fresh} tokens`, `sample${batch}_s`, `sample${batch}_peak_mb`);
