@@ -5,6 +5,7 @@
  *   EMLAB_NATIVE=build-torch2/Release/emlab.node npx tsx bench/sft-split.ts MODEL_DIR [THREADS] [STEPS]
  */
 import { native } from "../src/native/addon.js";
+import { handleOf } from "../src/tensor/internal.js";
 import { loadModel } from "../src/models/load.js";
 import { causalLmLoss } from "../src/nn/losses.js";
 import { AdamW } from "../src/optim/adamw.js";
@@ -45,7 +46,7 @@ for (let step = 0; step < Number(stepArg ?? 3); step++) {
     loss.backward();
     record(t, "backward", s);
   });
-  t.withGrad = params.filter((p) => native.hasGrad(p.handle)).length;
+  t.withGrad = params.filter((p) => native.hasGrad(handleOf(p))).length;
   let s = clock();
   optimizer.step();
   record(t, "step", s);
