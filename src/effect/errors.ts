@@ -10,7 +10,7 @@ import { DocumentsError } from "../analysis/documents.js";
 import { MemoryBudgetError } from "../generate/budget.js";
 import { IdShapeError } from "../generate/ids.js";
 import { TorchFileError } from "../io/torch-file.js";
-import { ContextLengthError } from "../nn/errors.js";
+import { ContextLengthError, TokenIdError } from "../nn/errors.js";
 import { NonFiniteStepError, UnlabeledBatchError } from "../train/guards.js";
 import { InitFromError } from "../train/init-from.js";
 import { RunDirectoryError, RunInputError } from "../train/inputs.js";
@@ -55,6 +55,7 @@ export type BoundaryError =
   | OutputDirectoryError
   | OutputPathError
   | ContextLengthError
+  | TokenIdError
   | IdShapeError
   | MemoryBudgetError
   | TorchFileError
@@ -85,6 +86,7 @@ const TYPED = [
   OutputDirectoryError,
   OutputPathError,
   ContextLengthError,
+  TokenIdError,
   IdShapeError,
   MemoryBudgetError,
   TorchFileError,

@@ -26,6 +26,7 @@ import { downProjection, gatedActivation, type MlpWeights } from "./mlp.js";
 import { rmsNorm } from "./rms-norm.js";
 import { inverseFrequencies, type RopeSpec, ropeTables } from "./rope.js";
 import { contextLengthError } from "./errors.js";
+import { checkTokenIds } from "./token-ids.js";
 import { linearModuleName } from "./linear-modules.js";
 import { plainProjections, type ProjectionSource } from "./projections.js";
 import type { DecoderSpec } from "./spec.js";
@@ -152,10 +153,11 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     });
   }
 
-  /** Ids on the model's device, positions, and lazily built masks and RoPE tables for one forward pass. */
+  /** Checks the ids (TokenIdError: not integer, not [batch, pos], outside the vocabulary), then: ids on the model's device, positions, and lazily built masks and RoPE tables for one forward pass. */
   prepare(inputIds: Tensor, options: ForwardOptions): LayerContext {
     const spec = this.spec;
     const cache = options.cache ?? null;
+    checkTokenIds(inputIds, spec.vocabSize);
     const ids = inputIds.to({ dtype: "i64", device: this.device });
     const [batch, pos] = ids.shape as [number, number];
     const past = cache?.length ?? 0;

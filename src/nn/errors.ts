@@ -15,3 +15,13 @@ export function contextLengthError(what: string, positions: number, maxPositions
     maxPositions,
   });
 }
+
+/**
+ * Token ids a forward pass cannot take: not an integer tensor (int64 / int32), not [batch, pos], or an id
+ * outside 0..vocab-1 (`id` and its `position` [row, column] then name the first offending one).
+ */
+export class TokenIdError extends Data.TaggedError("TokenIdError")<{
+  readonly message: string;
+  readonly id?: number;
+  readonly position?: readonly [number, number];
+}> {}
