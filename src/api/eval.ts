@@ -19,7 +19,7 @@ export {
   QuestionSetError,
 } from "../eval/questions.js";
 export { type Cell, type ResultRow, ResultsFile, ResultsFileError, scoreOf, type SetAside } from "../eval/results.js";
-export { type SampleOptions, sampleResponses } from "../eval/sample.js";
+export { type SampleOptions, sampleResponses, sampleResponsesEffect } from "../eval/sample.js";
 export { type RemoteEndpoint, RemoteSamplingError, sampleResponsesRemote, sampleResponsesRemoteEffect } from "../eval/remote-sample.js";
 export { bootstrapRateCi, cohenKappa, pearson, ranks, spearman } from "../eval/stats.js";
 export { seededRandom, seedState } from "../random/seeded.js";

@@ -10,6 +10,7 @@ export { writeRandomModel } from "../models/random.js";
 export type { FamilyName, ModelSpec } from "../models/spec.js";
 export type { DecoderSpec, LayerSpec } from "../nn/spec.js";
 export { Decoder, type DecoderWeights, type ForwardOptions, type ForwardOutput, type LayerWeights } from "../nn/decoder.js";
+export { TokenIdError } from "../nn/errors.js";
 export { KvCache } from "../nn/kv-cache.js";
 export { causalLmLoss } from "../nn/losses.js";
 export { type LinearKind, linearModuleName, linearModules } from "../nn/linear-modules.js";
@@ -34,5 +35,6 @@ export type { HookContext, HookFn, HookHandle, HookRegistry } from "../hooks/reg
 export { addHook, captureHook, gradientHook, projectOutHook } from "../hooks/interventions.js";
 export { ActivationCache, type CacheOptions, patchActivations, type PatchOptions, type PatchResult, runWithCache } from "../hooks/cache.js";
 export { generate, type GenerateOptions, type GenerateResult } from "../generate/generate.js";
+export { generateEffect, type GenerationError, type YieldOptions } from "../generate/generate-effect.js";
 export { type IdRowsInput, IdShapeError } from "../generate/ids.js";
 export type { SamplingOptions } from "../generate/sampling.js";

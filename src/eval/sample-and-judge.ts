@@ -1,7 +1,8 @@
 /**
  * Sampling and judging overlapped: each sampled chunk is appended to the results file (as
  * `sampleResponses` does) and handed to the judge while the next chunk is sampled; the event loop
- * turns between chunks, so judge replies, progress output and signals are handled during sampling.
+ * turns between decode steps (sampleChunksEffect), so judge replies, progress output and signals are
+ * handled during sampling, and an interruption stops the chunk being generated within one step.
  * Chunks are judged one after another (each with the judge's own concurrency) and the file is
  * rewritten with the judge columns at the end, so its rows and cells are those of sampling everything
  * first and judging afterwards. Interrupted or failed, it still rewrites the file with every row judged
@@ -13,7 +14,8 @@ import type { ChatTokenizer } from "../tokenizer/tokenizer.js";
 import { type JudgeRowsOptions, type JudgeSummary, judgeRows } from "./judge/run.js";
 import type { Question } from "./questions.js";
 import type { ResultRow, ResultsFile } from "./results.js";
-import { type SampleOptions, sampleChunks } from "./sample.js";
+import type { GenerationError } from "../generate/generate-effect.js";
+import { type SampleOptions, sampleChunksEffect } from "./sample.js";
 
 export interface SampleAndJudgeResult {
   /** Rows sampled by this call. */
@@ -35,7 +37,7 @@ export const sampleAndJudge = (
   results: ResultsFile,
   sampling: SampleOptions,
   judging: (Omit<JudgeRowsOptions, "onProgress"> & { onProgress?: (done: number, total: number) => void }) | null,
-): Effect.Effect<SampleAndJudgeResult> =>
+): Effect.Effect<SampleAndJudgeResult, GenerationError> =>
   Effect.gen(function* () {
     let added = 0;
     const summary = noJudgements();
@@ -62,14 +64,7 @@ export const sampleAndJudge = (
                 ),
               ).pipe(Effect.map((fiber) => void fibers.push(fiber)));
         if (results.rows.length > 0) yield* judge([...results.rows]);
-        const chunks = sampleChunks(model, tokenizer, questions, results, sampling);
-        for (;;) {
-          yield* Effect.yieldNow;
-          const next = chunks.next();
-          if (next.done) break;
-          added += next.value.length;
-          yield* judge(next.value);
-        }
+        added = yield* sampleChunksEffect(model, tokenizer, questions, results, sampling, judge);
         yield* Fiber.joinAll(fibers);
       }),
     );

@@ -12,11 +12,10 @@
 import type { HfGenerationConfig } from "../models/hf-config.js";
 import type { LoadedModel } from "../models/load.js";
 import { Decoder } from "../nn/decoder.js";
-import { KvCache } from "../nn/kv-cache.js";
-import { cat, manualSeed, ones, type Tensor, tensor, tidy } from "../tensor/index.js";
 import { IdShapeError, idRows, type IdRowsInput } from "./ids.js";
-import { chooseNext, type SamplingOptions } from "./sampling.js";
+import type { SamplingOptions } from "./sampling.js";
 import { checkGenerationBudget } from "./budget.js";
+import { GenerationRun } from "./generation-run.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -59,6 +58,8 @@ export interface GenerateResult {
 /**
  * Generates from rectangular prompts `inputIds` (rows of equal length, or one row; left padding marked
  * in `attentionMask`). Pass the LoadedModel to use its generation_config.json and EOS ids as defaults.
+ * Runs every decode step synchronously; `generateEffect` (./generate-effect.ts) is the same run yielding
+ * to the event loop between steps.
  */
 export function generate(
   model: Decoder | LoadedModel,
@@ -66,6 +67,26 @@ export function generate(
   promptMask: IdRowsInput | null,
   generateOptions: GenerateOptions,
 ): GenerateResult {
+  const run = startGeneration(model, promptIds, promptMask, generateOptions);
+  try {
+    while (!run.done) run.step();
+    return run.result();
+  } finally {
+    run.dispose();
+  }
+}
+
+/**
+ * Checks the arguments (IdShapeError, ContextLengthError, MemoryBudgetError; RangeError for a
+ * maxNewTokens / samples that is not a positive integer), resolves the decoding settings and runs the
+ * prompt pass: a run ready for its first decode step, which the caller disposes.
+ */
+export function startGeneration(
+  model: Decoder | LoadedModel,
+  promptIds: IdRowsInput,
+  promptMask: IdRowsInput | null,
+  generateOptions: GenerateOptions,
+): GenerationRun {
   const decoder = model instanceof Decoder ? model : model.decoder;
   const loaded = model instanceof Decoder ? null : model;
   const inputIds = idRows("inputIds", promptIds);
@@ -78,108 +99,26 @@ export function generate(
       message: `attentionMask: shape [${attentionMask.length}, ${attentionMask[0]!.length}] differs from inputIds [${rows}, ${length}]`,
     });
   }
-  const eosDefault = generateOptions.eosTokenIds ?? loaded?.eosTokenIds;
-  const options: GenerateOptions = {
-    ...generateOptions,
-    ...resolveSampling(
-      generateOptions,
-      generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig,
-    ),
-    ...(eosDefault ? { eosTokenIds: eosDefault } : {}),
-  };
-  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1)
-    throw new RangeError(`maxNewTokens: expected a positive integer, got ${options.maxNewTokens}`);
-  const samples = options.samples ?? 1;
+  const eosTokenIds = generateOptions.eosTokenIds ?? loaded?.eosTokenIds ?? [];
+  const sampling = resolveSampling(
+    generateOptions,
+    generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig,
+  );
+  const maxNewTokens = generateOptions.maxNewTokens;
+  if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens < 1)
+    throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
+  const samples = generateOptions.samples ?? 1;
   if (!Number.isSafeInteger(samples) || samples < 1) throw new RangeError(`generate: samples must be a positive integer, got ${samples}`);
-  if (!Number.isSafeInteger(options.maxNewTokens) || options.maxNewTokens < 1)
-    throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`);
-  checkGenerationBudget(decoder.spec, decoder.dtype, decoder.device, {
-    rows,
-    promptLength: length,
-    maxNewTokens: options.maxNewTokens,
+  checkGenerationBudget(decoder.spec, decoder.dtype, decoder.device, { rows, promptLength: length, maxNewTokens, samples });
+  return new GenerationRun(decoder, inputIds, attentionMask, {
+    sampling,
+    maxNewTokens,
     samples,
+    eosTokenIds,
+    padTokenId: generateOptions.padTokenId ?? eosTokenIds[0] ?? 0,
+    seed: generateOptions.seed,
+    onStep: generateOptions.onStep,
   });
-  const eos = new Set(options.eosTokenIds ?? []);
-  const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;
-  if (options.seed !== undefined) manualSeed(options.seed);
-
-  const total = rows * samples;
-  const promptIndex = Array.from({ length: total }, (_, i) => Math.floor(i / samples));
-  const outputIds = promptIndex.map((p) => [...inputIds[p]!]);
-  const newIds: number[][] = promptIndex.map(() => []);
-  const finished = new Array<boolean>(total).fill(false);
-  const finishReasons: ("eos" | "length")[] = new Array(total).fill("length");
-
-  const device = decoder.device;
-  let cache = new KvCache(decoder.numLayers, length + options.maxNewTokens);
-  let mask: Tensor | null = null;
-  let logits: Tensor | null = null;
-  try {
-    tidy(() => {
-      const ids = tensor(
-        BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)),
-        { shape: [rows, length], device },
-      );
-      const m = attentionMask
-        ? tensor(
-            BigInt64Array.from(attentionMask.flat(), (v) => BigInt(v)),
-            { shape: [rows, length], device },
-          )
-        : ones([rows, length], { dtype: "i64", device });
-      const out = decoder.forward(ids, { attentionMask: m, cache, logits: "last" }).logits!;
-      if (samples > 1) {
-        const repeat = tensor(
-          BigInt64Array.from(promptIndex, (v) => BigInt(v)),
-          { device },
-        );
-        const expanded = cache.selectRows(repeat);
-        cache.dispose();
-        cache = expanded;
-        mask = m.indexSelect(0, repeat).share();
-        logits = out.indexSelect(0, repeat).share();
-      } else {
-        mask = m.share();
-        logits = out.share();
-      }
-      // share() makes handles that survive this scope; the originals are freed with it.
-      return [mask, logits];
-    });
-
-    for (let step = 0; step < options.maxNewTokens; step++) {
-      const chosen = tidy(() => Array.from(chooseNext(logits!.select(1, 0), options).toArray() as BigInt64Array, Number));
-      const tokens = chosen.map((t, i) => (finished[i] ? pad : t));
-      tokens.forEach((t, i) => {
-        outputIds[i]!.push(t);
-        if (!finished[i]) {
-          newIds[i]!.push(t);
-          if (eos.has(t)) {
-            finished[i] = true;
-            finishReasons[i] = "eos";
-          }
-        }
-      });
-      options.onStep?.(tokens, step);
-      if (finished.every(Boolean) || step === options.maxNewTokens - 1) break;
-      const previousMask: Tensor = mask!;
-      const previousLogits: Tensor = logits!;
-      [mask, logits] = tidy(() => {
-        const next = tensor(
-          BigInt64Array.from(tokens, (v) => BigInt(v)),
-          { shape: [total, 1], device },
-        );
-        const grown = cat([previousMask, ones([total, 1], { dtype: "i64", device })], 1);
-        const out = decoder.forward(next, { attentionMask: grown, cache, logits: "last" }).logits!;
-        return [grown, out];
-      });
-      previousMask.dispose();
-      previousLogits.dispose();
-    }
-  } finally {
-    cache.dispose();
-    (mask as Tensor | null)?.dispose();
-    (logits as Tensor | null)?.dispose();
-  }
-  return { outputIds, newIds, finishReasons, promptIndex };
 }
 
 /** Left-pads token-id prompts to a rectangle; returns ids and attention mask. */
