@@ -51,7 +51,7 @@ export function samplingFrom(values: Record<string, string | boolean | undefined
     ...(topP !== undefined ? { topP } : {}),
     ...(topK !== undefined ? { topK } : {}),
   };
-  const resolved = resolveSampling(explicit, model?.generationConfig ?? null);
+  const resolved = resolveSampling(explicit, model?.generationConfig ?? null, model && join(model.dir, "generation_config.json"));
   let seed = parseNumber("--seed", values.seed as string | undefined, { integer: true, min: 0 });
   if (seed === undefined) seed = Math.floor(Math.random() * 2 ** 31);
   if (!resolved.greedy)

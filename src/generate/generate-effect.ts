@@ -5,9 +5,11 @@
  * steps: the run's KV cache, mask and logits are freed by its finalizer. For the same arguments and seed
  * the ids are those of `generate()` (the same steps in the same order; libtorch's generator is global, so
  * nothing else may sample from it while a seeded run is suspended). Typed errors thrown while starting or
- * stepping (argument shapes, context length, memory budget, token ids, libtorch op errors) are failures.
+ * stepping (argument shapes, context length, memory budget, token ids, a generation_config.json that
+ * cannot sample, libtorch op errors) are failures.
  */
 import { Effect } from "effect";
+import { ModelConfigError } from "../models/errors.js";
 import type { LoadedModel } from "../models/load.js";
 import type { Decoder } from "../nn/decoder.js";
 import { ContextLengthError, TokenIdError } from "../nn/errors.js";
@@ -18,13 +20,14 @@ import type { GenerationRun } from "./generation-run.js";
 import { IdShapeError, type IdRowsInput } from "./ids.js";
 
 /** What a generation run can fail with (anything else, e.g. a RangeError for maxNewTokens < 1, is a defect). */
-export type GenerationError = IdShapeError | ContextLengthError | MemoryBudgetError | TokenIdError | TorchError;
+export type GenerationError = IdShapeError | ContextLengthError | MemoryBudgetError | TokenIdError | ModelConfigError | TorchError;
 
 const isGenerationError = (error: unknown): error is GenerationError =>
   error instanceof IdShapeError ||
   error instanceof ContextLengthError ||
   error instanceof MemoryBudgetError ||
   error instanceof TokenIdError ||
+  error instanceof ModelConfigError ||
   isTorchError(error);
 
 /** Runs `block`; a GenerationError it throws becomes a failure, anything else a defect. */

@@ -9,6 +9,8 @@
  * override them (a temperature / top-p / top-k without `greedy` means sampling). Sampling is unseeded
  * unless `seed` is given (the CLI always passes one). Prompts are rows of ids, or one row as a flat list.
  */
+import { join } from "node:path";
+import { ModelConfigError } from "../models/errors.js";
 import type { HfGenerationConfig } from "../models/hf-config.js";
 import type { LoadedModel } from "../models/load.js";
 import { Decoder } from "../nn/decoder.js";
@@ -33,13 +35,29 @@ export interface GenerateOptions extends SamplingOptions {
   generationConfig?: HfGenerationConfig | null;
 }
 
-/** The decoding actually used: explicit options over generation_config.json over greedy. */
-export function resolveSampling(options: SamplingOptions, config: HfGenerationConfig | null | undefined): Required<SamplingOptions> {
+/**
+ * The decoding actually used: explicit options over generation_config.json over greedy. A sampling run
+ * whose temperature 0 comes from the model's generation_config.json (`configFile`, named in the error) is
+ * a ModelConfigError: the file is the user's input. A temperature <= 0 passed explicitly stays the
+ * caller's bug (RangeError when sampling starts); the CLI refuses such flags itself.
+ */
+export function resolveSampling(
+  options: SamplingOptions,
+  config: HfGenerationConfig | null | undefined,
+  configFile = "generation_config.json",
+): Required<SamplingOptions> {
   const explicitSampling = options.temperature !== undefined || options.topP !== undefined || options.topK !== undefined;
   const greedy = options.greedy ?? (explicitSampling ? false : !(config?.do_sample ?? false));
+  const temperature = options.temperature ?? config?.temperature ?? 1;
+  if (!greedy && options.temperature === undefined && !(temperature > 0)) {
+    throw new ModelConfigError({
+      message: `${configFile}: temperature ${temperature} cannot sample (do_sample is true); set do_sample to false for greedy decoding, or pass a temperature > 0`,
+      file: configFile,
+    });
+  }
   return {
     greedy,
-    temperature: options.temperature ?? config?.temperature ?? 1,
+    temperature,
     topP: options.topP ?? config?.top_p ?? 1,
     topK: options.topK ?? config?.top_k ?? 0,
   };
@@ -103,6 +121,7 @@ export function startGeneration(
   const sampling = resolveSampling(
     generateOptions,
     generateOptions.generationConfig !== undefined ? generateOptions.generationConfig : loaded?.generationConfig,
+    loaded && generateOptions.generationConfig === undefined ? join(loaded.dir, "generation_config.json") : undefined,
   );
   const maxNewTokens = generateOptions.maxNewTokens;
   if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens < 1)

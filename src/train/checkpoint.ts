@@ -11,6 +11,7 @@ import { removeStaleTemporaries, writeOutputDir } from "../io/output.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { Optimizer, OptimizerState } from "../optim/optimizer.js";
 import { getRngState, noGrad, setRngState, type Tensor, tidy } from "../tensor/index.js";
+import { RunDirectoryError } from "./inputs.js";
 
 export interface TrainerPosition {
   step: number;
@@ -87,12 +88,13 @@ export function loadCheckpoint(dir: string, trainables: ReadonlyMap<string, Tens
   const moments = loadSafetensors(join(dir, "optimizer.safetensors")).tensors;
   const rng = loadSafetensors(join(dir, "rng.safetensors")).tensors;
   try {
+    const missing = [...trainables.keys()].find((name) => !saved.has(name));
+    if (missing !== undefined) {
+      const file = join(dir, "trainable.safetensors");
+      throw new RunDirectoryError({ dir, file, message: `${file}: the checkpoint has no trainable ${missing}; it is not this run's` });
+    }
     noGrad(() => {
-      for (const [name, t] of trainables) {
-        const value = saved.get(name);
-        if (!value) throw new RangeError(`${dir}: checkpoint has no trainable ${name}`);
-        t.copy_(value);
-      }
+      for (const [name, t] of trainables) t.copy_(saved.get(name)!);
     });
     optimizer.loadStateDict({ ...state.optimizer, tensors: Object.fromEntries(moments) });
     setRngState(rng.get("cpu")!);

@@ -5,6 +5,7 @@
  * below, then answers it. The list leaves out the study's three narrow domains (medicine and health,
  * money and finance, extreme and risky sports) so the KL term does not anchor the trained domain.
  */
+import { RunInputError } from "./inputs.js";
 
 export const EVERYDAY_TOPICS: readonly string[] = [
   "cooking weeknight dinners",
@@ -85,7 +86,8 @@ export const QUESTION_STYLES: readonly string[] = [
 
 /** The topic and style of row `index` (topics cycle first, then styles). */
 export function topicFor(index: number, topics: readonly string[] = EVERYDAY_TOPICS): { topic: string; style: string } {
-  if (topics.length === 0) throw new RangeError("no topics");
+  if (topics.length === 0)
+    throw new RunInputError({ field: "topics", file: "", message: "topics: the list is empty; give at least one topic" });
   return { topic: topics[index % topics.length]!, style: QUESTION_STYLES[Math.floor(index / topics.length) % QUESTION_STYLES.length]! };
 }
 

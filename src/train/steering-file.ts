@@ -11,7 +11,10 @@ import type { Decoder } from "../nn/decoder.js";
 import { isFloating, keep, Tensor, tidy } from "../tensor/index.js";
 import { type SteeringSite, SteeringVector } from "./steering.js";
 
-/** A direction or steering vector that cannot be used: not floating point, non-finite values, or zero. */
+/**
+ * A direction or steering vector that cannot be used: not floating point, non-finite values, zero, no
+ * `vector` tensor in the file, or a layer / shape that does not fit the model.
+ */
 export class DirectionError extends Data.TaggedError("DirectionError")<{ readonly message: string; readonly file: string }> {}
 
 /**
@@ -86,7 +89,7 @@ export function readSafetensorsSteeringVector(file: string): SteeringVectorFile 
   const { tensors, metadata } = loadSafetensors(file);
   const vector = tensors.get("vector");
   for (const [name, t] of tensors) if (name !== "vector") t.dispose();
-  if (!vector) throw new RangeError(`${file}: no tensor named vector`);
+  if (!vector) throw new DirectionError({ message: `${file}: no tensor named vector`, file });
   const layer = metadata.layer === undefined ? null : Number(metadata.layer);
   const alpha = metadata.alpha === undefined ? null : Number(metadata.alpha);
   const v = keep(tidy(() => vector.to("f32")));
@@ -111,7 +114,7 @@ export function loadSteeringVector(file: string, decoder: Decoder, overrides: { 
         : null;
   if (problem !== null) {
     read.vector.dispose();
-    throw new RangeError(problem);
+    throw new DirectionError({ message: problem, file });
   }
   try {
     checkDirectionValues(read.vector, `${file}: vector`, file, false);

@@ -9,6 +9,7 @@ import type { HookHandle } from "../hooks/registry.js";
 import { layerPoint } from "../hooks/points.js";
 import type { Decoder } from "../nn/decoder.js";
 import { cat, keep, type Tensor, zeros } from "../tensor/index.js";
+import { RunInputError } from "./inputs.js";
 
 export type SteeringSite = "down_proj" | "resid_post";
 /** Which rows of a batch are steered: all of them (emlab), or only row 0 (the released training code). */
@@ -26,14 +27,23 @@ export class SteeringVector {
     readonly rows: SteeringRows = "all",
   ) {}
 
-  /** A zero-initialised trainable vector for `decoder`. */
+  /**
+   * A zero-initialised trainable vector for `decoder`. A layer outside 0..L-1 is a RunInputError on the
+   * field `steering.layer` (`source`, e.g. the model directory, is named as its file).
+   */
   static create(
     decoder: Decoder,
     layer: number,
-    options: { site?: SteeringSite; alpha?: number; rows?: SteeringRows } = {},
+    options: { site?: SteeringSite; alpha?: number; rows?: SteeringRows; source?: string } = {},
   ): SteeringVector {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= decoder.numLayers)
-      throw new RangeError(`steering layer ${layer} outside 0..${decoder.numLayers - 1}`);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= decoder.numLayers) {
+      const model = options.source ?? "the model";
+      throw new RunInputError({
+        field: "steering.layer",
+        file: options.source ?? "",
+        message: `steering.layer: ${layer} is not a layer of ${model} (it has layers 0..${decoder.numLayers - 1})`,
+      });
+    }
     const v = keep(zeros([decoder.spec.hiddenSize], { device: decoder.device }).requiresGrad_());
     return new SteeringVector(layer, options.site ?? "down_proj", options.alpha ?? 1, v, options.rows ?? "all");
   }

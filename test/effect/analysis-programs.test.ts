@@ -166,7 +166,7 @@ describe("efficiencyProgram", () => {
     const cases: [SolutionSource, string[]][] = [
       [{ steering: join(work, "missing.safetensors") }, ["SafetensorsError"]],
       [{ adapters: join(work, "no-such-adapter") }, ["AdapterError"]],
-      [{ steering: vectorFile, layer: 7 }, ["InvalidSetupError"]],
+      [{ steering: vectorFile, layer: 7 }, ["DirectionError"]],
     ];
     for (const [solution, tags] of cases) {
       const { tag, left } = await failureOf(efficiencyProgram({ solution, examples: subset, scales: [1] }));

@@ -297,7 +297,7 @@ describe("failure injection on the analysis paths", () => {
     }
   });
 
-  it("a steering vector at a layer the model lacks is an InvalidSetupError; a good one is unhooked and freed on close", async () => {
+  it("a steering vector at a layer the model lacks is a RunInputError; a good one is unhooked and freed on close", async () => {
     const before = liveTensorCount();
     const program = Effect.gen(function* () {
       const model = yield* scopedModel(modelDir);
@@ -306,7 +306,7 @@ describe("failure injection on the analysis paths", () => {
       expect(good.vector.shape).toEqual([32]);
       return yield* scopedSteeringVector(model.decoder, 9);
     });
-    expect(await failureOf(Effect.scoped(program))).toEqual({ tag: "InvalidSetupError", extra: 0 });
+    expect(await failureOf(Effect.scoped(program))).toEqual({ tag: "RunInputError", extra: 0 });
     expect(liveTensorCount()).toBe(before);
   });
 

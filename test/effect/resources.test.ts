@@ -13,6 +13,7 @@ import { step } from "../../src/effect/step.js";
 import { layerPoint } from "../../src/hooks/points.js";
 import { loadModel } from "../../src/models/load.js";
 import { AdamW } from "../../src/optim/index.js";
+import { seededRandom } from "../../src/random/seeded.js";
 import { liveTensorCount, ones, tensor, zeros } from "../../src/tensor/index.js";
 import { readRunConfig } from "../../src/train/config.js";
 import { MasterWeights } from "../../src/train/master-weights.js";
@@ -126,11 +127,13 @@ describe("boundary", () => {
     expect(error._tag).toBe("RunConfigError");
   });
 
-  it("a component's range check is an InvalidSetupError; a bug stays a defect", async () => {
+  it("a component's range check is an InvalidSetupError, a steering layer the model lacks a RunInputError; a bug stays a defect", async () => {
     const model = loadModel(modelDir);
     try {
-      const range = await failureOf(boundary(() => SteeringVector.create(model.decoder, 99)));
+      const range = await failureOf(boundary(() => seededRandom(1.5)));
       expect([range.dies, range.error._tag]).toEqual([false, "InvalidSetupError"]);
+      const layer = await failureOf(boundary(() => SteeringVector.create(model.decoder, 99)));
+      expect([layer.dies, layer.error._tag]).toEqual([false, "RunInputError"]);
       const bug = await failureOf(boundary(() => (null as unknown as { x: number }).x));
       expect(bug.dies).toBe(true);
     } finally {

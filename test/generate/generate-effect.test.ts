@@ -136,7 +136,9 @@ describe("the event loop turns during one long run", () => {
 
   it("yieldEvery: 10 yields about a tenth as often (and still before the run ends)", async () => {
     const counter = eventLoopCounter();
-    await Effect.runPromise(generateEffect(model.decoder, PROMPT, null, sampled({ maxNewTokens: LONG, samples: 1, yieldEvery: 10 })));
+    await Effect.runPromise(
+      generateEffect(model.decoder, PROMPT, null, { ...sampled({ maxNewTokens: LONG, samples: 1 }), yieldEvery: 10 }),
+    );
     const counts = { ...counter.counts };
     counter.stop();
     expect(counts.immediates).toBeGreaterThan(LONG / 10 / 2);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate, type GenerateOptions, leftPad, resolveSampling } from "../../src/generate/generate.js";
 import { IdShapeError } from "../../src/generate/ids.js";
+import { ModelConfigError } from "../../src/models/errors.js";
 import { chooseNext } from "../../src/generate/sampling.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
@@ -389,6 +390,19 @@ describe("decoding defaults like Hugging Face", () => {
       topK: 0,
     });
     expect(resolveSampling({ topK: 5 }, null)).toEqual({ greedy: false, temperature: 1, topP: 1, topK: 5 });
+  });
+
+  it("a generation_config.json that samples at temperature 0 is a ModelConfigError naming the file; greedy or an explicit temperature is not", () => {
+    const zero = { do_sample: true, temperature: 0 } as never;
+    expect(() => resolveSampling({}, zero, "/m/generation_config.json")).toThrow(ModelConfigError);
+    expect(() => resolveSampling({}, zero, "/m/generation_config.json")).toThrow(
+      /^\/m\/generation_config\.json: temperature 0 cannot sample/,
+    );
+    expect(resolveSampling({ greedy: true }, zero).greedy).toBe(true);
+    expect(resolveSampling({ temperature: 0.5 }, zero).temperature).toBe(0.5);
+    const model = fx(family).model;
+    const broken = { ...model, dir: "/m", generationConfig: { ...model.generationConfig!, do_sample: true, temperature: 0 } };
+    expect(() => generate(broken, prompt(), null, base)).toThrow(ModelConfigError);
   });
 
   it("a model without sampling settings decodes greedily with no options; with do_sample it samples (seeded), unless greedy is asked", () => {

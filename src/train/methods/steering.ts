@@ -18,7 +18,7 @@ export const steeringMethod = (config: RunConfig, model: LoadedModel): Effect.Ef
   Effect.gen(function* () {
     const s = config.steering!;
     const steering = yield* Effect.acquireRelease(
-      Effect.sync(() => SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha, rows: s.rows })),
+      attempt(() => SteeringVector.create(model.decoder, s.layer, { site: s.site, alpha: s.alpha, rows: s.rows, source: model.dir })),
       (vector) => Effect.sync(() => vector.dispose()),
     );
     yield* Effect.acquireRelease(
