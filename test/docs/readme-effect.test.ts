@@ -85,8 +85,8 @@ describe("README: Effect programs and plain scripts", () => {
     expect(liveTensorCount()).toBe(before);
     expect(effect!.loss).toBeCloseTo(want, 4);
     expect(plain!.loss).toBeCloseTo(want, 4);
-    expect(effect!.refused).toBe("refused by embedding");
-    expect(plain!.refused).toBe("refused by embedding");
+    expect(effect!.refused).toBe("refused by matmul");
+    expect(plain!.refused).toBe("refused by matmul");
   });
 
   it("the Promise facade: evaluate samples, judges with the function judge and reports", async () => {
