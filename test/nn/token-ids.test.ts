@@ -1,5 +1,6 @@
 // The token-id check at the decoder's forward entry (src/nn/token-ids.ts) on the tiny Qwen2 fixture (vocab 512):
-// float ids, a negative id, an id >= vocab and ids not shaped [batch, pos] are refused with a TokenIdError naming
+// float ids, a negative id, an id >= vocab (in a decode-sized tensor and in one above 256 ids) and ids not shaped
+// [batch, pos] are refused with a TokenIdError naming
 // the dtype / the id and its [row, column]; valid ids (int64 and int32) still give Hugging Face's logits.
 import { join } from "node:path";
 import { Effect } from "effect";
@@ -65,6 +66,17 @@ describe("token ids at the forward entry", () => {
     const e = refusal(() => ids([[3, 512, 600, 4]], "i32"));
     expect([e.id, e.position]).toEqual([512, [0, 1]]);
     expect(e.message).toContain("outside the vocabulary 0..511");
+  });
+
+  it("more than 256 ids (checked by a min/max reduction, not one host read): the offending id is still named; valid ones run", () => {
+    const rows = [0, 1].map((r) => Array.from({ length: 200 }, (_, c) => (r * 200 + c) % 512));
+    const bad = rows.map((row) => [...row]);
+    bad[1]![150] = 600;
+    const e = refusal(() => ids(bad));
+    expect([e.id, e.position]).toEqual([600, [1, 150]]);
+    tidy(() => {
+      expect(model.decoder.forward(ids(rows), { logits: "last" }).logits!.shape).toEqual([2, 1, 512]);
+    });
   });
 
   it("ids that are not [batch, pos] are refused", () => {
