@@ -466,7 +466,7 @@ describe("compareNormsProgram", () => {
     const cases: [Parameters<typeof compareNormsProgram>[0], string[]][] = [
       [{ narrow: join(work, "missing.safetensors"), general: adapterDir, examples: subset, scales: [1] }, ["SafetensorsError"]],
       [{ narrow: vectorFile, general: join(work, "no-such-adapter"), examples: subset, scales: [1] }, ["AdapterError"]],
-      [{ narrow: vectorFile, general: vectorFile, layer: 7, examples: subset, scales: [1] }, ["InvalidSetupError"]],
+      [{ narrow: vectorFile, general: vectorFile, layer: 7, examples: subset, scales: [1] }, ["DirectionError"]],
     ];
     for (const [options, tags] of cases) {
       const { tag, left } = await failureOf(compareNormsProgram(options));
