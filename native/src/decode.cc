@@ -15,6 +15,7 @@
 // is softmax + multinomial.
 #include "common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <torch/version.h>
 
@@ -23,6 +24,9 @@ namespace {
 
 constexpr int64_t kMaxRows = 64;
 constexpr int64_t kMinOutFeatures = 512;
+constexpr int64_t kMinChunkedRows = 17;
+constexpr int64_t kMinChunkedOutFeatures = 16384;
+constexpr int64_t kChunkRows = 4096;
 
 at::Tensor decodeLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #if TORCH_VERSION_MAJOR >= 2
@@ -35,6 +39,25 @@ at::Tensor decodeLinear(const at::Tensor& x, const at::Tensor& weight, const at:
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(0);
     const at::Tensor rows = x.reshape({-1, in});
+    const int64_t count = rows.size(0);
+    const int64_t out = weight.size(0);
+    if (count >= kMinChunkedRows && out >= kMinChunkedOutFeatures) {
+      // A very tall weight (the lm_head) with a few dozen rows: the product block by block of
+      // kChunkRows weight rows, each written into its slice of the [out, rows] result, ran 1.7x faster
+      // than one product (MKL, 32 rows x 151936 x 896 on 2 cores); with 8 rows one product was faster.
+      at::Tensor transposed = at::empty({out, count}, rows.options());
+      const at::Tensor columns = rows.t();
+      for (int64_t start = 0; start < out; start += kChunkRows) {
+        const int64_t length = std::min(kChunkRows, out - start);
+        at::Tensor slice = transposed.narrow(0, start, length);
+        const at::Tensor block = weight.narrow(0, start, length);
+        if (bias.defined())
+          at::addmm_out(slice, bias.narrow(0, start, length).unsqueeze(1), block, columns);
+        else
+          at::mm_out(slice, block, columns);
+      }
+      return transposed.t().contiguous().view(sizes);
+    }
     const at::Tensor transposed = bias.defined() ? at::addmm(bias.unsqueeze(1), weight, rows.t()) : at::mm(weight, rows.t());
     return transposed.t().contiguous().view(sizes);
   }
