@@ -6,8 +6,9 @@
  */
 import { native } from "../native/addon.js";
 import { Tensor } from "../tensor/index.js";
+import { handleOf } from "../tensor/internal.js";
 
 /** Token ids [...] (int64), one per row of `scores` [..., vocab]; -inf scores are never drawn. */
 export function sampleCategorical(scores: Tensor): Tensor {
-  return new Tensor(native.sampleCategorical(scores.handle));
+  return new Tensor(native.sampleCategorical(handleOf(scores)));
 }
