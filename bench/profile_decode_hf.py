@@ -5,6 +5,7 @@ q/k/v/o, gate/up/down and lm_head products show separately.
   python bench/profile_decode_hf.py MODEL_DIR [BATCH] [NEW_TOKENS]
 """
 import sys
+import time
 from collections import defaultdict
 
 import torch
@@ -36,8 +37,7 @@ def main(directory, batch, new_tokens):
 
     with torch.inference_mode():
         gen(2)  # warm-up
-    import time
-    t = time.perf_counter(); 
+    t = time.perf_counter()
     with torch.inference_mode():
         gen(1)
     prefill = time.perf_counter() - t
