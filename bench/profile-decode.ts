@@ -25,17 +25,21 @@ const counts = new Map<string, number>();
 const seconds = new Map<string, number>();
 let counting = false;
 const table = native as unknown as Record<string, unknown>;
+const original = { ...table } as Record<string, (...a: unknown[]) => unknown>;
+// Linear-like calls are labelled by their weight's shape (q/k/v/o, gate/up/down, lm_head differ).
+const weighted = new Set(["linear", "decodeLinear", "decodeLinearFused"]);
 for (const name of Object.keys(table)) {
-  const fn = table[name];
+  const fn = original[name];
   if (typeof fn !== "function") continue;
   table[name] = (...args: unknown[]) => {
-    if (!counting) return (fn as (...a: unknown[]) => unknown)(...args);
+    if (!counting) return fn(...args);
+    const ops = name === "unary" ? native.unaryOps : name === "binary" ? native.binaryOps : null;
+    let label = ops ? `${name}:${ops[args[0] as number]}` : name;
+    if (weighted.has(name)) label += `[${(original.shape!(args[1]) as number[]).join("x")}]`;
     const start = process.hrtime.bigint();
     try {
-      return (fn as (...a: unknown[]) => unknown)(...args);
+      return fn(...args);
     } finally {
-      const ops = name === "unary" ? native.unaryOps : name === "binary" ? native.binaryOps : null;
-      const label = ops ? `${name}:${ops[args[0] as number]}` : name;
       counts.set(label, (counts.get(label) ?? 0) + 1);
       seconds.set(label, (seconds.get(label) ?? 0) + Number(process.hrtime.bigint() - start) / 1e9);
     }
@@ -52,17 +56,26 @@ const run = (n: number) => {
 const prefillOnly = run(1);
 const total = run(newTokens);
 const perStep = (total - prefillOnly) / (newTokens - 1);
+// Counted: a prefill-only run, then a whole run; the difference is the decode steps.
+counting = true;
+run(1);
+counting = false;
+const prefillCounts = new Map(counts);
+const prefillSeconds = new Map(seconds);
 counting = true;
 const stepsTotal = run(newTokens);
 counting = false;
-const callsPerRun = [...counts.values()].reduce((a, b) => a + b, 0);
+const steps = newTokens - 1;
 const layers = model.spec.layers.length;
 console.log(
   JSON.stringify({ batch, newTokens, layers, prefill_s: prefillOnly, decode_step_ms: perStep * 1000, counted_run_s: stepsTotal }),
 );
-console.log(
-  `native calls per run ${callsPerRun} (~${(callsPerRun / newTokens).toFixed(0)} per token step, ~${(callsPerRun / newTokens / layers).toFixed(1)} per layer-step)`,
-);
-const rows = [...counts].sort((a, b) => (seconds.get(b[0]) ?? 0) - (seconds.get(a[0]) ?? 0));
-for (const [name, count] of rows.slice(0, 40))
-  console.log(`${name.padEnd(28)} ${String(count).padStart(6)} calls ${(seconds.get(name)! * 1000).toFixed(1).padStart(9)} ms`);
+const decodeCalls = [...counts].reduce((a, [k, v]) => a + v - 2 * (prefillCounts.get(k) ?? 0), 0) / steps;
+console.log(`native calls per decode step ~${decodeCalls.toFixed(0)} (~${(decodeCalls / layers).toFixed(1)} per layer)`);
+console.log("per decode step (ms) | calls | prefill (ms)");
+const decodeMs = (k: string) => ((seconds.get(k)! - 2 * (prefillSeconds.get(k) ?? 0)) * 1000) / steps;
+const rows = [...counts.keys()].sort((a, b) => decodeMs(b) - decodeMs(a));
+for (const name of rows.slice(0, 40))
+  console.log(
+    `${name.padEnd(36)} ${decodeMs(name).toFixed(2).padStart(9)} ms ${((counts.get(name)! - 2 * (prefillCounts.get(name) ?? 0)) / steps).toFixed(1).padStart(6)} ${((prefillSeconds.get(name) ?? 0) * 1000).toFixed(1).padStart(9)}`,
+  );

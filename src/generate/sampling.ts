@@ -3,6 +3,7 @@
  * top-k and top-p (nucleus) filtering as Hugging Face's logits warpers do them.
  */
 import { full, type Tensor, tidy, where } from "../tensor/index.js";
+import { sampleCategorical } from "./categorical.js";
 
 export interface SamplingOptions {
   /** Argmax instead of sampling. */
@@ -40,6 +41,6 @@ export function chooseNext(logits: Tensor, options: SamplingOptions): Tensor {
       const removeOriginal = remove.scatter(-1, indices, remove);
       scores = where(removeOriginal, minusInf, scores);
     }
-    return scores.softmax(-1).multinomial(1).squeeze(-1);
+    return sampleCategorical(scores);
   });
 }

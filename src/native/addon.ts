@@ -139,6 +139,7 @@ export interface NativeAddon {
   linear(x: Handle, weight: Handle, bias: Opt<Handle>): Handle;
   /** linear for decode steps (native/src/decode.cc). */
   decodeLinear(x: Handle, weight: Handle, bias: Opt<Handle>): Handle;
+  sampleCategorical(scores: Handle): Handle;
   einsum(equation: string, operands: readonly Handle[]): Handle;
   softmax(x: Handle, dim: number): Handle;
   logSoftmax(x: Handle, dim: number): Handle;
