@@ -4,7 +4,7 @@
  * out), judge (an earlier stage's rows again, with another judge), and metrics (EM and coherent rates
  * with bootstrap CIs per condition and question, and judge agreement). Sampling resumes exactly
  * (the results file is completed, never duplicated); judging skips rows that already have scores.
- * Sampling yields to the event loop between chunks; interrupted, a stage keeps every row appended and
+ * Sampling yields to the event loop between decode steps; interrupted, a stage keeps every row appended and
  * every score received.
  */
 import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -16,7 +16,7 @@ import type { HookHandle } from "../../hooks/registry.js";
 import { emReport, judgeAgreement } from "../../eval/metrics.js";
 import { loadJudges, loadQuestions, type Question } from "../../eval/questions.js";
 import { ResultsFile, scoreOf } from "../../eval/results.js";
-import { sampleChunks } from "../../eval/sample.js";
+import { sampleChunksEffect } from "../../eval/sample.js";
 import { cat, keep, type Tensor, tidy } from "../../tensor/index.js";
 import { attempt } from "../../train/attempt.js";
 import { checkJudgePrompts, weightSpaceNeedsLora } from "../preflight.js";
@@ -104,7 +104,9 @@ const sampleLocally = (ctx: StageContext<SamplingStage>, questions: readonly Que
             (handles: HookHandle[]) => Effect.sync(() => handles.forEach((h) => h.remove())),
           );
       }
-      const chunks = sampleChunks(model, tokenizer, questions, results, {
+      // Generation yields to the event loop between decode steps, so a signal stops it within one step;
+      // every finished chunk is already appended to the file.
+      const added = yield* sampleChunksEffect(model, tokenizer, questions, results, {
         samples: s.samples,
         maxNewTokens: s.max_new_tokens ?? 600,
         temperature: s.temperature ?? 1,
@@ -114,14 +116,6 @@ const sampleLocally = (ctx: StageContext<SamplingStage>, questions: readonly Que
         system: s.system,
         onChunk: (d, t) => ctx.progress("sample", d, t),
       });
-      // One chunk (appended to the file as it is done) between two turns of the event loop.
-      let added = 0;
-      for (;;) {
-        yield* Effect.yieldNow;
-        const next = yield* attempt(() => chunks.next());
-        if (next.done) break;
-        added += next.value.length;
-      }
       ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
     }),
   );
