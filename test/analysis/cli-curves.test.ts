@@ -149,7 +149,8 @@ describe.skipIf(!built)(
         out,
       ]);
       expect(c.status, c.stderr).toBe(1);
-      expect(c.stderr).toMatch(/^emlab: InvalidSetupError: /m);
+      // The steering file's layer (7) is not a layer of the 3-layer model: the file is named.
+      expect(c.stderr).toMatch(/^emlab: DirectionError: .*steering_vector\.safetensors: layer 7 is not a layer of this model \(0\.\.2\)/m);
       expect(existsSync(out)).toBe(false);
     });
 
