@@ -23,7 +23,12 @@ export function chooseNext(logits: Tensor, options: SamplingOptions): Tensor {
     let scores = logits.to("f32");
     const temperature = options.temperature ?? 1;
     if (!(temperature > 0)) throw new RangeError(`temperature must be > 0 when sampling (got ${temperature}); use greedy`);
-    if (temperature !== 1) scores = scores.div(temperature);
+    // Shifted by the row maximum before dividing (softmax is shift-invariant, so the distribution is the
+    // same): a tiny temperature then sends the other entries to -inf instead of overflowing them to +inf,
+    // and the limit T -> 0 is the argmax, as it should be.
+    // Below f32's smallest denormal the temperature itself rounds to 0 in f32: only the limit is left.
+    if (Math.fround(temperature) === 0) return logits.argmax(-1);
+    if (temperature !== 1) scores = scores.sub(scores.max(-1, true)).div(temperature);
     const vocab = scores.size(-1);
     const minusInf = full([], -Infinity, { device: scores.device });
     const topK = options.topK ?? 0;

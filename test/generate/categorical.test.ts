@@ -4,6 +4,7 @@
 // the last entry of a 151936-entry vocabulary, seeded repeatability, and refusals of NaN / all -inf rows.
 import { describe, expect, it } from "vitest";
 import { sampleCategorical } from "../../src/generate/categorical.js";
+import { chooseNext } from "../../src/generate/sampling.js";
 import { manualSeed, tensor, tidy } from "../../src/tensor/index.js";
 import { useLeakCheck } from "../helpers/leaks.js";
 import { values } from "../helpers/numeric.js";
@@ -108,4 +109,17 @@ describe("sampleCategorical draws from softmax(scores)", () => {
       expect(() => sampleCategorical(tensor([0, Infinity, 1], { shape: [1, 3] }))).toThrow(/NaN or \+inf/);
       expect(() => sampleCategorical(tensor([0, 1, 2, -Infinity, -Infinity, -Infinity], { shape: [2, 3] }))).toThrow(/row 1 is -inf/);
     }));
+});
+
+describe("chooseNext with a vanishing temperature", () => {
+  it("returns the argmax instead of refusing the overflowed scores (T = 5e-324, the serve fuzzer's counterexample)", () => {
+    tidy(() => {
+      const logits = tensor([
+        [0.5, 3.25, -1, 2],
+        [7, -2, 6.5, 0],
+      ]);
+      // The limit of softmax(l / T) as T -> 0 puts all mass on the largest logit: rows -> 1 and 0.
+      for (const temperature of [5e-324, 1e-300, 1e-40, 1e-6]) expect(values(chooseNext(logits, { temperature }))).toEqual([1, 0]);
+    });
+  });
 });
