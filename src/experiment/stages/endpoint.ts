@@ -13,6 +13,7 @@ import { attempt, type TaggedFailure } from "../../train/attempt.js";
 import { endpointKey } from "../preflight.js";
 import type { StageOf } from "../schema.js";
 import type { StageContext } from "./context.js";
+import { stageSampleOptions } from "./sample-options.js";
 
 /** Samples the stage's missing rows from its endpoint; interrupted, it aborts the requests in flight (the rows before are kept). */
 export const sampleThroughEndpoint = (
@@ -36,16 +37,7 @@ export const sampleThroughEndpoint = (
       },
       questions,
       results,
-      {
-        samples: s.samples,
-        maxNewTokens: s.max_new_tokens ?? 600,
-        temperature: s.temperature ?? 1,
-        topP: s.top_p ?? 1,
-        seed: s.seed ?? 0,
-        chunkSize: s.chunk_size,
-        system: s.system,
-        onChunk: (d, t) => ctx.progress("sample", d, t),
-      },
+      stageSampleOptions(ctx),
     );
     ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
   });

@@ -25,8 +25,7 @@ import type { StageContext, StageOutcome, StageProgram } from "./context.js";
 import { sampleThroughEndpoint } from "./endpoint.js";
 import { judgeResults } from "./judging.js";
 import { scopedOpenModel } from "./models.js";
-
-type SamplingStage = StageOf<"sample"> | StageOf<"steer"> | StageOf<"ablate">;
+import { type SamplingStage, stageSampleOptions } from "./sample-options.js";
 
 function layersOf(spec: readonly number[] | "all", count: number): number[] {
   return spec === "all" ? Array.from({ length: count }, (_, i) => i) : [...spec];
@@ -106,16 +105,7 @@ const sampleLocally = (ctx: StageContext<SamplingStage>, questions: readonly Que
       }
       // Generation yields to the event loop between decode steps, so a signal stops it within one step;
       // every finished chunk is already appended to the file.
-      const added = yield* sampleChunksEffect(model, tokenizer, questions, results, {
-        samples: s.samples,
-        maxNewTokens: s.max_new_tokens ?? 600,
-        temperature: s.temperature ?? 1,
-        topP: s.top_p ?? 1,
-        seed: s.seed ?? 0,
-        chunkSize: s.chunk_size,
-        system: s.system,
-        onChunk: (d, t) => ctx.progress("sample", d, t),
-      });
+      const added = yield* sampleChunksEffect(model, tokenizer, questions, results, stageSampleOptions(ctx));
       ctx.log(`sampled ${added} new rows (${results.rows.length} in ${out})`);
     }),
   );
