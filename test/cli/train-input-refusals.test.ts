@@ -4,9 +4,8 @@
 // --resume from a checkpoint that lacks one of the run's trainables. Each is `emlab: TAG: message` naming the
 // field or file, exit code 1, and nothing written (the output directory is absent or left byte for byte as it
 // was). "no topics" has no CLI path (kl-data refuses an empty --topics file itself): its test runs in process.
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
@@ -14,37 +13,14 @@ import { tensor } from "../../src/tensor/index.js";
 import { topicFor } from "../../src/train/general-topics.js";
 import { RunInputError } from "../../src/train/inputs.js";
 import { makeTinyModel } from "../helpers/tiny-model.js";
-
-const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
-const BIN = resolve("bin/emlab.js");
+import { SPORTS, trainSync, writeRunConfig } from "../helpers/train-child.js";
 
 let work = "";
 let modelDir = "";
 
-function configFile(
-  name: string,
-  method: string[],
-  training = "max_steps: 2, batch_size: 2, lr: 1.0e-2, save_steps: 1000, seed: 7",
-): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `model: ${modelDir}`,
-      `output_dir: ${join(work, name)}`,
-      ...method,
-      `data: { train: ${SPORTS}, max_length: 64 }`,
-      `training: { ${training} }`,
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
-const train = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, "train", ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stderr: r.stderr };
-};
+const configFile = (name: string, method: string[], training = "max_steps: 2, batch_size: 2, lr: 1.0e-2, save_steps: 1000, seed: 7") =>
+  writeRunConfig(work, name, modelDir, { method, data: `{ train: ${SPORTS}, max_length: 64 }`, training: `{ ${training} }` });
+const train = trainSync;
 
 /** Every file under `dir` with its bytes (to show a refused run changed nothing). */
 function snapshot(dir: string): Map<string, string> {

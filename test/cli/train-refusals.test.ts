@@ -3,38 +3,22 @@
 // changed config, a method that matches no parameter, a training set left empty by the held-out split.
 // Each is a typed error printed as `emlab: TAG: message` (naming the file or field) with exit code 1,
 // and the output directory is left as it was.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTinyModel } from "../helpers/tiny-model.js";
-
-const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
-const BIN = resolve("bin/emlab.js");
+import { SPORTS, trainSync, writeRunConfig } from "../helpers/train-child.js";
 
 let work = "";
 let modelDir = "";
 
-function configFile(name: string, lines: { method?: string[]; train?: string; evalFraction?: number } = {}): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `model: ${modelDir}`,
-      `output_dir: ${join(work, name)}`,
-      ...(lines.method ?? ["method: lora", "lora: { r: 2, alpha: 4, target_modules: [q_proj] }"]),
-      `data: { train: ${lines.train ?? SPORTS}, max_length: 64${lines.evalFraction === undefined ? "" : `, eval_fraction: ${lines.evalFraction}`} }`,
-      "training: { max_steps: 2, batch_size: 2, lr: 1.0e-2, save_steps: 1000, seed: 7 }",
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
-const train = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, "train", ...args], { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stderr: r.stderr };
-};
+const configFile = (name: string, lines: { method?: string[]; train?: string; evalFraction?: number } = {}) =>
+  writeRunConfig(work, name, modelDir, {
+    method: lines.method ?? ["method: lora", "lora: { r: 2, alpha: 4, target_modules: [q_proj] }"],
+    data: `{ train: ${lines.train ?? SPORTS}, max_length: 64${lines.evalFraction === undefined ? "" : `, eval_fraction: ${lines.evalFraction}`} }`,
+    training: "{ max_steps: 2, batch_size: 2, lr: 1.0e-2, save_steps: 1000, seed: 7 }",
+  });
+const train = trainSync;
 const listing = (dir: string) => readdirSync(dir).sort();
 
 beforeAll(() => {

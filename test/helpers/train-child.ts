@@ -1,8 +1,8 @@
-// `emlab train` as a real child process (bin/emlab.js on dist/) for the signal and kill tests: a LoRA
-// run config on a tiny model, the run started with stderr watched line by line (each `step N/` line
+// `emlab train` as a real child process (bin/emlab.js on dist/) for the signal, kill and refusal tests: run
+// configs on a tiny model (a LoRA one ready-made), a run to its end (`trainSync`), the run started with stderr watched line by line (each `step N/` line
 // reported, so a test can signal or kill the child at a chosen point), and the run's metrics without
 // their timing field for comparing two runs.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -10,24 +10,41 @@ export const BIN = resolve("bin/emlab.js");
 export const SPORTS = resolve("test/fixtures/em/train/extreme_sports.head16.jsonl");
 
 /**
+ * Writes `work/NAME.yaml`, a run config on `modelDir` with output in `work/NAME`: the method lines as given,
+ * and `data` / `training` as YAML flow maps.
+ */
+export function writeRunConfig(
+  work: string,
+  name: string,
+  modelDir: string,
+  run: { method: string[]; data: string; training: string },
+): string {
+  const file = join(work, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [`model: ${modelDir}`, `output_dir: ${join(work, name)}`, ...run.method, `data: ${run.data}`, `training: ${run.training}`, ""].join(
+      "\n",
+    ),
+  );
+  return file;
+}
+
+/**
  * Writes `work/NAME.yaml`: LoRA (r 2, dropout 0.1 so the RNG is drawn) on q_proj and down_proj, the
  * extreme-sports fixture, output in `work/NAME`; `training` is the YAML flow map of the training block.
  */
 export function writeTrainConfig(work: string, name: string, modelDir: string, options: { maxLength: number; training: string }): string {
-  const file = join(work, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `model: ${modelDir}`,
-      `output_dir: ${join(work, name)}`,
-      "method: lora",
-      "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }",
-      `data: { train: ${SPORTS}, max_length: ${options.maxLength} }`,
-      `training: ${options.training}`,
-      "",
-    ].join("\n"),
-  );
-  return file;
+  return writeRunConfig(work, name, modelDir, {
+    method: ["method: lora", "lora: { r: 2, alpha: 4, dropout: 0.1, target_modules: [q_proj, down_proj] }"],
+    data: `{ train: ${SPORTS}, max_length: ${options.maxLength} }`,
+    training: options.training,
+  });
+}
+
+/** Runs `emlab train ARGS...` to its end (2 minutes at most); its exit code and stderr. */
+export function trainSync(...args: string[]): { code: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, "train", ...args], { encoding: "utf8", timeout: 120_000 });
+  return { code: r.status, stderr: r.stderr };
 }
 
 export interface TrainExit {
