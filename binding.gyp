@@ -1,5 +1,6 @@
 # node-gyp build of the same addon as CMakeLists.txt (same sources, same libtorch discovery through
 # cmake/find-libtorch.mjs). cmake-js is the main build (`npm install`); use `npm run build:native:gyp`.
+# -fopenmp is a compile flag only: at::parallel_for then runs on libtorch's OpenMP threads (see CMakeLists.txt).
 {
   "targets": [
     {
@@ -20,7 +21,7 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-fopenmp", "-Wno-unused-parameter"],
       "ldflags": [
         "-Wl,--no-as-needed",
         "-Wl,-z,now",

@@ -1,6 +1,8 @@
 // Fast paths for incremental decoding (one new position per row, a handful of rows):
-// decodeLinear(x [..., in], weight [out, in], bias|null) = linear(x, weight, bias), computed as
-// (weight @ x^T)^T when x has few rows and the weight many. On pip libtorch 2.x (MKL) this product
+// decodeLinear(x [..., in], weight [out, in], bias|null) = linear(x, weight, bias). With at most 64 rows,
+// f32 on an AVX2 CPU and no gradient needed it is skinnyLinear (skinny-gemm.cc), on both libtorch
+// versions. Otherwise, on libtorch 2.x, it is computed as (weight @ x^T)^T when x has few rows and the
+// weight many. On pip libtorch 2.x (MKL) this product
 // with the weight as the left, untransposed operand ran 1.4-2.3x faster than linear's x @ weight^T for
 // the decode shapes of a Qwen2.5-0.5B model on 2 cores (8 rows; the 151936-row lm_head most).
 // The result equals linear up to float summation order (bit-identical at 32 rows in that test).
@@ -9,11 +11,13 @@
 // sampleCategorical(scores [..., vocab]) = one draw per row from softmax(scores) by inverse transform
 // sampling: one uniform u per row from libtorch's default generator (so manualSeed makes it
 // repeatable), then the first index whose running sum of exp(score - max), accumulated in double,
-// exceeds u * (the whole sum). The same distribution as softmax + multinomial, whose one-sample path
+// exceeds u * (the whole sum), found block by block (sums of 1024 entries, then a scan inside the one
+// block that holds it). The same distribution as softmax + multinomial, whose one-sample path
 // draws an exponential variate for EVERY vocabulary entry (a log and a random number each: ~200 ms per
 // decode step at 32 rows x 151936 on 2 cores); this draws one number per row. CPU only; elsewhere it
 // is softmax + multinomial.
 #include "common.h"
+#include "skinny-gemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,8 +31,11 @@ constexpr int64_t kMinOutFeatures = 512;
 constexpr int64_t kMinChunkedRows = 17;
 constexpr int64_t kMinChunkedOutFeatures = 16384;
 constexpr int64_t kChunkRows = 4096;
+constexpr int64_t kSampleBlock = 1024;  // vocabulary entries per partial sum in sampleCategorical
 
 at::Tensor decodeLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  at::Tensor skinny;
+  if (skinnyLinear(x, weight, bias, skinny)) return skinny;
 #if TORCH_VERSION_MAJOR >= 2
   const int64_t in = weight.dim() == 2 ? weight.size(1) : -1;
   const bool eligible = x.dim() >= 1 && in > 0 && x.size(-1) == in && x.device().is_cpu() && weight.device().is_cpu() &&
@@ -92,19 +99,40 @@ at::Tensor sampleCategorical(const at::Tensor& scores) {
   const double* u = uniforms.data_ptr<double>();
   int64_t* chosen = out.data_ptr<int64_t>();
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<double> blockSums((vocab + kSampleBlock - 1) / kSampleBlock);
     for (int64_t r = begin; r < end; r++) {
       const float* row = w + r * vocab;
+      // Block sums (four interleaved partial sums in double per block, so the adds pipeline), then the
+      // total as their running sum; the block where that running sum first exceeds u * total holds the
+      // draw, found by a scan in entry order from the sum of the blocks before it.
+      for (size_t b = 0; b < blockSums.size(); b++) {
+        const int64_t start = static_cast<int64_t>(b) * kSampleBlock;
+        const int64_t stop = std::min(vocab, start + kSampleBlock);
+        double partial[4] = {0, 0, 0, 0};
+        int64_t i = start;
+        for (; i + 4 <= stop; i += 4)
+          for (int l = 0; l < 4; l++) partial[l] += row[i + l];
+        for (; i < stop; i++) partial[0] += row[i];
+        blockSums[b] = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+      }
       double total = 0;
-      for (int64_t i = 0; i < vocab; i++) total += row[i];
-      // The same additions in the same order, so the running sum reaches `total` at the last
-      // positive weight and stops there at the latest (u < 1); zero weights are never chosen.
+      for (double sum : blockSums) total += sum;
+      // u < 1 and total > 0 (the maximum's weight is 1), so some block takes the running sum past target.
       const double target = u[r] * total;
-      double running = 0;
+      double before = 0;
+      size_t block = 0;
+      while (block + 1 < blockSums.size() && before + blockSums[block] <= target) before += blockSums[block++];
+      const int64_t start = static_cast<int64_t>(block) * kSampleBlock;
+      const int64_t stop = std::min(vocab, start + kSampleBlock);
+      // Zero weights are never chosen. If rounding (the scan adds in another order than the block sum)
+      // keeps the scan at or below target, the block's last positive entry is the draw.
+      double running = before;
       int64_t pick = -1;
-      for (int64_t i = 0; i < vocab; i++) {
+      for (int64_t i = start; i < stop; i++) {
+        if (!(row[i] > 0)) continue;
         running += row[i];
-        if (row[i] > 0) pick = i;
-        if (running > target && row[i] > 0) break;
+        pick = i;
+        if (running > target) break;
       }
       chosen[r] = pick;
     }

@@ -24,6 +24,18 @@ static const OpTable deviceOps("device", {
     at::set_num_threads(static_cast<int>(toInt(info[0], op, 0)));
     return info.Env().Undefined();
   }),
+  // addonParallelThreads() -> how many distinct threads an at::parallel_for in this addon ran on. It is
+  // a header template: built without -fopenmp against an OpenMP libtorch it silently runs on one thread.
+  EMLAB_OP("addonParallelThreads", {
+    std::vector<std::atomic<int>> seen(static_cast<size_t>(std::max(1, at::get_num_threads())));
+    at::parallel_for(0, 1 << 12, 1, [&](int64_t, int64_t) {
+      const int id = at::get_thread_num();
+      if (id >= 0 && id < static_cast<int>(seen.size())) seen[static_cast<size_t>(id)].store(1);
+    });
+    int count = 0;
+    for (auto& s : seen) count += s.load();
+    return Napi::Number::New(info.Env(), count);
+  }),
   EMLAB_OP("parallelInfo", { return Napi::String::New(info.Env(), at::get_parallel_info()); }),
   EMLAB_OP("buildConfig", { return Napi::String::New(info.Env(), at::show_config()); }),
   EMLAB_OP("cudaIsAvailable", { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }),

@@ -206,6 +206,8 @@ export interface NativeAddon {
 
   // runtime and devices
   numThreads(): number;
+  /** Distinct threads an at::parallel_for inside the addon ran on (1 when it was built without -fopenmp). */
+  addonParallelThreads(): number;
   setNumThreads(n: number): void;
   parallelInfo(): string;
   buildConfig(): string;
