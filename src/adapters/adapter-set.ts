@@ -4,7 +4,7 @@
  * plain linear. `withoutAdapters` switches them off inside a scope (the frozen reference model for
  * KL terms, without a second copy of the weights).
  */
-import type { ProjectionSource } from "../nn/projections.js";
+import type { BaseProduct, ProjectionSource } from "../nn/projections.js";
 import { dropout, linear, type Tensor } from "../tensor/index.js";
 import type { LoraAdapter } from "./lora.js";
 
@@ -47,9 +47,9 @@ export class AdapterSet implements ProjectionSource {
     }
   }
 
-  /** x W^T + b plus, for each active adapter on `module`, s * (dropout(x) A^T) B^T. */
-  linear(module: string, x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-    let out = linear(x, weight, bias);
+  /** x W^T + b (through `base`, default linear) plus, for each active adapter on `module`, s * (dropout(x) A^T) B^T. */
+  linear(module: string, x: Tensor, weight: Tensor, bias: Tensor | null, base: BaseProduct = linear): Tensor {
+    let out = base(x, weight, bias);
     if (this.disabledDepth > 0) return out;
     for (const adapter of this.adapters) {
       if (!adapter.enabled || adapter.merged) continue;

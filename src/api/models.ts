@@ -14,7 +14,7 @@ export { TokenIdError } from "../nn/errors.js";
 export { KvCache } from "../nn/kv-cache.js";
 export { causalLmLoss } from "../nn/losses.js";
 export { type LinearKind, linearModuleName, linearModules } from "../nn/linear-modules.js";
-export { plainProjections, type ProjectionSource } from "../nn/projections.js";
+export { type BaseProduct, plainProjections, type ProjectionSource } from "../nn/projections.js";
 export { type ChatMessage, type ChatTemplateOptions, ChatTokenizer, TokenizerError } from "../tokenizer/tokenizer.js";
 export { isTarget, LoraAdapter, type LoraConfig, type LoraModule } from "../adapters/lora.js";
 export { AdapterError, loadPeftAdapter, savePeftAdapter } from "../adapters/peft.js";

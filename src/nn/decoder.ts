@@ -223,7 +223,11 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     const spec = this.spec;
     const layer = spec.layers[l]!;
     const w = this.weights.layers[l]!;
-    const project: Projection = context.adapted ? this.projectionFor(l) : context.decoding ? decodeProjection : plainProjection;
+    const project: Projection = context.adapted
+      ? this.projectionFor(l, context.decoding)
+      : context.decoding
+        ? decodeProjection
+        : plainProjection;
     const taps = this.hooks.size === 0 ? null : this.tapsFor(l);
     let x = this.hooks.run(layerPoint(l, "resid_pre"), l, input);
     let attn = selfAttention(
@@ -275,9 +279,13 @@ export class Decoder<Projections extends ProjectionSource = ProjectionSource> {
     return { final, logits };
   }
 
-  /** Routes layer `l`'s projections through the injected source (module names as in Hugging Face / PEFT). */
-  private projectionFor(l: number): Projection {
-    return (kind, x, weight, bias) => this.adapters.linear(linearModuleName(l, kind), x, weight, bias);
+  /**
+   * Routes layer `l`'s projections through the injected source (module names as in Hugging Face / PEFT);
+   * while decoding, the source computes the base product with decodeLinear.
+   */
+  private projectionFor(l: number, decoding: boolean): Projection {
+    const base = decoding ? decodeLinear : linear;
+    return (kind, x, weight, bias) => this.adapters.linear(linearModuleName(l, kind), x, weight, bias, base);
   }
 
   private inverseFrequencies(rope: RopeSpec): Tensor {
