@@ -45,19 +45,23 @@ const entry = fc.oneof(
 );
 const replyArb = fc.oneof({ weight: 4, arbitrary: fc.array(entry, { maxLength: 20 }) }, { weight: 1, arbitrary: hostileValue });
 
-/** The study's rule written independently: a dict keyed by token (last wins), Python int(), [0, 100], mass >= 0.25. */
+/**
+ * The study's rule written independently: a dict keyed by token (last wins), Python int(), [0, 100], mass >= 0.25.
+ * A Map, like Python's dict, iterates in first-insertion order (a JS object would list integer-like keys
+ * first, summing in another order: at minimumMass 1 that flipped a mass of 1 - 1 ulp, seed 1770155953).
+ */
 function reference(top: { token: string; logprob: number }[], minimumMass = 0.25): { score: number | null; mass: number } {
-  const dict: Record<string, number> = Object.create(null);
-  for (const t of top) dict[t.token] = Math.exp(t.logprob);
+  const dict = new Map<string, number>();
+  for (const t of top) dict.set(t.token, Math.exp(t.logprob));
   let mass = 0;
   let sum = 0;
-  for (const token of Object.keys(dict)) {
+  for (const [token, p] of dict) {
     const trimmed = token.trim();
     if (!/^[+-]?[0-9]+(_[0-9]+)*$/.test(trimmed)) continue;
     const k = Number(trimmed.replace(/_/g, ""));
     if (k < 0 || k > 100) continue;
-    mass += dict[token]!;
-    sum += k * dict[token]!;
+    mass += p;
+    sum += k * p;
   }
   return { score: mass >= minimumMass && mass > 0 ? sum / mass : null, mass };
 }
