@@ -1,9 +1,11 @@
 /**
  * emlab side of bench/sft_split_hf.py: full-SFT AdamW steps (4x256, f32 CPU) of a bench model, each split
  * into forward (to logits), loss, backward, optimizer step and zeroGrad, timed separately; prints one JSON
- * line with every step's times (for finding where the training step's time goes).
+ * line with every step's times (for finding where the training step's time goes). With EMLAB_SPLIT_LORA=1
+ * the steps train a LoRA r32 adapter on all seven projections instead (bench:peer's LoRA workload).
  *   EMLAB_NATIVE=build-torch2/Release/emlab.node npx tsx bench/sft-split.ts MODEL_DIR [THREADS] [STEPS]
  */
+import { LoraAdapter } from "../src/adapters/lora.js";
 import { native } from "../src/native/addon.js";
 import { handleOf } from "../src/tensor/internal.js";
 import { loadModel } from "../src/models/load.js";
@@ -20,9 +22,16 @@ setNumThreads(Number(threadArg ?? 2));
 const model = loadModel(dir);
 manualSeed(1);
 const ids = randint(3, model.spec.vocabSize, [4, 256]);
-const params = [...model.parameters.values()];
-for (const p of params) p.requiresGrad_();
-const optimizer = new AdamW(params, { lr: 1e-5 });
+const lora = process.env.EMLAB_SPLIT_LORA === "1";
+const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+const adapter = lora ? LoraAdapter.create(model.spec, { r: 32, alpha: 64, targetModules: ALL }) : null;
+if (adapter) {
+  model.decoder.adapters.attach(adapter);
+  model.decoder.adapters.training = true;
+}
+const params = adapter ? adapter.parameters() : [...model.parameters.values()];
+if (!adapter) for (const p of params) p.requiresGrad_();
+const optimizer = new AdamW(params, { lr: lora ? 1e-4 : 1e-5 });
 // Wall seconds and, as "<phase>Cpu", CPU seconds of the whole process (all threads): on a shared machine
 // the CPU time is the steadier measure of the work a phase does.
 const clock = () => ({ wall: process.hrtime.bigint(), cpu: process.cpuUsage() });
@@ -58,4 +67,4 @@ for (let step = 0; step < Number(stepArg ?? 3); step++) {
   rows.push(t);
   console.error(JSON.stringify(t));
 }
-console.log(JSON.stringify({ side: "emlab", steps: rows }));
+console.log(JSON.stringify({ side: "emlab", lora, steps: rows }));

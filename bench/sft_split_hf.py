@@ -2,9 +2,12 @@
 (python bench/peer_hf.py make DIR), each split into forward (to logits), loss, backward, optimizer
 step and zero_grad, timed separately; prints one JSON line with every step's times.
   python bench/sft_split_hf.py MODEL_DIR [THREADS] [STEPS] [PROFILE_JSON]
-With PROFILE_JSON the last step runs under torch.profiler and its chrome trace is written there.
+With PROFILE_JSON the last step runs under torch.profiler and its chrome trace is written there. With
+EMLAB_SPLIT_LORA=1 the steps train a PEFT LoRA r32 adapter on all seven projections instead (bench:peer's
+LoRA workload).
 """
 import json
+import os
 import sys
 import time
 
@@ -16,11 +19,18 @@ def main(directory, threads, steps, trace):
     torch.set_num_threads(threads)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="sdpa")
     model.train()
-    for p in model.parameters():
-        p.requires_grad_(True)
     vocab = model.config.vocab_size
+    lora = os.environ.get("EMLAB_SPLIT_LORA") == "1"
+    if lora:
+        from peft import LoraConfig, get_peft_model
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=targets))
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     ids = torch.randint(3, vocab, (4, 256), generator=torch.Generator().manual_seed(1))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     rows = []
 
     def clock():
@@ -41,7 +51,8 @@ def main(directory, threads, steps, trace):
         logits = model(input_ids=ids).logits
         record(t, "forward", s)
         s = clock()
-        loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
+        loss = model.base_model.model.loss_function(logits=logits, labels=ids, vocab_size=vocab) if lora else \
+            model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
         record(t, "loss", s)
         s = clock()
         loss.backward()
@@ -58,7 +69,7 @@ def main(directory, threads, steps, trace):
             prof.export_chrome_trace(trace)
         rows.append({k: round(v, 3) for k, v in t.items()})
         print(json.dumps(rows[-1]), file=sys.stderr)
-    print(json.dumps({"side": "hf", "steps": rows}))
+    print(json.dumps({"side": "hf", "lora": lora, "steps": rows}))
 
 
 if __name__ == "__main__":
