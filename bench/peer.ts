@@ -6,11 +6,11 @@
  * (cumulative, phases from least to most memory). Prints one JSON line.
  *   EMLAB_NATIVE=build-torch2/Release/emlab.node npx tsx bench/peer.ts MODEL_DIR [THREADS]
  */
-import { LoraAdapter } from "../src/adapters/lora.js";
 import { generate } from "../src/generate/generate.js";
 import { loadModel } from "../src/models/load.js";
 import { causalLmLoss } from "../src/nn/losses.js";
 import { AdamW } from "../src/optim/adamw.js";
+import { attachLoraWorkload } from "./lora-workload.js";
 import { inferenceMode, manualSeed, numThreads, randint, setNumThreads, tidy, torchVersion } from "../src/index.js";
 
 const [dir, threadArg] = process.argv.slice(2);
@@ -65,17 +65,13 @@ for (const batch of phases.has("sample") ? batches : []) {
   console.error(JSON.stringify(out));
 }
 
-const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 const trainStep = (optimizer: AdamW) => {
   tidy(() => causalLmLoss(model.decoder.forward(ids).logits!, ids).backward());
   optimizer.step();
   optimizer.zeroGrad();
 };
 if (phases.has("lora")) {
-  const adapter = LoraAdapter.create(model.spec, { r: 32, alpha: 64, targetModules: ALL });
-  model.decoder.adapters.attach(adapter);
-  model.decoder.adapters.training = true;
-  const optimizer = new AdamW(adapter.parameters(), { lr: 1e-4 });
+  const { adapter, optimizer } = attachLoraWorkload(model);
   // One timed step each (minutes on 2 cores), AdamW state allocation included, as on the Python side.
   out.lora_step_s = timed(() => trainStep(optimizer));
   out.lora_step_cpu_s = cpuSeconds;

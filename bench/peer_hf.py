@@ -18,6 +18,14 @@ SHAPE = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hid
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+def lora_workload(model):
+    """The LoRA workload (bench/lora-workload.ts on emlab's side): a PEFT r32 adapter (alpha 64, no dropout)
+    on all seven projections, and AdamW (lr 1e-4) over its parameters. Returns (peft_model, optimizer)."""
+    from peft import LoraConfig, get_peft_model
+    lora = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=ALL))
+    return lora, torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-4)
+
+
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -90,10 +98,8 @@ def run(directory, threads):
 
 
 def train(model, ids, phases, out):
-    from peft import LoraConfig, get_peft_model
     model.train()
-    lora = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=ALL))
-    optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-4)
+    lora, optimizer = lora_workload(model)
 
     def train_step(m, opt):
         loss = m(input_ids=ids, labels=ids).loss

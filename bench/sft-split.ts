@@ -5,12 +5,12 @@
  * the steps train a LoRA r32 adapter on all seven projections instead (bench:peer's LoRA workload).
  *   EMLAB_NATIVE=build-torch2/Release/emlab.node npx tsx bench/sft-split.ts MODEL_DIR [THREADS] [STEPS]
  */
-import { LoraAdapter } from "../src/adapters/lora.js";
 import { native } from "../src/native/addon.js";
 import { handleOf } from "../src/tensor/internal.js";
 import { loadModel } from "../src/models/load.js";
 import { causalLmLoss } from "../src/nn/losses.js";
 import { AdamW } from "../src/optim/adamw.js";
+import { attachLoraWorkload } from "./lora-workload.js";
 import { manualSeed, randint, setNumThreads, tidy } from "../src/index.js";
 
 const [dir, threadArg, stepArg] = process.argv.slice(2);
@@ -23,15 +23,10 @@ const model = loadModel(dir);
 manualSeed(1);
 const ids = randint(3, model.spec.vocabSize, [4, 256]);
 const lora = process.env.EMLAB_SPLIT_LORA === "1";
-const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
-const adapter = lora ? LoraAdapter.create(model.spec, { r: 32, alpha: 64, targetModules: ALL }) : null;
-if (adapter) {
-  model.decoder.adapters.attach(adapter);
-  model.decoder.adapters.training = true;
-}
-const params = adapter ? adapter.parameters() : [...model.parameters.values()];
-if (!adapter) for (const p of params) p.requiresGrad_();
-const optimizer = new AdamW(params, { lr: lora ? 1e-4 : 1e-5 });
+const workload = lora ? attachLoraWorkload(model) : null;
+const params = workload ? workload.adapter.parameters() : [...model.parameters.values()];
+if (!workload) for (const p of params) p.requiresGrad_();
+const optimizer = workload ? workload.optimizer : new AdamW(params, { lr: 1e-5 });
 // Wall seconds and, as "<phase>Cpu", CPU seconds of the whole process (all threads): on a shared machine
 // the CPU time is the steadier measure of the work a phase does.
 const clock = () => ({ wall: process.hrtime.bigint(), cpu: process.cpuUsage() });

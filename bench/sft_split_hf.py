@@ -14,6 +14,8 @@ import time
 import torch
 from transformers import AutoModelForCausalLM
 
+from peer_hf import lora_workload  # the benchmark's LoRA workload, defined once
+
 
 def main(directory, threads, steps, trace):
     torch.set_num_threads(threads)
@@ -22,10 +24,7 @@ def main(directory, threads, steps, trace):
     vocab = model.config.vocab_size
     lora = os.environ.get("EMLAB_SPLIT_LORA") == "1"
     if lora:
-        from peft import LoraConfig, get_peft_model
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=targets))
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        model, optimizer = lora_workload(model)
     else:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -51,8 +50,7 @@ def main(directory, threads, steps, trace):
         logits = model(input_ids=ids).logits
         record(t, "forward", s)
         s = clock()
-        loss = model.base_model.model.loss_function(logits=logits, labels=ids, vocab_size=vocab) if lora else \
-            model.loss_function(logits=logits, labels=ids, vocab_size=vocab)
+        loss = model.loss_function(logits=logits, labels=ids, vocab_size=vocab)  # a PeftModel forwards it to the base model
         record(t, "loss", s)
         s = clock()
         loss.backward()
